@@ -1,0 +1,31 @@
+"""metalearn: meta-learning AutoML for tabular classification.
+
+dataset -> meta-features (pymfe) -> nearest datasets in the knowledge base -> their best
+pipelines as SMAC's initial design -> search -> every trial back into the knowledge base.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "search": "metalearn.warmstart.estimator",
+    "recommend": "metalearn.warmstart.estimator",
+    "AutoClassifier": "metalearn.warmstart.estimator",
+    "KnowledgeBase": "metalearn.knowledge_base",
+    "Client": "metalearn.client",
+    "MetalearnError": "metalearn.errors",
+}
+
+__all__ = ["AutoClassifier", "Client", "KnowledgeBase", "MetalearnError", "__version__", "recommend", "search"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public API lazily so ``import metalearn`` stays fast (the CLI starts quickly)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'metalearn' has no attribute {name!r}")

@@ -1,0 +1,404 @@
+"""The repository API over the knowledge base: what the rest of metalearn reads and writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from metalearn.knowledge_base.engine import create_kb_engine, is_sqlite
+from metalearn.knowledge_base.models import (
+    Base,
+    ConfigurationRow,
+    DatasetRow,
+    MetaFeatureRow,
+    RunRow,
+    SearchRow,
+    utcnow,
+)
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from metalearn.errors import KnowledgeBaseError
+from metalearn.settings import database_url
+
+RUN_STATUSES = ("success", "crash", "timeout")
+
+
+def canonical_json(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(config: Mapping[str, Any], space_version: str) -> str:
+    return hashlib.sha256(f"{space_version}|{canonical_json(config)}".encode()).hexdigest()
+
+
+@dataclass
+class RunRecord:
+    """One finished trial, as handed to :meth:`KnowledgeBase.record_runs`."""
+
+    dataset_id: int
+    config: Mapping[str, Any]
+    algorithm: str
+    metric: str
+    status: str
+    score: float | None
+    seconds: float
+    origin: str
+    score_std: float | None = None
+    search_id: int | None = None
+    budget: float = 1.0
+    seed: int | None = None
+    error: str | None = None
+    run_key: str | None = None
+    space_version: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: int
+    name: str
+    content_hash: str
+    source: str
+    openml_id: int | None
+    family: str | None
+    target: str | None
+    n_rows: int
+    n_features: int
+    n_classes: int
+    n_categorical: int
+
+    @classmethod
+    def from_row(cls, row: DatasetRow) -> DatasetInfo:
+        return cls(row.id, row.name, row.content_hash, row.source, row.openml_id, row.family, row.target,
+                   row.n_rows, row.n_features, row.n_classes, row.n_categorical)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ScoredConfiguration:
+    """A configuration with its (mean) score on one dataset."""
+
+    configuration_id: int
+    algorithm: str
+    config: dict[str, Any]
+    score: float
+    std: float | None
+    n_runs: int
+
+
+class KnowledgeBase:
+    """Datasets, meta-features, configurations, runs and searches, behind one object.
+
+    ``url`` is a file path (SQLite) or any SQLAlchemy URL; ``None`` reads ``METALEARN_DB``.
+    Tables are created on first use.
+    """
+
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        self.url = database_url(url)
+        self._reader = create_kb_engine(self.url)
+        self._writer = create_kb_engine(self.url, immediate=True) if is_sqlite(self.url) else self._reader
+        self._read = sessionmaker(self._reader, expire_on_commit=False)
+        self._write = sessionmaker(self._writer, expire_on_commit=False)
+        if create:
+            self.create_schema()
+
+    @property
+    def engine(self) -> Engine:
+        return self._reader
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({self.url!r})"
+
+    def create_schema(self) -> None:
+        try:
+            Base.metadata.create_all(self._writer)
+        except OperationalError as exc:
+            raise KnowledgeBaseError(f"cannot open knowledge base {self.url}: {exc.orig}") from None
+
+    def dispose(self) -> None:
+        self._reader.dispose()
+        if self._writer is not self._reader:
+            self._writer.dispose()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction: everything in it is committed together or not at all."""
+        with self._write() as session, session.begin():
+            yield session
+
+    # ------------------------------------------------------------------ datasets
+
+    def register_dataset(
+        self,
+        *,
+        name: str,
+        content_hash: str,
+        n_rows: int,
+        n_features: int,
+        n_classes: int,
+        n_categorical: int = 0,
+        source: str = "user",
+        family: str | None = None,
+        openml_id: int | None = None,
+        target: str | None = None,
+    ) -> int:
+        """Id of the dataset with this content hash, registering it first if new."""
+        with self.writing() as session:
+            existing = session.scalar(select(DatasetRow.id).where(DatasetRow.content_hash == content_hash))
+            if existing is not None:
+                if family or openml_id:
+                    row = session.get(DatasetRow, existing)
+                    row.family = row.family or family
+                    row.openml_id = row.openml_id or openml_id
+                return existing
+            row = DatasetRow(name=name, content_hash=content_hash, n_rows=n_rows, n_features=n_features,
+                             n_classes=n_classes, n_categorical=n_categorical, source=source, family=family,
+                             openml_id=openml_id, target=target)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def register(self, dataset: Any) -> int:
+        """Register a :class:`metalearn.datasets.Dataset`."""
+        return self.register_dataset(
+            name=dataset.name, content_hash=dataset.content_hash, n_rows=dataset.n_rows,
+            n_features=dataset.n_features, n_classes=dataset.n_classes,
+            n_categorical=len(dataset.categorical), source=dataset.source, family=dataset.family,
+            openml_id=dataset.openml_id, target=dataset.target,
+        )
+
+    def dataset(self, dataset_id: int) -> DatasetInfo:
+        with self.reading() as session:
+            row = session.get(DatasetRow, dataset_id)
+            if row is None:
+                raise KnowledgeBaseError(f"no dataset with id {dataset_id} in the knowledge base")
+            return DatasetInfo.from_row(row)
+
+    def dataset_by_hash(self, content_hash: str) -> DatasetInfo | None:
+        with self.reading() as session:
+            row = session.scalar(select(DatasetRow).where(DatasetRow.content_hash == content_hash))
+            return DatasetInfo.from_row(row) if row else None
+
+    def datasets(self, limit: int | None = None, offset: int = 0) -> list[DatasetInfo]:
+        with self.reading() as session:
+            query = select(DatasetRow).order_by(DatasetRow.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return [DatasetInfo.from_row(r) for r in session.scalars(query)]
+
+    # ------------------------------------------------------------------ meta-features
+
+    def store_metafeatures(self, dataset_id: int, extractor: str, values: Mapping[str, float | None],
+                           seconds: float) -> None:
+        """Store (or replace) the meta-feature vector of a dataset for one extractor version."""
+        with self.writing() as session:
+            row = session.scalar(select(MetaFeatureRow).where(
+                MetaFeatureRow.dataset_id == dataset_id, MetaFeatureRow.extractor == extractor))
+            if row is None:
+                session.add(MetaFeatureRow(dataset_id=dataset_id, extractor=extractor, values=dict(values),
+                                           seconds=seconds))
+            else:
+                row.values, row.seconds = dict(values), seconds
+
+    def metafeatures(self, dataset_id: int, extractor: str) -> dict[str, float | None] | None:
+        with self.reading() as session:
+            return session.scalar(select(MetaFeatureRow.values).where(
+                MetaFeatureRow.dataset_id == dataset_id, MetaFeatureRow.extractor == extractor))
+
+    def metafeature_matrix(self, extractor: str) -> pd.DataFrame:
+        """All meta-feature vectors of one extractor: one row per dataset id (NaN where undefined)."""
+        with self.reading() as session:
+            rows = session.execute(select(MetaFeatureRow.dataset_id, MetaFeatureRow.values).where(
+                MetaFeatureRow.extractor == extractor)).all()
+        frame = pd.DataFrame([r.values for r in rows], index=[r.dataset_id for r in rows], dtype=float)
+        frame.index.name = "dataset_id"
+        return frame
+
+    # ------------------------------------------------------------------ configurations and runs
+
+    def _configuration_id(self, session: Session, config: Mapping[str, Any], algorithm: str,
+                          space_version: str) -> int:
+        digest = config_hash(config, space_version)
+        found = session.scalar(select(ConfigurationRow.id).where(ConfigurationRow.config_hash == digest))
+        if found is not None:
+            return found
+        try:
+            with session.begin_nested():
+                row = ConfigurationRow(space_version=space_version, algorithm=algorithm,
+                                       config_json=canonical_json(config), config_hash=digest)
+                session.add(row)
+            return row.id
+        except IntegrityError:  # another writer inserted it meanwhile (PostgreSQL)
+            return session.scalar(select(ConfigurationRow.id).where(ConfigurationRow.config_hash == digest))
+
+    def configuration(self, configuration_id: int) -> dict[str, Any]:
+        with self.reading() as session:
+            row = session.get(ConfigurationRow, configuration_id)
+            if row is None:
+                raise KnowledgeBaseError(f"no configuration with id {configuration_id}")
+            return json.loads(row.config_json)
+
+    def record_runs(self, runs: Sequence[RunRecord]) -> list[int]:
+        """Store a batch of runs in one transaction (all or nothing).
+
+        Runs whose ``run_key`` is already stored are skipped, which makes resumed jobs idempotent.
+        Returns the ids of the rows written.
+        """
+        from metalearn.space import SPACE_VERSION
+
+        for run in runs:
+            if run.status not in RUN_STATUSES:
+                raise KnowledgeBaseError(f"run status must be one of {RUN_STATUSES}, got {run.status!r}")
+            if run.status == "success" and run.score is None:
+                raise KnowledgeBaseError("a successful run needs a score")
+        keys = [r.run_key for r in runs if r.run_key]
+        ids = []
+        with self.writing() as session:
+            seen = set(session.scalars(select(RunRow.run_key).where(RunRow.run_key.in_(keys)))) if keys else set()
+            for run in runs:
+                if run.run_key and run.run_key in seen:
+                    continue
+                config_id = self._configuration_id(session, run.config, run.algorithm,
+                                                   run.space_version or SPACE_VERSION)
+                row = RunRow(dataset_id=run.dataset_id, configuration_id=config_id, search_id=run.search_id,
+                             metric=run.metric, score=run.score, score_std=run.score_std, seconds=run.seconds,
+                             status=run.status, budget=run.budget, origin=run.origin, seed=run.seed,
+                             error=run.error, run_key=run.run_key)
+                session.add(row)
+                session.flush()
+                ids.append(row.id)
+                if run.run_key:
+                    seen.add(run.run_key)
+        return ids
+
+    def run_keys(self, prefix: str) -> set[str]:
+        with self.reading() as session:
+            return set(session.scalars(select(RunRow.run_key).where(RunRow.run_key.startswith(prefix))))
+
+    def runs_frame(self, dataset_id: int | None = None, search_id: int | None = None,
+                   run_key_prefix: str | None = None) -> pd.DataFrame:
+        """Runs (with algorithm and configuration JSON) as a DataFrame, oldest first."""
+        query = (select(RunRow.id, RunRow.dataset_id, RunRow.configuration_id, RunRow.search_id, RunRow.metric,
+                        RunRow.score, RunRow.score_std, RunRow.seconds, RunRow.status, RunRow.budget,
+                        RunRow.origin, RunRow.seed, RunRow.error, RunRow.created_at, RunRow.run_key,
+                        ConfigurationRow.algorithm, ConfigurationRow.config_json)
+                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id).order_by(RunRow.id))
+        if dataset_id is not None:
+            query = query.where(RunRow.dataset_id == dataset_id)
+        if search_id is not None:
+            query = query.where(RunRow.search_id == search_id)
+        if run_key_prefix is not None:
+            query = query.where(RunRow.run_key.startswith(run_key_prefix))
+        with self.reading() as session:
+            return pd.DataFrame(session.execute(query).all(), columns=[
+                "id", "dataset_id", "configuration_id", "search_id", "metric", "score", "score_std", "seconds",
+                "status", "budget", "origin", "seed", "error", "created_at", "run_key", "algorithm", "config_json"])
+
+    def performance(self, metric: str, space_version: str | None = None, budget: float = 1.0) -> pd.DataFrame:
+        """Mean score of every (dataset, configuration) pair with successful full-budget runs."""
+        query = (select(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
+                        func.avg(RunRow.score).label("score"), func.count().label("n_runs"))
+                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
+                 .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == budget)
+                 .group_by(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm))
+        if space_version is not None:
+            query = query.where(ConfigurationRow.space_version == space_version)
+        with self.reading() as session:
+            return pd.DataFrame(session.execute(query).all(),
+                                columns=["dataset_id", "configuration_id", "algorithm", "score", "n_runs"])
+
+    def configurations(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        ids = list(ids)
+        with self.reading() as session:
+            rows = session.execute(select(ConfigurationRow.id, ConfigurationRow.config_json).where(
+                ConfigurationRow.id.in_(ids))).all() if ids else []
+        return {r.id: json.loads(r.config_json) for r in rows}
+
+    def best_configurations(self, dataset_id: int, metric: str, limit: int = 10,
+                            space_version: str | None = None, budget: float = 1.0) -> list[ScoredConfiguration]:
+        """The best configurations seen on a dataset, by mean score over their runs."""
+        score = func.avg(RunRow.score)
+        query = (select(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json,
+                        score.label("score"), func.max(RunRow.score_std).label("std"),
+                        func.count().label("n"))
+                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
+                 .where(RunRow.dataset_id == dataset_id, RunRow.metric == metric, RunRow.status == "success",
+                        RunRow.budget == budget)
+                 .group_by(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json)
+                 .order_by(score.desc(), RunRow.configuration_id).limit(limit))
+        if space_version is not None:
+            query = query.where(ConfigurationRow.space_version == space_version)
+        with self.reading() as session:
+            return [ScoredConfiguration(r.configuration_id, r.algorithm, json.loads(r.config_json), float(r.score),
+                                        r.std, int(r.n)) for r in session.execute(query)]
+
+    # ------------------------------------------------------------------ searches
+
+    def start_search(self, dataset_id: int, strategy: str, settings: Mapping[str, Any]) -> int:
+        with self.writing() as session:
+            row = SearchRow(dataset_id=dataset_id, strategy=strategy, settings=dict(settings), status="running")
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def finish_search(self, search_id: int, status: str, best_run_id: int | None = None,
+                      error: str | None = None) -> None:
+        with self.writing() as session:
+            session.execute(update(SearchRow).where(SearchRow.id == search_id).values(
+                status=status, best_run_id=best_run_id, error=error, finished_at=utcnow()))
+
+    def search(self, search_id: int) -> dict[str, Any]:
+        with self.reading() as session:
+            row = session.get(SearchRow, search_id)
+            if row is None:
+                raise KnowledgeBaseError(f"no search with id {search_id}")
+            return {"id": row.id, "dataset_id": row.dataset_id, "strategy": row.strategy,
+                    "settings": row.settings, "status": row.status, "error": row.error,
+                    "best_run_id": row.best_run_id, "started_at": row.started_at, "finished_at": row.finished_at}
+
+    def fail_running_searches(self, reason: str) -> int:
+        """Mark searches left 'running' (e.g. by a stopped server) as failed; their runs stay."""
+        with self.writing() as session:
+            result = session.execute(update(SearchRow).where(SearchRow.status == "running").values(
+                status="failed", error=reason, finished_at=utcnow()))
+            return int(result.rowcount or 0)
+
+    # ------------------------------------------------------------------ statistics
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for ``kb stats`` and the API's health and stats endpoints."""
+        with self.reading() as session:
+            n_datasets = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+            n_runs = session.scalar(select(func.count()).select_from(RunRow)) or 0
+            n_configs = session.scalar(select(func.count()).select_from(ConfigurationRow)) or 0
+            n_searches = session.scalar(select(func.count()).select_from(SearchRow)) or 0
+            with_mf = session.scalar(select(func.count(func.distinct(MetaFeatureRow.dataset_id)))) or 0
+            openml_linked = session.scalar(select(func.count()).select_from(DatasetRow).where(
+                DatasetRow.openml_id.is_not(None))) or 0
+            by_source: dict[str, dict[str, int]] = {}
+            for source, count in session.execute(select(DatasetRow.source, func.count()).group_by(DatasetRow.source)):
+                by_source[source] = {"datasets": int(count), "runs": 0}
+            for source, count in session.execute(select(DatasetRow.source, func.count(RunRow.id)).join(
+                    RunRow, RunRow.dataset_id == DatasetRow.id).group_by(DatasetRow.source)):
+                by_source.setdefault(source, {"datasets": 0, "runs": 0})["runs"] = int(count)
+            by_status = {s: int(c) for s, c in session.execute(
+                select(RunRow.status, func.count()).group_by(RunRow.status))}
+            by_origin = {s: int(c) for s, c in session.execute(
+                select(RunRow.origin, func.count()).group_by(RunRow.origin))}
+        return {"datasets": int(n_datasets), "runs": int(n_runs), "configurations": int(n_configs),
+                "datasets_with_metafeatures": int(with_mf), "searches": int(n_searches),
+                "datasets_linked_to_openml": int(openml_linked), "by_source": by_source,
+                "runs_by_status": by_status, "runs_by_origin": by_origin}

@@ -1,0 +1,351 @@
+"""The ``metalearn`` command line (typer). Errors in the user's input print one line and exit 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from metalearn.errors import MetalearnError
+
+app = typer.Typer(help="Meta-learning AutoML for tabular classification.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+kb_app = typer.Typer(help="Manage the knowledge base (METALEARN_DB).", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Knowledge base path or SQLAlchemy URL "
+                                                             "(default: METALEARN_DB).")]
+TargetOption = Annotated[str, typer.Option("--target", "-t", help="Name of the target column.")]
+NameOption = Annotated[str | None, typer.Option("--name", help="Dataset name (default: the file's stem).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def user_errors(func: F) -> F:
+    """Turn :class:`MetalearnError` into ``error: ...`` on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MetalearnError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=_json_default, allow_nan=False))
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _kb(db: str | None) -> Any:
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import ensure_seeded
+
+    kb = KnowledgeBase(db)
+    ensure_seeded(kb)
+    return kb
+
+
+def _load(file: Path, target: str, name: str | None) -> Any:
+    from metalearn.datasets import load_file
+
+    return load_file(file, target, name)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+@app.command()
+@user_errors
+def metafeatures(file: Path, target: TargetOption, name: NameOption = None, json_: JsonOption = False,
+                 seed: int = 0) -> None:
+    """Extract the meta-feature vector of a dataset."""
+    from metalearn.metafeatures import extract_metafeatures
+
+    dataset = _load(file, target, name)
+    mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=seed)
+    if json_:
+        _print_json(mf.to_json())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{dataset.name}: {len(mf.features)} meta-features ({mf.extractor}, {mf.seconds:.2f} s)")
+    table.add_column("meta-feature")
+    table.add_column("value", justify="right")
+    for key, value in mf.features.items():
+        table.add_row(key, "—" if value is None else f"{value:.6g}")
+    Console().print(table)
+
+
+@app.command()
+@user_errors
+def recommend(file: Path, target: TargetOption, name: NameOption = None,
+              top: Annotated[int, typer.Option(min=1, max=100)] = 5,
+              k: Annotated[int, typer.Option(min=1, max=100, help="Number of neighbours.")] = 5,
+              metric: str = "balanced_accuracy", db: DbOption = None, json_: JsonOption = False) -> None:
+    """Recommend pipelines for a dataset, with the evidence behind each one."""
+    from metalearn.warmstart import SearchSettings, WarmStartSearch
+
+    dataset = _load(file, target, name)
+    engine = WarmStartSearch(_kb(db), SearchSettings(metric=metric, k=k))
+    _, features = engine.prepare(dataset)
+    report = engine.recommend(dataset, features, top)
+    if json_:
+        _print_json(report.to_json())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{dataset.name}[/]: {dataset.n_rows} rows, {dataset.n_features} features, "
+                  f"{dataset.n_classes} classes")
+    console.print("nearest datasets: " + ", ".join(f"{n.name} ({n.distance:.3f})" for n in report.neighbors))
+    if report.far:
+        console.print("[yellow]the knowledge base holds nothing close: the global portfolio leads[/]")
+    table = Table()
+    for col in ("rank", "algorithm", "expected", "range", "source", "evidence"):
+        table.add_column(col)
+    for r in report.recommendations:
+        span = f"{r.expected_range[0]:.3f}–{r.expected_range[1]:.3f}" if r.expected_range else "—"
+        evidence = ", ".join(f"{e.dataset}={e.score:.3f}" for e in r.evidence[:3])
+        expected = f"{r.expected_score:.3f}" if r.expected_score is not None else "—"
+        table.add_row(str(r.rank), r.algorithm, expected, span, r.source, evidence)
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def search(file: Path, target: TargetOption, name: NameOption = None,
+           trials: Annotated[int | None, typer.Option("--trials", min=1, help="Number of trials.")] = 30,
+           time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.")] = None,
+           trial_time_limit: Annotated[float | None, typer.Option(help="Seconds allowed per trial.")] = 120.0,
+           strategy: Annotated[str, typer.Option(help="warm, cold or random.")] = "warm",
+           metric: str = "balanced_accuracy", seed: int = 0, folds: int = 5,
+           max_rows: Annotated[int, typer.Option(help="Row cap (stratified) for the trials.")] = 5000,
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the best model here.")] = None,
+           db: DbOption = None, json_: JsonOption = False) -> None:
+    """Run a (warm-started) search; every trial is stored in the knowledge base."""
+    from metalearn.warmstart import SearchSettings, WarmStartSearch
+
+    dataset = _load(file, target, name)
+    settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
+                              trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
+                              max_rows=max_rows)
+    engine = WarmStartSearch(_kb(db), settings)
+    show_progress = not json_ and sys.stderr.isatty()
+    result = _run_with_progress(engine, dataset, show_progress)
+    if output is not None and result.model is not None:
+        result.save_model(output)
+    if json_:
+        _print_json(result.to_json())
+        return
+    _print_leaderboard(result, output)
+
+
+def _run_with_progress(engine: Any, dataset: Any, show: bool) -> Any:
+    if not show:
+        return engine.run(dataset)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = engine.settings.n_trials
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task(f"{engine.settings.strategy} search on {dataset.name}", total=total, best="—")
+
+        def on_trial(trial: Any, result: Any) -> None:
+            best = result.best_score
+            progress.update(task, completed=len(result.trials), best=f"{best:.4f}" if best is not None else "—")
+
+        return engine.run(dataset, callback=on_trial)
+
+
+def _print_leaderboard(result: Any, output: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    board = result.leaderboard.head(10)
+    table = Table(title=f"search {result.search_id} on {result.dataset['name']} ({result.settings.strategy}, "
+                        f"{len(result.trials)} trials, {result.seconds:.1f} s, {result.settings.metric})")
+    for col in ("trial", "algorithm", "score", "std", "status", "origin", "seconds"):
+        table.add_column(col, justify="right" if col in ("trial", "score", "std", "seconds") else "left")
+    for row in board.itertuples():
+        table.add_row(str(row.trial), row.algorithm, "—" if row.score != row.score or row.score is None
+                      else f"{row.score:.4f}", "—" if row.std != row.std or row.std is None else f"{row.std:.4f}",
+                      row.status, row.origin, f"{row.seconds:.2f}")
+    console.print(table)
+    best = result.best
+    if best is None:
+        console.print("[red]no trial succeeded[/]")
+        return
+    console.print(f"best: trial {best.number}, {best.algorithm}, CV {result.settings.metric} {best.score:.4f}")
+    if output is not None:
+        console.print(f"model saved to {output}")
+
+
+@app.command()
+@user_errors
+def predict(model: Path, file: Path,
+            output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV to write.")] = None) -> None:
+    """Apply a saved model to a table (CSV / parquet / ARFF); the target column, if present, is ignored."""
+    import pandas as pd
+
+    from metalearn.datasets import read_table
+    from metalearn.model_io import load_model
+
+    pipeline, meta = load_model(model)
+    frame = read_table(file)
+    columns = meta.get("columns") or list(frame.columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MetalearnError(f"{file.name} lacks columns the model needs: {missing[:5]}")
+    X = frame[columns].copy()
+    for column in meta.get("categorical") or []:
+        X[column] = X[column].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+    predictions = pd.DataFrame({"prediction": pipeline.predict(X)})
+    if output is None:
+        typer.echo(predictions.to_csv(index=False), nl=False)
+    else:
+        predictions.to_csv(output, index=False)
+        typer.echo(f"wrote {len(predictions)} predictions to {output}")
+
+
+# ---------------------------------------------------------------------------------------------- kb
+
+
+@kb_app.command("init")
+@user_errors
+def kb_init(db: DbOption = None,
+            seed: Annotated[bool, typer.Option(help="Load the shipped seed knowledge base.")] = True) -> None:
+    """Create the knowledge base (and load the shipped seed into it when it is empty)."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import ensure_seeded
+
+    kb = KnowledgeBase(db)
+    loaded = ensure_seeded(kb) if seed else None
+    stats = kb.stats()
+    typer.echo(f"knowledge base at {kb.url}: {stats['datasets']} datasets, {stats['runs']} runs"
+               + (f" (loaded seed {loaded})" if loaded else ""))
+
+
+@kb_app.command("stats")
+@user_errors
+def kb_stats(db: DbOption = None, json_: JsonOption = False) -> None:
+    """Counts of datasets, runs and configurations, by source."""
+    stats = _kb(db).stats()
+    if json_:
+        _print_json(stats)
+        return
+    typer.echo(f"datasets: {stats['datasets']} ({stats['datasets_with_metafeatures']} with meta-features, "
+               f"{stats['datasets_linked_to_openml']} linked to OpenML)")
+    typer.echo(f"runs: {stats['runs']}  configurations: {stats['configurations']}  searches: {stats['searches']}")
+    for source, counts in sorted(stats["by_source"].items()):
+        typer.echo(f"  {source}: {counts['datasets']} datasets, {counts['runs']} runs")
+
+
+@kb_app.command("seed")
+@user_errors
+def kb_seed(
+    manifest: Annotated[Path | None, typer.Option(help="A manifest.json (or its directory).")] = None,
+    openml_suite: Annotated[str | None, typer.Option(help="OpenML suite id or alias.")] = None,
+    openml_datasets: Annotated[list[int] | None, typer.Option(help="OpenML dataset ids (repeat the option).")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Cold SMAC trials per dataset.")] = 60,
+    folds: Annotated[int, typer.Option(min=2)] = 3,
+    max_rows: Annotated[int, typer.Option(min=50, help="Stratified row cap for the trials.")] = 2000,
+    trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = 60.0,
+    seed: int = 0,
+    cross_evaluate: Annotated[int, typer.Option(min=0, help="Top configurations per dataset to evaluate on "
+                                                             "every other dataset.")] = 0,
+    jobs: Annotated[int, typer.Option(min=1, help="Datasets seeded in parallel.")] = 1,
+    cache_dir: Annotated[Path | None, typer.Option(help="OpenML cache directory.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N datasets.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Seed the knowledge base from OpenML or a manifest directory (resumable, parallel)."""
+    from metalearn import seeding
+    from metalearn.knowledge_base import KnowledgeBase
+
+    sources: list[seeding.DatasetSource] = []
+    cache = str(cache_dir) if cache_dir else None
+    if manifest is not None:
+        sources += seeding.manifest_sources(str(manifest))
+    if openml_suite is not None:
+        sources += seeding.openml_suite_sources(openml_suite, cache)
+    if openml_datasets:
+        sources += seeding.openml_dataset_sources(openml_datasets, cache)
+    if not sources:
+        raise MetalearnError("nothing to seed: give --manifest, --openml-suite or --openml-datasets")
+    sources = sources[:limit] if limit else sources
+    protocol = seeding.SeedProtocol(n_trials=trials, folds=folds, max_rows=max_rows,
+                                    trial_time_limit=trial_time_limit, seed=seed, cross_evaluate=cross_evaluate)
+    url = KnowledgeBase(db).url
+
+    def report(summary: dict) -> None:
+        if summary.get("status") != "done":
+            typer.echo(f"{summary['key']}: {summary['status']} ({summary.get('error')})")
+        elif "trials" in summary:
+            best = summary.get("best_score")
+            typer.echo(f"{summary['dataset']}: {summary['trials']} trials (+{summary['new_trials']}), best "
+                       f"{best if best is None else round(best, 4)} {summary.get('best_algorithm')}, "
+                       f"{summary['seconds']:.0f} s")
+        else:
+            typer.echo(f"{summary['dataset']}: cross-evaluated +{summary['new_trials']}, {summary['seconds']:.0f} s")
+
+    outcome = seeding.seed(sources, url, protocol, jobs=jobs, report=report)
+    done = sum(1 for s in outcome["datasets"] if s.get("status") == "done")
+    typer.echo(f"seeded {done}/{len(sources)} datasets into {url}")
+
+
+@kb_app.command("export")
+@user_errors
+def kb_export(output: Path, db: DbOption = None) -> None:
+    """Write a portable snapshot (meta-features, configurations, runs; no raw data)."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import export_snapshot
+
+    counts = export_snapshot(KnowledgeBase(db), output)
+    typer.echo(f"wrote {output}: {counts['datasets']} datasets, {counts['configurations']} configurations, "
+               f"{counts['runs']} runs, {counts['bytes'] / 2**20:.2f} MiB")
+
+
+@kb_app.command("import")
+@user_errors
+def kb_import(snapshot: Path, db: DbOption = None) -> None:
+    """Merge a snapshot into the knowledge base (idempotent)."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import import_snapshot
+
+    counts = import_snapshot(KnowledgeBase(db), snapshot)
+    typer.echo(f"imported {counts['runs']} new runs from {snapshot}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

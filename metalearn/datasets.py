@@ -1,0 +1,391 @@
+"""Load and validate tabular classification datasets.
+
+Sources: CSV / parquet / ARFF files, OpenML datasets and tasks (through the ``openml``
+package, cached in :func:`metalearn.settings.cache_dir`), and directories holding a
+``manifest.json`` in the format of ``../shared/datasets/manifest.json``. Every loader ends
+in :func:`from_frame`, which validates the table and raises :class:`DatasetError` with a
+one-line message when it cannot be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.errors import DatasetError
+from metalearn.settings import Limits, cache_dir
+
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".arff")
+
+
+@dataclass
+class Dataset:
+    """A validated classification table: features ``X``, labels ``y`` and provenance."""
+
+    name: str
+    X: pd.DataFrame
+    y: pd.Series
+    categorical: list[str]
+    target: str = "target"
+    source: str = "user"
+    family: str | None = None
+    openml_id: int | None = None
+    _hash: str | None = field(default=None, repr=False)
+
+    @property
+    def numeric(self) -> list[str]:
+        cats = set(self.categorical)
+        return [c for c in self.X.columns if c not in cats]
+
+    @property
+    def n_rows(self) -> int:
+        return int(len(self.X))
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.y.nunique())
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 over column names, cell values and labels: the same data is the same dataset."""
+        if self._hash is None:
+            digest = hashlib.sha256()
+            digest.update(json.dumps([str(c) for c in self.X.columns]).encode())
+            digest.update(pd.util.hash_pandas_object(self.X, index=False).to_numpy().tobytes())
+            digest.update(pd.util.hash_pandas_object(self.y.astype(str), index=False).to_numpy().tobytes())
+            self._hash = digest.hexdigest()
+        return self._hash
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_rows": self.n_rows,
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "n_categorical": len(self.categorical),
+            "content_hash": self.content_hash,
+            "source": self.source,
+            "family": self.family,
+            "openml_id": self.openml_id,
+        }
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+
+
+def from_frame(
+    frame: pd.DataFrame,
+    target: str,
+    name: str = "dataset",
+    categorical: Sequence[str] | None = None,
+    *,
+    source: str = "user",
+    family: str | None = None,
+    openml_id: int | None = None,
+    limits: Limits | None = None,
+) -> Dataset:
+    """Validate ``frame`` and split it into features and target.
+
+    Non-numeric columns (and any listed in ``categorical``) become string categoricals with
+    missing values kept as NaN. Rows with a missing target are dropped.
+    """
+    limits = limits or Limits.from_env()
+    if not isinstance(frame, pd.DataFrame):
+        raise DatasetError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise DatasetError(f"dataset {name!r} is empty ({frame.shape[0]} rows, {frame.shape[1]} columns)")
+    frame = frame.rename(columns=str)
+    if target not in frame.columns:
+        shown = ", ".join(list(frame.columns)[:10]) + (", ..." if frame.shape[1] > 10 else "")
+        raise DatasetError(f"target column {target!r} not found in {name!r}; columns are: {shown}")
+    if frame.columns.duplicated().any():
+        dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise DatasetError(f"dataset {name!r} has duplicate column names: {dupes[:5]}")
+    if len(frame) > limits.max_rows:
+        raise DatasetError(
+            f"dataset {name!r} has {len(frame):,} rows, more than the limit of {limits.max_rows:,} "
+            "(METALEARN_MAX_ROWS)"
+        )
+    if frame.shape[1] - 1 > limits.max_columns:
+        raise DatasetError(
+            f"dataset {name!r} has {frame.shape[1] - 1:,} feature columns, more than the limit of "
+            f"{limits.max_columns:,} (METALEARN_MAX_COLUMNS)"
+        )
+    frame = frame[frame[target].notna()]
+    if frame.shape[1] < 2:
+        raise DatasetError(f"dataset {name!r} has no feature columns besides the target {target!r}")
+    y = frame[target]
+    n_classes = y.nunique()
+    if n_classes < 2:
+        raise DatasetError(
+            f"target {target!r} of {name!r} has {n_classes} class(es) in {len(frame)} labelled rows; "
+            "classification needs at least 2"
+        )
+    if pd.api.types.is_float_dtype(y) and n_classes > max(50, len(y) // 2):
+        raise DatasetError(
+            f"target {target!r} of {name!r} looks continuous ({n_classes} distinct values); "
+            "metalearn handles classification only"
+        )
+    X = frame.drop(columns=[target]).reset_index(drop=True)
+    declared = set(categorical or ())
+    unknown = declared - set(X.columns)
+    if unknown:
+        raise DatasetError(f"categorical columns not in {name!r}: {sorted(unknown)[:5]}")
+    cats: list[str] = []
+    for column in X.columns:
+        if column in declared or _is_categorical(X[column]):
+            values = X[column]
+            X[column] = values.astype(object).where(values.notna(), np.nan).map(
+                lambda v: v if isinstance(v, float) and np.isnan(v) else str(v)
+            ).astype(object)
+            cats.append(column)
+        elif not pd.api.types.is_float_dtype(X[column]):
+            X[column] = X[column].astype(float)
+    y = y.reset_index(drop=True)
+    y = _labels(y)
+    y.name = target
+    return Dataset(
+        name=name, X=X, y=y, categorical=cats, target=target, source=source, family=family,
+        openml_id=openml_id,
+    )
+
+
+def _labels(y: pd.Series) -> pd.Series:
+    """Integer labels stay (or become, from integer-like text) ``int64``; others plain Python strings.
+
+    scikit-learn mishandles pandas' Arrow-backed string dtype, and text labels such as "0" / "1"
+    (forests with ``class_weight="balanced"`` fail on them), hence the normalisation.
+    """
+    if pd.api.types.is_bool_dtype(y):
+        return y.astype("int64")
+    numeric = pd.to_numeric(y.astype(object), errors="coerce")
+    if numeric.notna().all() and np.all(np.mod(numeric.to_numpy(dtype=float), 1) == 0):
+        return numeric.astype("int64")
+    return pd.Series([str(v) for v in y], dtype=object)
+
+
+def read_table(path: str | os.PathLike[str], limits: Limits | None = None) -> pd.DataFrame:
+    """Read a CSV, parquet or ARFF file into a DataFrame with clear errors."""
+    limits = limits or Limits.from_env()
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"file not found: {path}")
+    if not path.is_file():
+        raise DatasetError(f"not a file: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise DatasetError(f"file is empty: {path}")
+    if size > limits.max_file_bytes:
+        raise DatasetError(
+            f"file {path.name} is {size / 2**20:.1f} MiB, more than the limit of "
+            f"{limits.max_file_bytes / 2**20:.0f} MiB (METALEARN_MAX_FILE_MB)"
+        )
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, nrows=limits.max_rows + 1, low_memory=False)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix == ".arff":
+            return _read_arff(path)
+    except DatasetError:
+        raise
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(f"cannot read {path.name} as {suffix[1:]}: {detail}") from None
+    except Exception as exc:  # pyarrow and liac-arff raise their own exception types
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(f"cannot read {path.name} as {suffix[1:]}: {detail}") from None
+    raise DatasetError(
+        f"unsupported file type {suffix or '(none)'!r} for {path.name}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
+    )
+
+
+def _read_arff(path: Path) -> pd.DataFrame:
+    import arff  # liac-arff, a dependency of openml
+
+    with path.open() as handle:
+        data = arff.load(handle)
+    columns = [name for name, _ in data["attributes"]]
+    return pd.DataFrame(data["data"], columns=columns)
+
+
+def load_file(
+    path: str | os.PathLike[str],
+    target: str,
+    name: str | None = None,
+    categorical: Sequence[str] | None = None,
+    limits: Limits | None = None,
+) -> Dataset:
+    """Load a CSV / parquet / ARFF file; the name defaults to the file's stem."""
+    frame = read_table(path, limits)
+    return from_frame(frame, target, name or Path(path).stem, categorical, limits=limits)
+
+
+def from_xy(X: Any, y: Any, name: str = "dataset", categorical: Sequence[str] | None = None) -> Dataset:
+    """Build a dataset from array-likes, as scikit-learn's ``fit(X, y)`` receives them."""
+    frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    frame.columns = [str(c) for c in frame.columns]
+    target = "__target__"
+    while target in frame.columns:
+        target += "_"
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != len(frame):
+        raise DatasetError(f"y must be 1-d with {len(frame)} entries, got shape {labels.shape}")
+    frame[target] = labels
+    dataset = from_frame(frame.reset_index(drop=True), target, name, categorical)
+    dataset.y.name = "target"
+    return dataset
+
+
+# --------------------------------------------------------------------------- OpenML
+
+
+def configure_openml(cache: str | os.PathLike[str] | None = None) -> Path:
+    """Point openml-python's cache at ``cache`` (default :func:`cache_dir`) and return it."""
+    import openml
+
+    root = cache_dir(cache)
+    root.mkdir(parents=True, exist_ok=True)
+    openml.config.set_root_cache_directory(str(root))
+    return root
+
+
+def _openml_call(what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except Exception as exc:  # openml raises many types (server, network, cache)
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(f"cannot load {what} from OpenML: {detail}") from None
+
+
+def load_openml_dataset(dataset_id: int, target: str | None = None, cache: str | None = None) -> Dataset:
+    """Load OpenML dataset ``dataset_id`` (its default target unless ``target`` is given)."""
+    import openml
+
+    configure_openml(cache)
+    ds = _openml_call(
+        f"dataset {dataset_id}", openml.datasets.get_dataset, dataset_id,
+        download_data=True, download_qualities=False, download_features_meta_data=True,
+    )
+    target = target or (ds.default_target_attribute or "").split(",")[0]
+    if not target:
+        raise DatasetError(f"OpenML dataset {dataset_id} has no default target; pass one")
+    X, y, cat_mask, names = _openml_call(
+        f"dataset {dataset_id}", ds.get_data, target=target, dataset_format="dataframe"
+    )
+    frame = X.copy()
+    frame[target] = y
+    cats = [n for n, is_cat in zip(names, cat_mask, strict=False) if is_cat and n != target]
+    ignore = [c for c in (ds.ignore_attribute or []) + ([ds.row_id_attribute] if ds.row_id_attribute else [])
+              if c in frame.columns and c != target]
+    frame = frame.drop(columns=ignore)
+    cats = [c for c in cats if c not in ignore]
+    return from_frame(frame, target, ds.name, cats, source="openml", openml_id=int(dataset_id), family=ds.name)
+
+
+def load_openml_task(task_id: int, cache: str | None = None) -> Dataset:
+    """Load the dataset and target of OpenML task ``task_id``."""
+    import openml
+
+    configure_openml(cache)
+    task = _openml_call(f"task {task_id}", openml.tasks.get_task, task_id, download_data=False)
+    target = getattr(task, "target_name", None)
+    return load_openml_dataset(task.dataset_id, target=target, cache=cache)
+
+
+def openml_suite_tasks(suite: str | int, cache: str | None = None) -> list[int]:
+    """Task ids of an OpenML benchmark suite (id or alias such as ``OpenML-CC18``)."""
+    import openml
+
+    configure_openml(cache)
+    study = _openml_call(f"suite {suite}", openml.study.get_suite, suite)
+    return [int(t) for t in (study.tasks or [])]
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One dataset of a ``manifest.json`` directory."""
+
+    name: str
+    path: Path
+    target: str
+    family: str
+    categorical: tuple[str, ...]
+    source: str
+    openml_id: int | None
+    n_rows: int | None = None
+
+    def load(self, limits: Limits | None = None) -> Dataset:
+        frame = read_table(self.path, limits)
+        return from_frame(
+            frame, self.target, self.name, list(self.categorical), source="manifest",
+            family=self.family, openml_id=self.openml_id, limits=limits,
+        )
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[ManifestEntry]:
+    """Entries of a manifest (the directory or its ``manifest.json``)."""
+    path = Path(path)
+    manifest = path / "manifest.json" if path.is_dir() else path
+    if not manifest.is_file():
+        raise DatasetError(f"no manifest.json at {path}")
+    try:
+        items = json.loads(manifest.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"manifest {manifest} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(items, list):
+        raise DatasetError(f"manifest {manifest} must hold a JSON list of datasets")
+    entries = []
+    for i, item in enumerate(items):
+        try:
+            entries.append(ManifestEntry(
+                name=str(item["name"]), path=manifest.parent / item["file"], target=str(item["target"]),
+                family=str(item.get("family") or item["name"]),
+                categorical=tuple(str(c) for c in item.get("categorical") or ()),
+                source=str(item.get("source") or "manifest"),
+                openml_id=int(item["openml_id"]) if item.get("openml_id") is not None else None,
+                n_rows=int(item["n_rows"]) if item.get("n_rows") is not None else None,
+            ))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"manifest {manifest} entry {i} is malformed: {exc}") from None
+    return entries
+
+
+def iter_manifest(path: str | os.PathLike[str]) -> Iterator[Dataset]:
+    for entry in read_manifest(path):
+        yield entry.load()
+
+
+def stratified_subsample(
+    X: pd.DataFrame, y: pd.Series, max_rows: int | None, seed: int = 0
+) -> tuple[pd.DataFrame, pd.Series]:
+    """At most ``max_rows`` rows, keeping class proportions (and every class present)."""
+    if max_rows is None or len(X) <= max_rows:
+        return X, y
+    from sklearn.model_selection import train_test_split
+
+    counts = y.value_counts()
+    keep_all = y.isin(counts[counts < 2].index)
+    rest = ~keep_all
+    size = max(max_rows - int(keep_all.sum()), len(counts))
+    idx_rest = np.flatnonzero(rest.to_numpy())
+    chosen, _ = train_test_split(idx_rest, train_size=size, stratify=y.iloc[idx_rest], random_state=seed)
+    idx = np.sort(np.concatenate([np.flatnonzero(keep_all.to_numpy()), chosen]))
+    return X.iloc[idx].reset_index(drop=True), y.iloc[idx].reset_index(drop=True)

@@ -1,0 +1,196 @@
+"""Build a seed knowledge base: cold SMAC searches on many datasets, then cross-evaluation.
+
+Protocol (defaults; ``metalearn kb seed --help`` shows them): per dataset, register it (with its
+family and OpenML id), extract meta-features, then run a cold SMAC search of ``n_trials`` trials
+(``folds``-fold stratified CV on at most ``max_rows`` rows drawn by stratified subsampling,
+``trial_time_limit`` seconds per trial, seed ``seed``), storing every trial with the run key
+``seed:<content hash>:<seed>:<trial>``. Cross-evaluation then runs the ``cross_evaluate`` best
+configurations of every dataset on every other dataset (keys ``xeval:<hash>:<configuration id>``),
+so the global portfolio is built from a (nearly) full performance matrix.
+
+Both phases are resumable (keys make writes idempotent; a dataset's search replays its stored
+trials and only evaluates the missing ones) and parallel over datasets (``jobs`` processes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+from metalearn.datasets import (
+    Dataset,
+    load_openml_dataset,
+    load_openml_task,
+    openml_suite_tasks,
+    read_manifest,
+    stratified_subsample,
+)
+from metalearn.errors import MetalearnError
+
+
+@dataclass(frozen=True)
+class SeedProtocol:
+    n_trials: int = 60
+    folds: int = 3
+    max_rows: int = 2000
+    trial_time_limit: float = 60.0
+    seed: int = 0
+    metric: str = "balanced_accuracy"
+    cross_evaluate: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A named way to load one dataset (picklable, so worker processes can load it)."""
+
+    key: str
+    loader: Callable[[], Dataset]
+
+
+def manifest_sources(path: str) -> list[DatasetSource]:
+    return [DatasetSource(f"manifest:{e.name}", e.load) for e in read_manifest(path)]
+
+
+def openml_dataset_sources(ids: Iterable[int], cache: str | None = None) -> list[DatasetSource]:
+    return [DatasetSource(f"openml-dataset:{i}", partial(load_openml_dataset, int(i), cache=cache)) for i in ids]
+
+
+def openml_suite_sources(suite: str, cache: str | None = None) -> list[DatasetSource]:
+    suite_id: str | int = int(suite) if str(suite).isdigit() else suite
+    return [DatasetSource(f"openml-task:{t}", partial(load_openml_task, t, cache=cache))
+            for t in openml_suite_tasks(suite_id, cache)]
+
+
+def seed_key(dataset: Dataset, protocol: SeedProtocol) -> str:
+    return f"seed:{dataset.content_hash[:16]}:{protocol.seed}:"
+
+
+def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str, Any]:
+    """Seed one dataset (resuming if some of its trials are stored); returns a summary."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.warmstart import SearchSettings, WarmStartSearch
+
+    start = time.perf_counter()
+    try:
+        dataset = source.loader()
+    except MetalearnError as exc:
+        return {"key": source.key, "status": "skipped", "error": str(exc)}
+    kb = KnowledgeBase(db)
+    try:
+        settings = SearchSettings(strategy="cold", n_trials=protocol.n_trials, folds=protocol.folds,
+                                  max_rows=protocol.max_rows, trial_time_limit=protocol.trial_time_limit,
+                                  seed=protocol.seed, metric=protocol.metric, refit=False)
+        prefix = seed_key(dataset, protocol)
+        engine = WarmStartSearch(kb, settings)
+        dataset_id = kb.register(dataset)
+        before = len(kb.run_keys(prefix))
+        if before >= protocol.n_trials:
+            engine.prepare(dataset)
+            result = None
+        else:
+            result = engine.run(dataset, run_key_prefix=prefix)
+        best = kb.best_configurations(dataset_id, protocol.metric, 1)
+        return {"key": source.key, "dataset": dataset.name, "dataset_id": dataset_id, "status": "done",
+                "new_trials": 0 if result is None else len(result.trials) - before,
+                "trials": len(kb.run_keys(prefix)), "best_score": best[0].score if best else None,
+                "best_algorithm": best[0].algorithm if best else None, "seconds": time.perf_counter() - start}
+    finally:
+        kb.dispose()
+
+
+def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, config_ids: list[int]) -> dict:
+    """Evaluate the pooled top configurations on one dataset (skipping stored ones)."""
+    from metalearn.evaluation import evaluate_config
+    from metalearn.knowledge_base import KnowledgeBase, RunRecord
+
+    start = time.perf_counter()
+    try:
+        dataset = source.loader()
+    except MetalearnError as exc:
+        return {"key": source.key, "status": "skipped", "error": str(exc)}
+    kb = KnowledgeBase(db)
+    try:
+        dataset_id = kb.register(dataset)
+        prefix = f"xeval:{dataset.content_hash[:16]}:"
+        done = kb.run_keys(prefix)
+        already = set(kb.performance(protocol.metric).query("dataset_id == @dataset_id")["configuration_id"])
+        configs = kb.configurations(config_ids)
+        X, y = stratified_subsample(dataset.X, dataset.y, protocol.max_rows, protocol.seed)
+        written = 0
+        from metalearn.space import algorithm_of
+
+        for config_id in config_ids:
+            key = f"{prefix}{config_id}"
+            if key in done or config_id in already:
+                continue
+            outcome = evaluate_config(configs[config_id], X, y, dataset.categorical, protocol.metric,
+                                      protocol.folds, seed=protocol.seed, time_limit=protocol.trial_time_limit)
+            kb.record_runs([RunRecord(dataset_id=dataset_id, config=configs[config_id],
+                                      algorithm=algorithm_of(configs[config_id]), metric=protocol.metric,
+                                      status=outcome.status, score=outcome.score, score_std=outcome.std,
+                                      seconds=outcome.seconds, origin="cross_eval", seed=protocol.seed,
+                                      error=outcome.error, run_key=key)])
+            written += 1
+        return {"key": source.key, "dataset": dataset.name, "status": "done", "new_trials": written,
+                "seconds": time.perf_counter() - start}
+    finally:
+        kb.dispose()
+
+
+def _pooled_top_configs(db: str, protocol: SeedProtocol) -> list[int]:
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.space import SPACE_VERSION
+
+    kb = KnowledgeBase(db)
+    perf = kb.performance(protocol.metric, SPACE_VERSION)
+    kb.dispose()
+    if perf.empty:
+        return []
+    top = (perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
+           .groupby("dataset_id").head(protocol.cross_evaluate))
+    return sorted(set(int(c) for c in top["configuration_id"]))
+
+
+def _map(func: Callable[..., dict], sources: list[DatasetSource], jobs: int, desc: str,
+         report: Callable[[dict], None]) -> list[dict]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    results = []
+    with Progress(TextColumn(desc), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task(desc, total=len(sources))
+        if jobs <= 1:
+            for source in sources:
+                results.append(func(source))
+                report(results[-1])
+                progress.advance(task)
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(func, source): source for source in sources}
+                for future in as_completed(futures):
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # a worker died: report it and go on with the rest
+                        outcome = {"key": futures[future].key, "status": "failed", "error": repr(exc)}
+                    results.append(outcome)
+                    report(outcome)
+                    progress.advance(task)
+    return results
+
+
+def seed(sources: list[DatasetSource], db: str, protocol: SeedProtocol, jobs: int = 1,
+         report: Callable[[dict], None] = lambda _: None) -> dict[str, Any]:
+    """Run both phases over ``sources``; returns the per-dataset summaries."""
+    from metalearn.knowledge_base import KnowledgeBase
+
+    KnowledgeBase(db).dispose()  # create the schema once, before the workers start
+    summaries = _map(partial(seed_one, db=db, protocol=protocol), sources, jobs, "seeding", report)
+    cross: list[dict] = []
+    if protocol.cross_evaluate > 0:
+        config_ids = _pooled_top_configs(db, protocol)
+        cross = _map(partial(cross_evaluate_one, db=db, protocol=protocol, config_ids=config_ids), sources, jobs,
+                     "cross-evaluating", report)
+    return {"protocol": asdict(protocol), "datasets": summaries, "cross_evaluation": cross}

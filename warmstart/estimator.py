@@ -1,0 +1,95 @@
+"""Python entry points: ``search``, ``recommend`` and the scikit-learn compatible ``AutoClassifier``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.warmstart.recommend import RecommendationReport
+from metalearn.warmstart.search import SearchResult, SearchSettings, WarmStartSearch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from metalearn.datasets import from_xy
+from metalearn.evaluation import DEFAULT_METRIC
+
+
+def search(X: Any, y: Any, *, strategy: str = "warm", n_trials: int | None = 50,
+           time_budget: float | None = None, trial_time_limit: float | None = None,
+           metric: str = DEFAULT_METRIC, folds: int = 5, seed: int = 0, max_rows: int | None = 5000,
+           categorical: list[str] | None = None, name: str = "dataset",
+           kb: KnowledgeBase | str | None = None, callback: Any = None) -> SearchResult:
+    """Run a (by default warm-started) search on ``X, y``; every trial is stored in the knowledge base."""
+    dataset = from_xy(X, y, name=name, categorical=categorical)
+    settings = SearchSettings(strategy=strategy, n_trials=n_trials, time_budget=time_budget,
+                              trial_time_limit=trial_time_limit, metric=metric, folds=folds, seed=seed,
+                              max_rows=max_rows)
+    return WarmStartSearch(kb, settings).run(dataset, callback=callback)
+
+
+def recommend(X: Any, y: Any, *, top: int = 5, k: int = 5, metric: str = DEFAULT_METRIC,
+              categorical: list[str] | None = None, name: str = "dataset",
+              kb: KnowledgeBase | str | None = None) -> RecommendationReport:
+    """Recommended pipelines for ``X, y`` with their evidence (registers the dataset's meta-features)."""
+    dataset = from_xy(X, y, name=name, categorical=categorical)
+    engine = WarmStartSearch(kb, SearchSettings(metric=metric, k=k))
+    _, features = engine.prepare(dataset)
+    return engine.recommend(dataset, features, top)
+
+
+class AutoClassifier(ClassifierMixin, BaseEstimator):
+    """Warm-started AutoML classifier with the scikit-learn estimator API.
+
+    After ``fit``: ``best_config_``, ``best_score_``, ``leaderboard_``, ``trajectory_``,
+    ``search_id_``, ``model_`` (the refitted pipeline) and ``classes_``.
+    """
+
+    def __init__(self, strategy: str = "warm", n_trials: int | None = 30, time_budget: float | None = None,
+                 trial_time_limit: float | None = None, metric: str = DEFAULT_METRIC, folds: int = 5,
+                 seed: int = 0, max_rows: int | None = 5000, kb: str | None = None) -> None:
+        self.strategy = strategy
+        self.n_trials = n_trials
+        self.time_budget = time_budget
+        self.trial_time_limit = trial_time_limit
+        self.metric = metric
+        self.folds = folds
+        self.seed = seed
+        self.max_rows = max_rows
+        self.kb = kb
+
+    def fit(self, X: Any, y: Any) -> AutoClassifier:
+        result = search(X, y, strategy=self.strategy, n_trials=self.n_trials, time_budget=self.time_budget,
+                        trial_time_limit=self.trial_time_limit, metric=self.metric, folds=self.folds,
+                        seed=self.seed, max_rows=self.max_rows, kb=self.kb)
+        if result.model is None:
+            raise RuntimeError("no trial succeeded; see leaderboard_ for the errors")
+        self.result_ = result
+        self.model_ = result.model
+        self.best_config_ = result.best_config
+        self.best_score_ = result.best_score
+        self.leaderboard_ = result.leaderboard
+        self.trajectory_ = result.trajectory
+        self.search_id_ = result.search_id
+        self.classes_ = self.model_.classes_
+        self.feature_names_in_ = np.asarray(result.extra["columns"], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "model_")
+        if isinstance(X, pd.DataFrame):
+            frame = X.rename(columns=str)
+        else:
+            frame = pd.DataFrame(np.asarray(X), columns=list(self.feature_names_in_))
+        categorical = set(self.result_.extra.get("categorical", []))
+        for column in categorical & set(frame.columns):
+            frame[column] = frame[column].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+        return frame
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.model_.predict(self._frame(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.model_.predict_proba(self._frame(X))

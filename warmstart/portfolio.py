@@ -1,0 +1,65 @@
+"""A global portfolio: configurations that do well across many datasets.
+
+Built greedily as in auto-sklearn 2.0 (Feurer et al., 2022): from a performance matrix of
+datasets x configurations (scores normalised per dataset to [0, 1], best = 1), repeatedly add
+the configuration that most improves the mean over datasets of the best normalised score
+within the portfolio. A configuration not evaluated on a dataset counts as 0 there, so
+configurations evaluated on many datasets (the cross-evaluation of the seed build) are
+preferred over ones seen once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+
+
+def normalized_matrix(performance: pd.DataFrame) -> pd.DataFrame:
+    """Pivot ``performance`` (dataset_id, configuration_id, score) to per-dataset min-max scores."""
+    if performance.empty:
+        return pd.DataFrame()
+    matrix = performance.pivot_table(index="dataset_id", columns="configuration_id", values="score",
+                                     aggfunc="mean")
+    low = matrix.min(axis=1)
+    span = (matrix.max(axis=1) - low).replace(0, np.nan)
+    return matrix.sub(low, axis=0).div(span, axis=0).where(span.notna(), 1.0).where(matrix.notna())
+
+
+def build_portfolio(
+    performance: pd.DataFrame,
+    size: int = 16,
+    *,
+    exclude_datasets: Collection[int] = (),
+    min_coverage: float = 0.0,
+) -> list[tuple[int, float]]:
+    """Greedy portfolio: ``[(configuration_id, marginal gain), ...]`` in selection order.
+
+    ``exclude_datasets`` are left out of the matrix (leave-one-family-out). Configurations
+    evaluated on fewer than ``min_coverage`` of the datasets are not candidates.
+    """
+    if len(exclude_datasets):
+        performance = performance[~performance["dataset_id"].isin(set(exclude_datasets))]
+    matrix = normalized_matrix(performance)
+    if matrix.empty:
+        return []
+    coverage = matrix.notna().mean(axis=0)
+    candidates = matrix.loc[:, coverage >= min_coverage] if min_coverage > 0 else matrix
+    if candidates.shape[1] == 0:
+        candidates = matrix
+    values = candidates.fillna(0.0).to_numpy()
+    columns = list(candidates.columns)
+    current = np.zeros(values.shape[0])
+    chosen: list[tuple[int, float]] = []
+    available = np.ones(values.shape[1], dtype=bool)
+    for _ in range(min(size, values.shape[1])):
+        gains = np.maximum(values, current[:, None]).mean(axis=0) - current.mean()
+        gains[~available] = -np.inf
+        best = int(np.argmax(gains))
+        if not np.isfinite(gains[best]):
+            break
+        chosen.append((int(columns[best]), float(gains[best])))
+        available[best] = False
+        current = np.maximum(current, values[:, best])
+    return chosen

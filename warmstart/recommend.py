@@ -1,0 +1,234 @@
+"""Recommendations with evidence: neighbours' best pipelines, merged with a global portfolio.
+
+Ranking rule (documented in the README): for the ``k`` nearest datasets ``j`` at distance
+``d_j`` each gets weight ``w_j = 1 / (d_j + 0.01)``. On every dataset, each configuration's
+score is turned into a percentile rank among the configurations run there (1 = best). A
+candidate (one of the best ``per_neighbor`` configurations of some neighbour) is ranked by
+the weighted mean of its percentile ranks over the neighbours, counting 0.5 where it was not
+run. Its expected score is the weighted mean of its observed scores, and its range the
+minimum and maximum observed on the neighbours.
+
+When the knowledge base is small (fewer than ``min_datasets`` datasets with runs) or the
+nearest neighbour is farther than the 90th percentile of nearest-neighbour distances inside
+the knowledge base, portfolio configurations (:mod:`metalearn.warmstart.portfolio`) lead the
+list and neighbour candidates follow; otherwise neighbour candidates lead and the portfolio
+fills the remaining slots. Every recommendation says which source it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
+from metalearn.warmstart.portfolio import build_portfolio
+
+from metalearn.evaluation import DEFAULT_METRIC
+
+WEIGHT_EPS = 0.01
+
+
+@dataclass(frozen=True)
+class Evidence:
+    dataset: str
+    dataset_id: int
+    distance: float
+    score: float
+
+
+@dataclass
+class Recommendation:
+    rank: int
+    algorithm: str
+    configuration: dict[str, Any]
+    configuration_id: int
+    expected_score: float | None
+    expected_range: tuple[float, float] | None
+    source: str  # "neighbors" | "portfolio"
+    utility: float
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["expected_range"] = list(self.expected_range) if self.expected_range else None
+        return data
+
+
+@dataclass
+class RecommendationReport:
+    dataset: dict[str, Any]
+    metafeatures: dict[str, float | None]
+    neighbors: list[Neighbor]
+    recommendations: list[Recommendation]
+    far: bool
+    metric: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "metric": self.metric,
+            "far_from_knowledge_base": self.far,
+            "neighbors": [{"dataset": n.name, "dataset_id": n.dataset_id, "family": n.family,
+                           "distance": n.distance} for n in self.neighbors],
+            "recommendations": [r.to_json() for r in self.recommendations],
+        }
+
+
+class Recommender:
+    """Reads the knowledge base once and answers neighbour and recommendation queries.
+
+    ``restrict_to`` limits the candidate datasets (for knowledge-base size curves).
+    """
+
+    def __init__(self, kb: KnowledgeBase, metric: str = DEFAULT_METRIC, *, extractor: str | None = None,
+                 distance: str = "l1", portfolio_size: int = 16, min_datasets: int = 5,
+                 restrict_to: Collection[int] | None = None) -> None:
+        from metalearn.metafeatures import EXTRACTOR_VERSION
+        from metalearn.space import SPACE_VERSION
+
+        self.kb, self.metric = kb, metric
+        self.extractor = extractor or EXTRACTOR_VERSION
+        self.space_version = SPACE_VERSION
+        self.distance, self.portfolio_size, self.min_datasets = distance, portfolio_size, min_datasets
+        self.restrict_to = set(restrict_to) if restrict_to is not None else None
+        self._portfolios: dict[frozenset[int], list[tuple[int, float]]] = {}
+        self._far: float | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reload runs and meta-features (after new runs were written)."""
+        performance = self.kb.performance(self.metric, self.space_version)
+        if self.restrict_to is not None:
+            performance = performance[performance["dataset_id"].isin(self.restrict_to)]
+        self.performance = performance
+        self.scores = performance.pivot_table(index="dataset_id", columns="configuration_id", values="score")
+        self.percentiles = self.scores.rank(axis=1, pct=True)
+        self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
+        matrix = self.kb.metafeature_matrix(self.extractor)
+        matrix = matrix[matrix.index.isin(self.scores.index)]
+        self.info = {d.id: (d.name, d.family, d.content_hash) for d in self.kb.datasets()
+                     if d.id in set(matrix.index)}
+        self.index = NeighborIndex(matrix, self.info, self.distance) if len(matrix) else None
+        self._portfolios.clear()
+        self._far = None
+
+    # ------------------------------------------------------------------ pieces
+
+    @property
+    def n_datasets(self) -> int:
+        return 0 if self.index is None else len(self.index)
+
+    def far_threshold(self) -> float:
+        if self._far is None:
+            self._far = self.index.typical_nearest_distance(0.9) if self.index is not None else float("inf")
+        return self._far
+
+    def excluded_ids(self, exclude_ids: Collection[int] = (), exclude_families: Collection[str] = (),
+                     exclude_hashes: Collection[str] = ()) -> set[int]:
+        families, hashes = set(exclude_families), set(exclude_hashes)
+        ids = set(exclude_ids)
+        for dataset_id, (_, family, content_hash) in self.info.items():
+            if (family is not None and family in families) or content_hash in hashes:
+                ids.add(dataset_id)
+        return ids
+
+    def neighbors(self, features: Mapping[str, float | None], k: int = 5, *, exclude_ids: Collection[int] = (),
+                  exclude_families: Collection[str] = (), exclude_hashes: Collection[str] = ()) -> list[Neighbor]:
+        if self.index is None:
+            return []
+        return self.index.query(features, k, exclude_ids=exclude_ids, exclude_families=exclude_families,
+                                exclude_hashes=exclude_hashes)
+
+    def portfolio(self, excluded: Collection[int] = ()) -> list[tuple[int, float]]:
+        key = frozenset(excluded)
+        if key not in self._portfolios:
+            self._portfolios[key] = build_portfolio(self.performance, self.portfolio_size,
+                                                    exclude_datasets=key, min_coverage=0.2)
+        return self._portfolios[key]
+
+    # ------------------------------------------------------------------ recommend
+
+    def recommend(
+        self,
+        features: Mapping[str, float | None],
+        top: int = 5,
+        k: int = 5,
+        *,
+        dataset: Mapping[str, Any] | None = None,
+        exclude_ids: Collection[int] = (),
+        exclude_families: Collection[str] = (),
+        exclude_hashes: Collection[str] = (),
+        per_neighbor: int | None = None,
+    ) -> RecommendationReport:
+        """Ranked, deduplicated candidate pipelines for a dataset with meta-features ``features``."""
+        neighbors = self.neighbors(features, k, exclude_ids=exclude_ids, exclude_families=exclude_families,
+                                   exclude_hashes=exclude_hashes)
+        excluded = self.excluded_ids(exclude_ids, exclude_families, exclude_hashes)
+        far = (self.n_datasets - len(excluded) < self.min_datasets or not neighbors
+               or neighbors[0].distance > self.far_threshold())
+        per_neighbor = per_neighbor or max(top, 5)
+        distances = self.index.distance_map(features) if self.index is not None else {}
+        from_neighbors = self._rank_neighbor_candidates(neighbors, per_neighbor)
+        from_portfolio = [self._scored(cid, neighbors, "portfolio", gain, distances, excluded)
+                          for cid, gain in self.portfolio(excluded)]
+        first, second = (from_portfolio, from_neighbors) if far else (from_neighbors, from_portfolio)
+        chosen: list[Recommendation] = []
+        seen: set[int] = set()
+        for rec in first + second:
+            if rec.configuration_id in seen:
+                continue
+            seen.add(rec.configuration_id)
+            chosen.append(rec)
+            if len(chosen) >= top:
+                break
+        configs = self.kb.configurations(r.configuration_id for r in chosen)
+        for rank, rec in enumerate(chosen, start=1):
+            rec.rank, rec.configuration = rank, configs[rec.configuration_id]
+        return RecommendationReport(dict(dataset or {}), dict(features), neighbors, chosen, bool(far), self.metric)
+
+    def _rank_neighbor_candidates(self, neighbors: list[Neighbor], per_neighbor: int) -> list[Recommendation]:
+        candidates: list[int] = []
+        for n in neighbors:
+            row = self.scores.loc[n.dataset_id].dropna().sort_values(ascending=False, kind="stable")
+            candidates.extend(int(c) for c in row.index[:per_neighbor])
+        recs = [self._scored(cid, neighbors, "neighbors") for cid in dict.fromkeys(candidates)]
+        return sorted(recs, key=lambda r: (-r.utility, r.configuration_id))
+
+    def _observed_elsewhere(self, config_id: int, excluded: Collection[int]) -> pd.Series:
+        column = self.scores[config_id].dropna()
+        return column[~column.index.isin(list(excluded))]
+
+    def _scored(self, config_id: int, neighbors: list[Neighbor], source: str, gain: float = 0.0,
+                distances: Mapping[int, float] | None = None, excluded: Collection[int] = ()) -> Recommendation:
+        weights, pct, evidence = [], [], []
+        for n in neighbors:
+            w = 1.0 / (n.distance + WEIGHT_EPS)
+            weights.append(w)
+            score = self.scores.at[n.dataset_id, config_id] if config_id in self.scores.columns else np.nan
+            if pd.notna(score):
+                pct.append(float(self.percentiles.at[n.dataset_id, config_id]))
+                evidence.append(Evidence(n.name, n.dataset_id, n.distance, float(score)))
+            else:
+                pct.append(0.5)
+        utility = float(np.average(pct, weights=weights)) if weights else gain
+        if evidence:
+            w_obs = [1.0 / (e.distance + WEIGHT_EPS) for e in evidence]
+            observed = [e.score for e in evidence]
+            expected: float | None = float(np.average(observed, weights=w_obs))
+            span: tuple[float, float] | None = (float(min(observed)), float(max(observed)))
+        elif config_id in self.scores.columns and self._observed_elsewhere(config_id, excluded).size:
+            column = self._observed_elsewhere(config_id, excluded)
+            expected, span = float(column.median()), (float(column.min()), float(column.max()))
+            for dataset_id, score in column.sort_values(ascending=False).head(3).items():
+                name = self.info.get(int(dataset_id), (str(dataset_id),))[0]
+                distance = (distances or {}).get(int(dataset_id))
+                evidence.append(Evidence(name, int(dataset_id), distance if distance is not None
+                                         and np.isfinite(distance) else -1.0, float(score)))
+        else:
+            expected, span = None, None
+        return Recommendation(0, self.algorithms.get(config_id, "?"), {}, config_id, expected, span, source,
+                              utility, evidence)
