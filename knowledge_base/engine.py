@@ -26,7 +26,10 @@ def create_kb_engine(url: str, *, immediate: bool = False) -> Engine:
     except Exception as exc:
         raise KnowledgeBaseError(f"invalid knowledge base URL {url!r}: {exc}") from None
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except Exception as exc:  # unknown dialect, missing driver
+            raise KnowledgeBaseError(f"invalid knowledge base URL {url!r}: {exc}") from None
     database = parsed.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ Data-dependent safeguards (the space cannot know the data) are applied in :func:
   knows ``n_features`` is larger, and checked again at fit time on the encoded feature count);
 * one-hot encoding keeps at most ``ONE_HOT_MAX_CATEGORIES`` columns per categorical feature;
 * KNN imputation uses at most ``KNN_IMPUTER_MAX_REFERENCE_ROWS`` training rows as neighbours;
-* feature selectors always keep at least one feature, and RFE keeps at least one feature.
+* feature selectors (L1, percentile, RFE) always keep at least one feature;
+* k-nearest-neighbours uses ``min(n_neighbors, n_training_rows)`` neighbours.
 
 Estimators get ``n_jobs=1``; HistGradientBoosting (OpenMP) and BLAS-backed steps cannot be limited
 through parameters, so trial runners should fit inside ``threadpoolctl.threadpool_limits(1)``.
@@ -62,7 +63,7 @@ from ConfigSpace.hyperparameters import (
     IntegerHyperparameter,
 )
 from ConfigSpace.types import NotSet
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
@@ -210,7 +211,9 @@ def build_space(seed: int | None = None) -> ConfigurationSpace:
             Float("feature_preprocessing:select_percentile:percentile", (5.0, 95.0), default=50.0),
         ],
         "l1_selection": [
-            Categorical("feature_preprocessing:l1_selection:solver", ["liblinear", "saga"], default="liblinear"),
+            Categorical(
+                "feature_preprocessing:l1_selection:solver", ["liblinear", "saga"], default="liblinear"
+            ),
             Float("feature_preprocessing:l1_selection:C", (0.01, 100.0), log=True, default=1.0),
         ],
         "rfe": [
@@ -390,7 +393,8 @@ def _coerce(hp: Hyperparameter, value: Any) -> Any:
     value = _native(value)
     name = hp.name
     if isinstance(hp, IntegerHyperparameter):
-        if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not integral:
             raise MetalearnError(f"hyperparameter {name!r} must be an integer, got {value!r}")
         return int(value)
     if isinstance(hp, FloatHyperparameter):
@@ -504,6 +508,14 @@ def _to_str_array(X: Any) -> np.ndarray:
     return np.asarray(X).astype(str).astype(object)
 
 
+def _same_feature_names(n_features: int, input_features: Any) -> np.ndarray:
+    if input_features is None:
+        return np.asarray([f"x{i}" for i in range(n_features)], dtype=object)
+    if len(input_features) != n_features:
+        raise ValueError(f"expected {n_features} input feature names, got {len(input_features)}")
+    return np.asarray(input_features, dtype=object)
+
+
 class CappedKNNImputer(TransformerMixin, BaseEstimator):
     """KNNImputer whose neighbour pool is a random subsample of at most ``max_reference_rows`` rows.
 
@@ -528,7 +540,8 @@ class CappedKNNImputer(TransformerMixin, BaseEstimator):
         return self.imputer_.transform(np.asarray(X, dtype=np.float64))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return self.imputer_.get_feature_names_out(input_features)
+        # One-to-one (empty features are kept); KNNImputer's own method drops empty features' names.
+        return _same_feature_names(self.n_features_in_, input_features)
 
 
 class PolynomialIfCheap(TransformerMixin, BaseEstimator):
@@ -547,7 +560,9 @@ class PolynomialIfCheap(TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.poly_: PolynomialFeatures | None = None
         if X.shape[1] <= self.max_input_features:
-            self.poly_ = PolynomialFeatures(degree=2, interaction_only=self.interaction_only, include_bias=False).fit(X)
+            self.poly_ = PolynomialFeatures(
+                degree=2, interaction_only=self.interaction_only, include_bias=False
+            ).fit(X)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -557,9 +572,7 @@ class PolynomialIfCheap(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         if self.poly_ is not None:
             return self.poly_.get_feature_names_out(input_features)
-        if input_features is None:
-            return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
-        return np.asarray(input_features, dtype=object)
+        return _same_feature_names(self.n_features_in_, input_features)
 
 
 class FractionRFE(TransformerMixin, BaseEstimator):
@@ -583,6 +596,29 @@ class FractionRFE(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.rfe_.get_feature_names_out(input_features)
+
+
+class CappedKNeighborsClassifier(ClassifierMixin, BaseEstimator):
+    """KNeighborsClassifier whose ``n_neighbors`` is clipped to the number of training rows."""
+
+    def __init__(self, n_neighbors: int = 5, weights: str = "uniform", p: int = 2) -> None:
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.p = p
+
+    def fit(self, X: Any, y: Any) -> CappedKNeighborsClassifier:
+        k = max(1, min(self.n_neighbors, len(X)))
+        self.estimator_ = KNeighborsClassifier(n_neighbors=k, weights=self.weights, p=self.p, n_jobs=1)
+        self.estimator_.fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        self.n_features_in_ = self.estimator_.n_features_in_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.estimator_.predict_proba(X)
 
 
 def _l1_importances(estimator: Any) -> np.ndarray:
@@ -657,7 +693,9 @@ def _numeric_pipeline(c: Mapping[str, Any], random_state: int) -> Pipeline:
 
 
 def _categorical_pipeline(c: Mapping[str, Any]) -> Pipeline:
-    imputer = SimpleImputer(strategy=c["imputation:categorical"], fill_value=MISSING_CATEGORY, keep_empty_features=True)
+    imputer = SimpleImputer(
+        strategy=c["imputation:categorical"], fill_value=MISSING_CATEGORY, keep_empty_features=True
+    )
     if c["encoding"] == "one_hot":
         encoder: Any = OneHotEncoder(
             handle_unknown="infrequent_if_exist",
@@ -698,7 +736,9 @@ def _feature_preprocessor(c: Mapping[str, Any], n_features: int | None, random_s
         return SelectPercentileAtLeastOne(score_func=score_func, percentile=c[p + "percentile"])
     if choice == "l1_selection":
         solver = c[p + "solver"]
-        base = _logistic_regression(C=c[p + "C"], l1_ratio=1.0, solver=solver, max_iter=200, random_state=random_state)
+        base = _logistic_regression(
+            C=c[p + "C"], l1_ratio=1.0, solver=solver, max_iter=200, random_state=random_state
+        )
         # liblinear is binary-only: one-vs-rest makes it work for any number of classes.
         estimator = OneVsRestClassifier(base, n_jobs=1) if solver == "liblinear" else base
         # Explicit L1 threshold: SelectFromModel would default to "mean" for the one-vs-rest wrapper.
@@ -807,7 +847,9 @@ def _classifier(c: Mapping[str, Any], random_state: int) -> Any:
         )
         return _calibrated(svm)
     if algorithm == "k_neighbors":
-        return KNeighborsClassifier(n_neighbors=c[p + "n_neighbors"], weights=c[p + "weights"], p=c[p + "p"], n_jobs=1)
+        return CappedKNeighborsClassifier(
+            n_neighbors=c[p + "n_neighbors"], weights=c[p + "weights"], p=c[p + "p"]
+        )
     if algorithm == "mlp":
         units = tuple(c[f"{p}layer_{i}_units"] for i in range(1, c[p + "n_layers"] + 1))
         return MLPClassifier(

@@ -131,6 +131,7 @@ def _sampled() -> tuple[dict, ...]:
 def _fit_and_check(config: dict, ds: Dataset) -> None:
     pipe = build_pipeline(config, ds.numeric, ds.categorical, n_features=ds.n_features, random_state=0)
     pipe.fit(ds.X_train, ds.y_train)
+    assert len(pipe[:-1].get_feature_names_out()) == pipe[:-1].transform(ds.X_test.iloc[:3]).shape[1]
     pred = pipe.predict(ds.X_test)
     assert pred.shape == (len(ds.X_test),)
     assert set(np.unique(pred)) <= set(np.unique(ds.y_train))
@@ -233,9 +234,12 @@ def test_conditional_hyperparameters_are_only_active_where_they_apply() -> None:
 
 FORBIDDEN = {
     "lbfgs with an L1 penalty": lambda c: (
-        c.get("logistic_regression:solver") == "lbfgs" and c.get("logistic_regression:penalty") in ("l1", "elasticnet")
+        c.get("logistic_regression:solver") == "lbfgs"
+        and c.get("logistic_regression:penalty") in ("l1", "elasticnet")
     ),
-    "linear_svc l1 + hinge": lambda c: c.get("linear_svc:penalty") == "l1" and c.get("linear_svc:loss") == "hinge",
+    "linear_svc l1 + hinge": lambda c: (
+        c.get("linear_svc:penalty") == "l1" and c.get("linear_svc:loss") == "hinge"
+    ),
     "unscaled svc/mlp": lambda c: c["scaling"] == "none" and c["classifier"] in ("svc_rbf", "mlp"),
     "unscaled polynomial": lambda c: c["scaling"] == "none" and c["feature_preprocessing"] == "polynomial",
     "polynomial + svc/knn": lambda c: (
@@ -373,7 +377,11 @@ def test_pipeline_structure_and_settings() -> None:
     assert [name for name, _ in pipe.steps] == ["preprocess", "feature_preprocessing", "classifier"]
     params = pipe.get_params()
     for key, value in params.items():
-        if key.endswith("random_state") and value is not None and not isinstance(value, np.random.RandomState):
+        if (
+            key.endswith("random_state")
+            and value is not None
+            and not isinstance(value, np.random.RandomState)
+        ):
             assert value == 123, key
         if key.endswith("n_jobs"):
             assert value in (1, None), key
@@ -401,7 +409,8 @@ def test_pipeline_accepts_a_configuration_and_is_reproducible_and_picklable() ->
         }
     )
     fitted = [
-        build_pipeline(config, ds.numeric, ds.categorical, random_state=5).fit(ds.X_train, ds.y_train) for _ in range(2)
+        build_pipeline(config, ds.numeric, ds.categorical, random_state=5).fit(ds.X_train, ds.y_train)
+        for _ in range(2)
     ]
     p0, p1 = (pipe.predict_proba(ds.X_test) for pipe in fitted)
     np.testing.assert_array_equal(p0, p1)
@@ -463,10 +472,15 @@ def test_pandas_nullable_dtypes(encoding: str) -> None:
     X = pd.DataFrame(
         {
             "count": pd.array(
-                [None if i % 7 == 0 else int(v) for i, v in enumerate(y * 3 + rng.randint(0, 3, n))], dtype="Int64"
+                [None if i % 7 == 0 else int(v) for i, v in enumerate(y * 3 + rng.randint(0, 3, n))],
+                dtype="Int64",
             ),
-            "ratio": pd.array([None if i % 5 == 0 else float(v) for i, v in enumerate(rng.rand(n))], dtype="Float64"),
-            "label": pd.array([None if i % 6 == 0 else ("a" if v else "b") for i, v in enumerate(y)], dtype="string"),
+            "ratio": pd.array(
+                [None if i % 5 == 0 else float(v) for i, v in enumerate(rng.rand(n))], dtype="Float64"
+            ),
+            "label": pd.array(
+                [None if i % 6 == 0 else ("a" if v else "b") for i, v in enumerate(y)], dtype="string"
+            ),
             "flag": pd.array([None if i % 4 == 0 else bool(v) for i, v in enumerate(y)], dtype="boolean"),
         }
     )
@@ -476,3 +490,13 @@ def test_pandas_nullable_dtypes(encoding: str) -> None:
     pipe = build_pipeline(config, ["count", "ratio"], ["label", "flag"]).fit(X, y)
     assert pipe.predict_proba(X).shape == (n, 2)
     assert (pipe.predict(X) == y).mean() > 0.8
+
+
+@pytest.mark.filterwarnings(*FIT_WARNINGS)
+def test_k_neighbors_works_with_fewer_rows_than_neighbours() -> None:
+    wine = _datasets()[1]
+    X, y = wine.X_train.iloc[:20], wine.y_train[:20]
+    config = default_configuration("k_neighbors") | {"k_neighbors:n_neighbors": 50}
+    pipe = build_pipeline(config, wine.numeric, []).fit(X, y)
+    assert pipe.named_steps["classifier"].estimator_.n_neighbors == len(X)
+    assert pipe.predict_proba(wine.X_test).shape == (len(wine.X_test), len(np.unique(y)))

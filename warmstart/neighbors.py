@@ -10,6 +10,7 @@ defined for both datasets, so datasets with some undefined features stay compara
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -32,7 +33,8 @@ class RobustScaler:
 
     def fit(self, matrix: pd.DataFrame) -> RobustScaler:
         values = matrix.to_numpy(dtype=float)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             self.columns_ = list(matrix.columns)
             self.center_ = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(self.columns_))
             q75, q25 = (np.nanpercentile(values, [75, 25], axis=0) if len(values)

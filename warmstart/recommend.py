@@ -12,7 +12,8 @@ When the knowledge base is small (fewer than ``min_datasets`` datasets with runs
 nearest neighbour is farther than the 90th percentile of nearest-neighbour distances inside
 the knowledge base, portfolio configurations (:mod:`metalearn.warmstart.portfolio`) lead the
 list and neighbour candidates follow; otherwise neighbour candidates lead and the portfolio
-fills the remaining slots. Every recommendation says which source it came from.
+fills the remaining slots. Every recommendation says which source it came from; a knowledge
+base with no usable dataset yields library defaults of strong algorithms (source ``defaults``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from metalearn.warmstart.portfolio import build_portfolio
 from metalearn.evaluation import DEFAULT_METRIC
 
 WEIGHT_EPS = 0.01
+#: what an empty knowledge base recommends (source "defaults"), strongest first
+DEFAULT_ALGORITHMS = ("hist_gradient_boosting", "random_forest", "extra_trees", "logistic_regression", "svc_rbf",
+                      "k_neighbors", "mlp", "lda", "gaussian_nb", "decision_tree")
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,9 @@ class Recommender:
         from_portfolio = [self._scored(cid, neighbors, "portfolio", gain, distances, excluded)
                           for cid, gain in self.portfolio(excluded)]
         first, second = (from_portfolio, from_neighbors) if far else (from_neighbors, from_portfolio)
+        if not first and not second:
+            return RecommendationReport(dict(dataset or {}), dict(features), neighbors, self._defaults(top), True,
+                                        self.metric)
         chosen: list[Recommendation] = []
         seen: set[int] = set()
         for rec in first + second:
@@ -189,6 +196,16 @@ class Recommender:
         for rank, rec in enumerate(chosen, start=1):
             rec.rank, rec.configuration = rank, configs[rec.configuration_id]
         return RecommendationReport(dict(dataset or {}), dict(features), neighbors, chosen, bool(far), self.metric)
+
+    def _defaults(self, top: int) -> list[Recommendation]:
+        """Library defaults of strong algorithms, for a knowledge base with nothing to go on."""
+        from metalearn.space import default_configuration
+
+        recs = []
+        for rank, algorithm in enumerate(DEFAULT_ALGORITHMS[:top], start=1):
+            config = default_configuration(algorithm)
+            recs.append(Recommendation(rank, algorithm, config, -1, None, None, "defaults", 0.0, []))
+        return recs
 
     def _rank_neighbor_candidates(self, neighbors: list[Neighbor], per_neighbor: int) -> list[Recommendation]:
         candidates: list[int] = []

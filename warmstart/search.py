@@ -235,8 +235,9 @@ class WarmStartSearch:
         from smac.initial_design import SobolInitialDesign
 
         s = self.settings
-        nominal = s.n_trials or 200
-        scenario = Scenario(space, deterministic=True, n_trials=max(nominal, 1), seed=s.seed,
+        # we stop the ask/tell loop ourselves; the scenario's n_trials only sizes SMAC's designs
+        nominal = max(s.n_trials or 200, len(initial) + s.n_smac_initial + 1)
+        scenario = Scenario(space, deterministic=True, n_trials=nominal, seed=s.seed,
                             output_directory=outdir, walltime_limit=s.time_budget or np.inf)
         if s.strategy == "random":
             return RandomFacade(scenario, None, overwrite=True, logging_level=40)

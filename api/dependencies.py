@@ -1,0 +1,525 @@
+"""Server settings, on-disk storage, caches and the FastAPI dependencies that hand them to the routers.
+
+Settings come from the environment (see :class:`ServerSettings`); everything a request needs is
+reached through :func:`get_state`, which returns the :class:`AppState` built at startup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import platformdirs
+from fastapi import Request
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from metalearn.errors import MetalearnError
+from metalearn.settings import database_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from metalearn.api.jobs import JobManager
+    from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
+    from metalearn.warmstart.recommend import Recommender
+
+    from metalearn.datasets import Dataset
+
+MAX_TRIALS = 1000
+MAX_TIME_BUDGET = 24 * 3600.0
+MAX_TRIAL_TIME_LIMIT = 3600.0
+MAX_ID = 2**62
+DATASET_FIELDS = ("name", "n_rows", "n_features", "n_classes", "n_categorical", "content_hash", "source",
+                  "family", "openml_id")
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MetalearnError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise MetalearnError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MetalearnError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise MetalearnError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise MetalearnError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def hash_api_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def parse_api_keys(raw: str) -> tuple[bytes, ...]:
+    """SHA-256 digests of the comma-separated keys; ``sha256:<hex>`` entries are taken as digests already."""
+    digests = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("sha256:"):
+            try:
+                digest = bytes.fromhex(item[len("sha256:"):])
+            except ValueError:
+                raise MetalearnError("METALEARN_API_KEYS: a sha256: entry must be 64 hex digits") from None
+            if len(digest) != 32:
+                raise MetalearnError("METALEARN_API_KEYS: a sha256: entry must be 64 hex digits")
+            digests.append(digest)
+        else:
+            digests.append(hash_api_key(item))
+    return tuple(digests)
+
+
+def default_data_dir(db_url: str) -> Path:
+    """A folder next to a SQLite file (``<stem>-api-data``), else the user data directory."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        db = Path(url.database)
+        return db.parent / f"{db.stem}-api-data"
+    return Path(platformdirs.user_data_dir("metalearn")) / "api-data"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Settings of the HTTP service (environment variable in brackets).
+
+    - ``db_url`` [``METALEARN_DB``]: the knowledge base.
+    - ``data_dir`` [``METALEARN_DATA_DIR``]: uploaded tables, models and cancel flags; default
+      ``<knowledge base stem>-api-data/`` next to a SQLite file, else ``<user data dir>/metalearn/api-data``.
+    - ``api_key_hashes`` [``METALEARN_API_KEYS``]: comma-separated keys (or ``sha256:<hex>`` digests);
+      when set, every endpoint but ``/v1/health`` needs ``Authorization: Bearer <key>``.
+    - ``max_upload_bytes`` [``METALEARN_API_MAX_UPLOAD_BYTES`` or ``METALEARN_API_MAX_UPLOAD_MB``; 100 MiB],
+      ``max_rows`` [``METALEARN_API_MAX_ROWS``; 1,000,000], ``max_columns`` [``METALEARN_API_MAX_COLUMNS``;
+      2,000], ``max_cells`` [``METALEARN_API_MAX_CELLS``; 50,000,000]: the largest upload accepted.
+    - ``max_body_bytes`` [``METALEARN_API_MAX_BODY_MB``; 16 MiB]: the largest JSON request body.
+    - ``max_predict_rows`` [``METALEARN_API_MAX_PREDICT_ROWS``; 10,000].
+    - ``search_workers`` [``METALEARN_API_SEARCH_WORKERS``; 1] searches run at once, each in its own
+      process; ``search_queue`` [``METALEARN_API_SEARCH_QUEUE``; 8] more may wait, beyond that 429.
+    - ``trial_time_limit`` [``METALEARN_API_TRIAL_TIME_LIMIT``; 120 s] per trial unless a request sets one.
+    - ``worker_niceness`` [``METALEARN_API_WORKER_NICE``; 10]: search processes run at a lower priority so
+      that they do not slow the API down.
+    - ``cancel_grace`` [``METALEARN_API_CANCEL_GRACE``; 30 s]: a cancelled search still running after this
+      long (a trial in progress) is killed.
+    - ``seed_kb`` [``METALEARN_API_SEED``; on]: load the shipped seed into an empty knowledge base.
+    - ``recover`` [``METALEARN_API_RECOVER``; on]: at startup mark searches left queued/running as failed.
+    - ``response_cache`` [``METALEARN_API_RECOMMEND_CACHE``; on]: cache recommendation responses until
+      the knowledge base changes.
+    """
+
+    db_url: str
+    data_dir: Path
+    api_key_hashes: tuple[bytes, ...] = ()
+    max_upload_bytes: int = 100 * 2**20
+    max_rows: int = 1_000_000
+    max_columns: int = 2_000
+    max_cells: int = 50_000_000
+    max_body_bytes: int = 16 * 2**20
+    max_predict_rows: int = 10_000
+    search_workers: int = 1
+    search_queue: int = 8
+    trial_time_limit: float = 120.0
+    worker_niceness: int = 10
+    cancel_grace: float = 30.0
+    seed_kb: bool = True
+    recover: bool = True
+    response_cache: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServerSettings:
+        db_url = database_url()
+        raw_dir = os.environ.get("METALEARN_DATA_DIR", "").strip()
+        data_dir = Path(raw_dir).expanduser().resolve() if raw_dir else default_data_dir(db_url)
+        if os.environ.get("METALEARN_API_MAX_UPLOAD_BYTES", "").strip():
+            upload = _env_int("METALEARN_API_MAX_UPLOAD_BYTES", cls.max_upload_bytes)
+        else:
+            upload = _env_int("METALEARN_API_MAX_UPLOAD_MB", cls.max_upload_bytes // 2**20) * 2**20
+        values: dict[str, Any] = {
+            "db_url": db_url,
+            "data_dir": data_dir,
+            "api_key_hashes": parse_api_keys(os.environ.get("METALEARN_API_KEYS", "")),
+            "max_upload_bytes": upload,
+            "max_rows": _env_int("METALEARN_API_MAX_ROWS", cls.max_rows),
+            "max_columns": _env_int("METALEARN_API_MAX_COLUMNS", cls.max_columns),
+            "max_cells": _env_int("METALEARN_API_MAX_CELLS", cls.max_cells),
+            "max_body_bytes": _env_int("METALEARN_API_MAX_BODY_MB", cls.max_body_bytes // 2**20) * 2**20,
+            "max_predict_rows": _env_int("METALEARN_API_MAX_PREDICT_ROWS", cls.max_predict_rows),
+            "search_workers": _env_int("METALEARN_API_SEARCH_WORKERS", cls.search_workers),
+            "search_queue": _env_int("METALEARN_API_SEARCH_QUEUE", cls.search_queue, minimum=0),
+            "trial_time_limit": _env_float("METALEARN_API_TRIAL_TIME_LIMIT", cls.trial_time_limit),
+            "worker_niceness": _env_int("METALEARN_API_WORKER_NICE", cls.worker_niceness, minimum=0),
+            "cancel_grace": _env_float("METALEARN_API_CANCEL_GRACE", cls.cancel_grace),
+            "seed_kb": _env_bool("METALEARN_API_SEED", cls.seed_kb),
+            "recover": _env_bool("METALEARN_API_RECOVER", cls.recover),
+            "response_cache": _env_bool("METALEARN_API_RECOMMEND_CACHE", cls.response_cache),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_key_hashes)
+
+
+# --------------------------------------------------------------------------------------------- JSON
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinities as ``None``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is not None and not isinstance(value, str | int | float | bool):
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        try:  # pandas NA / NaT
+            import pandas as pd
+
+            if pd.isna(value):
+                return None
+        except (TypeError, ValueError):
+            pass
+        return str(value)
+    return value
+
+
+def dataset_json(info: DatasetInfo) -> dict[str, Any]:
+    """The ``dataset`` block of a recommendation report, as ``Dataset.describe()`` writes it."""
+    return {name: getattr(info, name) for name in DATASET_FIELDS}
+
+
+# --------------------------------------------------------------------------------------------- storage
+
+
+class DataStore:
+    """Files of the server: uploaded tables (parquet + JSON sidecar), models and cancel flags.
+
+    ``datasets/<id>.parquet`` holds the validated table (features and target), ``datasets/<id>.json``
+    the target, categorical columns and content hash; ``searches/<id>/model.joblib`` the refitted best
+    pipeline of a search and ``searches/<id>/cancel`` a cancellation request.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def ensure(self) -> DataStore:
+        (self.root / "datasets").mkdir(parents=True, exist_ok=True)
+        (self.root / "searches").mkdir(parents=True, exist_ok=True)
+        return self
+
+    # datasets
+    def table_path(self, dataset_id: int) -> Path:
+        return self.root / "datasets" / f"{int(dataset_id)}.parquet"
+
+    def sidecar_path(self, dataset_id: int) -> Path:
+        return self.root / "datasets" / f"{int(dataset_id)}.json"
+
+    def sidecar(self, dataset_id: int) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.sidecar_path(dataset_id).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def has_table(self, dataset_id: int, content_hash: str) -> bool:
+        meta = self.sidecar(dataset_id)
+        return bool(meta and meta.get("content_hash") == content_hash and self.table_path(dataset_id).is_file())
+
+    def save_dataset(self, dataset_id: int, dataset: Dataset) -> None:
+        """Write the table atomically (temporary file, then rename); a no-op when already stored."""
+        if self.has_table(dataset_id, dataset.content_hash):
+            return
+        frame = dataset.X.copy()
+        frame[dataset.target] = dataset.y.to_numpy()
+        folder = self.root / "datasets"
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".parquet.tmp", delete=False) as handle:
+            tmp = Path(handle.name)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, self.table_path(dataset_id))
+        finally:
+            tmp.unlink(missing_ok=True)
+        meta = {"id": int(dataset_id), "name": dataset.name, "target": dataset.target,
+                "categorical": list(dataset.categorical), "columns": list(dataset.X.columns),
+                "content_hash": dataset.content_hash, "n_rows": dataset.n_rows, "stored_at": time.time()}
+        tmp_meta = self.sidecar_path(dataset_id).with_suffix(".json.tmp")
+        tmp_meta.write_text(json.dumps(meta))
+        os.replace(tmp_meta, self.sidecar_path(dataset_id))
+
+    def load_dataset(self, dataset_id: int) -> Dataset:
+        """The stored table as a :class:`Dataset` (the same content hash as when it was uploaded)."""
+        import pandas as pd
+
+        from metalearn.datasets import from_frame
+        from metalearn.settings import Limits
+
+        meta = self.sidecar(dataset_id)
+        if meta is None or not self.table_path(dataset_id).is_file():
+            raise MetalearnError(f"dataset {dataset_id} has no stored table on this server")
+        frame = pd.read_parquet(self.table_path(dataset_id))
+        unlimited = Limits(max_rows=2**62, max_columns=2**62, max_file_bytes=2**62)
+        dataset = from_frame(frame, meta["target"], meta["name"], meta["categorical"], limits=unlimited)
+        if dataset.content_hash != meta["content_hash"]:
+            raise MetalearnError(f"stored table of dataset {dataset_id} does not match its content hash")
+        return dataset
+
+    # searches
+    def search_dir(self, search_id: int) -> Path:
+        return self.root / "searches" / str(int(search_id))
+
+    def model_path(self, search_id: int) -> Path:
+        return self.search_dir(search_id) / "model.joblib"
+
+    def cancel_path(self, search_id: int) -> Path:
+        return self.search_dir(search_id) / "cancel"
+
+    def request_cancel(self, search_id: int) -> None:
+        path = self.cancel_path(search_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(time.time()))
+
+    def cancel_requested(self, search_id: int) -> bool:
+        return self.cancel_path(search_id).exists()
+
+    def remove_search(self, search_id: int) -> None:
+        shutil.rmtree(self.search_dir(search_id), ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- caches
+
+
+def kb_version(kb: KnowledgeBase) -> tuple[int, ...]:
+    """Largest ids of the tables that feed statistics and recommendations (cheap: primary-key lookups)."""
+    from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
+
+    query = select(*(select(func.max(model.id)).scalar_subquery()
+                     for model in (RunRow, MetaFeatureRow, DatasetRow, SearchRow, ConfigurationRow)))
+    with kb.reading() as session:
+        row = session.execute(query).one()
+    return tuple(int(v or 0) for v in row)
+
+
+class StatsCache:
+    """``KnowledgeBase.stats()``, recomputed only when a table gained rows."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self._lock = threading.Lock()
+        self._version: tuple[int, ...] | None = None
+        self._stats: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any]:
+        version = kb_version(self.kb)
+        with self._lock:
+            if self._stats is not None and version == self._version:
+                return self._stats
+        stats = self.kb.stats()
+        with self._lock:
+            self._version, self._stats = version, stats
+        return stats
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+    def fetch(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+
+class RecommendationService:
+    """Recommendations by dataset id, with one :class:`Recommender` per metric cached in the process.
+
+    Every request compares the knowledge base's version (largest run and meta-feature ids: two
+    primary-key lookups) with the one the recommender was built from. When runs were added, the first
+    request to notice rebuilds the recommender while concurrent requests keep using the previous one,
+    so a search writing trials does not stall other clients. Finished responses are cached per
+    (metric, dataset, top, k) until the recommender is rebuilt.
+    """
+
+    def __init__(self, kb: KnowledgeBase, *, response_cache: bool = True, cache_size: int = 4096) -> None:
+        self.kb = kb
+        self.response_cache = response_cache
+        self._lock = threading.Lock()
+        self._build_locks: dict[str, threading.Lock] = {}
+        self._recommenders: dict[str, tuple[tuple[int, ...], Recommender]] = {}
+        self._responses = _LRU(cache_size)
+        self._datasets = _LRU(cache_size)
+
+    @staticmethod
+    def _version_key(version: tuple[int, ...]) -> tuple[int, ...]:
+        return version[:2]  # runs, meta-features
+
+    def _build(self, metric: str, version: tuple[int, ...]) -> Recommender:
+        from metalearn.warmstart.recommend import Recommender
+
+        recommender = Recommender(self.kb, metric)
+        recommender.far_threshold()  # computed once here rather than in the first request
+        with self._lock:
+            current = self._recommenders.get(metric)
+            if current is None or current[0] <= version:
+                self._recommenders[metric] = (version, recommender)
+        return recommender
+
+    def recommender(self, metric: str) -> tuple[tuple[int, ...], Recommender]:
+        version = self._version_key(kb_version(self.kb))
+        with self._lock:
+            current = self._recommenders.get(metric)
+            lock = self._build_locks.setdefault(metric, threading.Lock())
+        if current is not None and current[0] == version:
+            return current
+        if current is None:  # nothing to serve yet: everyone waits for the first build
+            with lock:
+                with self._lock:
+                    current = self._recommenders.get(metric)
+                if current is None:
+                    self._build(metric, version)
+            with self._lock:
+                return self._recommenders[metric]
+        if lock.acquire(blocking=False):  # stale: this request rebuilds, the others use the old one
+            try:
+                self._build(metric, version)
+            finally:
+                lock.release()
+        with self._lock:
+            return self._recommenders[metric]
+
+    def dataset(self, dataset_id: int, extractor: str) -> tuple[DatasetInfo, dict[str, Any] | None]:
+        key = (dataset_id, extractor)
+        cached = self._datasets.fetch(key)
+        if cached is not None:
+            return cached
+        info = self.kb.dataset(dataset_id)
+        features = self.kb.metafeatures(dataset_id, extractor)
+        if features is not None:
+            self._datasets.put(key, (info, features))
+        return info, features
+
+    def forget(self, dataset_id: int) -> None:
+        for key in [k for k in list(self._datasets) if k[0] == dataset_id]:
+            self._datasets.pop(key, None)
+
+    def recommend(self, dataset_id: int, top: int, k: int, metric: str,
+                  missing: Callable[[str], Exception]) -> tuple[bytes, bool]:
+        """JSON bytes of the report (as ``metalearn recommend --json``) and whether it came from the cache."""
+        version, recommender = self.recommender(metric)
+        key = (metric, version, dataset_id, top, k)
+        if self.response_cache:
+            cached = self._responses.fetch(key)
+            if cached is not None:
+                return cached, True
+        info, features = self.dataset(dataset_id, recommender.extractor)
+        if features is None:
+            raise missing(f"dataset {dataset_id} ({info.name}) has no meta-features for extractor "
+                          f"{recommender.extractor}; upload its table again to compute them")
+        report = recommender.recommend(features, top=top, k=k, dataset=dataset_json(info),
+                                       exclude_hashes={info.content_hash})
+        body = json.dumps(jsonable(report.to_json()), separators=(",", ":"), allow_nan=False).encode()
+        if self.response_cache:
+            self._responses.put(key, body)
+        return body, False
+
+    def warm_up(self, metric: str) -> None:
+        self.recommender(metric)
+
+
+class ModelCache:
+    """Loaded models of finished searches (a few, least recently used first out)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._lock = threading.Lock()
+        self._models = _LRU(size)
+
+    def get(self, path: Path) -> tuple[Any, dict[str, Any]]:
+        from metalearn.model_io import load_model
+
+        stamp = path.stat().st_mtime_ns
+        with self._lock:
+            cached = self._models.fetch(str(path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        model, meta = load_model(path)
+        with self._lock:
+            self._models.put(str(path), (stamp, model, meta))
+        return model, meta
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class AppState:
+    """Everything the routers share, built once at startup (see :func:`metalearn.api.app.create_app`)."""
+
+    settings: ServerSettings
+    kb: KnowledgeBase
+    store: DataStore
+    jobs: JobManager
+    stats: StatsCache
+    recommendations: RecommendationService
+    models: ModelCache = field(default_factory=ModelCache)
+    started: float = field(default_factory=time.time)
+    seed_loaded: str | None = None
+
+
+async def get_state(request: Request) -> AppState:
+    """The application state (a FastAPI dependency)."""
+    return request.app.state.metalearn
+
+
+async def get_settings(request: Request) -> ServerSettings:
+    return request.app.state.metalearn.settings

@@ -1,0 +1,343 @@
+"""Searches submitted over HTTP: a bounded queue and worker processes, never the event loop.
+
+Lifecycle of a search (its status lives in the knowledge base, so any server process can read it):
+
+* ``POST /v1/searches`` -> :meth:`JobManager.submit` creates the search row at once
+  (``kb.start_search``, then status ``queued``) and appends it to the queue, or refuses with
+  :class:`QueueFull` (HTTP 429) when ``search_workers + search_queue`` searches are already active.
+* A scheduler thread starts up to ``search_workers`` searches at a time, each in a fresh ``spawn``
+  process (own interpreter: no state shared with the server, memory returned when it ends, and it
+  can be killed without harming the server). The row goes ``queued -> running`` atomically, so a
+  search cancelled while queued never starts.
+* The worker (:func:`run_search_job`) runs :meth:`WarmStartSearch.run` with the search id, so every
+  trial is written to the knowledge base as it finishes (``GET /v1/searches/{id}`` reads them from
+  there), saves the refitted model to the data directory and only then sets the final status
+  (``succeeded``, ``failed`` or ``cancelled``): a client that sees ``succeeded`` can download the model.
+* Cancellation writes a flag file that the worker's ``should_stop`` checks between trials; a worker
+  still busy ``cancel_grace`` seconds later (a long trial) is killed and the search marked cancelled.
+  Trials finished before stay in the knowledge base in every case.
+* A worker that dies marks nothing: the scheduler sees its exit code and marks the search failed.
+  At shutdown, queued and running searches are marked failed and worker processes are killed; at
+  startup, searches left ``queued``/``running`` by a previous server are marked failed (:func:`recover`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from metalearn.api.dependencies import DataStore, ServerSettings
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.knowledge_base.models import SearchRow
+from sqlalchemy import update
+
+from metalearn.errors import MetalearnError
+
+log = logging.getLogger("metalearn.api.jobs")
+
+ACTIVE = ("queued", "running")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class QueueFull(MetalearnError):
+    """Too many searches are running or waiting."""
+
+
+class ServiceStopping(MetalearnError):
+    """The server is shutting down and accepts no new search."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def set_status(kb: KnowledgeBase, search_id: int, status: str, *, when: Iterable[str], error: str | None = None,
+               best_run_id: int | None = None, finished: bool = True, started: bool = False) -> bool:
+    """Set a search's status if its current status is one of ``when``; returns whether it changed."""
+    values: dict[str, Any] = {"status": status}
+    if finished:
+        values.update(finished_at=_now(), error=error, best_run_id=best_run_id)
+    if started:
+        values["started_at"] = _now()
+    with kb.writing() as session:
+        result = session.execute(update(SearchRow).where(SearchRow.id == search_id,
+                                                         SearchRow.status.in_(tuple(when))).values(**values))
+        return bool(result.rowcount)
+
+
+def recover(kb: KnowledgeBase) -> int:
+    """Mark searches left queued or running by a stopped server as failed (their trials stay)."""
+    count = kb.fail_running_searches("the server stopped while the search was running; its finished trials "
+                                     "are kept")
+    with kb.writing() as session:
+        result = session.execute(update(SearchRow).where(SearchRow.status == "queued").values(
+            status="failed", error="the server stopped before the search started", finished_at=_now()))
+        count += int(result.rowcount or 0)
+    return count
+
+
+@dataclass
+class Job:
+    search_id: int
+    dataset_id: int
+    settings: dict[str, Any]
+
+
+@dataclass
+class _Running:
+    job: Job
+    process: Any
+    started: float
+    cancel_deadline: float | None = None
+
+
+@dataclass
+class JobManager:
+    """Bounded queue + scheduler thread + one worker process per running search."""
+
+    settings: ServerSettings
+    kb: KnowledgeBase
+    store: DataStore
+    on_finished: Callable[[int], None] | None = None
+    _queue: deque[Job] = field(default_factory=deque)
+    _running: dict[int, _Running] = field(default_factory=dict)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _closed: bool = False
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def capacity(self) -> int:
+        return self.settings.search_workers + self.settings.search_queue
+
+    def counts(self) -> dict[str, int]:
+        with self._cond:
+            return {"workers": self.settings.search_workers, "running": len(self._running),
+                    "queued": len(self._queue), "queue_limit": self.settings.search_queue}
+
+    def start(self) -> JobManager:
+        self._thread = threading.Thread(target=self._loop, name="metalearn-search-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, dataset_id: int, search_settings: Any) -> int:
+        """Create the search row (status ``queued``) and enqueue it; :class:`QueueFull` when full."""
+        with self._cond:
+            if self._closed:
+                raise ServiceStopping("the server is shutting down; submit the search again later")
+            active = len(self._queue) + len(self._running)
+            if active >= self.capacity:
+                raise QueueFull(f"the search queue is full ({len(self._running)} running, {len(self._queue)} "
+                                f"waiting, limit {self.capacity}); retry when a search has finished")
+            values = asdict(search_settings)
+            search_id = self.kb.start_search(dataset_id, search_settings.strategy,
+                                             values | {"submitted_at": _now().isoformat() + "Z"})
+            set_status(self.kb, search_id, "queued", when=("running",), finished=False)
+            self._queue.append(Job(search_id, dataset_id, values))
+            self._cond.notify_all()
+        return search_id
+
+    def cancel(self, search_id: int) -> str:
+        """``cancelled`` (it had not started), ``cancelling`` (it stops after the current trial), or the
+        status it already had."""
+        with self._cond:
+            for job in list(self._queue):
+                if job.search_id == search_id:
+                    self._queue.remove(job)
+                    set_status(self.kb, search_id, "cancelled", when=ACTIVE, error="cancelled before it started")
+                    return "cancelled"
+            # queued by another server process, or still queued here in a race: the row decides
+            if set_status(self.kb, search_id, "cancelled", when=("queued",), error="cancelled before it started"):
+                self.store.request_cancel(search_id)
+                return "cancelled"
+            status = self.kb.search(search_id)["status"]
+            if status != "running":
+                return status
+            self.store.request_cancel(search_id)
+            running = self._running.get(search_id)
+            if running is not None and running.cancel_deadline is None:
+                running.cancel_deadline = time.monotonic() + self.settings.cancel_grace
+            self._cond.notify_all()
+            return "cancelling"
+
+    def close(self) -> None:
+        """Stop scheduling; mark queued and running searches failed and kill their workers."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            queued, running = list(self._queue), dict(self._running)
+            self._queue.clear()
+            self._running.clear()
+            self._cond.notify_all()
+        for job in queued:
+            set_status(self.kb, job.search_id, "failed", when=ACTIVE, error="the server stopped before the search "
+                                                                             "started")
+        for search_id, run in running.items():
+            _kill(run.process)
+            set_status(self.kb, search_id, "failed", when=ACTIVE,
+                       error="the server stopped while the search was running; its finished trials are kept")
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # ------------------------------------------------------------------ scheduler
+
+    def _loop(self) -> None:
+        while True:
+            finished: list[int] = []
+            with self._cond:
+                if self._closed:
+                    return
+                try:
+                    finished = self._reap()
+                    self._launch()
+                except Exception:  # keep scheduling whatever happens to one search
+                    log.exception("search scheduler error")
+                self._cond.wait(timeout=0.25)
+            for search_id in finished:
+                if self.on_finished is not None:
+                    self.on_finished(search_id)
+
+    def _launch(self) -> None:
+        while len(self._running) < self.settings.search_workers and self._queue:
+            job = self._queue.popleft()
+            if not set_status(self.kb, job.search_id, "running", when=("queued",), finished=False, started=True):
+                continue  # cancelled meanwhile
+            payload = {"search_id": job.search_id, "dataset_id": job.dataset_id, "settings": job.settings,
+                       "db_url": self.kb.url, "data_dir": str(self.store.root),
+                       "niceness": self.settings.worker_niceness}
+            process = self._ctx.Process(target=run_search_job, args=(payload,),
+                                        name=f"metalearn-search-{job.search_id}", daemon=False)
+            try:
+                process.start()
+            except Exception as exc:
+                set_status(self.kb, job.search_id, "failed", when=ACTIVE,
+                           error=f"cannot start a worker process: {exc}")
+                continue
+            self._running[job.search_id] = _Running(job, process, time.monotonic())
+
+    def _reap(self) -> list[int]:
+        finished = []
+        for search_id, run in list(self._running.items()):
+            process = run.process
+            code = process.exitcode
+            if code is None:
+                if run.cancel_deadline is not None and time.monotonic() > run.cancel_deadline:
+                    _kill(process)
+                    set_status(self.kb, search_id, "cancelled", when=ACTIVE,
+                               error=f"cancelled; stopped after {self.settings.cancel_grace:g} s in a trial "
+                                     "(trials finished before are kept)")
+                    del self._running[search_id]
+                    finished.append(search_id)
+                continue
+            process.join()
+            if code != 0:
+                set_status(self.kb, search_id, "failed", when=ACTIVE,
+                           error=f"the search worker exited unexpectedly (exit code {code})")
+            del self._running[search_id]
+            process.close()
+            finished.append(search_id)
+        return finished
+
+
+def _kill(process: Any) -> None:
+    """Kill a worker and the trial processes it forked (its own process group)."""
+    pid = process.pid
+    try:
+        if pid is not None and os.getpgid(pid) == pid:  # the worker leads its own group (never ours)
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            process.kill()
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+    process.join(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------- worker
+
+
+class _DeferredFinishKB(KnowledgeBase):
+    """A knowledge base whose ``finish_search`` is recorded, not written: the worker writes the final
+    status itself once the model is saved."""
+
+    final: tuple[str, int | None, str | None] | None = None
+
+    def finish_search(self, search_id: int, status: str, best_run_id: int | None = None,
+                      error: str | None = None) -> None:
+        self.final = (status, best_run_id, error)
+
+
+def run_search_job(payload: dict[str, Any]) -> None:
+    """Entry point of a worker process: run one search, save its model, set its final status."""
+    try:
+        os.setpgrp()  # trial processes forked by the evaluation join this group, killed with it
+    except OSError:
+        pass
+    if payload.get("niceness"):
+        try:
+            os.nice(int(payload["niceness"]))
+        except OSError:
+            pass
+    search_id = int(payload["search_id"])
+    kb: KnowledgeBase | None = None
+    try:
+        import warnings
+
+        warnings.simplefilter("ignore")
+        from metalearn.warmstart.search import SearchSettings, WarmStartSearch
+
+        from metalearn.model_io import save_model
+
+        kb = _DeferredFinishKB(payload["db_url"], create=False)
+        store = DataStore(Path(payload["data_dir"]))
+        dataset = store.load_dataset(int(payload["dataset_id"]))
+        settings = SearchSettings(**{k: v for k, v in payload["settings"].items()
+                                     if k in SearchSettings.__dataclass_fields__})
+        parent = os.getppid()
+
+        def should_stop() -> bool:
+            return store.cancel_requested(search_id) or os.getppid() != parent
+
+        result = WarmStartSearch(kb, settings).run(dataset, should_stop=should_stop, search_id=search_id)
+        if result.model is not None:
+            classes = getattr(result.model, "classes_", None)
+            metadata = result.model_metadata() | {
+                "categorical": list(dataset.categorical), "numeric": list(dataset.numeric),
+                "classes": [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None,
+            }
+            path = store.model_path(search_id)
+            tmp = path.with_name(path.name + ".tmp")
+            save_model(result.model, tmp, metadata=metadata)
+            os.replace(tmp, path)
+        status, best_run_id, error = kb.final or ("failed", None, "the search ended without a status")
+        if status == "cancelled":
+            error = "cancelled by request" + ("" if best_run_id is not None else "; no trial had succeeded")
+        set_status(kb, search_id, status, when=("running",), best_run_id=best_run_id, error=error)
+    except BaseException as exc:  # record why, then exit non-zero
+        known = isinstance(exc, MetalearnError)
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        message = detail if known and detail else f"{type(exc).__name__}: {detail}".rstrip(": ")
+        if not known:
+            traceback.print_exc(file=sys.stderr)
+        try:
+            set_status(kb or KnowledgeBase(payload["db_url"], create=False), search_id, "failed", when=ACTIVE,
+                       error=f"search failed: {message}"[:2000])
+        except Exception:
+            pass
+        raise SystemExit(1) from None

@@ -1,0 +1,177 @@
+"""API keys and request-size limits, as plain ASGI middleware (they run before any body is parsed).
+
+Keys come from ``METALEARN_API_KEYS``; only their SHA-256 digests are kept, and a presented key is
+hashed and compared with every stored digest using :func:`hmac.compare_digest`. When keys are
+configured, every ``/v1/`` endpoint except ``/v1/health`` answers 401 without a valid
+``Authorization: Bearer <key>`` header. The documentation (``/docs``, ``/redoc``,
+``/openapi.json``) stays readable without a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+OPEN_PATHS = frozenset({"/v1/health"})
+PROTECTED_PREFIX = "/v1/"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="APIKey",
+                           description="An API key from METALEARN_API_KEYS, sent as `Authorization: Bearer <key>`.")
+
+
+def key_is_valid(presented: str | None, digests: Iterable[bytes]) -> bool:
+    """Whether ``presented`` hashes to one of ``digests`` (every digest is compared, in constant time)."""
+    digests = tuple(digests)
+    if not digests:
+        return True
+    if not presented:
+        return False
+    candidate = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+    valid = False
+    for digest in digests:
+        valid |= hmac.compare_digest(candidate, digest)
+    return valid
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def auth_failure(authorization: str | None, digests: Iterable[bytes]) -> str | None:
+    """Why a request with this ``Authorization`` header is refused, or ``None`` if it is allowed."""
+    digests = tuple(digests)
+    if not digests:
+        return None
+    if not authorization:
+        return "missing API key: send the header 'Authorization: Bearer <key>'"
+    token = bearer_token(authorization)
+    if token is None:
+        return "malformed Authorization header: expected 'Bearer <key>'"
+    if not key_is_valid(token, digests):
+        return "invalid API key"
+    return None
+
+
+async def _send_json(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+class APIKeyMiddleware:
+    """401 for ``/v1/`` requests without a valid key (before the body is read)."""
+
+    def __init__(self, app: ASGIApp, digests: tuple[bytes, ...], open_paths: Iterable[str] = OPEN_PATHS) -> None:
+        self.app = app
+        self.digests = tuple(digests)
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and self.digests and scope["path"].startswith(PROTECTED_PREFIX)
+                and scope["path"].rstrip("/") not in self.open_paths):
+            reason = auth_failure(_header(scope, b"authorization"), self.digests)
+            if reason is not None:
+                await _send_json(send, 401, reason, [(b"www-authenticate", b'Bearer realm="metalearn"')])
+                return
+        await self.app(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """413 (JSON) for request bodies above the limit: upload paths get ``upload_limit``, others ``limit``.
+
+    A declared ``Content-Length`` above the limit is refused before reading; otherwise the body is
+    counted as it streams in and the request is stopped once it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int, upload_paths: Iterable[str] = ()) -> None:
+        self.app = app
+        self.limit = limit
+        self.upload_limit = upload_limit
+        self.upload_paths = frozenset(upload_paths)
+
+    def _limit_for(self, path: str) -> tuple[int, str]:
+        if path.rstrip("/") in self.upload_paths:
+            return self.upload_limit, "upload"
+        return self.limit, "request body"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limit, what = self._limit_for(scope["path"])
+        message = (f"{what} too large: the limit is {limit:,} bytes"
+                   + (" (METALEARN_API_MAX_UPLOAD_BYTES)" if what == "upload" else " (METALEARN_API_MAX_BODY_MB)"))
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                await _send_json(send, 400, "invalid Content-Length header")
+                return
+            if size > limit:
+                await _send_json(send, 413, message, [(b"connection", b"close")])
+                return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            incoming = await receive()
+            if incoming["type"] == "http.request":
+                received += len(incoming.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return incoming
+
+        async def guarded_send(outgoing: Message) -> None:
+            nonlocal started
+            if exceeded:  # the app turned our exception into an error response: answer 413 instead
+                if outgoing["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_json(send, 413, message, [(b"connection", b"close")])
+                return
+            if outgoing["type"] == "http.response.start":
+                started = True
+            await send(outgoing)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, message, [(b"connection", b"close")])
+
+
+async def require_api_key(request: Request,
+                          credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> None:
+    """Dependency: documents the bearer scheme in OpenAPI and checks the key (behind :class:`APIKeyMiddleware`)."""
+    digests = request.app.state.metalearn.settings.api_key_hashes
+    reason = auth_failure(request.headers.get("authorization"), digests)
+    if reason is not None:
+        raise HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,70 @@
+"""Shared fixtures: small real datasets, temporary knowledge bases, the recorded OpenML cache."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+OPENML_FIXTURE = SHARED / "fixtures" / "openml-cache"
+CORPUS = SHARED / "datasets"
+
+
+@pytest.fixture
+def kb_path(tmp_path: Path) -> str:
+    return str(tmp_path / "kb.sqlite")
+
+
+@pytest.fixture
+def kb(kb_path: str):
+    from metalearn.knowledge_base import KnowledgeBase
+
+    base = KnowledgeBase(kb_path)
+    yield base
+    base.dispose()
+
+
+def breast_cancer_frame(n: int = 150, seed: int = 0) -> pd.DataFrame:
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.rename(columns=lambda c: c.replace(" ", "_"))
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    return frame.sample(n=n, random_state=seed).reset_index(drop=True)
+
+
+def wine_frame() -> pd.DataFrame:
+    return load_wine(as_frame=True).frame
+
+
+def messy_iris_frame(seed: int = 0) -> pd.DataFrame:
+    """Iris with injected NaNs, string categoricals (one with rare levels) and string labels."""
+    rng = np.random.default_rng(seed)
+    frame = load_iris(as_frame=True).frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    frame["colour"] = rng.choice(["red", "green", "blue", "violet"], size=len(frame), p=[0.5, 0.3, 0.17, 0.03])
+    frame["size"] = pd.cut(frame["petal_length"], 3, labels=["small", "medium", "large"]).astype(str)
+    mask = rng.random(frame.shape) < 0.08
+    mask[:, list(frame.columns).index("target")] = False
+    frame = frame.mask(mask)
+    frame["target"] = frame["target"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    return frame
+
+
+@pytest.fixture
+def openml_cache(tmp_path: Path):
+    """A temp copy of the recorded OpenML cache, with openml pointed at it (offline)."""
+    if not OPENML_FIXTURE.is_dir():
+        pytest.skip("../shared/fixtures/openml-cache is not present")
+    import openml
+
+    target = tmp_path / "openml-cache"
+    shutil.copytree(OPENML_FIXTURE, target)
+    old_server = openml.config.server
+    openml.config.set_root_cache_directory(str(target))
+    openml.config.server = "https://test.openml.org/api/v1/xml"
+    yield target
+    openml.config.server = old_server

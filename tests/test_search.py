@@ -1,0 +1,170 @@
+"""Warm-started search end to end: strategies, evidence, interruption, the feedback loop, the Python API."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import breast_cancer_frame, messy_iris_frame, wine_frame
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.warmstart import Recommender, SearchSettings, WarmStartSearch
+
+from metalearn.datasets import from_frame
+
+FAST = {"folds": 3, "max_rows": 300}
+
+
+def _seeded_kb(kb: KnowledgeBase) -> list[int]:
+    """A tiny knowledge base: cold searches on three real datasets from different families."""
+    ids = []
+    for name, frame, family in (("wine", wine_frame(), "wine"), ("iris", messy_iris_frame(), "iris"),
+                                ("bc", breast_cancer_frame(120, seed=3), "bc")):
+        dataset = from_frame(frame, "target", name, family=family)
+        WarmStartSearch(kb, SearchSettings(strategy="cold", n_trials=5, refit=False, **FAST)).run(dataset)
+        ids.append(kb.dataset_by_hash(dataset.content_hash).id)
+    return ids
+
+
+@pytest.mark.parametrize("strategy", ["warm", "cold", "random"])
+def test_each_strategy_end_to_end(kb: KnowledgeBase, strategy: str) -> None:
+    if strategy == "warm":
+        _seeded_kb(kb)
+    dataset = from_frame(breast_cancer_frame(150), "target", "query")
+    runs_before = kb.stats()["runs"]
+    result = WarmStartSearch(kb, SearchSettings(strategy=strategy, n_trials=4, **FAST)).run(dataset)
+    assert result.status == "succeeded" and len(result.trials) == 4
+    assert kb.stats()["runs"] == runs_before + 4
+    assert 0.5 < result.best_score <= 1.0
+    predictions = result.model.predict(dataset.X)
+    assert (predictions == dataset.y).mean() > 0.8  # refit on all data
+    origins = {t.origin for t in result.trials}
+    expected = {"warm": {"warm_start"}, "cold": {"smac_initial"}, "random": {"random"}}[strategy]
+    assert expected <= origins
+    traj = result.trajectory
+    assert list(traj["trial"]) == [1, 2, 3, 4] and traj["best_so_far"].dropna().is_monotonic_increasing
+    stored = kb.search(result.search_id)
+    assert stored["status"] == "succeeded" and stored["best_run_id"] == result.best.run_id
+
+
+def test_warm_start_begins_with_recommendations_and_evidence(kb: KnowledgeBase) -> None:
+    _seeded_kb(kb)
+    dataset = from_frame(breast_cancer_frame(150), "target", "query")
+    engine = WarmStartSearch(kb, SearchSettings(n_trials=3, n_warm=3, **FAST))
+    _, features = engine.prepare(dataset)
+    report = engine.recommend(dataset, features, top=3)
+    body = report.to_json()
+    assert {"dataset", "neighbors", "recommendations"} <= set(body)
+    assert [r["rank"] for r in body["recommendations"]] == [1, 2, 3]
+    first = report.recommendations[0]
+    assert first.source in ("neighbors", "portfolio") and first.evidence
+    neighbor_names = {n.name for n in report.neighbors}
+    for e in first.evidence:
+        assert e.dataset in {"wine", "iris", "bc"} and 0 <= e.score <= 1
+    assert "query" not in neighbor_names
+    json.dumps(body, allow_nan=False)
+    result = engine.run(dataset)
+    assert result.trials[0].origin == "warm_start"
+    assert result.trials[0].configuration == report.recommendations[0].configuration
+
+
+def test_exclusions_and_self_exclusion(kb: KnowledgeBase) -> None:
+    _seeded_kb(kb)
+    wine = from_frame(wine_frame(), "target", "wine", family="wine")
+    recommender = Recommender(kb)
+    _, features = WarmStartSearch(kb).prepare(wine)
+    names = {n.name for n in recommender.neighbors(features, k=5, exclude_hashes={wine.content_hash})}
+    assert names == {"iris", "bc"}
+    names = {n.name for n in recommender.neighbors(features, k=5, exclude_families={"iris"})}
+    assert names == {"wine", "bc"}
+    report = recommender.recommend(features, top=5, exclude_families={"wine", "iris"},
+                                   exclude_hashes={wine.content_hash})
+    assert all(e.dataset == "bc" for r in report.recommendations for e in r.evidence)
+
+
+def test_feedback_loop_near_duplicate_gets_the_winner(kb: KnowledgeBase) -> None:
+    frame = breast_cancer_frame(200)
+    first = WarmStartSearch(kb, SearchSettings(strategy="cold", n_trials=6, refit=False, **FAST)).run(
+        from_frame(frame, "target", "original"))
+    rng = np.random.default_rng(0)
+    near = frame.drop(index=range(5)).reset_index(drop=True)
+    numeric = near.columns.drop("target")
+    near[numeric] = near[numeric] * (1 + rng.normal(0, 1e-3, size=(len(near), len(numeric))))
+    duplicate = from_frame(near, "target", "near_duplicate")
+    assert duplicate.content_hash != from_frame(frame, "target").content_hash
+    engine = WarmStartSearch(kb, SearchSettings(n_trials=2, **FAST))
+    _, features = engine.prepare(duplicate)
+    top = engine.recommend(duplicate, features, top=3).recommendations[0]
+    assert top.configuration == first.best.configuration
+    assert top.evidence[0].dataset == "original"
+
+
+def test_interrupted_search_keeps_finished_trials(tmp_path: Path) -> None:
+    db = str(tmp_path / "kb.sqlite")
+    csv = tmp_path / "bc.csv"
+    breast_cancer_frame(300).to_csv(csv, index=False)
+    proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "search", str(csv), "--target", "target",
+                             "--trials", "500", "--strategy", "random", "--folds", "3", "--db", db, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kb = KnowledgeBase(db)
+    deadline = time.time() + 120
+    while time.time() < deadline and kb.stats()["runs"] < 3:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=120)
+    runs = kb.stats()["runs"]
+    assert runs >= 3
+    result = json.loads(stdout)
+    assert result["status"] == "interrupted" and result["n_trials"] == runs
+    assert kb.search(result["search_id"])["status"] == "cancelled"
+    # a hard kill loses nothing that was written either
+    proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "search", str(csv), "--target", "target",
+                             "--trials", "500", "--strategy", "random", "--folds", "3", "--db", db, "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while time.time() < deadline + 60 and kb.stats()["runs"] < runs + 2:
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    assert kb.stats()["runs"] >= runs + 2
+
+
+def test_python_api_and_autoclassifier(kb_path: str) -> None:
+    import metalearn
+
+    frame = messy_iris_frame()
+    X, y = frame.drop(columns="target"), frame["target"]
+    clf = metalearn.AutoClassifier(n_trials=3, folds=3, kb=kb_path)
+    assert clf.get_params()["n_trials"] == 3
+    clf.fit(X, y)
+    assert clf.score(X, y) > 0.8
+    assert clf.predict_proba(X).shape == (150, 3)
+    assert set(clf.predict(X)) <= set(y)
+    assert len(clf.leaderboard_) == 3 and clf.best_config_ is not None
+    # the only dataset in the knowledge base is the query itself: library defaults, flagged as such
+    report = metalearn.recommend(X, y, kb=kb_path, top=2)
+    assert [r.source for r in report.recommendations] == ["defaults", "defaults"]
+    assert report.neighbors == []
+
+
+def test_cli_search_json_and_predict(tmp_path: Path) -> None:
+    db, model = str(tmp_path / "kb.sqlite"), tmp_path / "model.joblib"
+    csv = tmp_path / "wine.csv"
+    wine_frame().to_csv(csv, index=False)
+    proc = subprocess.run([sys.executable, "-m", "metalearn.cli", "search", str(csv), "--target", "target",
+                           "--trials", "3", "--folds", "3", "--db", db, "--json", "--output", str(model)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert {"search_id", "strategy", "n_trials", "best", "trials"} <= set(body)
+    assert body["n_trials"] == 3 and {"score", "algorithm", "configuration"} <= set(body["best"])
+    assert all({"score", "status", "seconds", "origin"} <= set(t) for t in body["trials"])
+    preds = subprocess.run([sys.executable, "-m", "metalearn.cli", "predict", str(model), str(csv)],
+                           capture_output=True, text=True, timeout=120)
+    assert preds.returncode == 0, preds.stderr
+    lines = preds.stdout.strip().splitlines()
+    assert lines[0] == "prediction" and len(lines) == 179
