@@ -13,6 +13,7 @@ from conftest import breast_cancer_frame
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
 from metalearn.knowledge_base.snapshot import export_snapshot, import_snapshot
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from metalearn.datasets import from_frame
 from metalearn.errors import KnowledgeBaseError
@@ -44,7 +45,7 @@ def test_failing_batch_leaves_no_partial_rows(kb: KnowledgeBase) -> None:
     kb.record_runs([_run(dataset_id)])
     with pytest.raises(KnowledgeBaseError):
         kb.record_runs([_run(dataset_id, config={"classifier": "lda"}), _run(dataset_id, score=None)])
-    with pytest.raises(Exception):  # foreign key violation on the second row rolls back the first
+    with pytest.raises(IntegrityError):  # foreign key violation on the second row rolls back the first
         kb.record_runs([_run(dataset_id, config={"classifier": "mlp"}), _run(dataset_id + 999)])
     stats = kb.stats()
     assert stats["runs"] == 1 and stats["configurations"] == 1
@@ -82,9 +83,10 @@ def test_two_processes_writing_at_once_lose_nothing(kb: KnowledgeBase, kb_path: 
 
 def test_best_configurations_and_performance(kb: KnowledgeBase) -> None:
     dataset_id = kb.register(from_frame(breast_cancer_frame(60), "target"))
-    kb.record_runs([_run(dataset_id, 0.7, config={"classifier": "a"}), _run(dataset_id, 0.9, config={"classifier": "b"}),
-                    _run(dataset_id, 0.8, config={"classifier": "b"}), _run(dataset_id, None, "crash",
-                                                                            config={"classifier": "c"})])
+    kb.record_runs([_run(dataset_id, 0.7, config={"classifier": "a"}),
+                    _run(dataset_id, 0.9, config={"classifier": "b"}),
+                    _run(dataset_id, 0.8, config={"classifier": "b"}),
+                    _run(dataset_id, None, "crash", config={"classifier": "c"})])
     best = kb.best_configurations(dataset_id, "balanced_accuracy", 5)
     assert [b.config["classifier"] for b in best] == ["b", "a"]
     assert best[0].score == pytest.approx(0.85) and best[0].n_runs == 2
