@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from threadpoolctl import threadpool_limits
 
 from metalearn.errors import MetalearnError
 
@@ -117,7 +118,9 @@ def _proba_score(model: Any, X: pd.DataFrame, y: pd.Series, metric: str, labels:
 
 def _run(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int,
          holdout: float | None, seed: int) -> list[float]:
-    return cross_validate(pipeline, X, y, metric, folds, holdout, seed)
+    # one BLAS/OpenMP thread per trial: HistGradientBoosting's OpenMP threads otherwise fight over the cores
+    with threadpool_limits(1):
+        return cross_validate(pipeline, X, y, metric, folds, holdout, seed)
 
 
 def evaluate_pipeline(

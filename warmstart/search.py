@@ -383,7 +383,9 @@ class WarmStartSearch:
 
         pipeline = build_pipeline(configuration, dataset.numeric, dataset.categorical,
                                   n_features=dataset.n_features, random_state=self.settings.seed)
-        with warnings.catch_warnings():
+        from threadpoolctl import threadpool_limits
+
+        with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")
             pipeline.fit(dataset.X, dataset.y)
         return pipeline

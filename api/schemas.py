@@ -1,0 +1,368 @@
+"""Request and response bodies of the HTTP API (pydantic v2), with the examples shown in ``/docs``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from metalearn.api.dependencies import MAX_ID, MAX_TIME_BUDGET, MAX_TRIAL_TIME_LIMIT, MAX_TRIALS
+
+Metric = Literal["balanced_accuracy", "accuracy", "f1_macro", "roc_auc", "log_loss"]
+Strategy = Literal["warm", "cold", "random"]
+DatasetId = Field(ge=1, le=MAX_ID, description="Id of a dataset in the knowledge base.", examples=[42])
+
+EXAMPLE_CONFIG = {"algorithm": "random_forest", "random_forest:n_estimators": 200,
+                  "random_forest:max_features": 0.5, "random_forest:min_samples_leaf": 2,
+                  "preprocessing:scaler": "none"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What is wrong, in one sentence.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "no dataset with id 7"}]})
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: str = Field(description="Every problem found, joined into one line.")
+    errors: list[ValidationErrorItem] = Field(description="The same problems, one per item.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "detail": "body.n_trials: Input should be greater than or equal to 1",
+        "errors": [{"loc": ["body", "n_trials"], "msg": "Input should be greater than or equal to 1",
+                    "type": "greater_than_equal"}]}]})
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error status codes."""
+    text = {400: "The input cannot be used (the detail says why).", 401: "Missing or invalid API key.",
+            404: "No such dataset or search.", 409: "Not possible in the current state.",
+            413: "Upload or request body too large.", 422: "The request body or parameters are malformed.",
+            429: "The search queue is full; retry later.", 503: "The service is unavailable."}
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        model = ValidationErrorResponse if code == 422 else ErrorResponse
+        out[code] = {"model": model, "description": text.get(code, "Error.")}
+    return out
+
+
+# --------------------------------------------------------------------------------------------- health & stats
+
+
+class SourceCounts(BaseModel):
+    datasets: int
+    runs: int
+
+
+class KnowledgeBaseStats(BaseModel):
+    """Exactly the fields of ``KnowledgeBase.stats()`` (and ``metalearn kb stats --json``)."""
+
+    datasets: int
+    runs: int
+    configurations: int
+    datasets_with_metafeatures: int
+    searches: int
+    datasets_linked_to_openml: int
+    by_source: dict[str, SourceCounts]
+    runs_by_status: dict[str, int]
+    runs_by_origin: dict[str, int]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "datasets": 120, "runs": 9800, "configurations": 7100, "datasets_with_metafeatures": 120, "searches": 130,
+        "datasets_linked_to_openml": 60, "by_source": {"manifest": {"datasets": 120, "runs": 9800}},
+        "runs_by_status": {"success": 9500, "crash": 200, "timeout": 100},
+        "runs_by_origin": {"smac_initial": 2400, "smac": 7400}}]})
+
+
+class KnowledgeBaseSummary(BaseModel):
+    backend: str = Field(description="Database backend, e.g. sqlite or postgresql.")
+    datasets: int
+    runs: int
+    searches: int
+
+
+class SearchCapacity(BaseModel):
+    workers: int
+    running: int
+    queued: int
+    queue_limit: int
+
+
+class UploadLimits(BaseModel):
+    max_upload_bytes: int
+    max_rows: int
+    max_columns: int
+    max_cells: int
+    max_predict_rows: int
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    version: str
+    auth_required: bool
+    knowledge_base: KnowledgeBaseSummary
+    searches: SearchCapacity
+    limits: UploadLimits
+    uptime_seconds: float
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "ok", "version": "0.1.0", "auth_required": True,
+        "knowledge_base": {"backend": "sqlite", "datasets": 120, "runs": 9800, "searches": 130},
+        "searches": {"workers": 1, "running": 0, "queued": 0, "queue_limit": 8},
+        "limits": {"max_upload_bytes": 104857600, "max_rows": 1000000, "max_columns": 2000,
+                   "max_cells": 50000000, "max_predict_rows": 10000},
+        "uptime_seconds": 12.5}]})
+
+
+# --------------------------------------------------------------------------------------------- datasets
+
+
+class DatasetSummary(BaseModel):
+    id: int
+    name: str
+    source: str
+    family: str | None
+    openml_id: int | None
+    target: str | None
+    n_rows: int
+    n_features: int
+    n_classes: int
+    n_categorical: int
+    content_hash: str
+    stored: bool = Field(description="Whether this server holds the table, i.e. searches can run on it "
+                                     "(datasets from the shipped seed have meta-features and runs only).")
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class DatasetDetail(DatasetSummary):
+    extractor: str = Field(description="Meta-feature extractor version.")
+    meta_features: dict[str, float | None] | None = Field(
+        description="Meta-feature vector (null when not extracted with the current extractor).")
+
+
+class DatasetCreated(BaseModel):
+    id: int = Field(examples=[42])
+    name: str = Field(examples=["breast_cancer"])
+    n_rows: int = Field(examples=[569])
+    n_features: int = Field(examples=[30])
+    n_classes: int = Field(examples=[2])
+    target: str = Field(examples=["diagnosis"])
+    categorical: list[str] = Field(examples=[[]])
+    content_hash: str
+    existing: bool = Field(description="True when the same data (same content hash) was registered before.")
+    meta_features: dict[str, float | None]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 42, "name": "breast_cancer", "n_rows": 569, "n_features": 30, "n_classes": 2, "target": "diagnosis",
+        "categorical": [], "content_hash": "6f1c…", "existing": False,
+        "meta_features": {"simple.log_n_rows": 6.34, "simple.n_classes": 2.0, "leaves": 11.0}}]})
+
+
+# --------------------------------------------------------------------------------------------- recommendations
+
+
+class RecommendationRequest(Strict):
+    dataset_id: int = DatasetId
+    top: int = Field(5, ge=1, le=100, description="Number of pipelines to recommend.")
+    k: int = Field(5, ge=1, le=100, description="Number of nearest datasets consulted.")
+    metric: Metric = Field("balanced_accuracy", description="Metric the evidence is measured in.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dataset_id": 42, "top": 5, "k": 5}]})
+
+
+class NeighborOut(BaseModel):
+    dataset: str
+    dataset_id: int
+    family: str | None
+    distance: float
+
+
+class EvidenceOut(BaseModel):
+    dataset: str
+    dataset_id: int
+    distance: float = Field(description="Meta-feature distance (-1 when unknown).")
+    score: float
+
+
+class RecommendationOut(BaseModel):
+    rank: int
+    algorithm: str
+    configuration: dict[str, Any]
+    configuration_id: int
+    expected_score: float | None
+    expected_range: list[float] | None
+    source: str = Field(description="neighbors or portfolio")
+    utility: float
+    evidence: list[EvidenceOut]
+
+
+class RecommendationReport(BaseModel):
+    """The body of ``metalearn recommend --json``."""
+
+    dataset: dict[str, Any]
+    metric: str
+    far_from_knowledge_base: bool
+    neighbors: list[NeighborOut]
+    recommendations: list[RecommendationOut]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "dataset": {"name": "breast_cancer", "n_rows": 569, "n_features": 30, "n_classes": 2, "n_categorical": 0,
+                    "content_hash": "6f1c…", "source": "user", "family": None, "openml_id": None},
+        "metric": "balanced_accuracy", "far_from_knowledge_base": False,
+        "neighbors": [{"dataset": "wdbc", "dataset_id": 7, "family": "wdbc", "distance": 0.12}],
+        "recommendations": [{"rank": 1, "algorithm": "random_forest", "configuration": EXAMPLE_CONFIG,
+                             "configuration_id": 311, "expected_score": 0.95, "expected_range": [0.93, 0.97],
+                             "source": "neighbors", "utility": 0.97,
+                             "evidence": [{"dataset": "wdbc", "dataset_id": 7, "distance": 0.12, "score": 0.96}]}]}]})
+
+
+# --------------------------------------------------------------------------------------------- searches
+
+
+class SearchRequest(Strict):
+    dataset_id: int = DatasetId
+    strategy: Strategy = Field("warm", description="warm (meta-learned initial design), cold (SMAC's default) "
+                                                   "or random.")
+    n_trials: int | None = Field(20, ge=1, le=MAX_TRIALS, description="Number of trials (null: time budget only).")
+    time_budget: float | None = Field(None, gt=0, le=MAX_TIME_BUDGET, description="Wall-clock budget in seconds.")
+    metric: Metric = "balanced_accuracy"
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    trial_time_limit: float | None = Field(None, gt=0, le=MAX_TRIAL_TIME_LIMIT,
+                                           description="Seconds allowed per trial (default: the server's).")
+    folds: int = Field(5, ge=2, le=10, description="Cross-validation folds per trial.")
+    max_rows: int = Field(5000, ge=50, le=1_000_000, description="Stratified row cap used by the trials.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"dataset_id": 42, "strategy": "warm", "n_trials": 20, "time_budget": 300, "metric": "balanced_accuracy",
+         "seed": 0}]})
+
+    @model_validator(mode="after")
+    def _budget(self) -> SearchRequest:
+        if self.n_trials is None and self.time_budget is None:
+            raise ValueError("give a budget: n_trials, time_budget or both")
+        return self
+
+
+class SearchAccepted(BaseModel):
+    id: int
+    status: str
+    dataset_id: int
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": 17, "status": "queued", "dataset_id": 42}]})
+
+
+class BestTrial(BaseModel):
+    trial: int
+    run_id: int
+    score: float
+    algorithm: str
+    configuration: dict[str, Any]
+
+
+class TrajectoryPoint(BaseModel):
+    trial: int
+    elapsed: float | None = Field(description="Seconds from the start of the search to the end of this trial.")
+    best_so_far: float | None
+
+
+class SearchStatus(BaseModel):
+    id: int
+    dataset_id: int
+    strategy: str
+    status: str = Field(description="queued, running, succeeded, failed or cancelled")
+    metric: str | None
+    n_trials: int | None = Field(description="Requested number of trials.")
+    time_budget: float | None
+    trials_done: int
+    best: BestTrial | None
+    trajectory: list[TrajectoryPoint]
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    model_available: bool
+    cancel_requested: bool
+    settings: dict[str, Any]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 17, "dataset_id": 42, "strategy": "warm", "status": "running", "metric": "balanced_accuracy",
+        "n_trials": 20, "time_budget": None, "trials_done": 2,
+        "best": {"trial": 1, "run_id": 9801, "score": 0.95, "algorithm": "random_forest",
+                 "configuration": EXAMPLE_CONFIG},
+        "trajectory": [{"trial": 1, "elapsed": 3.1, "best_so_far": 0.95}, {"trial": 2, "elapsed": 5.0,
+                                                                          "best_so_far": 0.95}],
+        "error": None, "started_at": "2025-01-01T12:00:00Z", "finished_at": None, "model_available": False,
+        "cancel_requested": False, "settings": {"strategy": "warm", "n_trials": 20, "folds": 5}}]})
+
+
+class TrialOut(BaseModel):
+    trial: int
+    run_id: int
+    algorithm: str
+    origin: str = Field(description="warm_start, smac_initial, smac or random")
+    status: str = Field(description="success, crash or timeout")
+    score: float | None
+    std: float | None
+    seconds: float
+    error: str | None
+    configuration: dict[str, Any]
+    created_at: datetime | None
+
+
+class TrialList(BaseModel):
+    search_id: int
+    status: str
+    trials: list[TrialOut]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "search_id": 17, "status": "succeeded", "trials": [{
+            "trial": 1, "run_id": 9801, "algorithm": "random_forest", "origin": "warm_start", "status": "success",
+            "score": 0.95, "std": 0.01, "seconds": 1.9, "error": None, "configuration": EXAMPLE_CONFIG,
+            "created_at": "2025-01-01T12:00:03Z"}]}]})
+
+
+class CancelResponse(BaseModel):
+    id: int
+    status: Literal["cancelled", "cancelling"] = Field(
+        description="cancelled: it had not started; cancelling: it stops after the trial in progress.")
+    detail: str
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": 17, "status": "cancelling", "detail": "search 17 stops after the trial in progress"}]})
+
+
+class PredictRequest(Strict):
+    rows: list[dict[str, Any]] = Field(min_length=1, description="Rows as {column: value}; the model's feature "
+                                                                 "columns are required, others are ignored.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"rows": [{"mean radius": 14.1, "mean texture": 19.3, "mean perimeter": 92.0}]}]})
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = Field(description="Per row, one probability per class (in the order "
+                                                                "of classes); null if the model has none.")
+    classes: list[Any] | None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"predictions": [1], "probabilities": [[0.08, 0.92]], "classes": [0, 1]}]})
