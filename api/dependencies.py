@@ -15,7 +15,6 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from metalearn.errors import MetalearnError
+from metalearn.errors import KnowledgeBaseError, MetalearnError
 from metalearn.settings import database_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,6 +41,16 @@ MAX_TRIAL_TIME_LIMIT = 3600.0
 MAX_ID = 2**62
 DATASET_FIELDS = ("name", "n_rows", "n_features", "n_classes", "n_categorical", "content_hash", "source",
                   "family", "openml_id")
+
+
+
+
+class NotFound(MetalearnError):
+    """No such dataset, search or model (HTTP 404)."""
+
+
+class Conflict(MetalearnError):
+    """The request does not fit the current state, e.g. a model of a running search (HTTP 409)."""
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -443,7 +452,10 @@ class RecommendationService:
         cached = self._datasets.fetch(key)
         if cached is not None:
             return cached
-        info = self.kb.dataset(dataset_id)
+        try:
+            info = self.kb.dataset(dataset_id)
+        except KnowledgeBaseError:
+            raise NotFound(f"no dataset with id {dataset_id}") from None
         features = self.kb.metafeatures(dataset_id, extractor)
         if features is not None:
             self._datasets.put(key, (info, features))
@@ -453,8 +465,7 @@ class RecommendationService:
         for key in [k for k in list(self._datasets) if k[0] == dataset_id]:
             self._datasets.pop(key, None)
 
-    def recommend(self, dataset_id: int, top: int, k: int, metric: str,
-                  missing: Callable[[str], Exception]) -> tuple[bytes, bool]:
+    def recommend(self, dataset_id: int, top: int, k: int, metric: str) -> tuple[bytes, bool]:
         """JSON bytes of the report (as ``metalearn recommend --json``) and whether it came from the cache."""
         version, recommender = self.recommender(metric)
         key = (metric, version, dataset_id, top, k)
@@ -464,7 +475,7 @@ class RecommendationService:
                 return cached, True
         info, features = self.dataset(dataset_id, recommender.extractor)
         if features is None:
-            raise missing(f"dataset {dataset_id} ({info.name}) has no meta-features for extractor "
+            raise Conflict(f"dataset {dataset_id} ({info.name}) has no meta-features for extractor "
                           f"{recommender.extractor}; upload its table again to compute them")
         report = recommender.recommend(features, top=top, k=k, dataset=dataset_json(info),
                                        exclude_hashes={info.content_hash})

@@ -326,7 +326,9 @@ def run_search_job(payload: dict[str, Any]) -> None:
             save_model(result.model, tmp, metadata=metadata)
             os.replace(tmp, path)
         status, best_run_id, error = kb.final or ("failed", None, "the search ended without a status")
-        if status == "cancelled":
+        if os.getppid() != parent:  # the server died under us: same outcome as recover() at its restart
+            status, error = "failed", "the server stopped while the search was running; its finished trials are kept"
+        elif status == "cancelled":
             error = "cancelled by request" + ("" if best_run_id is not None else "; no trial had succeeded")
         set_status(kb, search_id, status, when=("running",), best_run_id=best_run_id, error=error)
     except BaseException as exc:  # record why, then exit non-zero

@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from metalearn.api.dependencies import MAX_ID, MAX_TIME_BUDGET, MAX_TRIAL_TIME_LIMIT, MAX_TRIALS
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Metric = Literal["balanced_accuracy", "accuracy", "f1_macro", "roc_auc", "log_loss"]
 Strategy = Literal["warm", "cold", "random"]
 DatasetId = Field(ge=1, le=MAX_ID, description="Id of a dataset in the knowledge base.", examples=[42])
 
-EXAMPLE_CONFIG = {"algorithm": "random_forest", "random_forest:n_estimators": 200,
-                  "random_forest:max_features": 0.5, "random_forest:min_samples_leaf": 2,
-                  "preprocessing:scaler": "none"}
+EXAMPLE_CONFIG = {"class_weight": "none", "classifier": "random_forest", "encoding": "one_hot",
+                  "encoding:one_hot:min_frequency": 0.01, "feature_preprocessing": "none",
+                  "imputation:categorical": "constant", "imputation:numeric": "median",
+                  "random_forest:bootstrap": True, "random_forest:criterion": "gini",
+                  "random_forest:max_features": "sqrt", "random_forest:min_samples_leaf": 1,
+                  "random_forest:min_samples_split": 2, "random_forest:n_estimators": 100, "scaling": "standard"}
 
 
 class Strict(BaseModel):

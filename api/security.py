@@ -108,24 +108,26 @@ class BodySizeLimitMiddleware:
     counted as it streams in and the request is stopped once it passes the limit.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, upload_limit: int, upload_paths: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int, upload_paths: Iterable[str] = (),
+                 upload_allowance: int = 0) -> None:
         self.app = app
         self.limit = limit
         self.upload_limit = upload_limit
+        self.upload_allowance = upload_allowance  # multipart framing and form fields around the file
         self.upload_paths = frozenset(upload_paths)
 
     def _limit_for(self, path: str) -> tuple[int, str]:
+        """The enforced limit and the message of a 413 for requests to ``path``."""
         if path.rstrip("/") in self.upload_paths:
-            return self.upload_limit, "upload"
-        return self.limit, "request body"
+            return (self.upload_limit + self.upload_allowance,
+                    f"upload too large: the limit is {self.upload_limit:,} bytes (METALEARN_API_MAX_UPLOAD_BYTES)")
+        return self.limit, f"request body too large: the limit is {self.limit:,} bytes (METALEARN_API_MAX_BODY_MB)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        limit, what = self._limit_for(scope["path"])
-        message = (f"{what} too large: the limit is {limit:,} bytes"
-                   + (" (METALEARN_API_MAX_UPLOAD_BYTES)" if what == "upload" else " (METALEARN_API_MAX_BODY_MB)"))
+        limit, message = self._limit_for(scope["path"])
         declared = _header(scope, b"content-length")
         if declared is not None:
             try:

@@ -17,8 +17,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -94,7 +92,11 @@ class RunRow(Base):
     """One evaluated trial: a configuration on a dataset, with its score or failure status."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_dataset_metric", "dataset_id", "metric", "status"),)
+    __table_args__ = (
+        Index("ix_runs_dataset_metric", "dataset_id", "metric", "status"),
+        Index("ix_runs_origin", "origin"),
+        Index("ix_runs_budget", "budget"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))

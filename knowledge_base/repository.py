@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from metalearn.knowledge_base import migrate
 from metalearn.knowledge_base.engine import create_kb_engine, is_sqlite
 from metalearn.knowledge_base.models import (
-    Base,
     ConfigurationRow,
     DatasetRow,
     MetaFeatureRow,
@@ -20,7 +20,7 @@ from metalearn.knowledge_base.models import (
     SearchRow,
     utcnow,
 )
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -118,10 +118,18 @@ class KnowledgeBase:
         return f"KnowledgeBase({self.url!r})"
 
     def create_schema(self) -> None:
+        """Create or migrate the schema to the newest Alembic revision (a no-op when up to date)."""
         try:
-            Base.metadata.create_all(self._writer)
+            if migrate.current_revision(self._reader) != migrate.head_revision():
+                self.upgrade()
         except OperationalError as exc:
             raise KnowledgeBaseError(f"cannot open knowledge base {self.url}: {exc.orig}") from None
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Apply pending migrations; returns (revision before, revision after)."""
+        if migrate.current_revision(self._reader) is None and inspect(self._reader).has_table("datasets"):
+            migrate.stamp(self._writer, "0001")  # created before migrations existed: same schema as 0001
+        return migrate.upgrade(self._writer)
 
     def dispose(self) -> None:
         self._reader.dispose()

@@ -643,7 +643,7 @@ def run_dataset(ctx: _Context, notify: Any = None) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         dataset = ctx.source.loader()
-    except MetalearnError as exc:
+    except Exception as exc:  # a dataset that cannot be loaded is skipped, not fatal
         append_jsonl(output / "errors.jsonl", [{"dataset_key": key, "stage": "load", "error": str(exc),
                                                 "created": _now()}])
         for _ in todo:
@@ -887,6 +887,14 @@ _COLORS = {"warm": "tab:red", "cold": "tab:blue", "random": "tab:gray", "flaml":
            "flaml-zeroshot": "tab:olive"}
 
 
+def _budget_ticks(ax: Any, budgets: Sequence[int]) -> None:
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(list(budgets)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
 def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> dict[str, str]:
     """PNG plots (matplotlib, Agg backend); returns {name: file name}."""
     import matplotlib
@@ -920,6 +928,8 @@ def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> di
                 ax.errorbar(x, y, yerr=[[y[0] - b["low"].iloc[0]], [b["high"].iloc[0] - y[0]]], color=color,
                             capsize=4)
         ax.set_xscale("log")
+        if name == "score_vs_trials":
+            _budget_ticks(ax, summary["budgets"])
         ax.set_xlabel(xlabel)
         ax.set_ylabel("median normalised test score")
         ax.set_title(f"{summary['suite']}: {summary['n_datasets']} datasets x {summary['n_seeds']} seeds "
@@ -937,6 +947,7 @@ def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> di
         ax.plot(budgets, [values[str(b)] for b in budgets], marker="o" if len(budgets) > 1 else "*",
                 markersize=6 if len(budgets) > 1 else 12, color=_COLORS.get(strategy), label=strategy)
     ax.set_xscale("log")
+    _budget_ticks(ax, summary["budgets"])
     ax.set_xlabel("trials")
     ax.set_ylabel("average rank (1 = best)")
     ax.invert_yaxis()

@@ -236,6 +236,43 @@ def predict(model: Path, file: Path,
 
 @app.command()
 @user_errors
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes (uvicorn workers).")] = 1,
+          db: DbOption = None,
+          log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug.")] = "info") -> None:
+    """Run the HTTP API with uvicorn (docs at /docs); settings from METALEARN_DB and METALEARN_API_*."""
+    import os
+
+    import uvicorn
+
+    from metalearn.api.dependencies import ServerSettings
+    from metalearn.settings import database_url
+
+    if log_level not in ("critical", "error", "warning", "info", "debug"):
+        raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
+    os.environ["METALEARN_DB"] = database_url(db)
+    settings = ServerSettings.from_env()  # bad settings: one line and exit 2, before uvicorn starts
+    if workers > 1:  # seed and recover once here, not in every worker process at the same time
+        from metalearn.api.jobs import recover
+        from metalearn.knowledge_base import KnowledgeBase
+        from metalearn.knowledge_base.snapshot import ensure_seeded
+
+        kb = KnowledgeBase(settings.db_url)
+        if settings.seed_kb:
+            ensure_seeded(kb)
+        if settings.recover:
+            recover(kb)
+        kb.dispose()
+        os.environ["METALEARN_API_SEED"] = os.environ["METALEARN_API_RECOVER"] = "0"
+    typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {settings.db_url}, "
+               f"data in {settings.data_dir}", err=True)
+    uvicorn.run("metalearn.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level)
+
+
+@app.command()
+@user_errors
 def benchmark(
     suite: Annotated[str, typer.Option("--suite", help="OpenML suite id or alias, or a directory holding a "
                                                        "manifest.json (e.g. ../shared/datasets).")],
@@ -304,6 +341,17 @@ def kb_stats(db: DbOption = None, json_: JsonOption = False) -> None:
     typer.echo(f"runs: {stats['runs']}  configurations: {stats['configurations']}  searches: {stats['searches']}")
     for source, counts in sorted(stats["by_source"].items()):
         typer.echo(f"  {source}: {counts['datasets']} datasets, {counts['runs']} runs")
+
+
+@kb_app.command("upgrade")
+@user_errors
+def kb_upgrade(db: DbOption = None) -> None:
+    """Apply pending schema migrations (Alembic) to the knowledge base, keeping its data."""
+    from metalearn.knowledge_base import KnowledgeBase
+
+    kb = KnowledgeBase(db, create=False)
+    before, after = kb.upgrade()
+    typer.echo(f"knowledge base at {kb.url}: schema {before or 'empty'} -> {after}")
 
 
 @kb_app.command("seed")

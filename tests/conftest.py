@@ -16,6 +16,14 @@ OPENML_FIXTURE = SHARED / "fixtures" / "openml-cache"
 CORPUS = SHARED / "datasets"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's knowledge base or cache: point METALEARN_DB / METALEARN_CACHE_DIR at temp dirs."""
+    root = tmp_path_factory.mktemp("env")
+    monkeypatch.setenv("METALEARN_DB", str(root / "default-kb.sqlite"))
+    monkeypatch.setenv("METALEARN_CACHE_DIR", str(root / "cache"))
+
+
 @pytest.fixture
 def kb_path(tmp_path: Path) -> str:
     return str(tmp_path / "kb.sqlite")

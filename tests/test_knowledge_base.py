@@ -121,3 +121,24 @@ def test_kb_cli_init_and_stats(tmp_path: Path) -> None:
 def test_bad_url_is_a_clear_error() -> None:
     with pytest.raises(KnowledgeBaseError, match="invalid knowledge base URL"):
         KnowledgeBase("notadialect://x/y")
+
+
+def test_migration_upgrades_an_old_schema_without_loss(tmp_path: Path) -> None:
+    from metalearn.knowledge_base import migrate
+    from sqlalchemy import create_engine, inspect
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    migrate.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO datasets (name, content_hash, source, n_rows, n_features, n_classes, "
+                          "n_categorical, created_at) VALUES ('old', 'h', 'user', 10, 2, 2, 0, '2026-01-01')"))
+    assert "ix_runs_origin" not in {i["name"] for i in inspect(engine).get_indexes("runs")}
+    proc = subprocess.run([sys.executable, "-m", "metalearn.cli", "kb", "upgrade", "--db", url],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "0001 -> 0002" in proc.stdout
+    assert "ix_runs_origin" in {i["name"] for i in inspect(engine).get_indexes("runs")}
+    kb = KnowledgeBase(url)
+    assert [d.name for d in kb.datasets()] == ["old"]
+    assert migrate.current_revision(kb.engine) == migrate.head_revision()

@@ -1,0 +1,175 @@
+"""The FastAPI application: ``create_app(settings)`` wires state, middleware, error handlers and routers.
+
+Run it with ``metalearn serve`` (uvicorn), or ``uvicorn --factory metalearn.api.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from metalearn.api.dependencies import (
+    AppState,
+    Conflict,
+    DataStore,
+    ModelCache,
+    NotFound,
+    RecommendationService,
+    ServerSettings,
+    StatsCache,
+)
+from metalearn.api.jobs import JobManager, QueueFull, recover
+from metalearn.api.routers import datasets, health, knowledge_base, recommendations, searches
+from metalearn.api.security import APIKeyMiddleware, BodySizeLimitMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from metalearn import __version__
+from metalearn.errors import MetalearnError
+
+log = logging.getLogger("metalearn.api")
+
+UPLOAD_PATHS = ("/v1/datasets",)
+MULTIPART_ALLOWANCE = 2**20  # form fields and multipart framing on top of the file itself
+
+DESCRIPTION = """
+Meta-learning AutoML for tabular classification over HTTP.
+
+**Workflow**: upload a table (`POST /v1/datasets`, multipart: `file`, `target`, optional `name`) →
+get recommended pipelines with their evidence (`POST /v1/recommendations`) → start a warm-started
+search (`POST /v1/searches`, answered 202 at once; it runs in a worker process) → follow it
+(`GET /v1/searches/{id}`, `GET /v1/searches/{id}/trials`) or cancel it (`DELETE /v1/searches/{id}`)
+→ download the fitted pipeline (`GET /v1/searches/{id}/model`) or predict with it
+(`POST /v1/searches/{id}/predict`). Every trial lands in the knowledge base as it finishes.
+
+**Authentication**: when the server has API keys (`METALEARN_API_KEYS`), every endpoint except
+`GET /v1/health` needs `Authorization: Bearer <key>`; without it the answer is 401.
+
+**Errors**: every error is JSON `{"detail": "<what is wrong>"}` (422 adds `errors`, one item per
+problem): 400 unusable input, 401 no/invalid key, 404 unknown id, 409 wrong state, 413 too large,
+422 malformed request, 429 search queue full. A refused request changes nothing.
+
+**Python client**: `metalearn.Client(base_url, api_key)`.
+"""
+
+TAGS = [
+    {"name": "health", "description": "Liveness and knowledge-base reachability (no API key)."},
+    {"name": "knowledge base", "description": "Statistics of the knowledge base of past runs."},
+    {"name": "datasets", "description": "Upload tables; they are registered with their meta-features and kept "
+                                        "on the server for searches."},
+    {"name": "recommendations", "description": "Pipelines recommended from similar datasets, with evidence."},
+    {"name": "searches", "description": "Warm-started SMAC searches run in worker processes; models and "
+                                        "predictions."},
+]
+
+
+def open_state(settings: ServerSettings) -> AppState:
+    """Open the knowledge base (seeding an empty one), recover interrupted searches, start the scheduler."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import ensure_seeded
+
+    kb = KnowledgeBase(settings.db_url)
+    seed_loaded = ensure_seeded(kb) if settings.seed_kb else None
+    if seed_loaded:
+        log.info("loaded the shipped knowledge base %s", seed_loaded)
+    if settings.recover:
+        count = recover(kb)
+        if count:
+            log.warning("marked %d search(es) left queued or running by a previous server as failed", count)
+    store = DataStore(settings.data_dir).ensure()
+    recommendations = RecommendationService(kb, response_cache=settings.response_cache)
+    jobs = JobManager(settings, kb, store,
+                      on_finished=lambda search_id: log.info("search %d finished", search_id)).start()
+    return AppState(settings=settings, kb=kb, store=store, jobs=jobs, stats=StatsCache(kb),
+                    recommendations=recommendations, models=ModelCache(), seed_loaded=seed_loaded)
+
+
+def _warm_up(state: AppState) -> None:
+    """Import the heavy modules and build the default recommender, so that the first requests are fast."""
+    try:
+        import metalearn.metafeatures  # noqa: F401 - pymfe takes seconds to import
+        from metalearn.evaluation import DEFAULT_METRIC
+
+        state.recommendations.warm_up(DEFAULT_METRIC)
+    except Exception:  # warming up is an optimisation only
+        log.exception("warm-up failed")
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail, **extra})
+
+
+def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    items, parts = [], []
+    for error in errors:
+        loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+        msg = str(error.get("msg", "invalid"))
+        if error.get("type") == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error")
+            msg = f"invalid JSON{f' ({reason})' if reason else ''}"
+            loc = loc[:1]
+        items.append({"loc": loc, "msg": msg, "type": str(error.get("type", "value_error"))})
+        parts.append(f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg)
+    detail = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
+    return detail or "invalid request", items
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, items = _validation_summary(list(exc.errors()))
+        return _error(422, detail, errors=items)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(_: Request, exc: QueueFull) -> JSONResponse:
+        return JSONResponse(status_code=429, content={"detail": str(exc)}, headers={"Retry-After": "30"})
+
+    @app.exception_handler(MetalearnError)
+    async def user_error(_: Request, exc: MetalearnError) -> JSONResponse:
+        return _error(400, str(exc) or type(exc).__name__)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal server error")
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The application; ``settings`` default to :meth:`ServerSettings.from_env`."""
+    settings = settings or ServerSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await run_in_threadpool(open_state, settings)
+        app.state.metalearn = state
+        threading.Thread(target=_warm_up, args=(state,), name="metalearn-warm-up", daemon=True).start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.jobs.close)
+            state.kb.dispose()
+
+    app = FastAPI(title="metalearn", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
+                  lifespan=lifespan, docs_url="/docs", redoc_url="/redoc")
+    # the last middleware added runs first: API key, then body size, then the routes
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes,
+                       upload_limit=settings.max_upload_bytes, upload_allowance=MULTIPART_ALLOWANCE,
+                       upload_paths=UPLOAD_PATHS)
+    app.add_middleware(APIKeyMiddleware, digests=settings.api_key_hashes)
+    add_exception_handlers(app)
+    for module in (health, knowledge_base, datasets, recommendations, searches):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,218 @@
+"""``/v1/datasets``: upload a table (registered with its meta-features and kept for searches), list, get.
+
+An upload is checked before anything is written: size (413 beyond ``max_upload_bytes``), format
+(parquet by its magic bytes, otherwise UTF-8 CSV text or ARFF; binary garbage is refused), shape
+(rows, columns and cells, 413 beyond the limits; for parquet read from the footer before loading),
+and then the rules of :func:`metalearn.datasets.from_frame` (target present, two classes or more, ...).
+Only a table that passes all of them is registered in the knowledge base and stored in the data
+directory as parquet, keyed by dataset id.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
+from metalearn.api.dependencies import MAX_ID, AppState, ServerSettings, get_state, jsonable
+from metalearn.api.schemas import DatasetCreated, DatasetDetail, DatasetList, error_responses
+from metalearn.api.security import require_api_key
+from sqlalchemy import func, select
+
+from metalearn.errors import DatasetError
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(require_api_key)],
+                   responses=error_responses(401))
+
+PARQUET_MAGIC = b"PAR1"
+CSV_SUFFIXES = ("", ".csv", ".txt", ".data")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+HEAD_BYTES = 4 * 2**20
+
+
+def _bad(detail: str, status: int = 400) -> HTTPException:
+    return HTTPException(status_code=status, detail=detail)
+
+
+def _safe_stem(filename: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem).strip("._")
+    return stem[:100] or "upload"
+
+
+def _sniff(filename: str, head: bytes) -> str:
+    """``parquet``, ``csv`` or ``arff`` from the first bytes and the file name; 400 for anything else."""
+    suffix = Path(filename).suffix.lower()
+    if head[:4] == PARQUET_MAGIC:
+        return "parquet"
+    if suffix in PARQUET_SUFFIXES:
+        raise _bad(f"{filename} is named like a parquet file but is not one (no parquet magic bytes)")
+    if suffix not in CSV_SUFFIXES + (".arff",):
+        raise _bad(f"unsupported file type {suffix!r} for {filename}; upload CSV (UTF-8 text), parquet or ARFF")
+    kind = "arff" if suffix == ".arff" else "CSV"
+    if b"\x00" in head:
+        raise _bad(f"{filename} does not look like {kind} text (it contains NUL bytes); upload UTF-8 {kind} "
+                   "text or a parquet file")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise _bad(f"{filename} is not UTF-8 text (invalid byte at offset {exc.start}); upload UTF-8 {kind} "
+                   "text or a parquet file") from None
+    return "arff" if suffix == ".arff" else "csv"
+
+
+def _check_csv_header(filename: str, head: bytes, settings: ServerSettings) -> None:
+    """Refuse a CSV whose header line alone names more columns than allowed (before pandas reads it)."""
+    line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    try:
+        n_columns = len(next(csv.reader([line])))
+    except (csv.Error, StopIteration):
+        n_columns = line.count(",") + 1
+    if n_columns - 1 > settings.max_columns:
+        raise _bad(f"{filename} has {n_columns:,} columns, more than the limit of {settings.max_columns:,} feature "
+                   "columns (METALEARN_API_MAX_COLUMNS)", 413)
+
+
+def _check_shape(filename: str, n_rows: int, n_columns: int, settings: ServerSettings) -> None:
+    if n_rows > settings.max_rows:
+        raise _bad(f"{filename} has more than {settings.max_rows:,} rows, the limit (METALEARN_API_MAX_ROWS)", 413)
+    if n_columns - 1 > settings.max_columns:
+        raise _bad(f"{filename} has {n_columns - 1:,} feature columns, more than the limit of "
+                   f"{settings.max_columns:,} (METALEARN_API_MAX_COLUMNS)", 413)
+    if n_rows * n_columns > settings.max_cells:
+        raise _bad(f"{filename} has {n_rows:,} x {n_columns:,} cells, more than the limit of {settings.max_cells:,} "
+                   "(METALEARN_API_MAX_CELLS)", 413)
+
+
+def read_upload(filename: str, stream: BinaryIO, size: int | None, settings: ServerSettings) -> Any:
+    """The uploaded table as a DataFrame, or an HTTP 400/413 saying what is wrong with it."""
+    from metalearn.datasets import read_table
+    from metalearn.settings import Limits
+
+    stream.seek(0, 2)
+    actual = stream.tell()
+    stream.seek(0)
+    size = actual if size is None else max(size, actual)
+    if size == 0:
+        raise _bad(f"the uploaded file {filename} is empty")
+    if size > settings.max_upload_bytes:
+        raise _bad(f"{filename} is {size:,} bytes, more than the limit of {settings.max_upload_bytes:,} bytes "
+                   "(METALEARN_API_MAX_UPLOAD_BYTES)", 413)
+    head = stream.read(HEAD_BYTES)
+    stream.seek(0)
+    kind = _sniff(filename, head)
+    if kind == "csv":
+        _check_csv_header(filename, head, settings)
+    limits = Limits(max_rows=settings.max_rows, max_columns=settings.max_columns,
+                    max_file_bytes=settings.max_upload_bytes)
+    with tempfile.TemporaryDirectory(prefix="metalearn-upload-") as folder:
+        path = Path(folder) / f"{_safe_stem(filename)}.{kind}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(stream, out, length=2**20)
+        if kind == "parquet":
+            try:
+                import pyarrow.parquet as pq
+
+                meta = pq.read_metadata(path)
+            except Exception as exc:  # pyarrow raises its own types for corrupt files
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise _bad(f"cannot read {filename} as parquet: {detail}") from None
+            _check_shape(filename, int(meta.num_rows), int(meta.num_columns), settings)
+        try:
+            frame = read_table(path, limits)
+        except DatasetError as exc:
+            raise _bad(str(exc).replace(path.name, filename)) from None
+    _check_shape(filename, int(frame.shape[0]), int(frame.shape[1]), settings)
+    return frame
+
+
+def _summary(state: AppState, info: Any) -> dict[str, Any]:
+    return info.to_json() | {"stored": state.store.has_table(info.id, info.content_hash)}
+
+
+@router.post("", status_code=201, response_model=DatasetCreated, summary="Upload a dataset",
+             responses=error_responses(400, 413, 422))
+def upload_dataset(
+    file: Annotated[UploadFile, File(description="The table: CSV (UTF-8, comma-separated, header row), parquet "
+                                                 "or ARFF.")],
+    target: Annotated[str, Form(min_length=1, max_length=255, description="Name of the target column.")],
+    name: Annotated[str | None, Form(max_length=255, description="Dataset name (default: the file's stem).")] = None,
+    categorical: Annotated[str | None, Form(max_length=100_000, description="Comma-separated columns to treat as "
+                                                                            "categorical (text columns always "
+                                                                            "are).")] = None,
+    state: AppState = Depends(get_state),
+) -> dict[str, Any]:
+    """Validate the table, register it with its meta-features and keep it for searches.
+
+    The same data uploaded again (same content hash) gets the same id, with ``existing: true``.
+    Nothing is registered when the upload is refused.
+    """
+    from metalearn.datasets import from_frame
+    from metalearn.metafeatures import EXTRACTOR_VERSION, extract_metafeatures
+    from metalearn.settings import Limits
+
+    settings = state.settings
+    filename = Path(file.filename or "upload.csv").name or "upload.csv"
+    frame = read_upload(filename, file.file, file.size, settings)
+    columns = [c.strip() for c in (categorical or "").split(",") if c.strip()]
+    limits = Limits(max_rows=settings.max_rows, max_columns=settings.max_columns,
+                    max_file_bytes=settings.max_upload_bytes)
+    dataset_name = (name or "").strip() or Path(filename).stem or "dataset"
+    dataset = from_frame(frame, target, dataset_name, columns, limits=limits)  # DatasetError -> 400
+    kb = state.kb
+    existing = kb.dataset_by_hash(dataset.content_hash)
+    features = kb.metafeatures(existing.id, EXTRACTOR_VERSION) if existing is not None else None
+    if features is None:  # extract first, so a failure leaves nothing registered
+        mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=0)
+        dataset_id = kb.register(dataset)
+        kb.store_metafeatures(dataset_id, mf.extractor, mf.features, mf.seconds)
+        features = mf.features
+    else:
+        dataset_id = existing.id
+    state.store.save_dataset(dataset_id, dataset)
+    state.recommendations.forget(dataset_id)
+    info = kb.dataset(dataset_id)
+    return {"id": dataset_id, "name": info.name, "n_rows": dataset.n_rows, "n_features": dataset.n_features,
+            "n_classes": dataset.n_classes, "target": dataset.target, "categorical": list(dataset.categorical),
+            "content_hash": dataset.content_hash, "existing": existing is not None,
+            "meta_features": jsonable(features)}
+
+
+@router.get("", response_model=DatasetList, summary="List datasets", responses=error_responses(422))
+def list_datasets(limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+                  state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """Datasets of the knowledge base, oldest first; ``stored`` tells which ones searches can run on."""
+    from metalearn.knowledge_base.models import DatasetRow
+
+    with state.kb.reading() as session:
+        total = int(session.scalar(select(func.count()).select_from(DatasetRow)) or 0)
+    items = [_summary(state, info) for info in state.kb.datasets(limit=limit, offset=offset)]
+    return {"datasets": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{dataset_id}", response_model=DatasetDetail, summary="Get a dataset",
+            responses=error_responses(404, 422))
+def get_dataset(dataset_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
+                state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """A dataset with its meta-feature vector."""
+    from metalearn.metafeatures import EXTRACTOR_VERSION
+
+    info = dataset_or_404(state, dataset_id)
+    features = state.kb.metafeatures(dataset_id, EXTRACTOR_VERSION)
+    return _summary(state, info) | {"extractor": EXTRACTOR_VERSION,
+                                    "meta_features": None if features is None else jsonable(features)}
+
+
+def dataset_or_404(state: AppState, dataset_id: int) -> Any:
+    from metalearn.errors import KnowledgeBaseError
+
+    try:
+        return state.kb.dataset(dataset_id)
+    except KnowledgeBaseError:
+        raise HTTPException(status_code=404, detail=f"no dataset with id {dataset_id}") from None
+

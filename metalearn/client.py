@@ -1,0 +1,289 @@
+"""Python client of the metalearn HTTP API (``metalearn serve``), on httpx.
+
+Example::
+
+    from metalearn import Client
+
+    with Client("http://127.0.0.1:8000", api_key="...") as client:
+        dataset = client.upload_dataset("train.csv", target="label")
+        report = client.recommend(dataset["id"], top=5)
+        search = client.start_search(dataset["id"], n_trials=30)
+        final = client.wait(search["id"])                 # progress bar while it runs
+        client.download_model(search["id"], "model.joblib")
+        client.predict(search["id"], frame.head())       # {"predictions", "probabilities", "classes"}
+
+Every error answer of the server raises :class:`APIError` with its status code and message.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class APIError(Exception):
+    """An error answer of the server (or no answer at all: ``status_code`` 0)."""
+
+    def __init__(self, status_code: int, detail: str, response: httpx.Response | None = None) -> None:
+        super().__init__(f"{status_code}: {detail}" if status_code else detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.response = response
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready Python values: numpy scalars unwrapped, NaN / NaT / NA as ``None``."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+class Client:
+    """Client of a metalearn server at ``base_url`` (e.g. ``http://127.0.0.1:8000``).
+
+    ``api_key`` is sent as ``Authorization: Bearer <key>``; ``timeout`` (seconds) applies to each
+    request (uploads compute meta-features on the server and may take a while).
+    """
+
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 120.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Accept": "application/json", "User-Agent": "metalearn-client"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
+                                  transport=transport)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r})"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise APIError(0, f"no answer from {self.base_url} in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise APIError(0, f"cannot reach {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise APIError(response.status_code, self._detail(response), response)
+        return response
+
+    @staticmethod
+    def _detail(response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text.strip()[:500] or response.reason_phrase
+        if isinstance(body, dict) and "detail" in body:
+            detail = body["detail"]
+            return detail if isinstance(detail, str) else str(detail)
+        return str(body)[:500]
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    # ------------------------------------------------------------------ service
+
+    def health(self) -> dict[str, Any]:
+        """``GET /v1/health``: status, counts, search queue and upload limits (no key needed)."""
+        return self._json("GET", "/v1/health")
+
+    def stats(self) -> dict[str, Any]:
+        """``GET /v1/knowledge-base/stats``: the counts of ``metalearn kb stats``."""
+        return self._json("GET", "/v1/knowledge-base/stats")
+
+    # ------------------------------------------------------------------ datasets
+
+    def upload_dataset(self, frame_or_path: Any, target: str, name: str | None = None,
+                       categorical: Iterable[str] | None = None) -> dict[str, Any]:
+        """Upload a DataFrame (sent as parquet) or a CSV / parquet / ARFF file; returns
+        ``{"id", "name", "n_rows", "n_features", "meta_features", ...}``."""
+        data = {"target": target}
+        if name is not None:
+            data["name"] = name
+        if categorical:
+            data["categorical"] = ",".join(categorical)
+        if isinstance(frame_or_path, str | os.PathLike):
+            path = Path(frame_or_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            with path.open("rb") as handle:
+                files = {"file": (path.name, handle, "application/octet-stream")}
+                return self._json("POST", "/v1/datasets", data=data, files=files)
+        filename, payload = self._serialise_frame(frame_or_path, name)
+        files = {"file": (filename, payload, "application/octet-stream")}
+        return self._json("POST", "/v1/datasets", data=data, files=files)
+
+    @staticmethod
+    def _serialise_frame(frame: Any, name: str | None) -> tuple[str, bytes]:
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"upload_dataset takes a pandas DataFrame or a file path, not {type(frame).__name__}")
+        stem = name or "dataset"
+        frame = frame.rename(columns=str).reset_index(drop=True)
+        buffer = io.BytesIO()
+        try:
+            frame.to_parquet(buffer, index=False)
+            return f"{stem}.parquet", buffer.getvalue()
+        except Exception:  # pyarrow refuses e.g. mixed-type object columns: fall back to CSV
+            return f"{stem}.csv", frame.to_csv(index=False).encode("utf-8")
+
+    def datasets(self, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """``GET /v1/datasets``: ``{"datasets": [...], "total", "limit", "offset"}``."""
+        return self._json("GET", "/v1/datasets", params={"limit": limit, "offset": offset})
+
+    def dataset(self, dataset_id: int) -> dict[str, Any]:
+        """``GET /v1/datasets/{id}``, with its meta-features."""
+        return self._json("GET", f"/v1/datasets/{int(dataset_id)}")
+
+    # ------------------------------------------------------------------ recommendations
+
+    def recommend(self, dataset_id: int, top: int = 5, k: int = 5,
+                  metric: str = "balanced_accuracy") -> dict[str, Any]:
+        """Recommended pipelines with evidence (the body of ``metalearn recommend --json``)."""
+        return self._json("POST", "/v1/recommendations",
+                          json={"dataset_id": int(dataset_id), "top": top, "k": k, "metric": metric})
+
+    # ------------------------------------------------------------------ searches
+
+    def start_search(self, dataset_id: int, strategy: str = "warm", n_trials: int | None = 20,
+                     time_budget: float | None = None, metric: str = "balanced_accuracy", seed: int = 0,
+                     **options: Any) -> dict[str, Any]:
+        """Queue a search (``{"id", "status", "dataset_id"}``). ``options``: ``trial_time_limit``, ``folds``,
+        ``max_rows``."""
+        body = {"dataset_id": int(dataset_id), "strategy": strategy, "n_trials": n_trials,
+                "time_budget": time_budget, "metric": metric, "seed": seed, **options}
+        return self._json("POST", "/v1/searches", json=_plain(body))
+
+    def search(self, search_id: int) -> dict[str, Any]:
+        """Status, trials done, best trial so far and trajectory of a search."""
+        return self._json("GET", f"/v1/searches/{int(search_id)}")
+
+    def trials(self, search_id: int) -> list[dict[str, Any]]:
+        """Every trial of a search so far, oldest first."""
+        return self._json("GET", f"/v1/searches/{int(search_id)}/trials")["trials"]
+
+    def cancel(self, search_id: int) -> dict[str, Any]:
+        """Cancel a search: ``status`` is ``cancelled`` (had not started) or ``cancelling``."""
+        return self._json("DELETE", f"/v1/searches/{int(search_id)}")
+
+    def wait(self, search_id: int, progress: bool = True, timeout: float | None = None,
+             poll_interval: float = 1.0) -> dict[str, Any]:
+        """Poll until the search has finished and return its final status (``succeeded``, ``failed`` or
+        ``cancelled``; a failed search does not raise). ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        status = self.search(search_id)
+        bar = _ProgressBar(search_id, status) if progress else None
+        try:
+            while status["status"] not in TERMINAL:
+                if bar is not None:
+                    bar.update(status)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"search {search_id} is still {status['status']} after {timeout:g} s "
+                                       f"({status['trials_done']} trials done)")
+                sleep = poll_interval if deadline is None else max(0.0, min(poll_interval,
+                                                                            deadline - time.monotonic()))
+                time.sleep(sleep)
+                status = self.search(search_id)
+            if bar is not None:
+                bar.update(status)
+        finally:
+            if bar is not None:
+                bar.close()
+        return status
+
+    def download_model(self, search_id: int, path: str | os.PathLike[str]) -> Path:
+        """Save the fitted pipeline of a finished search (read it with :func:`metalearn.model_io.load_model`)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        try:
+            with self._http.stream("GET", f"/v1/searches/{int(search_id)}/model") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise APIError(response.status_code, self._detail(response), response)
+                with tmp.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+            os.replace(tmp, path)
+        except httpx.TransportError as exc:
+            raise APIError(0, f"cannot reach {self.base_url}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def predict(self, search_id: int, rows_or_frame: Any) -> dict[str, Any]:
+        """Predict with a finished search's model: rows as a DataFrame, a list of ``{column: value}``
+        dicts or one dict; returns ``{"predictions", "probabilities", "classes"}``."""
+        if isinstance(rows_or_frame, Mapping):
+            rows = [dict(rows_or_frame)]
+        elif hasattr(rows_or_frame, "to_dict") and hasattr(rows_or_frame, "columns"):
+            rows = rows_or_frame.rename(columns=str).to_dict(orient="records")
+        else:
+            rows = list(rows_or_frame)
+        return self._json("POST", f"/v1/searches/{int(search_id)}/predict", json={"rows": _plain(rows)})
+
+
+class _ProgressBar:
+    """A rich progress bar of trials done (of ``n_trials`` when the search has a trial budget)."""
+
+    def __init__(self, search_id: int, status: dict[str, Any]) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.fields[total_text]}"),
+                                 TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), transient=False)
+        total = status.get("n_trials")
+        self.task = self.progress.add_task(f"search {search_id} [{status['status']}]", total=total,
+                                           total_text=total if total is not None else "?", best="—")
+        self.progress.start()
+
+    def update(self, status: dict[str, Any]) -> None:
+        best = (status.get("best") or {}).get("score")
+        self.progress.update(self.task, completed=status.get("trials_done", 0),
+                             description=f"search {status['id']} [{status['status']}]",
+                             best=f"{best:.4f}" if isinstance(best, int | float) else "—")
+
+    def close(self) -> None:
+        self.progress.stop()

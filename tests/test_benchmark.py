@@ -1,0 +1,269 @@
+"""End-to-end test of ``metalearn benchmark`` on three tiny datasets (two sharing a family).
+
+The knowledge base is seeded in the test (a few cold trials on the same datasets), so every query is
+itself in the knowledge base: the leak rule (no neighbour, portfolio or evidence dataset of the query's
+family) is checked on what the benchmark recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris, load_wine
+from typer.testing import CliRunner
+
+from metalearn.benchmark import (
+    RESULT_COLUMNS,
+    BenchmarkConfig,
+    cell_scores,
+    flaml_available,
+    outer_split,
+    parse_strategies,
+    rank_cells,
+    resolve_suite,
+    summarize,
+    trials_to_match,
+)
+from metalearn.cli import app
+from metalearn.datasets import from_frame
+from metalearn.errors import MetalearnError
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+REPO = Path(__file__).resolve().parents[1]
+OPENML_FIXTURE = REPO.parent / "shared" / "fixtures" / "openml-cache"
+BUDGETS = (1, 2)
+FAMILIES = {"iris": "iris", "iris-noisy": "iris", "wine": "wine"}
+SUMMARY_KEYS = {"suite", "n_datasets", "n_seeds", "strategies", "budgets", "median_normalized_score",
+                "average_rank", "warm_trials_to_match_cold_at_50", "warm_trials_to_match_random_at_50",
+                "kb_fraction_curve", "command", "machine", "hours", "targets"}
+PLOTS = ("score_vs_trials.png", "score_vs_seconds.png", "rank_vs_budget.png", "kb_fraction_curve.png")
+
+
+def _write_corpus(root: Path) -> Path:
+    """A manifest directory with iris, a noisy iris variant (same family) and wine."""
+    root.mkdir(parents=True, exist_ok=True)
+    iris = load_iris(as_frame=True).frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    rng = np.random.default_rng(0)
+    noisy = iris.sample(n=120, random_state=1).reset_index(drop=True)
+    noisy["noise"] = rng.normal(size=len(noisy))
+    noisy["colour"] = rng.choice(["red", "green", "blue"], size=len(noisy))
+    noisy["target"] = noisy["target"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    wine = load_wine(as_frame=True).frame
+    manifest = []
+    for name, frame in (("iris", iris), ("iris-noisy", noisy), ("wine", wine)):
+        frame.to_parquet(root / f"{name}.parquet", index=False)
+        manifest.append({"name": name, "file": f"{name}.parquet", "target": "target", "family": FAMILIES[name],
+                         "categorical": ["colour"] if "colour" in frame else [], "n_rows": len(frame)})
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return root
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def seeded_kb(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from metalearn import seeding
+
+    path = tmp_path_factory.mktemp("kb") / "kb.sqlite"
+    protocol = seeding.SeedProtocol(n_trials=4, folds=3, max_rows=500, trial_time_limit=60.0)
+    outcome = seeding.seed(seeding.manifest_sources(str(corpus)), str(path), protocol)
+    assert all(s["status"] == "done" for s in outcome["datasets"])
+    return path
+
+
+def _strategies() -> str:
+    return "warm,cold,random" + (",flaml-zeroshot" if flaml_available() else "")
+
+
+def _args(corpus: Path, kb: Path, output: Path) -> list[str]:
+    return ["benchmark", "--suite", str(corpus), "--strategies", _strategies(), "--budgets", "1,2", "--seeds", "1",
+            "--db", str(kb), "--output", str(output), "--kb-fractions", "0.5,1.0", "--max-rows", "500",
+            "--folds", "3", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def bench(corpus: Path, seeded_kb: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    output = tmp_path_factory.mktemp("bench") / "out"
+    before = _sha256(seeded_kb)
+    result = CliRunner().invoke(app, _args(corpus, seeded_kb, output))
+    assert result.exit_code == 0, result.output
+    return {"output": output, "cli": result, "kb_hash_before": before, "kb": seeded_kb, "corpus": corpus}
+
+
+def test_results_parquet_schema(bench: dict) -> None:
+    frame = pd.read_parquet(bench["output"] / "results.parquet")
+    assert set(RESULT_COLUMNS) <= set(frame.columns)
+    searches = ["warm", "warm@0.5", "cold", "random"]
+    expected = 3 * len(searches) * len(BUDGETS) + (3 if flaml_available() else 0)
+    assert len(frame) == expected
+    assert set(frame["dataset"]) == set(FAMILIES)
+    assert (frame["family"] == frame["dataset"].map(FAMILIES)).all()
+    assert frame["test_score"].between(0, 1).all()
+    assert (frame["seconds"] > 0).all()
+    search = frame[frame["strategy"].isin(searches)]
+    assert set(search["budget"]) == set(BUDGETS)
+    assert search["cv_score"].notna().all()
+    assert (search["trials"] <= search["budget"]).all()
+    for _, group in search.groupby(["dataset", "strategy"]):
+        group = group.sort_values("budget")
+        assert group["seconds"].is_monotonic_increasing  # seconds elapsed at that budget
+        assert group["cv_score"].is_monotonic_increasing  # the incumbent only improves
+    assert set(frame.loc[frame["strategy"] == "warm@0.5", "kb_fraction"]) == {0.5}
+    if flaml_available():
+        zeroshot = frame[frame["strategy"] == "flaml-zeroshot"]
+        assert set(zeroshot["budget"]) == {1} and (zeroshot["trials"] == 1).all()
+
+
+def test_summary_plots_and_report(bench: dict) -> None:
+    output = bench["output"]
+    summary = json.loads((output / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["n_datasets"] == 3 and summary["n_seeds"] == 1
+    assert summary["budgets"] == list(BUDGETS)
+    for strategy in ("warm", "cold", "random"):
+        assert set(summary["median_normalized_score"][strategy]) == {"1", "2"}
+        assert all(0 <= v <= 1 for v in summary["median_normalized_score"][strategy].values())
+        assert all(1 <= v <= 4 for v in summary["average_rank"][strategy].values())
+    assert "warm@0.5" not in summary["average_rank"]  # ablations are not ranked
+    assert set(summary["kb_fraction_curve"]) == {"0.5", "1"}
+    assert summary["match_budget"] == 2 and "warm_trials_to_match_cold_at_2" in summary
+    assert summary["warm_trials_to_match_cold_at_50"] in (None, 1, 2)
+    assert summary["command"].startswith("metalearn benchmark --suite")
+    assert summary["machine"]["cpus"] >= 1 and summary["hours"] > 0
+    assert len(summary["targets"]) == 4
+    for name in PLOTS:
+        assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (output / "report.md").read_text()
+    assert "## Targets" in report and "score_vs_trials.png" in report
+    assert "report.md" in bench["cli"].output
+
+
+def test_leak_rule_no_neighbour_of_the_query_family(bench: dict) -> None:
+    records = [json.loads(line) for line in (bench["output"] / "neighbors.jsonl").read_text().splitlines()]
+    assert {(r["dataset"], r["strategy"]) for r in records} == {(d, s) for d in FAMILIES for s in ("warm", "warm@0.5")}
+    for record in records:
+        family = record["family"]
+        assert family == FAMILIES[record["dataset"]]
+        for part in ("neighbors", "portfolio_datasets", "evidence_datasets"):
+            assert all(item["family"] != family for item in record[part]), (record["dataset"], part)
+    full = {r["dataset"]: r for r in records if r["strategy"] == "warm"}
+    # the rule is not vacuous: wine's neighbours are the two iris datasets; an iris query only sees wine
+    assert {n["name"] for n in full["wine"]["neighbors"]} == {"iris", "iris-noisy"}
+    assert {n["name"] for n in full["iris"]["neighbors"]} == {"wine"}
+    assert {n["name"] for n in full["iris-noisy"]["portfolio_datasets"]} == {"wine"}
+    frame = pd.read_parquet(bench["output"] / "results.parquet")
+    for row in frame.itertuples():
+        assert row.family not in list(row.neighbor_families)
+
+
+def test_source_knowledge_base_is_untouched(bench: dict) -> None:
+    assert _sha256(bench["kb"]) == bench["kb_hash_before"]
+    scratch = json.loads((bench["output"] / "kb.json").read_text())
+    assert {d["name"] for d in scratch["datasets"]} == set(FAMILIES)  # frozen reference set
+
+
+def test_resume_adds_nothing(bench: dict) -> None:
+    output = bench["output"]
+    lines = (output / "results.jsonl").read_text().count("\n")
+    result = CliRunner().invoke(app, _args(bench["corpus"], bench["kb"], output))
+    assert result.exit_code == 0, result.output
+    assert (output / "results.jsonl").read_text().count("\n") == lines
+    assert json.loads((output / "summary.json").read_text())["new_rows"] == 0
+    # a changed protocol in the same output directory is refused
+    changed = _args(bench["corpus"], bench["kb"], output)
+    changed[changed.index("--folds") + 1] = "4"
+    result = CliRunner().invoke(app, changed)
+    assert result.exit_code == 2 and "different protocol" in result.output
+
+
+# --------------------------------------------------------------------------- units (fast)
+
+
+def test_summary_arithmetic() -> None:
+    rows = []
+    # dataset a: warm reaches cold's best at 2 trials; dataset b: all equal
+    for key, table in {"a": {"warm": [0.6, 0.9, 0.9], "cold": [0.5, 0.6, 0.9], "random": [0.5, 0.5, 0.7]},
+                       "b": {"warm": [0.8] * 3, "cold": [0.8] * 3, "random": [0.8] * 3}}.items():
+        for strategy, scores in table.items():
+            for budget, score in zip((1, 5, 50), scores, strict=True):
+                for seed in (0, 1):
+                    rows.append({"dataset": key, "dataset_key": key, "family": key, "seed": seed,
+                                 "strategy": strategy, "budget": budget, "test_score": score + 0.01 * seed,
+                                 "seconds": float(budget)})
+    frame = pd.DataFrame(rows)
+    cells = cell_scores(frame)
+    a = cells[cells["dataset_key"] == "a"].set_index(["strategy", "budget"])["normalized"]
+    assert a[("random", 1)] == pytest.approx(0.0) and a[("warm", 5)] == pytest.approx(1.0)
+    assert a[("cold", 5)] == pytest.approx(0.25)
+    assert (cells.loc[cells["dataset_key"] == "b", "normalized"] == 1.0).all()
+    ranked = rank_cells(cells, ["warm", "cold", "random"]).set_index(["dataset_key", "strategy", "budget"])["rank"]
+    assert ranked[("a", "warm", 1)] == 1 and ranked[("a", "random", 1)] == 2.5
+    config = BenchmarkConfig(suite="x", strategies=("warm", "cold", "random"), budgets=(1, 5, 50),
+                             kb_fractions=()).validate()
+    summary = summarize(frame, config)
+    assert summary["warm_trials_to_match_cold_at_50"] == 5
+    assert summary["median_normalized_score"]["warm"]["5"] == pytest.approx(1.0)
+    assert summary["average_rank"]["warm"]["1"] == pytest.approx((1 + 2) / 2)
+    assert summary["targets"]["warm_matches_cold_within_10"]["met"] is True
+    assert trials_to_match({"warm": {"1": 0.1}, "cold": {"50": 0.5}}, "warm", "cold", 50) is None
+
+
+def test_outer_split_is_stratified_capped_and_disjoint() -> None:
+    frame = load_wine(as_frame=True).frame
+    frame.loc[0, "target"] = 7  # a class with a single row goes to train
+    dataset = from_frame(frame, "target", "wine", family="wine")
+    train, test = outer_split(dataset, seed=0, test_size=1 / 3, max_rows=60)
+    assert train.n_rows == 60 and 50 <= test.n_rows <= 62
+    assert 7 in set(train.y) and 7 not in set(test.y)
+    assert set(np.unique(test.y)) == {0, 1, 2}
+    joined = pd.concat([train.X, test.X])
+    assert not joined.duplicated().any()
+    again, _ = outer_split(dataset, seed=0, test_size=1 / 3, max_rows=60)
+    assert again.content_hash == train.content_hash
+
+
+def test_argument_errors(tmp_path: Path) -> None:
+    with pytest.raises(MetalearnError, match="unknown strategy"):
+        parse_strategies("warm,hot")
+    with pytest.raises(MetalearnError, match="needs warm"):
+        BenchmarkConfig(suite="x", strategies=("cold", "flaml")).validate()
+    with pytest.raises(MetalearnError, match="no manifest"):
+        resolve_suite(str(tmp_path / "nowhere" / "datasets"))
+    result = CliRunner().invoke(app, ["benchmark", "--suite", str(tmp_path), "--budgets", "0"])
+    assert result.exit_code == 2 and "budgets" in result.output
+
+
+def test_unknown_openml_suite_is_a_clear_error(tmp_path: Path) -> None:
+    if not OPENML_FIXTURE.is_dir():
+        pytest.skip("../shared/fixtures/openml-cache is not present")
+    import openml
+
+    cache = tmp_path / "openml-cache"
+    shutil.copytree(OPENML_FIXTURE, cache)
+    old = (openml.config.server, openml.config.connection_n_retries)
+    openml.config.set_root_cache_directory(str(cache))
+    openml.config.server = "https://test.openml.org/api/v1/xml"
+    openml.config.connection_n_retries = 1
+    try:
+        with pytest.raises(MetalearnError, match="OpenML suite 'no-such-suite'"):
+            resolve_suite("no-such-suite", str(cache))
+        result = CliRunner().invoke(app, ["benchmark", "--suite", "no-such-suite", "--cache-dir", str(cache),
+                                          "--output", str(tmp_path / "out"), "--no-progress"])
+        assert result.exit_code == 2 and "OpenML suite 'no-such-suite'" in result.output
+        assert not (tmp_path / "out" / "results.parquet").exists()
+    finally:
+        openml.config.server, openml.config.connection_n_retries = old
