@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import sqlite3
 import time
 import warnings
@@ -213,7 +214,7 @@ class BenchmarkConfig:
             parts += ["--trial-time-limit", str(self.trial_time_limit)]
         if self.cache_dir:
             parts += ["--cache-dir", self.cache_dir]
-        return " ".join(parts)
+        return shlex.join(parts)
 
 
 def flaml_available() -> bool:
@@ -826,7 +827,7 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "n_rows": int(len(frame)),
         "command": command or config.command(),
         "machine": machine_info(config.jobs),
-        "hours": round(float(hours), 4),
+        "hours": round(float(hours), 6),
         "protocol": config.protocol() | {"seeds": config.seeds, "kb_fractions": list(config.kb_fractions)},
         "created": _now(),
     })

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -24,9 +25,29 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("METALEARN_CACHE_DIR", str(root / "cache"))
 
 
-@pytest.fixture
-def kb_path(tmp_path: Path) -> str:
-    return str(tmp_path / "kb.sqlite")
+POSTGRES_URL = os.environ.get("METALEARN_TEST_POSTGRES_URL")
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def kb_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Knowledge base location: a SQLite file, and (when METALEARN_TEST_POSTGRES_URL is set) a clean
+    PostgreSQL database; .ci/run starts a real server and sets it."""
+    if request.param == "sqlite":
+        return str(tmp_path / "kb.sqlite")
+    if not POSTGRES_URL:
+        pytest.skip("METALEARN_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
+    _reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
 
 
 @pytest.fixture

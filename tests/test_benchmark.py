@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,14 @@ def test_resume_adds_nothing(bench: dict) -> None:
     assert result.exit_code == 0, result.output
     assert (output / "results.jsonl").read_text().count("\n") == lines
     assert json.loads((output / "summary.json").read_text())["new_rows"] == 0
+    # a combination missing from the checkpoint (an interrupted run) is run again, and only that one
+    records = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()]
+    kept = [r for r in records if not (r["dataset"] == "wine" and r["strategy"] == "random")]
+    (output / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    result = CliRunner().invoke(app, _args(bench["corpus"], bench["kb"], output))
+    assert result.exit_code == 0, result.output
+    assert json.loads((output / "summary.json").read_text())["new_rows"] == len(BUDGETS)
+    assert len(pd.read_parquet(output / "results.parquet")) == len(records)
     # a changed protocol in the same output directory is refused
     changed = _args(bench["corpus"], bench["kb"], output)
     changed[changed.index("--folds") + 1] = "4"
@@ -267,3 +276,17 @@ def test_unknown_openml_suite_is_a_clear_error(tmp_path: Path) -> None:
         assert not (tmp_path / "out" / "results.parquet").exists()
     finally:
         openml.config.server, openml.config.connection_n_retries = old
+
+
+def test_missing_flaml_skips_the_peers_with_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import metalearn.benchmark as bench_module
+
+    monkeypatch.setattr(bench_module, "flaml_available", lambda: False)
+    said: list[str] = []
+    config = BenchmarkConfig(suite=str(tmp_path / "missing" / "dir"), strategies=("warm", "flaml"),
+                             output=str(tmp_path / "out"))
+    with pytest.raises(MetalearnError, match="no manifest"):
+        bench_module.run_benchmark(config, echo=said.append, progress=False)
+    assert any("skipping flaml" in line for line in said)
+    with pytest.raises(MetalearnError, match="no strategy left"):
+        bench_module.run_benchmark(replace(config, strategies=("flaml-zeroshot",)), echo=said.append)

@@ -25,7 +25,9 @@ def _run(dataset_id: int, score: float | None = 0.9, status: str = "success", ke
                      metric="balanced_accuracy", status=status, score=score, seconds=0.1, origin="test", run_key=key)
 
 
-def test_sqlite_file_created_in_wal_mode(kb: KnowledgeBase, kb_path: str) -> None:
+def test_sqlite_file_created_in_wal_mode(tmp_path: Path) -> None:
+    kb_path = str(tmp_path / "sub" / "kb.sqlite")
+    kb = KnowledgeBase(kb_path)
     assert Path(kb_path).exists()
     with kb.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -1,0 +1,290 @@
+"""Load test of the HTTP API: throughput and latency of stats and recommendations while a search runs.
+
+Usage::
+
+    python benchmarks/bench_api.py [--db KB] [--duration 10] [--concurrency 1 8 32]
+                                   [--modes cached uncached] [--output benchmarks/results]
+
+The knowledge base (``--db``: a SQLite file, copied first so it is never written; default: a fresh one
+loaded with the shipped seed snapshot) is served by ``metalearn serve`` started by this script on a
+free local port, with an API key set (so authentication is part of every measured request).
+
+Before measuring, the script uploads sklearn's breast-cancer table (569 x 30) and starts a warm search
+on it (up to 1000 trials, one worker process at the server's default low priority) that keeps running
+during all measurements and is cancelled at the end; its progress is recorded.
+
+For each endpoint -- ``GET /v1/knowledge-base/stats`` and ``POST /v1/recommendations`` (by dataset id,
+cycling over every dataset of the knowledge base that has meta-features) -- and each concurrency level,
+``N`` asyncio clients (httpx, one shared connection pool) send requests back to back for ``--duration``
+seconds after a 1 s warm-up. Reported: requests/s, mean/p50/p95/p99/max latency in ms (client side:
+send to full response), errors, and for recommendations the share answered from the server's response
+cache (``X-Metalearn-Cache``).
+
+Modes: ``cached`` is the server as shipped; ``uncached`` restarts it with ``METALEARN_API_RECOMMEND_CACHE=0``
+so every recommendation is computed (the recommender itself stays cached) -- only recommendations are
+measured there. The load generator runs on the same machine as the server and competes for its cores.
+
+Writes ``api_load.json`` to ``--output`` and exits with status 1 if the target (p95 < 100 ms for
+recommendations at 8 clients, cached mode) is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results"
+API_KEY = "bench-key"
+TARGET = {"endpoint": "recommendations", "clients": 8, "p95_ms": 100.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_kb(db: str | None, folder: Path) -> Path:
+    """A private copy of ``db`` (SQLite backup API: consistent even while it is written), or the seed."""
+    target = folder / "kb.sqlite"
+    if db:
+        source = Path(db).expanduser()
+        if not source.is_file():
+            sys.exit(f"error: no such knowledge base file: {source}")
+        with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)
+        return target
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import ensure_seeded
+
+    kb = KnowledgeBase(str(target))
+    if ensure_seeded(kb) is None:
+        sys.exit("error: no shipped seed snapshot (knowledge_base/seed/seed-kb.json.gz); pass --db")
+    kb.dispose()
+    return target
+
+
+class Server:
+    def __init__(self, db: Path, folder: Path, response_cache: bool) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = os.environ | {"METALEARN_DB": str(db), "METALEARN_DATA_DIR": str(folder / "data"),
+                            "METALEARN_API_KEYS": API_KEY, "METALEARN_API_SEED": "0",
+                            "METALEARN_API_RECOMMEND_CACHE": "1" if response_cache else "0"}
+        self.log = (folder / f"server-{self.port}.log").open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--port", str(self.port),
+                                      "--log-level", "warning"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        import httpx
+
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                sys.exit(f"error: server exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                sys.exit("error: server did not start in 90 s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def start_background_search(client: Any) -> int:
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    dataset = client.upload_dataset(pd.DataFrame(frame), target="target", name="bench_breast_cancer")
+    search = client.start_search(dataset["id"], strategy="warm", n_trials=1000, time_budget=3600,
+                                 trial_time_limit=60, folds=3)
+    deadline = time.monotonic() + 120
+    while client.search(search["id"])["status"] == "queued" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return int(search["id"])
+
+
+def recommendable_ids(client: Any) -> list[int]:
+    from metalearn.client import APIError
+
+    ids = []
+    offset = 0
+    while True:
+        page = client.datasets(limit=1000, offset=offset)
+        for item in page["datasets"]:
+            try:
+                client.recommend(item["id"])
+                ids.append(item["id"])
+            except APIError:
+                pass
+        offset += len(page["datasets"])
+        if offset >= page["total"] or not page["datasets"]:
+            return ids
+
+
+async def _load(url: str, endpoint: str, clients: int, duration: float, ids: list[int]) -> dict[str, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    latencies: list[float] = []
+    errors = 0
+    hits = 0
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+        measuring = False
+        stop_at = 0.0
+
+        async def worker(index: int) -> None:
+            nonlocal errors, hits
+            i = index
+            while True:
+                now = time.perf_counter()
+                if measuring and now >= stop_at:
+                    return
+                start = time.perf_counter()
+                if endpoint == "stats":
+                    response = await http.get("/v1/knowledge-base/stats")
+                else:
+                    response = await http.post("/v1/recommendations",
+                                               json={"dataset_id": ids[i % len(ids)], "top": 5, "k": 5})
+                    i += clients
+                elapsed = time.perf_counter() - start
+                if measuring and start < stop_at:
+                    latencies.append(elapsed)
+                    if response.status_code != 200:
+                        errors += 1
+                    elif response.headers.get("x-metalearn-cache") == "hit":
+                        hits += 1
+
+        tasks = [asyncio.create_task(worker(i)) for i in range(clients)]
+        await asyncio.sleep(1.0)  # warm-up: connections open, caches filled
+        measuring, begin = True, time.perf_counter()
+        stop_at = begin + duration
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - begin
+    ms = np.asarray(latencies) * 1000
+    result = {"clients": clients, "requests": len(ms), "seconds": round(wall, 3),
+              "requests_per_s": round(len(ms) / wall, 1), "errors": errors,
+              "mean_ms": round(float(ms.mean()), 2), "p50_ms": round(float(np.percentile(ms, 50)), 2),
+              "p95_ms": round(float(np.percentile(ms, 95)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
+              "max_ms": round(float(ms.max()), 2)}
+    if endpoint == "recommendations":
+        result["cache_hit_ratio"] = round(hits / max(1, len(ms) - errors), 3)
+    return result
+
+
+def run_mode(mode: str, db: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from metalearn.client import Client
+
+    server = Server(db, folder / mode, response_cache=(mode == "cached"))
+    try:
+        with Client(server.url, api_key=API_KEY, timeout=120) as client:
+            search_id = None if args.no_search else start_background_search(client)
+            ids = recommendable_ids(client)
+            if not ids:
+                sys.exit("error: no dataset of the knowledge base has meta-features")
+            before = client.search(search_id) if search_id else None
+            endpoints = ("stats", "recommendations") if mode == "cached" else ("recommendations",)
+            results: dict[str, Any] = {}
+            for endpoint in endpoints:
+                results[endpoint] = []
+                for clients in args.concurrency:
+                    row = asyncio.run(_load(server.url, endpoint, clients, args.duration, ids))
+                    results[endpoint].append(row)
+                    print(f"{mode:9s} {endpoint:16s} {clients:3d} clients: {row['requests_per_s']:8.1f} req/s  "
+                          f"p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms"
+                          + (f"  cache hits {row['cache_hit_ratio']:.0%}" if "cache_hit_ratio" in row else "")
+                          + (f"  errors {row['errors']}" if row["errors"] else ""), flush=True)
+            after = client.search(search_id) if search_id else None
+            if search_id:
+                client.cancel(search_id)
+            search = None if not search_id else {
+                "id": search_id, "status_during": after["status"], "trials_at_start": before["trials_done"],
+                "trials_at_end": after["trials_done"]}
+            return {"datasets_queried": len(ids), "background_search": search, "results": results}
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="knowledge base (SQLite file), copied before use; default: the shipped seed")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per level [10]")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--modes", nargs="+", choices=("cached", "uncached"), default=["cached", "uncached"])
+    parser.add_argument("--no-search", action="store_true", help="no background search")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="metalearn-bench-api-"))
+    try:
+        db = prepare_kb(args.db, folder)
+        from metalearn.knowledge_base import KnowledgeBase
+
+        kb = KnowledgeBase(str(db))
+        kb_stats = kb.stats()
+        kb.dispose()
+        load_before = os.getloadavg()
+        modes = {mode: run_mode(mode, db, folder, args) for mode in args.modes}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def p95(mode: str) -> float | None:
+        rows = modes.get(mode, {}).get("results", {}).get(TARGET["endpoint"], [])
+        return next((r["p95_ms"] for r in rows if r["clients"] == TARGET["clients"]), None)
+
+    measured = p95("cached")
+    report = {
+        "benchmark": "api_load",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in load_before],
+                    "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+                    "note": "load generator, server and the background search share these cores"},
+        "knowledge_base": {"source": args.db or "shipped seed", "datasets": kb_stats["datasets"],
+                           "runs": kb_stats["runs"], "configurations": kb_stats["configurations"]},
+        "protocol": {"duration_s": args.duration, "warmup_s": 1.0, "concurrency": args.concurrency,
+                     "background_search": not args.no_search, "auth": "Bearer key on every request"},
+        "modes": modes,
+        "target": {"description": "p95 < 100 ms for POST /v1/recommendations at 8 concurrent clients (cached mode)",
+                   "p95_ms": measured, "met": None if measured is None else measured < TARGET["p95_ms"],
+                   "uncached_p95_ms": p95("uncached")},
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / "api_load.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}; target {'met' if report['target']['met'] else 'NOT met'} (p95 {measured} ms)")
+    if report["target"]["met"] is False:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
