@@ -87,6 +87,7 @@ class Server:
         env = os.environ | {"METALEARN_DB": str(db), "METALEARN_DATA_DIR": str(folder / "data"),
                             "METALEARN_API_KEYS": API_KEY, "METALEARN_API_SEED": "0",
                             "METALEARN_API_RECOMMEND_CACHE": "1" if response_cache else "0"}
+        folder.mkdir(parents=True, exist_ok=True)
         self.log = (folder / f"server-{self.port}.log").open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--port", str(self.port),
                                       "--log-level", "warning"], env=env, stdout=self.log, stderr=subprocess.STDOUT)

@@ -143,9 +143,12 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
            trials: Annotated[int | None, typer.Option("--trials", min=1, help="Number of trials.")] = 30,
            time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.")] = None,
            trial_time_limit: Annotated[float | None, typer.Option(help="Seconds allowed per trial.")] = 120.0,
-           strategy: Annotated[str, typer.Option(help="warm, cold or random.")] = "warm",
+           strategy: Annotated[str, typer.Option(help="warm, cold, random, hyperband or successive-halving.")] = "warm",
            metric: str = "balanced_accuracy", seed: int = 0, folds: int = 5,
            max_rows: Annotated[int, typer.Option(help="Row cap (stratified) for the trials.")] = 5000,
+           workers: Annotated[int, typer.Option(min=1, help="Parallel trials on a local Dask cluster.")] = 1,
+           dask_scheduler: Annotated[str | None, typer.Option(help="Use this Dask scheduler (tcp://HOST:PORT).")]
+           = None,
            output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the best model here.")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
@@ -154,7 +157,7 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
     dataset = _load(file, target, name)
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
-                              max_rows=max_rows)
+                              max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler)
     engine = WarmStartSearch(_kb(db), settings)
     show_progress = not json_ and sys.stderr.isatty()
     result = _run_with_progress(engine, dataset, show_progress)

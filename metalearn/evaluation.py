@@ -74,6 +74,21 @@ def _splits(y: pd.Series, folds: int, holdout: float | None, seed: int) -> list[
         return list(splitter.split(index, y))
 
 
+def _fraction(train: np.ndarray, y: pd.Series, fraction: float, seed: int) -> np.ndarray:
+    """A stratified ``fraction`` of the training rows (multi-fidelity budget), every class kept."""
+    if fraction >= 1.0:
+        return train
+    n_classes = y.iloc[train].nunique()
+    size = max(int(round(fraction * len(train))), 2 * n_classes)
+    if size >= len(train):
+        return train
+    labels = y.iloc[train]
+    counts = labels.value_counts()
+    stratify = labels if counts.min() >= 2 and size >= n_classes else None
+    part, _ = train_test_split(train, train_size=size, stratify=stratify, random_state=seed)
+    return np.sort(part)
+
+
 def cross_validate(
     pipeline: Any,
     X: pd.DataFrame,
@@ -82,12 +97,15 @@ def cross_validate(
     folds: int = 5,
     holdout: float | None = None,
     seed: int = 0,
+    budget: float = 1.0,
 ) -> list[float]:
-    """Fold scores of ``pipeline`` (an unfitted estimator); raises whatever the estimator raises."""
+    """Fold scores of ``pipeline`` (an unfitted estimator), trained on a ``budget`` fraction of each
+    training fold; raises whatever the estimator raises."""
     scorer = get_scorer(METRICS[check_metric(metric)])
     labels = np.unique(y)
     scores = []
     for train, test in _splits(y, folds, holdout, seed):
+        train = _fraction(train, y, budget, seed)
         model = clone(pipeline)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -117,10 +135,10 @@ def _proba_score(model: Any, X: pd.DataFrame, y: pd.Series, metric: str, labels:
 
 
 def _run(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int,
-         holdout: float | None, seed: int) -> list[float]:
+         holdout: float | None, seed: int, budget: float = 1.0) -> list[float]:
     # one BLAS/OpenMP thread per trial: HistGradientBoosting's OpenMP threads otherwise fight over the cores
     with threadpool_limits(1):
-        return cross_validate(pipeline, X, y, metric, folds, holdout, seed)
+        return cross_validate(pipeline, X, y, metric, folds, holdout, seed, budget)
 
 
 def evaluate_pipeline(
@@ -132,19 +150,20 @@ def evaluate_pipeline(
     holdout: float | None = None,
     seed: int = 0,
     time_limit: float | None = None,
+    budget: float = 1.0,
 ) -> TrialResult:
     """Cross-validate ``pipeline``; with ``time_limit`` (seconds) it runs in a forked child killed on time."""
     check_metric(metric)
     start = time.perf_counter()
     try:
         if time_limit is None:
-            scores = _run(pipeline, X, y, metric, folds, holdout, seed)
+            scores = _run(pipeline, X, y, metric, folds, holdout, seed, budget)
         else:
             import pynisher
 
             limited = pynisher.limit(_run, wall_time=(max(1.0, float(time_limit)), "s"), context="fork",
                                      warnings=False)
-            scores = limited(pipeline, X, y, metric, folds, holdout, seed)
+            scores = limited(pipeline, X, y, metric, folds, holdout, seed, budget)
     except Exception as exc:  # the trial failed: record it and move on
         seconds = time.perf_counter() - start
         if type(exc).__name__ in ("WallTimeoutException", "TimeoutException", "CpuTimeoutException"):
@@ -168,6 +187,7 @@ def evaluate_config(
     holdout: float | None = None,
     seed: int = 0,
     time_limit: float | None = None,
+    budget: float = 1.0,
 ) -> TrialResult:
     """Build the pipeline of ``config`` (see :mod:`metalearn.space`) and evaluate it."""
     from metalearn.space import build_pipeline
@@ -177,4 +197,4 @@ def evaluate_config(
         pipeline = build_pipeline(config, numeric, categorical, n_features=X.shape[1], random_state=seed)
     except Exception as exc:
         return TrialResult("crash", None, None, 0.0, error=f"cannot build pipeline: {exc}")
-    return evaluate_pipeline(pipeline, X, y, metric, folds, holdout, seed, time_limit)
+    return evaluate_pipeline(pipeline, X, y, metric, folds, holdout, seed, time_limit, budget)

@@ -290,3 +290,14 @@ def test_missing_flaml_skips_the_peers_with_a_warning(monkeypatch: pytest.Monkey
     assert any("skipping flaml" in line for line in said)
     with pytest.raises(MetalearnError, match="no strategy left"):
         bench_module.run_benchmark(replace(config, strategies=("flaml-zeroshot",)), echo=said.append)
+
+
+def test_without_db_the_seed_snapshot_is_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import metalearn.knowledge_base.snapshot as snapshot
+
+    monkeypatch.setattr(snapshot, "seed_path", lambda: tmp_path / "seed-kb.json.gz")
+    corpus = _write_corpus(tmp_path / "corpus")
+    result = CliRunner().invoke(app, ["benchmark", "--suite", str(corpus), "--output", str(tmp_path / "out"),
+                                      "--strategies", "warm,cold", "--no-progress"])
+    assert result.exit_code == 2 and "seed snapshot" in result.output and "--db" in result.output
+    assert not (tmp_path / "out" / "results.jsonl").exists()

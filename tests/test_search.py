@@ -172,3 +172,26 @@ def test_cli_search_json_and_predict(tmp_path: Path) -> None:
     assert preds.returncode == 0, preds.stderr
     lines = preds.stdout.strip().splitlines()
     assert lines[0] == "prediction" and len(lines) == 179
+
+
+@pytest.mark.parametrize("strategy", ["hyperband", "successive-halving"])
+def test_multi_fidelity_stores_budgets_and_recommends_full_budget_only(kb: KnowledgeBase, strategy: str) -> None:
+    dataset = from_frame(breast_cancer_frame(200), "target", "bc")
+    result = WarmStartSearch(kb, SearchSettings(strategy=strategy, n_trials=6, min_budget=0.3, **FAST)).run(dataset)
+    budgets = {t.budget for t in result.trials}
+    assert min(budgets) < 1.0 and result.status == "succeeded"
+    stored = kb.runs_frame(search_id=result.search_id)
+    assert sorted(stored["budget"].round(4)) == sorted(round(t.budget, 4) for t in result.trials)
+    full = set(stored.loc[stored["budget"] == 1.0, "configuration_id"])
+    assert set(kb.performance("balanced_accuracy")["configuration_id"]) == full
+    assert result.best.budget == max(t.budget for t in result.trials if t.status == "success")
+
+
+def test_parallel_trials_on_a_local_dask_cluster(kb: KnowledgeBase) -> None:
+    dataset = from_frame(breast_cancer_frame(150), "target", "bc")
+    settings = SearchSettings(strategy="random", n_trials=6, workers=2, trial_time_limit=60, **FAST)
+    result = WarmStartSearch(kb, settings).run(dataset)
+    stored = kb.runs_frame(search_id=result.search_id)
+    assert len(result.trials) == 6 and len(stored) == 6  # nothing lost, nothing written twice
+    assert stored["configuration_id"].is_unique
+    assert [t.number for t in result.trials] == list(range(1, 7))

@@ -7,7 +7,14 @@ the same evaluation and the same bookkeeping), so comparisons between them are f
 * ``warm``   -- :class:`smac.HyperparameterOptimizationFacade` whose initial design is the
   recommended configurations (best first) plus ``n_smac_initial`` Sobol configurations;
 * ``cold``   -- the same facade with SMAC's default (Sobol) initial design;
-* ``random`` -- :class:`smac.RandomFacade` (the default configuration, then random samples).
+* ``random`` -- :class:`smac.RandomFacade` (the default configuration, then random samples);
+* ``hyperband`` / ``successive-halving`` -- :class:`smac.MultiFidelityFacade` with that intensifier,
+  the budget being the fraction of training rows (``min_budget`` .. 1); warm-started like ``warm``,
+  the recommended configurations entering at the first rung. Lower-budget runs are stored with
+  their budget; recommendations and neighbours only use full-budget runs.
+
+Trials run one at a time in this process, or ``workers`` at a time on a local Dask cluster (or
+the cluster at ``dask_scheduler``); only this process writes to the knowledge base.
 
 Every finished trial (crashes and timeouts included) is written to the knowledge base at once,
 so an interrupted search keeps all the trials it finished.
@@ -28,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from metalearn.knowledge_base import KnowledgeBase, RunRecord, canonical_json
+from metalearn.warmstart.executors import make_executor
 from metalearn.warmstart.recommend import RecommendationReport, Recommender
 
 from metalearn.datasets import Dataset, stratified_subsample
@@ -35,7 +43,8 @@ from metalearn.errors import MetalearnError
 from metalearn.evaluation import DEFAULT_METRIC, TrialResult, check_metric, evaluate_config, worst_score
 from metalearn.space import algorithm_of, build_space, canonical_config
 
-STRATEGIES = ("warm", "cold", "random")
+STRATEGIES = ("warm", "cold", "random", "hyperband", "successive-halving")
+MULTI_FIDELITY = ("hyperband", "successive-halving")
 ORIGINS = ("warm_start", "smac_initial", "smac", "random")
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,10 @@ class SearchSettings:
     n_smac_initial: int = 2
     k: int = 5
     refit: bool = True
+    workers: int = 1
+    dask_scheduler: str | None = None
+    min_budget: float = 0.1
+    eta: int = 3
 
     def validate(self) -> SearchSettings:
         if self.strategy not in STRATEGIES:
@@ -70,6 +83,10 @@ class SearchSettings:
             raise MetalearnError(f"time_budget must be positive, got {self.time_budget}")
         if self.trial_time_limit is not None and self.trial_time_limit <= 0:
             raise MetalearnError(f"trial_time_limit must be positive, got {self.trial_time_limit}")
+        if self.workers < 1:
+            raise MetalearnError(f"workers must be at least 1, got {self.workers}")
+        if not 0 < self.min_budget <= 1:
+            raise MetalearnError(f"min_budget must be in (0, 1], got {self.min_budget}")
         if self.folds < 2:
             raise MetalearnError(f"folds must be at least 2, got {self.folds}")
         return self
@@ -90,6 +107,7 @@ class Trial:
     elapsed: float
     run_id: int | None = None
     error: str | None = None
+    budget: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,8 +129,7 @@ class SearchResult:
 
     @property
     def best(self) -> Trial | None:
-        ok = [t for t in self.trials if t.status == "success" and t.score is not None]
-        return max(ok, key=lambda t: (t.score, -t.number)) if ok else None
+        return self.incumbent_after(len(self.trials))
 
     @property
     def best_score(self) -> float | None:
@@ -136,15 +153,19 @@ class SearchResult:
         best = -np.inf
         rows = []
         for t in self.trials:
-            if t.status == "success" and t.score is not None and t.score > best:
+            if t.status == "success" and t.score is not None and t.budget >= 1.0 and t.score > best:
                 best = t.score
             rows.append({"trial": t.number, "elapsed": t.elapsed,
                          "best_so_far": None if not np.isfinite(best) else float(best)})
         return pd.DataFrame(rows, columns=["trial", "elapsed", "best_so_far"])
 
     def incumbent_after(self, n_trials: int) -> Trial | None:
+        """Best successful trial among the first ``n_trials``, at the highest budget evaluated."""
         ok = [t for t in self.trials[:n_trials] if t.status == "success" and t.score is not None]
-        return max(ok, key=lambda t: (t.score, -t.number)) if ok else None
+        if not ok:
+            return None
+        top = max(t.budget for t in ok)
+        return max((t for t in ok if t.budget == top), key=lambda t: (t.score, -t.number))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.model is None:
@@ -231,22 +252,29 @@ class WarmStartSearch:
         )
 
     def _facade(self, space: Any, initial: list[Any], outdir: Path) -> Any:
-        from smac import HyperparameterOptimizationFacade, RandomFacade, Scenario
+        from smac import HyperparameterOptimizationFacade, MultiFidelityFacade, RandomFacade, Scenario
         from smac.initial_design import SobolInitialDesign
+        from smac.intensifier import Hyperband, SuccessiveHalving
 
         s = self.settings
         # we stop the ask/tell loop ourselves; the scenario's n_trials only sizes SMAC's designs
         nominal = max(s.n_trials or 200, len(initial) + s.n_smac_initial + 1)
-        scenario = Scenario(space, deterministic=True, n_trials=nominal, seed=s.seed,
-                            output_directory=outdir, walltime_limit=s.time_budget or np.inf)
+        fidelity = {"min_budget": s.min_budget, "max_budget": 1.0} if s.strategy in MULTI_FIDELITY else {}
+        scenario = Scenario(space, deterministic=True, n_trials=nominal, seed=s.seed, output_directory=outdir,
+                            walltime_limit=s.time_budget or np.inf, **fidelity)
         if s.strategy == "random":
             return RandomFacade(scenario, None, overwrite=True, logging_level=40)
         if s.strategy == "cold":
             design = HyperparameterOptimizationFacade.get_initial_design(scenario)
-        else:
-            own = SobolInitialDesign(scenario, n_configs=s.n_smac_initial, max_ratio=1.0).select_configurations() \
-                if s.n_smac_initial else []
+        else:  # warm-started: recommendations first (at the first rung for multi-fidelity), then Sobol points
+            own = (SobolInitialDesign(scenario, n_configs=s.n_smac_initial, max_ratio=1.0).select_configurations()
+                   if s.n_smac_initial else [])
             design = SobolInitialDesign(scenario, n_configs=0, additional_configs=initial + own)
+        if s.strategy in MULTI_FIDELITY:
+            kind = Hyperband if s.strategy == "hyperband" else SuccessiveHalving
+            intensifier = kind(scenario, eta=s.eta, incumbent_selection="highest_budget")
+            return MultiFidelityFacade(scenario, None, initial_design=design, intensifier=intensifier,
+                                       overwrite=True, logging_level=40)
         intensifier = HyperparameterOptimizationFacade.get_intensifier(scenario, max_config_calls=1)
         return HyperparameterOptimizationFacade(scenario, None, initial_design=design, intensifier=intensifier,
                                                 overwrite=True, logging_level=40)
@@ -303,7 +331,8 @@ class WarmStartSearch:
             from metalearn.metafeatures import extract_metafeatures
 
             features = extract_metafeatures(dataset.X, dataset.y, dataset.categorical).features
-        report = self.recommend(dataset, features, s.n_warm) if s.strategy == "warm" else None
+        warm = s.strategy == "warm" or s.strategy in MULTI_FIDELITY
+        report = self.recommend(dataset, features, s.n_warm) if warm else None
         if self.record and search_id is None:
             search_id = self.kb.start_search(dataset_id, s.strategy, asdict(s))
         info = dataset.describe() | {"id": dataset_id, "target": dataset.target}
@@ -311,69 +340,88 @@ class WarmStartSearch:
                               extra={"columns": list(dataset.X.columns), "categorical": list(dataset.categorical)})
         if run_key_prefix is not None and self.record:
             result.trials = self._previous_trials(dataset_id, run_key_prefix)
-        known = {canonical_json(t.configuration): t for t in result.trials}
+        known = {(canonical_json(t.configuration), round(t.budget, 6)): t for t in result.trials}
         X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed)
         space = build_space(seed=s.seed)
         outdir = Path(tempfile.mkdtemp(prefix="metalearn-smac-"))
-        best_run_id = None
+        executor = make_executor(s.workers, s.dask_scheduler)
+        pending: dict[Any, tuple[Any, dict[str, Any], tuple[str, float]]] = {}
         repeats = 0
         try:
             smac = self._facade(space, self._initial_configs(space, report), outdir)
+            data = (executor.scatter(X), executor.scatter(y))
             while True:
-                elapsed = time.perf_counter() - start
-                if s.n_trials is not None and len(result.trials) >= s.n_trials:
+                stop = self._budget_spent(result, len(pending), start) or repeats > 200
+                if not stop and should_stop is not None and should_stop():
+                    result.status, stop = "cancelled", True
+                while not stop and len(pending) < executor.workers:
+                    trial_info = smac.ask()
+                    values = canonical_config(trial_info.config)
+                    budget = float(trial_info.budget) if trial_info.budget is not None else 1.0
+                    key = (canonical_json(values), round(budget, 6))
+                    seen = known.get(key)
+                    if seen is not None:  # evaluated before (a resumed job, or SMAC repeating itself)
+                        smac.tell(trial_info, self._trial_value(seen.status, seen.score, seen.seconds))
+                        repeats += 1
+                        stop = repeats > 200
+                        continue
+                    future = executor.submit(evaluate_config, dict(trial_info.config), data[0], data[1],
+                                             dataset.categorical, s.metric, s.folds, seed=s.seed,
+                                             time_limit=self._trial_limit(start), budget=budget)
+                    pending[future] = (trial_info, values, key)
+                    stop = self._budget_spent(result, len(pending), start)
+                if not pending:
                     break
-                if s.time_budget is not None and elapsed >= s.time_budget:
+                for future in executor.wait_any(list(pending)):
+                    trial_info, values, key = pending.pop(future)
+                    outcome = future.result()
+                    trial = Trial(len(result.trials) + 1, values, algorithm_of(values),
+                                  self._origin(trial_info.config), outcome.status, outcome.score, outcome.std,
+                                  outcome.seconds, time.perf_counter() - start, error=outcome.error,
+                                  budget=key[1])
+                    if self.record:
+                        run_key = f"{run_key_prefix}{trial.number}" if run_key_prefix is not None else None
+                        trial.run_id = self._store(dataset_id, search_id, trial, outcome, run_key)
+                    result.trials.append(trial)
+                    known[key] = trial
+                    smac.tell(trial_info, self._trial_value(outcome.status, outcome.score, outcome.seconds))
+                    if callback is not None:
+                        callback(trial, result)
+                if result.status == "cancelled":
+                    executor.cancel(list(pending))
                     break
-                if should_stop is not None and should_stop():
-                    result.status = "cancelled"
-                    break
-                trial_info = smac.ask()
-                config = trial_info.config
-                values = canonical_config(config)
-                seen = known.get(canonical_json(values))
-                if seen is not None:  # evaluated before (a resumed job, or SMAC repeating itself)
-                    smac.tell(trial_info, self._trial_value(seen.status, seen.score, seen.seconds))
-                    repeats += 1
-                    if repeats > 200:
-                        break
-                    continue
-                limit = s.trial_time_limit
-                if s.time_budget is not None:
-                    remaining = max(1.0, s.time_budget - elapsed)
-                    limit = min(limit, remaining) if limit else remaining
-                outcome = evaluate_config(dict(config), X, y, dataset.categorical, s.metric, s.folds,
-                                          seed=s.seed, time_limit=limit)
-                origin = self._origin(config)
-                trial = Trial(len(result.trials) + 1, values, algorithm_of(values), origin, outcome.status,
-                              outcome.score, outcome.std, outcome.seconds, time.perf_counter() - start,
-                              error=outcome.error)
-                if self.record:
-                    key = f"{run_key_prefix}{trial.number}" if run_key_prefix is not None else None
-                    trial.run_id = self._store(dataset_id, search_id, trial, outcome, key)
-                result.trials.append(trial)
-                known[canonical_json(values)] = trial
-                smac.tell(trial_info, self._trial_value(outcome.status, outcome.score, outcome.seconds))
-                if callback is not None:
-                    callback(trial, result)
             if result.status == "running":
                 result.status = "succeeded" if result.best else "failed"
         except KeyboardInterrupt:
             result.status = "interrupted"
         finally:
+            executor.cancel(list(pending))
+            executor.close()
             shutil.rmtree(outdir, ignore_errors=True)
-            best = result.best
-            best_run_id = best.run_id if best else None
             if self.record and search_id is not None:
-                final = {"interrupted": "cancelled"}.get(result.status, result.status)
-                if final == "running":
-                    final = "failed"
-                self.kb.finish_search(search_id, final, best_run_id,
-                                      None if result.best else "no successful trial")
+                final = {"interrupted": "cancelled", "running": "failed"}.get(result.status, result.status)
+                best = result.best
+                self.kb.finish_search(search_id, final, best.run_id if best else None,
+                                      None if best else "no successful trial")
         if s.refit and result.best is not None:
             result.model = self.refit(result.best.configuration, dataset)
         result.seconds = time.perf_counter() - start
         return result
+
+    def _budget_spent(self, result: SearchResult, in_flight: int, start: float) -> bool:
+        s = self.settings
+        if s.n_trials is not None and len(result.trials) + in_flight >= s.n_trials:
+            return True
+        return s.time_budget is not None and time.perf_counter() - start >= s.time_budget
+
+    def _trial_limit(self, start: float) -> float | None:
+        """Per-trial limit, shortened so a trial cannot run past the search's time budget."""
+        s = self.settings
+        limit = s.trial_time_limit
+        if s.time_budget is not None:
+            remaining = max(1.0, s.time_budget - (time.perf_counter() - start))
+            limit = min(limit, remaining) if limit else remaining
+        return limit
 
     def refit(self, configuration: dict[str, Any], dataset: Dataset) -> Any:
         """The pipeline of ``configuration`` fitted on all rows of ``dataset``."""
@@ -412,6 +460,6 @@ class WarmStartSearch:
         run = RunRecord(dataset_id=dataset_id, config=trial.configuration, algorithm=trial.algorithm,
                         metric=self.settings.metric, status=outcome.status, score=outcome.score,
                         score_std=outcome.std, seconds=outcome.seconds, origin=trial.origin, search_id=search_id,
-                        seed=self.settings.seed, error=outcome.error, run_key=run_key)
+                        seed=self.settings.seed, error=outcome.error, run_key=run_key, budget=trial.budget)
         ids = self.kb.record_runs([run])
         return ids[0] if ids else None
