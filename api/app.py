@@ -18,6 +18,7 @@ from metalearn.api.dependencies import (
     AppState,
     Conflict,
     DataStore,
+    KBVersion,
     ModelCache,
     NotFound,
     RecommendationService,
@@ -82,10 +83,11 @@ def open_state(settings: ServerSettings) -> AppState:
         if count:
             log.warning("marked %d search(es) left queued or running by a previous server as failed", count)
     store = DataStore(settings.data_dir).ensure()
-    recommendations = RecommendationService(kb, response_cache=settings.response_cache)
+    version = KBVersion(kb)
+    recommendations = RecommendationService(kb, response_cache=settings.response_cache, version=version)
     jobs = JobManager(settings, kb, store,
                       on_finished=lambda search_id: log.info("search %d finished", search_id)).start()
-    return AppState(settings=settings, kb=kb, store=store, jobs=jobs, stats=StatsCache(kb),
+    return AppState(settings=settings, kb=kb, store=store, jobs=jobs, stats=StatsCache(kb, version),
                     recommendations=recommendations, models=ModelCache(), seed_loaded=seed_loaded)
 
 

@@ -352,42 +352,95 @@ def kb_version(kb: KnowledgeBase) -> tuple[int, ...]:
     return tuple(int(v or 0) for v in row)
 
 
-class StatsCache:
-    """``KnowledgeBase.stats()``, recomputed only when a table gained rows."""
+class KBVersion:
+    """:func:`kb_version`, re-read from the database at most every ``max_age`` seconds.
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    With it, answers cached per version can be served without touching the database (on the event
+    loop); they are at most ``max_age`` seconds stale.
+    """
+
+    def __init__(self, kb: KnowledgeBase, max_age: float = 0.2) -> None:
         self.kb = kb
+        self.max_age = max_age
+        self._seen: tuple[float, tuple[int, ...]] | None = None
+
+    def current(self) -> tuple[int, ...]:
+        """The version, from the database unless it was read less than ``max_age`` seconds ago."""
+        fresh = self.fresh()
+        if fresh is not None:
+            return fresh
+        version = kb_version(self.kb)
+        self._seen = (time.monotonic(), version)
+        return version
+
+    def fresh(self) -> tuple[int, ...] | None:
+        """The version if it was read less than ``max_age`` seconds ago, else ``None`` (no database access)."""
+        seen = self._seen
+        if seen is None or time.monotonic() - seen[0] >= self.max_age:
+            return None
+        return seen[1]
+
+
+class StatsCache:
+    """``KnowledgeBase.stats()`` (and its JSON), recomputed only when a table gained rows."""
+
+    def __init__(self, kb: KnowledgeBase, version: KBVersion | None = None) -> None:
+        self.kb = kb
+        self.version = version or KBVersion(kb)
         self._lock = threading.Lock()
-        self._version: tuple[int, ...] | None = None
-        self._stats: dict[str, Any] | None = None
+        self._cached: tuple[tuple[int, ...], dict[str, Any], bytes] | None = None
 
     def get(self) -> dict[str, Any]:
-        version = kb_version(self.kb)
-        with self._lock:
-            if self._stats is not None and version == self._version:
-                return self._stats
+        return self._refresh()[1]
+
+    def get_json(self) -> bytes:
+        return self._refresh()[2]
+
+    def peek_json(self) -> bytes | None:
+        """The JSON if it is current as far as :meth:`KBVersion.fresh` knows (no database access)."""
+        version, cached = self.version.fresh(), self._cached
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[2]
+        return None
+
+    def _refresh(self) -> tuple[tuple[int, ...], dict[str, Any], bytes]:
+        version = self.version.current()
+        cached = self._cached
+        if cached is not None and cached[0] == version:
+            return cached
         stats = self.kb.stats()
+        entry = (version, stats, json.dumps(stats, separators=(",", ":")).encode())
         with self._lock:
-            self._version, self._stats = version, stats
-        return stats
+            self._cached = entry
+        return entry
 
 
-class _LRU(OrderedDict):
+class _LRU:
+    """A small thread-safe least-recently-used map."""
+
     def __init__(self, size: int) -> None:
-        super().__init__()
         self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
     def fetch(self, key: Any) -> Any:
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def pop_where(self, predicate: Any) -> None:
+        with self._lock:
+            for key in [k for k in self._items if predicate(k)]:
+                del self._items[key]
 
 
 class RecommendationService:
@@ -400,9 +453,11 @@ class RecommendationService:
     (metric, dataset, top, k) until the recommender is rebuilt.
     """
 
-    def __init__(self, kb: KnowledgeBase, *, response_cache: bool = True, cache_size: int = 4096) -> None:
+    def __init__(self, kb: KnowledgeBase, *, response_cache: bool = True, cache_size: int = 4096,
+                 version: KBVersion | None = None) -> None:
         self.kb = kb
         self.response_cache = response_cache
+        self.version = version or KBVersion(kb)
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
         self._recommenders: dict[str, tuple[tuple[int, ...], Recommender]] = {}
@@ -425,7 +480,7 @@ class RecommendationService:
         return recommender
 
     def recommender(self, metric: str) -> tuple[tuple[int, ...], Recommender]:
-        version = self._version_key(kb_version(self.kb))
+        version = self._version_key(self.version.current())
         with self._lock:
             current = self._recommenders.get(metric)
             lock = self._build_locks.setdefault(metric, threading.Lock())
@@ -462,8 +517,20 @@ class RecommendationService:
         return info, features
 
     def forget(self, dataset_id: int) -> None:
-        for key in [k for k in list(self._datasets) if k[0] == dataset_id]:
-            self._datasets.pop(key, None)
+        self._datasets.pop_where(lambda key: key[0] == dataset_id)
+
+    def peek(self, dataset_id: int, top: int, k: int, metric: str) -> bytes | None:
+        """The cached response if it is current as far as :meth:`KBVersion.fresh` knows; no database access,
+        so it can run on the event loop."""
+        fresh = self.version.fresh()
+        if not self.response_cache or fresh is None:
+            return None
+        version = self._version_key(fresh)
+        with self._lock:
+            current = self._recommenders.get(metric)
+        if current is None or current[0] != version:
+            return None
+        return self._responses.fetch((metric, version, dataset_id, top, k))
 
     def recommend(self, dataset_id: int, top: int, k: int, metric: str) -> tuple[bytes, bool]:
         """JSON bytes of the report (as ``metalearn recommend --json``) and whether it came from the cache."""

@@ -20,7 +20,7 @@ from metalearn.knowledge_base.models import (
     SearchRow,
     utcnow,
 )
-from sqlalchemy import Engine, func, inspect, select, update
+from sqlalchemy import Engine, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -259,11 +259,38 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"no configuration with id {configuration_id}")
             return json.loads(row.config_json)
 
+    def _configuration_ids(self, session: Session, runs: Sequence[RunRecord], default_space: str) -> list[int]:
+        """Configuration id of every run, inserting the new configurations in one statement."""
+        keys = [(run.space_version or default_space, canonical_json(run.config)) for run in runs]
+        hashes = [hashlib.sha256(f"{space}|{text}".encode()).hexdigest() for space, text in keys]
+        unique = list(dict.fromkeys(hashes))
+        found: dict[str, int] = {}
+        for i in range(0, len(unique), 500):
+            chunk = unique[i:i + 500]
+            found.update(session.execute(select(ConfigurationRow.config_hash, ConfigurationRow.id).where(
+                ConfigurationRow.config_hash.in_(chunk))).tuples().all())
+        missing = {}
+        for run, (space, text), digest in zip(runs, keys, hashes, strict=True):
+            if digest not in found and digest not in missing:
+                missing[digest] = {"space_version": space, "algorithm": run.algorithm, "config_json": text,
+                                   "config_hash": digest, "created_at": utcnow()}
+        if missing:
+            try:
+                with session.begin_nested():
+                    session.execute(insert(ConfigurationRow), list(missing.values()))
+            except IntegrityError:  # a concurrent writer added some of them (PostgreSQL): one by one
+                for row in missing.values():
+                    self._configuration_id(session, json.loads(row["config_json"]), row["algorithm"],
+                                           row["space_version"])
+            found.update(session.execute(select(ConfigurationRow.config_hash, ConfigurationRow.id).where(
+                ConfigurationRow.config_hash.in_(list(missing)))).tuples().all())
+        return [found[h] for h in hashes]
+
     def record_runs(self, runs: Sequence[RunRecord]) -> list[int]:
-        """Store a batch of runs in one transaction (all or nothing).
+        """Store a batch of runs in one transaction (all or nothing), with bulk inserts.
 
         Runs whose ``run_key`` is already stored are skipped, which makes resumed jobs idempotent.
-        Returns the ids of the rows written.
+        Returns the ids of the rows written, in order.
         """
         from metalearn.space import SPACE_VERSION
 
@@ -272,25 +299,31 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"run status must be one of {RUN_STATUSES}, got {run.status!r}")
             if run.status == "success" and run.score is None:
                 raise KnowledgeBaseError("a successful run needs a score")
+        if not runs:
+            return []
         keys = [r.run_key for r in runs if r.run_key]
-        ids = []
         with self.writing() as session:
-            seen = set(session.scalars(select(RunRow.run_key).where(RunRow.run_key.in_(keys)))) if keys else set()
+            seen: set[str] = set()
+            for i in range(0, len(keys), 500):
+                seen.update(session.scalars(select(RunRow.run_key).where(RunRow.run_key.in_(keys[i:i + 500]))))
+            fresh = []
             for run in runs:
                 if run.run_key and run.run_key in seen:
                     continue
-                config_id = self._configuration_id(session, run.config, run.algorithm,
-                                                   run.space_version or SPACE_VERSION)
-                row = RunRow(dataset_id=run.dataset_id, configuration_id=config_id, search_id=run.search_id,
-                             metric=run.metric, score=run.score, score_std=run.score_std, seconds=run.seconds,
-                             status=run.status, budget=run.budget, origin=run.origin, seed=run.seed,
-                             error=run.error, run_key=run.run_key)
-                session.add(row)
-                session.flush()
-                ids.append(row.id)
                 if run.run_key:
                     seen.add(run.run_key)
-        return ids
+                fresh.append(run)
+            if not fresh:
+                return []
+            config_ids = self._configuration_ids(session, fresh, SPACE_VERSION)
+            now = utcnow()
+            rows = [{"dataset_id": run.dataset_id, "configuration_id": config_id, "search_id": run.search_id,
+                     "metric": run.metric, "score": run.score, "score_std": run.score_std, "seconds": run.seconds,
+                     "status": run.status, "budget": run.budget, "origin": run.origin, "seed": run.seed,
+                     "error": run.error, "run_key": run.run_key, "created_at": now}
+                    for run, config_id in zip(fresh, config_ids, strict=True)]
+            result = session.execute(insert(RunRow).returning(RunRow.id, sort_by_parameter_order=True), rows)
+            return [int(i) for i in result.scalars().all()]
 
     def run_keys(self, prefix: str) -> set[str]:
         with self.reading() as session:

@@ -239,6 +239,64 @@ def predict(model: Path, file: Path,
 
 @app.command()
 @user_errors
+def report(
+    source: Annotated[str, typer.Argument(metavar="SEARCH_ID_OR_MODEL", help="A model file written by `search "
+                                          "--output` (save_model), or the id of a search in the knowledge base.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Table (CSV / parquet / ARFF) with the model's "
+                                                             "columns and the target (required).")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Target column (default: the one recorded "
+                                                                      "in the model file or knowledge base).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default report.html; "
+                                                                       "with --json: standard output).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Write the report as JSON data instead of HTML.")] = False,
+    sensitive: Annotated[list[str] | None, typer.Option(
+        "--sensitive", help="Sensitive column for the fairness section (repeat, or separate with commas).")] = None,
+    db: DbOption = None,
+    sample_size: Annotated[int, typer.Option(min=10, help="Rows for permutation importance, partial dependence "
+                                                          "and SHAP.")] = 500,
+    seed: int = 0,
+) -> None:
+    """Model report: metrics, calibration, explanations (permutation, PDP, SHAP, surrogate), fairness, the search.
+
+    SEARCH_ID_OR_MODEL: a saved model file, or a search id (its best configuration is refitted on --data).
+    """
+    from metalearn.datasets import read_table
+    from metalearn.report import render_report, report_for_model, report_for_search
+
+    if data is None:
+        raise MetalearnError("give the data to evaluate on with --data FILE (the knowledge base and the model file "
+                             "hold no raw data)")
+    columns = [c.strip() for item in sensitive or [] for c in item.split(",") if c.strip()]
+    options = {"sensitive": columns or None, "sample_size": sample_size, "seed": seed}
+    frame = read_table(data)
+    path = Path(source)
+    if path.is_file():
+        from metalearn.model_io import load_model
+
+        pipeline, meta = load_model(path)
+        kb = None
+        if db is not None and meta.get("search_id") is not None:
+            from metalearn.knowledge_base import KnowledgeBase
+
+            kb = KnowledgeBase(db)
+        result = report_for_model(pipeline, meta, frame, target=target, kb=kb, name=data.stem, **options)
+    elif source.isdigit():
+        from metalearn.knowledge_base import KnowledgeBase
+
+        result = report_for_search(KnowledgeBase(db), int(source), frame, target=target, name=data.stem, **options)
+    else:
+        raise MetalearnError(f"{source!r} is neither a model file nor a search id")
+    for message in result.warnings:
+        typer.echo(f"warning: {message}", err=True)
+    if json_ and output is None:
+        typer.echo(render_report(result, "json"))
+        return
+    written = result.save(output or Path("report.html"), "json" if json_ else "html")
+    typer.echo(f"wrote {written} ({len(result.sections)} sections, {result.data['meta']['seconds']:.1f} s)")
+
+
+@app.command()
+@user_errors
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
           workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes (uvicorn workers).")] = 1,

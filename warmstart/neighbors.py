@@ -112,17 +112,28 @@ class NeighborIndex:
         query = self.scaler.transform(row)[0]
         distances = self.distance(query, self.scaled)
         excluded_ids, families, hashes = set(exclude_ids), set(exclude_families), set(exclude_hashes)
-        found = []
-        for i in np.argsort(distances, kind="stable"):
-            dataset_id = int(self.ids[i])
-            name, family, content_hash = self.info[dataset_id]
-            if (dataset_id in excluded_ids or content_hash in hashes
-                    or (family is not None and family in families) or not np.isfinite(distances[i])):
-                continue
-            found.append(Neighbor(dataset_id, name, family, float(distances[i])))
-            if len(found) >= k:
-                break
-        return found
+        found: list[Neighbor] = []
+        # partial sort: only the nearest few need ordering (cheap even for 100k datasets)
+        width = min(len(distances), k + len(excluded_ids) + len(hashes) + 64)
+        while True:
+            if width < len(distances):
+                nearest = np.argpartition(distances, width - 1)[:width]
+                order = nearest[np.argsort(distances[nearest], kind="stable")]
+            else:
+                order = np.argsort(distances, kind="stable")
+            found = []
+            for i in order:
+                dataset_id = int(self.ids[i])
+                name, family, content_hash = self.info[dataset_id]
+                if (dataset_id in excluded_ids or content_hash in hashes
+                        or (family is not None and family in families) or not np.isfinite(distances[i])):
+                    continue
+                found.append(Neighbor(dataset_id, name, family, float(distances[i])))
+                if len(found) >= k:
+                    return found
+            if width >= len(distances):
+                return found
+            width = min(len(distances), width * 8)  # many exclusions (whole families): look further
 
     def typical_nearest_distance(self, quantile: float = 0.9) -> float:
         """``quantile`` of each dataset's distance to its nearest other dataset (a scale for "far")."""

@@ -179,6 +179,18 @@ class SearchResult:
             raise MetalearnError("this search has no fitted model to save")
         return save_model(self.model, path, metadata=self.model_metadata())
 
+    def report(self, dataset: Dataset, **kw: Any) -> Any:
+        """A :class:`metalearn.report.ModelReport` of the best pipeline on ``dataset`` with this search's section.
+
+        Keyword arguments go to :func:`metalearn.report.build_report` (``test=``, ``sensitive=``, options).
+        """
+        from metalearn.report import build_report
+
+        model = self.model if self.model is not None else self.best_config
+        if model is None:
+            raise MetalearnError("this search has no successful trial to report on")
+        return build_report(model, dataset, search=self, **kw)
+
     def model_metadata(self) -> dict[str, Any]:
         best = self.best
         return {"search_id": self.search_id, "dataset": self.dataset.get("name"),

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from metalearn.api.dependencies import AppState, get_state
 from metalearn.api.schemas import RecommendationReport, RecommendationRequest, error_responses
 from metalearn.api.security import require_api_key
+from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], dependencies=[Depends(require_api_key)],
                    responses=error_responses(401))
@@ -14,13 +15,18 @@ router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], depen
 
 @router.post("", response_model=RecommendationReport, summary="Recommend pipelines for a dataset",
              responses=error_responses(404, 409, 422))
-def recommend(body: RecommendationRequest, state: AppState = Depends(get_state)) -> Response:
+async def recommend(body: RecommendationRequest, state: AppState = Depends(get_state)) -> Response:
     """The body of ``metalearn recommend --json`` for the dataset with id ``dataset_id``.
 
     The dataset itself is left out of its neighbours (by content hash), as on the command line.
     The recommender is cached in the server process and rebuilt when runs were added to the
-    knowledge base; the ``X-Metalearn-Cache`` header says whether the response was cached.
+    knowledge base (checked at most every 0.2 s); the ``X-Metalearn-Cache`` header says whether the
+    response was cached.
     """
-    content, hit = state.recommendations.recommend(body.dataset_id, body.top, body.k, body.metric)
+    service = state.recommendations
+    content = service.peek(body.dataset_id, body.top, body.k, body.metric)  # in memory, on the event loop
+    hit = content is not None
+    if content is None:
+        content, hit = await run_in_threadpool(service.recommend, body.dataset_id, body.top, body.k, body.metric)
     return Response(content=content, media_type="application/json",
                     headers={"X-Metalearn-Cache": "hit" if hit else "miss"})
