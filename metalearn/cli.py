@@ -195,7 +195,8 @@ def _print_leaderboard(result: Any, output: Path | None) -> None:
     table = Table(title=f"search {result.search_id} on {result.dataset['name']} ({result.settings.strategy}, "
                         f"{len(result.trials)} trials, {result.seconds:.1f} s, {result.settings.metric})")
     for col in ("trial", "algorithm", "score", "std", "status", "origin", "seconds"):
-        table.add_column(col, justify="right" if col in ("trial", "score", "std", "seconds") else "left")
+        table.add_column(col, justify="right" if col in ("trial", "score", "std", "seconds") else "left",
+                         no_wrap=True)
     for row in board.itertuples():
         table.add_row(str(row.trial), row.algorithm, "—" if row.score != row.score or row.score is None
                       else f"{row.score:.4f}", "—" if row.std != row.std or row.std is None else f"{row.std:.4f}",
@@ -254,6 +255,8 @@ def report(
     db: DbOption = None,
     sample_size: Annotated[int, typer.Option(min=10, help="Rows for permutation importance, partial dependence "
                                                           "and SHAP.")] = 500,
+    shap_seconds: Annotated[float, typer.Option(min=0.1, help="Time budget of the SHAP step (fewer rows and "
+                                                              "permutations are explained to fit it).")] = 20.0,
     seed: int = 0,
 ) -> None:
     """Model report: metrics, calibration, explanations (permutation, PDP, SHAP, surrogate), fairness, the search.
@@ -267,7 +270,7 @@ def report(
         raise MetalearnError("give the data to evaluate on with --data FILE (the knowledge base and the model file "
                              "hold no raw data)")
     columns = [c.strip() for item in sensitive or [] for c in item.split(",") if c.strip()]
-    options = {"sensitive": columns or None, "sample_size": sample_size, "seed": seed}
+    options = {"sensitive": columns or None, "sample_size": sample_size, "seed": seed, "shap_seconds": shap_seconds}
     frame = read_table(data)
     path = Path(source)
     if path.is_file():

@@ -929,9 +929,11 @@ def _kb_neighbors(kb: Any, dataset_id: int, settings: Mapping[str, Any]) -> tupl
     info = kb.dataset(dataset_id)
     recommender = Recommender(kb, settings.get("metric") or "balanced_accuracy")
     found = recommender.neighbors(features, int(settings.get("k") or 5), exclude_hashes={info.content_hash})
+    source = "recomputed from the current knowledge base (runs added since the search may change them)"
+    if not found:
+        source += ": it holds no other dataset with runs and meta-features"
     return ([{"dataset": n.name, "dataset_id": n.dataset_id, "family": n.family, "distance": float(n.distance)}
-             for n in found],
-            "recomputed from the current knowledge base (runs added since the search may change them)")
+             for n in found], source)
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -1056,8 +1058,8 @@ def build_report(model: Any, dataset: Dataset, *, test: Any = None, search: Any 
 
         # ------------------------------------------------------------ explanations on a subsample
         rows_source = ("the test split" if test is not None else
-                       "rows the final model was fitted on (no test split): importances show what the model uses, "
-                       "not what generalises")
+                       "the rows the final model was fitted on (no test split: importances show what the model "
+                       "uses, not what generalises)")
         X_sub, y_sub = stratified_subsample(X_eval.reset_index(drop=True), y_eval.reset_index(drop=True),
                                             opts.sample_size, opts.seed)
         artifacts.update(X_sub=X_sub, y_sub=y_sub)

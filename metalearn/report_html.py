@@ -212,8 +212,8 @@ def render_permutation(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     ax.axvline(0, color="#999", lw=1)
     ax.set_xlabel(f"decrease of {d['scoring']} when the column is shuffled")
     ax.tick_params(axis="y", labelsize=8)
-    return (note(f"{d['n_repeats']} shuffles per column on {d['n_rows']} rows of {d['rows']}; whole pipeline, "
-                 "original columns.") + img(fig, "permutation importance")
+    return (note(f"{d['n_repeats']} shuffles of each original column through the whole pipeline, on {d['n_rows']} "
+                 f"rows from {d['rows']}.") + img(fig, "permutation importance")
             + table(["feature", "mean", "std"], [(f["feature"], f["mean"], f["std"]) for f in features]))
 
 
@@ -295,7 +295,8 @@ def _beeswarm(d: Mapping[str, Any], values: np.ndarray) -> str:
         ax.scatter(shap_values, pos + rng.uniform(-0.25, 0.25, len(shap_values)), s=8, c=colours, alpha=0.8)
     ax.set_yticks(range(len(features)), [short(f, 30) for f in features[::-1]], fontsize=8)
     ax.axvline(0, color="#999", lw=1)
-    ax.set_xlabel(f"SHAP value ({d['output']}); colour: low (blue) to high (red) feature value, grey: categorical")
+    ax.set_xlabel(f"SHAP value ({d['output']})")
+    ax.set_title("colour: feature value from low (blue) to high (red); grey: categorical or missing", fontsize=8)
     return "<h3>Distribution over the explained rows</h3>" + img(fig, "SHAP beeswarm")
 
 
@@ -426,8 +427,8 @@ def _fairness_figure(attr: Mapping[str, Any]) -> str:
         ax.bar(positions + i * width, [g.get(metric) or 0 for g in groups], width, color=PALETTE[i],
                label=metric.replace("_", " "))
     ax.set_xticks(positions + width * (len(metrics) - 1) / 2, names, fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
+    ax.set_ylim(0, 1.22)
+    ax.legend(fontsize=7, ncol=len(metrics), loc="upper center")
     ax.set_title(f"per group: {attr['attribute']}")
     return img(fig, f"fairness {attr['attribute']}")
 
