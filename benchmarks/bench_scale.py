@@ -38,8 +38,9 @@ def machine() -> dict:
 
 
 def bench_trials(n_trials: int = 30) -> dict:
-    from metalearn.datasets import load_file
     from metalearn.warmstart import SearchSettings, WarmStartSearch
+
+    from metalearn.datasets import load_file
 
     dataset = load_file(REPO / "metalearn" / "examples" / "breast_cancer.csv", "diagnosis")
     out = {}
@@ -80,8 +81,9 @@ def bench_insert(url: str, n_runs: int = 50_000, batch: int = 1000) -> dict:
 
 
 def bench_neighbors(sizes: tuple[int, ...] = (100, 1000, 10_000, 100_000), repeats: int = 20) -> dict:
-    from metalearn.metafeatures import FEATURE_NAMES
     from metalearn.warmstart.neighbors import NeighborIndex
+
+    from metalearn.metafeatures import FEATURE_NAMES
 
     rng = np.random.default_rng(0)
     out = {}

@@ -47,10 +47,10 @@ from metalearn.errors import DatasetError, MetalearnError
 from metalearn.seeding import DatasetSource
 
 METRIC = "balanced_accuracy"
-SEARCH_STRATEGIES = ("warm", "cold", "random")
+SEARCH_STRATEGIES = ("warm", "cold", "random", "hyperband", "successive-halving")
 PEER_STRATEGIES = ("flaml", "flaml-zeroshot")
 MAIN_STRATEGIES = SEARCH_STRATEGIES + PEER_STRATEGIES
-DEFAULT_STRATEGIES = MAIN_STRATEGIES
+DEFAULT_STRATEGIES = ("warm", "cold", "random", "flaml", "flaml-zeroshot")
 DEFAULT_BUDGETS = (1, 2, 5, 10, 20, 50)
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 MATCH_BUDGET = 50
@@ -514,6 +514,7 @@ def _run_search(ctx: _Context, kb: Any, strategy: str, dataset: Dataset, train: 
                 seed: int, refits: dict[str, float]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     from metalearn.knowledge_base import canonical_json
     from metalearn.warmstart import Recommender, SearchSettings, WarmStartSearch
+    from metalearn.warmstart.search import MULTI_FIDELITY
 
     config = ctx.config
     family = dataset.family or dataset.name
@@ -525,9 +526,9 @@ def _run_search(ctx: _Context, kb: Any, strategy: str, dataset: Dataset, train: 
                               n_warm=config.n_warm, k=config.k, refit=False)
     recommender = None
     used: list[int] = []
-    if fraction is not None:
+    if fraction is not None or base in MULTI_FIDELITY:  # warm-started: read only the reference datasets
         candidates = [r.id for r in ctx.reference if r.id not in excluded]
-        used = _fraction_subset(candidates, fraction, seed, ctx.source.key)
+        used = _fraction_subset(candidates, fraction or 1.0, seed, ctx.source.key)
         recommender = Recommender(kb, METRIC, restrict_to=used)
     engine = WarmStartSearch(kb, settings, recommender=recommender, exclude_ids=excluded,
                              exclude_families={family})

@@ -256,7 +256,7 @@ def report(
     sample_size: Annotated[int, typer.Option(min=10, help="Rows for permutation importance, partial dependence "
                                                           "and SHAP.")] = 500,
     shap_seconds: Annotated[float, typer.Option(min=0.1, help="Time budget of the SHAP step (fewer rows and "
-                                                              "permutations are explained to fit it).")] = 20.0,
+                                                              "permutations are explained to fit it).")] = 12.0,
     seed: int = 0,
 ) -> None:
     """Model report: metrics, calibration, explanations (permutation, PDP, SHAP, surrogate), fairness, the search.
@@ -340,7 +340,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 def benchmark(
     suite: Annotated[str, typer.Option("--suite", help="OpenML suite id or alias, or a directory holding a "
                                                        "manifest.json (e.g. ../shared/datasets).")],
-    strategies: Annotated[str, typer.Option(help="Comma-separated: warm, cold, random, flaml, flaml-zeroshot, "
+    strategies: Annotated[str, typer.Option(help="Comma-separated: warm, cold, random, hyperband, successive-halving, flaml, flaml-zeroshot, "
                                                  "warm@<fraction>.")] = "warm,cold,random,flaml,flaml-zeroshot",
     budgets: Annotated[str, typer.Option(help="Comma-separated budgets in trials.")] = "1,2,5,10,20,50",
     seeds: Annotated[int, typer.Option(min=1, help="Outer splits (and search seeds) per dataset.")] = 3,

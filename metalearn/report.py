@@ -9,7 +9,8 @@ Methods (also stated in the report itself):
 * **Evaluation** -- with a test split (``test=``, or ``SearchResult.extra["test"]``) the final
   pipeline (fitted on the dataset unless already fitted) predicts the test rows. Without one the
   pipeline is cloned and :func:`sklearn.model_selection.cross_val_predict` gives out-of-fold
-  probabilities over stratified folds; predictions are the arg-max of those probabilities. Metrics:
+  probabilities over stratified folds (``folds``; default 5, or 3 above 5,000 rows to bound the time);
+  predictions are the arg-max of those probabilities. Metrics:
   accuracy, balanced accuracy, macro and per-class precision / recall / F1, ROC-AUC (binary; one-vs-rest
   macro for multiclass), log loss, confusion matrix and ROC curves.
 * **Calibration** -- binary: :func:`sklearn.calibration.calibration_curve` of the positive class
@@ -30,7 +31,7 @@ Methods (also stated in the report itself):
     sample of training rows; the explained output is the probability of the positive class (binary)
     or of each class (multiclass). Values are additive: ``base + sum(values) == P(x)``. The number of
     explained rows and permutations is reduced to fit ``shap_seconds`` (estimated from the model's
-    measured prediction speed);
+    measured prediction speed, after one throw-away row that triggers numba's compilation inside shap);
   - LIME (``lime_tabular``) for the same individual predictions when SHAP is unavailable, failed or
     does not fit the time budget (``lime="auto"``), or always with ``lime=True``;
   - a global surrogate: a depth-``surrogate_depth`` decision tree trained on the final model's
@@ -82,7 +83,7 @@ class ReportOptions:
     """Sizes and budgets of a report (defaults keep 10k rows x 50 columns under a minute)."""
 
     sample_size: int = 500  # rows for permutation importance, partial dependence, SHAP background pool
-    folds: int = 5  # stratified folds of cross_val_predict when there is no test split
+    folds: int | None = None  # folds of cross_val_predict without a test split; None: 5, or 3 above 5,000 rows
     seed: int = 0
     permutation_repeats: int = 5
     pdp_features: int = 4
@@ -91,7 +92,7 @@ class ReportOptions:
     shap_rows: int = 100  # at most this many rows are explained
     shap_background: int = 50
     shap_max_permutations: int = 10
-    shap_seconds: float | None = 20.0  # time budget of the SHAP step (None: no reduction)
+    shap_seconds: float | None = 12.0  # time budget of the SHAP step, compilation included (None: no reduction)
     n_local: int = 3  # individual predictions explained (SHAP and/or LIME)
     lime: bool | str = "auto"  # "auto": only where SHAP does not fit; True: always; False: never
     lime_samples: int = 1000
@@ -105,7 +106,7 @@ class ReportOptions:
     def validate(self) -> ReportOptions:
         if self.sample_size < 10:
             raise MetalearnError(f"sample_size must be at least 10, got {self.sample_size}")
-        if self.folds < 2:
+        if self.folds is not None and self.folds < 2:
             raise MetalearnError(f"folds must be at least 2, got {self.folds}")
         if self.lime not in (True, False, "auto"):
             raise MetalearnError(f"lime must be True, False or 'auto', got {self.lime!r}")
@@ -547,20 +548,37 @@ def _shap(model: Any, codec: _Codec, X_exp: pd.DataFrame, y_exp: np.ndarray, bac
     n_rows = min(opts.shap_rows, len(X_exp))
     permutations = max(1, opts.shap_max_permutations)
     notes = []
+    batch = max(10, 2 * m + 1)
+    started = time.perf_counter()
+
+    def explain(Z: np.ndarray, max_evals: int) -> Any:
+        # a fresh explainer per call: it seeds numpy's global generator, which is restored afterwards
+        state = np.random.get_state()
+        try:
+            explainer = shap.explainers.Permutation(predict, shap.maskers.Independent(Z_bg, max_samples=len(Z_bg)),
+                                                    feature_names=columns, seed=opts.seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return explainer(Z, max_evals=max_evals, batch_size=batch, silent=True)
+        finally:
+            np.random.set_state(state)
+
     if opts.shap_seconds is not None:
+        # one throw-away row first: numba compiles shap's masking code on first use (seconds, once per process)
+        explain(Z_bg[:1], 2 * m + 1)
         per_row = _model_speed(predict, Z_bg, min(2000, len(Z_bg) * (2 * m + 1)))
         evals_rows = len(Z_bg) * (2 * m + 1)  # one antithetic permutation of one explained row
-        cost = 1.5 * evals_rows * per_row + 0.002 * m  # 1.5: masking and bookkeeping overhead
-        affordable = opts.shap_seconds / max(cost, 1e-9)
+        cost = max(1.5 * evals_rows * per_row + 0.002 * m, 1e-9)  # 1.5: masking and bookkeeping overhead
+        if opts.shap_seconds / cost < max(1, opts.n_local) / 2:
+            raise _TooSlow(f"SHAP would take about {max(1, opts.n_local) * cost:.0f} s for {opts.n_local} rows")
+        remaining = max(opts.shap_seconds - (time.perf_counter() - started), 0.25 * opts.shap_seconds)
+        affordable = remaining / cost
         permutations = int(max(1, min(permutations, affordable / max(n_rows, 1))))
         fit_rows = int(min(n_rows, max(opts.n_local, affordable / permutations)))
         if fit_rows < n_rows or permutations < opts.shap_max_permutations:
             notes.append(f"reduced to {fit_rows} rows and {permutations} permutation(s) to fit the time budget "
                          f"of {opts.shap_seconds:g} s")
         n_rows = fit_rows
-        if affordable < max(1, opts.n_local) / 2:
-            raise _TooSlow(f"SHAP would take about {max(1, opts.n_local) / affordable * opts.shap_seconds:.0f} s "
-                           f"for {opts.n_local} rows")
     # the rows to explain: the local ones first, then a stratified sample for the global summary
     proba_exp = _align_proba(model.predict_proba(X_exp), model_classes, classes)
     local = _local_rows(proba_exp, y_exp, classes, opts.n_local)
@@ -569,12 +587,8 @@ def _shap(model: Any, codec: _Codec, X_exp: pd.DataFrame, y_exp: np.ndarray, bac
     rng.shuffle(rest)
     idx = np.array(order + rest[: max(0, n_rows - len(order))].tolist(), dtype=int)
     Z = codec.encode(X_exp.iloc[idx])
-    masker = shap.maskers.Independent(Z_bg, max_samples=len(Z_bg))
-    explainer = shap.explainers.Permutation(predict, masker, feature_names=columns, seed=opts.seed)
     max_evals = 2 * m * permutations + 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        explanation = explainer(Z, max_evals=max_evals, batch_size=max(10, 2 * m + 1), silent=True)
+    explanation = explain(Z, max_evals)
     values = np.asarray(explanation.values, dtype=float)  # (n, m) or (n, m, K)
     base = np.asarray(explanation.base_values, dtype=float)  # (n,) or (n, K)
     direct = model.predict_proba(X_exp.iloc[idx])  # independent of the codec: checks the round trip too
@@ -1027,7 +1041,8 @@ def build_report(model: Any, dataset: Dataset, *, test: Any = None, search: Any 
 
             X_eval, y_eval = X, y
             min_count = int(y.value_counts().min())
-            n_splits = max(2, min(opts.folds, min_count))
+            folds = opts.folds or (5 if len(X) <= 5000 else 3)
+            n_splits = max(2, min(folds, min_count))
             cv = (StratifiedKFold(n_splits, shuffle=True, random_state=opts.seed) if min_count >= 2
                   else KFold(n_splits, shuffle=True, random_state=opts.seed))
             classes = np.unique(y.to_numpy())
