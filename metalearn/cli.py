@@ -340,7 +340,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 def benchmark(
     suite: Annotated[str, typer.Option("--suite", help="OpenML suite id or alias, or a directory holding a "
                                                        "manifest.json (e.g. ../shared/datasets).")],
-    strategies: Annotated[str, typer.Option(help="Comma-separated: warm, cold, random, hyperband, successive-halving, flaml, flaml-zeroshot, "
+    strategies: Annotated[str, typer.Option(help="Comma-separated: warm, cold, random, hyperband, "
+                                                 "successive-halving, flaml, flaml-zeroshot, "
                                                  "warm@<fraction>.")] = "warm,cold,random,flaml,flaml-zeroshot",
     budgets: Annotated[str, typer.Option(help="Comma-separated budgets in trials.")] = "1,2,5,10,20,50",
     seeds: Annotated[int, typer.Option(min=1, help="Outer splits (and search seeds) per dataset.")] = 3,
