@@ -446,11 +446,12 @@ class _LRU:
 class RecommendationService:
     """Recommendations by dataset id, with one :class:`Recommender` per metric cached in the process.
 
-    Every request compares the knowledge base's version (largest run and meta-feature ids: two
-    primary-key lookups) with the one the recommender was built from. When runs were added, the first
-    request to notice rebuilds the recommender while concurrent requests keep using the previous one,
-    so a search writing trials does not stall other clients. Finished responses are cached per
-    (metric, dataset, top, k) until the recommender is rebuilt.
+    Requests compare the knowledge base's version (largest run and meta-feature ids, primary-key
+    lookups re-read at most every 0.2 s, see :class:`KBVersion`) with the one the recommender was built
+    from. When runs were added, the first request to notice rebuilds the recommender while concurrent
+    requests keep using the previous one, so a search writing trials does not stall other clients.
+    Finished responses are cached per (metric, dataset, top, k) until the recommender is rebuilt;
+    :meth:`peek` serves them without any database access.
     """
 
     def __init__(self, kb: KnowledgeBase, *, response_cache: bool = True, cache_size: int = 4096,

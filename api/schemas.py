@@ -9,7 +9,7 @@ from metalearn.api.dependencies import MAX_ID, MAX_TIME_BUDGET, MAX_TRIAL_TIME_L
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Metric = Literal["balanced_accuracy", "accuracy", "f1_macro", "roc_auc", "log_loss"]
-Strategy = Literal["warm", "cold", "random"]
+Strategy = Literal["warm", "cold", "random", "hyperband", "successive-halving"]
 DatasetId = Field(ge=1, le=MAX_ID, description="Id of a dataset in the knowledge base.", examples=[42])
 
 EXAMPLE_CONFIG = {"class_weight": "none", "classifier": "random_forest", "encoding": "one_hot",
@@ -243,8 +243,9 @@ class RecommendationReport(BaseModel):
 
 class SearchRequest(Strict):
     dataset_id: int = DatasetId
-    strategy: Strategy = Field("warm", description="warm (meta-learned initial design), cold (SMAC's default) "
-                                                   "or random.")
+    strategy: Strategy = Field("warm", description="warm (meta-learned initial design), cold (SMAC's default), "
+                                                   "random, or the multi-fidelity hyperband / successive-halving "
+                                                   "(warm-started too).")
     n_trials: int | None = Field(20, ge=1, le=MAX_TRIALS, description="Number of trials (null: time budget only).")
     time_budget: float | None = Field(None, gt=0, le=MAX_TIME_BUDGET, description="Wall-clock budget in seconds.")
     metric: Metric = "balanced_accuracy"
@@ -274,9 +275,12 @@ class SearchAccepted(BaseModel):
 
 
 class BestTrial(BaseModel):
+    """The incumbent: the best successful trial at the highest budget evaluated so far."""
+
     trial: int
     run_id: int
     score: float
+    budget: float = Field(1.0, description="Fraction of the data (or iterations) the trial used; 1 = full.")
     algorithm: str
     configuration: dict[str, Any]
 
@@ -308,7 +312,7 @@ class SearchStatus(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 17, "dataset_id": 42, "strategy": "warm", "status": "running", "metric": "balanced_accuracy",
         "n_trials": 20, "time_budget": None, "trials_done": 2,
-        "best": {"trial": 1, "run_id": 9801, "score": 0.95, "algorithm": "random_forest",
+        "best": {"trial": 1, "run_id": 9801, "score": 0.95, "budget": 1.0, "algorithm": "random_forest",
                  "configuration": EXAMPLE_CONFIG},
         "trajectory": [{"trial": 1, "elapsed": 3.1, "best_so_far": 0.95}, {"trial": 2, "elapsed": 5.0,
                                                                           "best_so_far": 0.95}],
@@ -325,6 +329,7 @@ class TrialOut(BaseModel):
     score: float | None
     std: float | None
     seconds: float
+    budget: float = Field(1.0, description="Fraction of the budget the trial used (multi-fidelity); 1 = full.")
     error: str | None
     configuration: dict[str, Any]
     created_at: datetime | None
@@ -338,7 +343,7 @@ class TrialList(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "search_id": 17, "status": "succeeded", "trials": [{
             "trial": 1, "run_id": 9801, "algorithm": "random_forest", "origin": "warm_start", "status": "success",
-            "score": 0.95, "std": 0.01, "seconds": 1.9, "error": None, "configuration": EXAMPLE_CONFIG,
+            "score": 0.95, "std": 0.01, "seconds": 1.9, "budget": 1.0, "error": None, "configuration": EXAMPLE_CONFIG,
             "created_at": "2025-01-01T12:00:03Z"}]}]})
 
 

@@ -256,7 +256,7 @@ def report(
     sample_size: Annotated[int, typer.Option(min=10, help="Rows for permutation importance, partial dependence "
                                                           "and SHAP.")] = 500,
     shap_seconds: Annotated[float, typer.Option(min=0.1, help="Time budget of the SHAP step (fewer rows and "
-                                                              "permutations are explained to fit it).")] = 12.0,
+                                                              "permutations are explained to fit it).")] = 20.0,
     seed: int = 0,
 ) -> None:
     """Model report: metrics, calibration, explanations (permutation, PDP, SHAP, surrogate), fairness, the search.

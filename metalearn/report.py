@@ -92,7 +92,7 @@ class ReportOptions:
     shap_rows: int = 100  # at most this many rows are explained
     shap_background: int = 50
     shap_max_permutations: int = 10
-    shap_seconds: float | None = 12.0  # time budget of the SHAP step, compilation included (None: no reduction)
+    shap_seconds: float | None = 20.0  # time budget of the SHAP step, compilation included (None: no reduction)
     n_local: int = 3  # individual predictions explained (SHAP and/or LIME)
     lime: bool | str = "auto"  # "auto": only where SHAP does not fit; True: always; False: never
     lime_samples: int = 1000

@@ -11,13 +11,39 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import breast_cancer_frame, messy_iris_frame, wine_frame
+from conftest import POSTGRES_URL, _reset_postgres, breast_cancer_frame, messy_iris_frame, wine_frame
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.warmstart import Recommender, SearchSettings, WarmStartSearch
 
 from metalearn.datasets import from_frame
 
 FAST = {"folds": 3, "max_rows": 300}
+
+
+@pytest.fixture
+def kb_path(tmp_path: Path) -> str:
+    """SQLite only here (search tests are the slow ones); PostgreSQL has its own search test below."""
+    return str(tmp_path / "kb.sqlite")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="METALEARN_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL)")
+def test_warm_search_feedback_loop_on_postgresql() -> None:
+    _reset_postgres(POSTGRES_URL)
+    kb = KnowledgeBase(POSTGRES_URL)
+    try:
+        _seeded_kb(kb)
+        dataset = from_frame(breast_cancer_frame(150), "target", "query")
+        result = WarmStartSearch(kb, SearchSettings(n_trials=4, workers=1, **FAST)).run(dataset)
+        assert result.trials[0].origin == "warm_start" and result.status == "succeeded"
+        stored = kb.runs_frame(search_id=result.search_id)
+        assert len(stored) == 4 and kb.search(result.search_id)["best_run_id"] == result.best.run_id
+        again = WarmStartSearch(kb, SearchSettings(n_trials=1, **FAST))
+        _, features = again.prepare(from_frame(breast_cancer_frame(149), "target", "near"))
+        report = again.recommender.recommend(features, top=3)
+        assert report.neighbors[0].name == "query"  # the run just stored is found again
+        assert any(e.dataset == "query" for r in report.recommendations for e in r.evidence)
+    finally:
+        kb.dispose()
 
 
 def _seeded_kb(kb: KnowledgeBase) -> list[int]:

@@ -62,6 +62,7 @@ def _trials(state: AppState, search_id: int) -> list[dict[str, Any]]:
             "trial": number, "run_id": int(run.id), "algorithm": run.algorithm, "origin": run.origin,
             "status": run.status, "score": None if pd.isna(run.score) else float(run.score),
             "std": None if pd.isna(run.score_std) else float(run.score_std), "seconds": float(run.seconds),
+            "budget": 1.0 if pd.isna(run.budget) else float(run.budget),
             "error": None if run.error is None or (isinstance(run.error, float)) else str(run.error),
             "configuration": json.loads(run.config_json), "created_at": _aware(run.created_at),
         })
@@ -72,10 +73,11 @@ def _status(state: AppState, search: dict[str, Any], trials: list[dict[str, Any]
     started = _aware(search["started_at"])
     best: dict[str, Any] | None = None
     trajectory = []
-    for trial in trials:
-        if trial["status"] == "success" and trial["score"] is not None and math.isfinite(trial["score"]) and (
-                best is None or trial["score"] > best["score"]):
-            best = {k: trial[k] for k in ("trial", "run_id", "score", "algorithm", "configuration")}
+    for trial in trials:  # the incumbent as SearchResult.best defines it: best score at the highest budget so far
+        ok = trial["status"] == "success" and trial["score"] is not None and math.isfinite(trial["score"])
+        if ok and (best is None or trial["budget"] > best["budget"]
+                   or (trial["budget"] == best["budget"] and trial["score"] > best["score"])):
+            best = {k: trial[k] for k in ("trial", "run_id", "score", "budget", "algorithm", "configuration")}
         elapsed = ((trial["created_at"] - started).total_seconds()
                    if started is not None and trial["created_at"] is not None else None)
         trajectory.append({"trial": trial["trial"], "elapsed": None if elapsed is None else round(elapsed, 3),
