@@ -111,6 +111,11 @@ class Recommender:
         self.performance = performance
         self.scores = performance.pivot_table(index="dataset_id", columns="configuration_id", values="score")
         self.percentiles = self.scores.rank(axis=1, pct=True)
+        # plain arrays and position maps: lookups in the hot path of every recommendation
+        self._score_array = self.scores.to_numpy(dtype=float)
+        self._pct_array = self.percentiles.to_numpy(dtype=float)
+        self._row = {int(d): i for i, d in enumerate(self.scores.index)}
+        self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
         self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
         matrix = self.kb.metafeature_matrix(self.extractor)
         matrix = matrix[matrix.index.isin(self.scores.index)]
@@ -209,9 +214,11 @@ class Recommender:
 
     def _rank_neighbor_candidates(self, neighbors: list[Neighbor], per_neighbor: int) -> list[Recommendation]:
         candidates: list[int] = []
+        columns = self.scores.columns
         for n in neighbors:
-            row = self.scores.loc[n.dataset_id].dropna().sort_values(ascending=False, kind="stable")
-            candidates.extend(int(c) for c in row.index[:per_neighbor])
+            values = self._score_array[self._row[n.dataset_id]]
+            order = np.argsort(np.where(np.isfinite(values), -values, np.inf), kind="stable")
+            candidates.extend(int(columns[j]) for j in order[:per_neighbor] if np.isfinite(values[j]))
         recs = [self._scored(cid, neighbors, "neighbors") for cid in dict.fromkeys(candidates)]
         return sorted(recs, key=lambda r: (-r.utility, r.configuration_id))
 
@@ -222,12 +229,13 @@ class Recommender:
     def _scored(self, config_id: int, neighbors: list[Neighbor], source: str, gain: float = 0.0,
                 distances: Mapping[int, float] | None = None, excluded: Collection[int] = ()) -> Recommendation:
         weights, pct, evidence = [], [], []
+        col = self._col.get(config_id)
         for n in neighbors:
-            w = 1.0 / (n.distance + WEIGHT_EPS)
-            weights.append(w)
-            score = self.scores.at[n.dataset_id, config_id] if config_id in self.scores.columns else np.nan
-            if pd.notna(score):
-                pct.append(float(self.percentiles.at[n.dataset_id, config_id]))
+            weights.append(1.0 / (n.distance + WEIGHT_EPS))
+            row = self._row.get(n.dataset_id)
+            score = self._score_array[row, col] if row is not None and col is not None else np.nan
+            if np.isfinite(score):
+                pct.append(float(self._pct_array[row, col]))
                 evidence.append(Evidence(n.name, n.dataset_id, n.distance, float(score)))
             else:
                 pct.append(0.5)
