@@ -818,17 +818,18 @@ def _fairness(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, posit
                                              "false_positive_rate": false_positive_rate},
                                     y_true=yb, y_pred=pb, sensitive_features=groups)
                 rates = frame.by_group
-                for g in rates.index:
-                    row = table[str(g)]
-                    suffix = "" if binary else f"[{k}]"
-                    row[f"selection_rate{suffix}"] = float(rates.loc[g, "selection_rate"])
-                    row[f"true_positive_rate{suffix}"] = float(rates.loc[g, "true_positive_rate"])
-                    row[f"false_positive_rate{suffix}"] = float(rates.loc[g, "false_positive_rate"])
+                by_group = [{"group": str(g), "selection_rate": float(rates.loc[g, "selection_rate"]),
+                             "true_positive_rate": float(rates.loc[g, "true_positive_rate"]),
+                             "false_positive_rate": float(rates.loc[g, "false_positive_rate"])} for g in rates.index]
+                if binary:  # one positive class: its rates sit in the group rows
+                    for rate in by_group:
+                        table[rate["group"]].update({key: v for key, v in rate.items() if key != "group"})
                 per_class.append({
                     "class": _label(k),
                     "demographic_parity_difference": float(demographic_parity_difference(
                         yb, pb, sensitive_features=groups)),
                     "equalized_odds_difference": float(equalized_odds_difference(yb, pb, sensitive_features=groups)),
+                    "by_group": by_group,
                 })
         dp = [c["demographic_parity_difference"] for c in per_class
               if math.isfinite(c["demographic_parity_difference"])]

@@ -410,6 +410,12 @@ def render_fairness(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             out.append(table(["class", "demographic parity difference", "equalized odds difference"],
                              [(c["class"], c["demographic_parity_difference"], c["equalized_odds_difference"])
                               for c in attr["per_class"]]))
+            classes = [c["class"] for c in attr["per_class"]]
+            rates = {(r["group"], c["class"]): r for c in attr["per_class"] for r in c.get("by_group", [])}
+            for key, label in (("selection_rate", "Selection rate"), ("true_positive_rate", "True-positive rate")):
+                out.append(f"<p>{label} (one-vs-rest) by group and class</p>" + table(
+                    ["group", *map(str, classes)],
+                    [[g["group"], *[rates.get((g["group"], c), {}).get(key) for c in classes]] for g in groups]))
         out.append(_fairness_figure(attr))
     return "".join(out)
 
@@ -417,18 +423,22 @@ def render_fairness(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
 def _fairness_figure(attr: Mapping[str, Any]) -> str:
     groups = attr["groups"][:20]
     names = [short(g["group"], 18) for g in groups]
-    metrics = [k for k in ("accuracy", "selection_rate", "true_positive_rate", "false_positive_rate")
-               if groups and k in groups[0]]
-    fig = figure(min(3 + 1.2 * len(groups) * max(len(metrics), 1) / 2, 14), 3.6)
+    keys = [k for k in ("accuracy", "selection_rate", "true_positive_rate", "false_positive_rate")
+            if groups and k in groups[0]]
+    series: list[tuple[str, list[float]]] = [(k.replace("_", " "), [g.get(k) or 0 for g in groups]) for k in keys]
+    if len(attr["per_class"]) > 1:  # multiclass: selection rate of every class, one-vs-rest
+        for c in attr["per_class"][:9]:
+            rate = {r["group"]: r["selection_rate"] for r in c.get("by_group", [])}
+            series.append((f"selection rate {short(c['class'], 12)}", [rate.get(g["group"]) or 0 for g in groups]))
+    fig = figure(min(3 + 0.6 * len(groups) * max(len(series), 1) / 2, 14), 3.6)
     ax = fig.add_subplot()
-    width = 0.8 / max(len(metrics), 1)
+    width = 0.8 / max(len(series), 1)
     positions = np.arange(len(groups))
-    for i, metric in enumerate(metrics):
-        ax.bar(positions + i * width, [g.get(metric) or 0 for g in groups], width, color=PALETTE[i],
-               label=metric.replace("_", " "))
-    ax.set_xticks(positions + width * (len(metrics) - 1) / 2, names, fontsize=8)
-    ax.set_ylim(0, 1.22)
-    ax.legend(fontsize=7, ncol=len(metrics), loc="upper center")
+    for i, (label, values) in enumerate(series):
+        ax.bar(positions + i * width, values, width, color=PALETTE[i % 10], label=label)
+    ax.set_xticks(positions + width * (len(series) - 1) / 2, names, fontsize=8)
+    ax.set_ylim(0, 1.3)
+    ax.legend(fontsize=7, ncol=min(len(series), 4), loc="upper center")
     ax.set_title(f"per group: {attr['attribute']}")
     return img(fig, f"fairness {attr['attribute']}")
 
@@ -493,7 +503,11 @@ def _trajectory_figure(d: Mapping[str, Any]) -> Any:
              if t.get("elapsed") is not None and t["best_so_far"] is not None]
     if timed:
         ax2.step(*zip(*timed, strict=True), where="post", color="#243447")
-        ax2.scatter(*zip(*timed, strict=True), s=10, color="#243447")
+        for origin, colour in ORIGIN_COLOURS.items():
+            points = [(t["elapsed"], t["score"]) for t in trials
+                      if t["origin"] == origin and t.get("score") is not None and t.get("elapsed") is not None]
+            if points:
+                ax2.scatter(*zip(*points, strict=True), s=18, color=colour, zorder=3)
     ax2.set_xlabel("seconds since the start")
     ax2.set_title("best score over time")
     return fig

@@ -202,6 +202,20 @@ def test_json_round_trip_and_html_sections(bc, tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == data
 
 
+def test_lime_stands_in_when_shap_does_not_fit_the_budget() -> None:
+    dataset = _bc_dataset()
+    report = build_report(default_configuration("logistic_regression"), dataset, shap_seconds=1e-4, sample_size=60,
+                          permutation_repeats=1, lime_samples=200, pdp_features=1)
+    assert "too slow" in report["shap"]["skipped"]
+    lime = report["lime"]
+    assert lime["used"] and "time budget" in lime["reason"] and len(lime["local"]) == 3
+    model = report.artifacts["model"]
+    for item in lime["local"]:  # each explains the final model's own prediction for that row
+        proba = model.predict_proba(report.artifacts["X_sub"].iloc[[item["row"]]])[0]
+        assert item["probability"] == pytest.approx(proba.max()) and item["weights"]
+    assert "<section id=\"lime\">" in report.to_html()
+
+
 @pytest.fixture(scope="module")
 def iris_search(tmp_path_factory: pytest.TempPathFactory):
     """A small recorded search on a messy multiclass table, with a held-out test split and a saved model."""
