@@ -147,6 +147,8 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
            metric: str = "balanced_accuracy", seed: int = 0, folds: int = 5,
            max_rows: Annotated[int, typer.Option(help="Row cap (stratified) for the trials.")] = 5000,
            workers: Annotated[int, typer.Option(min=1, help="Parallel trials on a local Dask cluster.")] = 1,
+           test_size: Annotated[float | None, typer.Option(help="Hold out this fraction for a final test score "
+                                                                 "(and for `metalearn report`).")] = None,
            dask_scheduler: Annotated[str | None, typer.Option(help="Use this Dask scheduler (tcp://HOST:PORT).")]
            = None,
            output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the best model here.")] = None,
@@ -157,7 +159,7 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
     dataset = _load(file, target, name)
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
-                              max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler)
+                              max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size)
     engine = WarmStartSearch(_kb(db), settings)
     show_progress = not json_ and sys.stderr.isatty()
     result = _run_with_progress(engine, dataset, show_progress)
@@ -207,6 +209,8 @@ def _print_leaderboard(result: Any, output: Path | None) -> None:
         console.print("[red]no trial succeeded[/]")
         return
     console.print(f"best: trial {best.number}, {best.algorithm}, CV {result.settings.metric} {best.score:.4f}")
+    if result.extra.get("test_score") is not None:
+        console.print(f"held-out test {result.settings.metric}: {result.extra['test_score']:.4f}")
     if output is not None:
         console.print(f"model saved to {output}")
 

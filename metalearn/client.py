@@ -265,6 +265,13 @@ class Client:
         return self._json("POST", f"/v1/searches/{int(search_id)}/predict", json={"rows": _plain(rows)})
 
 
+    def report(self, search_id: int, fmt: str = "json") -> Any:
+        """The model report of a finished search: its figures as a dict (``fmt="json"``) or HTML text."""
+        accept = "application/json" if fmt == "json" else "text/html"
+        response = self._request("GET", f"/v1/searches/{int(search_id)}/report", headers={"Accept": accept})
+        return response.json() if fmt == "json" else response.text
+
+
 class _ProgressBar:
     """A rich progress bar of trials done (of ``n_trials`` when the search has a trial budget)."""
 

@@ -68,6 +68,26 @@ class Dataset:
             self._hash = digest.hexdigest()
         return self._hash
 
+    def subset(self, rows: Any, name: str | None = None) -> Dataset:
+        """The rows at positions ``rows`` as a new dataset (same columns, target and provenance)."""
+        return Dataset(name=name or self.name, X=self.X.iloc[rows].reset_index(drop=True),
+                       y=self.y.iloc[rows].reset_index(drop=True), categorical=list(self.categorical),
+                       target=self.target, source=self.source, family=self.family, openml_id=self.openml_id)
+
+    def split(self, test_size: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """Stratified ``(train, test)`` split (plain random when a class has a single row)."""
+        from sklearn.model_selection import train_test_split
+
+        if not 0 < test_size < 1:
+            raise DatasetError(f"test_size must be between 0 and 1, got {test_size}")
+        index = np.arange(self.n_rows)
+        stratify = self.y if self.y.value_counts().min() >= 2 else None
+        try:
+            train, test = train_test_split(index, test_size=test_size, stratify=stratify, random_state=seed)
+        except ValueError as exc:
+            raise DatasetError(f"cannot hold out {test_size:g} of {self.name!r} for testing: {exc}") from None
+        return self.subset(np.sort(train)), self.subset(np.sort(test))
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -189,6 +189,11 @@ def test_round_trip_upload_recommend_search_model_predict(server, client, upload
     assert np.allclose(np.sum(answer["probabilities"], axis=1), 1.0)
     one = client.predict(started["id"], features.iloc[0].to_dict())
     assert one["predictions"] == answer["predictions"][:1]
+    figures = client.report(started["id"], "json")
+    matrix = np.asarray(figures["sections"]["confusion-matrix"]["matrix"])
+    assert matrix.sum() == len(bc_frame)  # cross-validated predictions for every uploaded row
+    html = client.report(started["id"], "html")
+    assert html.lstrip().lower().startswith("<!doctype html") and 'id="confusion-matrix"' in html
 
     stats = client.stats()
     assert stats["runs"] >= 3 and stats["searches"] >= 1 and stats["runs_by_origin"]

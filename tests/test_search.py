@@ -221,3 +221,13 @@ def test_parallel_trials_on_a_local_dask_cluster(kb: KnowledgeBase) -> None:
     assert len(result.trials) == 6 and len(stored) == 6  # nothing lost, nothing written twice
     assert stored["configuration_id"].is_unique
     assert [t.number for t in result.trials] == list(range(1, 7))
+
+
+def test_test_split_is_kept_aside(kb: KnowledgeBase) -> None:
+    dataset = from_frame(breast_cancer_frame(200), "target", "bc")
+    result = WarmStartSearch(kb, SearchSettings(strategy="random", n_trials=2, test_size=0.25, **FAST)).run(dataset)
+    test = result.extra["test"]
+    assert test.n_rows == 50 and set(test.y) == set(dataset.y)
+    assert 0.5 < result.to_json()["test_score"] <= 1.0
+    report = result.report(dataset.subset(range(10)), test=test, shap=False)  # the report scores the test split
+    assert np.asarray(report.data["sections"]["confusion-matrix"]["matrix"]).sum() == 50

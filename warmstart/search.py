@@ -68,6 +68,7 @@ class SearchSettings:
     refit: bool = True
     workers: int = 1
     dask_scheduler: str | None = None
+    test_size: float | None = None
     min_budget: float = 0.1
     eta: int = 3
 
@@ -85,6 +86,8 @@ class SearchSettings:
             raise MetalearnError(f"trial_time_limit must be positive, got {self.trial_time_limit}")
         if self.workers < 1:
             raise MetalearnError(f"workers must be at least 1, got {self.workers}")
+        if self.test_size is not None and not 0 < self.test_size < 1:
+            raise MetalearnError(f"test_size must be between 0 and 1, got {self.test_size}")
         if not 0 < self.min_budget <= 1:
             raise MetalearnError(f"min_budget must be in (0, 1], got {self.min_budget}")
         if self.folds < 2:
@@ -211,6 +214,7 @@ class SearchResult:
             "seconds": self.seconds,
             "best": None if best is None else {"score": best.score, "algorithm": best.algorithm,
                                                "configuration": best.configuration, "trial": best.number},
+            "test_score": self.extra.get("test_score"),
             "trials": [{"trial": t.number, "score": t.score, "status": t.status, "seconds": t.seconds,
                         "origin": t.origin, "algorithm": t.algorithm} for t in self.trials],
             "trajectory": self.trajectory.to_dict(orient="records"),
@@ -352,6 +356,9 @@ class WarmStartSearch:
                               extra={"columns": list(dataset.X.columns), "categorical": list(dataset.categorical)})
         if run_key_prefix is not None and self.record:
             result.trials = self._previous_trials(dataset_id, run_key_prefix)
+        full = dataset
+        if s.test_size:  # keep a test split aside: trials and the refit only see the rest
+            dataset, result.extra["test"] = full.split(s.test_size, s.seed)
         known = {(canonical_json(t.configuration), round(t.budget, 6)): t for t in result.trials}
         X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed)
         space = build_space(seed=s.seed)
@@ -417,6 +424,13 @@ class WarmStartSearch:
                                       None if best else "no successful trial")
         if s.refit and result.best is not None:
             result.model = self.refit(result.best.configuration, dataset)
+            test = result.extra.get("test")
+            if test is not None:
+                from sklearn.metrics import get_scorer
+
+                from metalearn.evaluation import METRICS
+
+                result.extra["test_score"] = float(get_scorer(METRICS[s.metric])(result.model, test.X, test.y))
         result.seconds = time.perf_counter() - start
         return result
 

@@ -7,7 +7,7 @@ import warnings
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from metalearn.api.dependencies import MAX_ID, AppState, Conflict, NotFound, get_state, jsonable
@@ -251,3 +251,38 @@ def _is_number(value: Any) -> bool:
             return False
         return True
     return False
+
+
+@router.get("/{search_id}/report", summary="Model report of a finished search",
+            responses={200: {"content": {"text/html": {}, "application/json": {}},
+                             "description": "Self-contained HTML (default) or, with `Accept: application/json`, "
+                                            "the same figures as JSON: metrics, confusion matrix, calibration, "
+                                            "permutation importance, partial dependence, SHAP, surrogate tree, "
+                                            "the search's trajectory and neighbours."},
+                       **error_responses(404, 409, 422)})
+def get_report(search_id: SearchId, request: Request, state: AppState = Depends(get_state)) -> Response:
+    """Evaluation, explanations and the search itself, built once per search and cached on the server.
+
+    Without a kept test split the figures come from cross-validated predictions on the uploaded table.
+    """
+    import json
+
+    from metalearn.model_io import load_model
+    from metalearn.report import MEDIA_TYPES, build_report, render_report
+
+    fmt = "json" if "application/json" in request.headers.get("accept", "") else "html"
+    path = _model_path(state, search_id)
+    cached = state.store.search_dir(search_id) / "report.json"
+    if cached.is_file():
+        data = json.loads(cached.read_text())
+    else:
+        search = search_or_404(state, search_id)
+        model, meta = load_model(path)
+        dataset = state.store.load_dataset(search["dataset_id"])
+        report = build_report(model, dataset, kb=state.kb, search_id=search_id,
+                              configuration=meta.get("configuration"))
+        data = json.loads(render_report(report, "json"))
+        tmp = cached.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(cached)
+    return Response(render_report(data, fmt), media_type=MEDIA_TYPES[fmt])
