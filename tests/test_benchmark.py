@@ -22,15 +22,12 @@ from typer.testing import CliRunner
 from metalearn.benchmark import (
     RESULT_COLUMNS,
     BenchmarkConfig,
-    cell_scores,
     flaml_available,
     outer_split,
     parse_strategies,
-    rank_cells,
     resolve_suite,
-    summarize,
-    trials_to_match,
 )
+from metalearn.benchmark_analysis import cell_scores, rank_cells, summarize, trials_to_match
 from metalearn.cli import app
 from metalearn.datasets import from_frame
 from metalearn.errors import MetalearnError

@@ -1,0 +1,400 @@
+"""Analysis of an offline benchmark: normalised scores, ranks, trials-to-match, plots and report.
+
+Reads the rows :mod:`metalearn.benchmark` appended to ``results.jsonl`` and writes
+``results.parquet``, ``summary.json``, the PNG plots and ``report.md`` (see ``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.benchmark import (
+    BOOTSTRAP,
+    MAIN_STRATEGIES,
+    MATCH_BUDGET,
+    METRIC,
+    RESULT_COLUMNS,
+    BenchmarkConfig,
+    _fraction_name,
+    _json_default,
+    _now,
+    read_jsonl,
+)
+
+# --------------------------------------------------------------------------- summary
+
+
+def load_results(output: Path, config: BenchmarkConfig | None = None, keys: Iterable[str] | None = None
+                 ) -> pd.DataFrame:
+    """Checkpoint rows (last write wins per dataset, seed, strategy, budget), optionally restricted to what
+    ``config`` asks for."""
+    records = read_jsonl(output / "results.jsonl")
+    frame = pd.DataFrame(records, columns=RESULT_COLUMNS) if records else pd.DataFrame(columns=RESULT_COLUMNS)
+    frame = frame.drop_duplicates(["dataset_key", "seed", "strategy", "budget"], keep="last")
+    if config is not None and len(frame):
+        wanted = frame["strategy"].isin(config.all_strategies) & (frame["seed"].astype(int) < config.seeds)
+        wanted &= np.array([int(b) in config.budgets_of(s)
+                            for s, b in zip(frame["strategy"], frame["budget"], strict=True)], dtype=bool)
+        if keys is not None:
+            wanted &= frame["dataset_key"].isin(set(keys))
+        frame = frame[wanted]
+    frame = frame.reset_index(drop=True)
+    for column in ("seed", "budget", "trials", "incumbent_trial", "n_train", "n_test", "n_classes", "kb_datasets"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    for column in ("test_score", "cv_score", "seconds", "kb_fraction", "time_budget"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in ("neighbors", "neighbor_families"):
+        frame[column] = [list(v) if isinstance(v, list | tuple | np.ndarray) else [] for v in frame[column]]
+    return frame
+
+
+def cell_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, strategy, budget): test score and seconds averaged over seeds, and the normalised score
+    ``(score - worst) / (best - worst)`` over all strategies and budgets of that dataset (1 if all equal)."""
+    if frame.empty:
+        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
+    cells = (frame.groupby(["dataset_key", "strategy", "budget"], as_index=False)
+             .agg(test_score=("test_score", "mean"), seconds=("seconds", "mean")))
+    low = cells.groupby("dataset_key")["test_score"].transform("min")
+    high = cells.groupby("dataset_key")["test_score"].transform("max")
+    span = high - low
+    cells["normalized"] = np.where(span > 1e-12, (cells["test_score"] - low) / span.where(span > 1e-12, 1.0), 1.0)
+    cells["budget"] = cells["budget"].astype(int)
+    return cells
+
+
+def rank_cells(cells: pd.DataFrame, strategies: Sequence[str]) -> pd.DataFrame:
+    """Rank (1 = best, ties averaged) of each strategy among ``strategies`` per dataset and budget."""
+    ranked = cells[cells["strategy"].isin(strategies)].copy()
+    ranked["rank"] = ranked.groupby(["dataset_key", "budget"])["test_score"].rank(ascending=False, method="average")
+    return ranked
+
+
+def _nested(series: pd.Series, strategies: Sequence[str]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for strategy in strategies:
+        values = {str(int(b)): float(v) for (s, b), v in series.items() if s == strategy and pd.notna(v)}
+        if values:
+            out[strategy] = dict(sorted(values.items(), key=lambda kv: int(kv[0])))
+    return out
+
+
+def trials_to_match(median: dict[str, dict[str, float]], strategy: str, reference: str, at: int) -> int | None:
+    """Smallest budget at which ``strategy``'s median normalised score reaches ``reference``'s at budget ``at``."""
+    target = median.get(reference, {}).get(str(at))
+    if target is None:
+        return None
+    for budget, value in sorted(median.get(strategy, {}).items(), key=lambda kv: int(kv[0])):
+        if value >= target - 1e-12:
+            return int(budget)
+    return None
+
+
+def bootstrap_bands(cells: pd.DataFrame, value: str = "normalized", n: int = BOOTSTRAP, seed: int = 0
+                    ) -> pd.DataFrame:
+    """2.5 / 97.5 % bootstrap percentiles (resampling datasets) of the median ``value`` per strategy and budget."""
+    if cells.empty:
+        return pd.DataFrame(columns=["strategy", "budget", "low", "high"])
+    table = cells.pivot_table(index="dataset_key", columns=["strategy", "budget"], values=value)
+    values = table.to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n, len(values)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(values[idx], axis=1)
+        low, high = np.nanpercentile(medians, [2.5, 97.5], axis=0)
+    return pd.DataFrame({"strategy": [c[0] for c in table.columns], "budget": [int(c[1]) for c in table.columns],
+                         "low": low, "high": high})
+
+
+def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
+              hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    strategies = config.all_strategies
+    main = [s for s in MAIN_STRATEGIES if s in strategies]
+    cells = cell_scores(frame)
+    median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), strategies)
+    ranked = rank_cells(cells, main)
+    ranks = _nested(ranked.groupby(["strategy", "budget"])["rank"].mean(), main)
+    seconds = _nested(cells.groupby(["strategy", "budget"])["seconds"].median(), strategies)
+    scores = _nested(cells.groupby(["strategy", "budget"])["test_score"].mean(), strategies)
+    at = MATCH_BUDGET if MATCH_BUDGET in config.budgets else config.max_budget
+    match_cold = trials_to_match(median, "warm", "cold", at)
+    match_random = trials_to_match(median, "warm", "random", at)
+    curve: dict[str, dict[str, float]] = {}
+    if "warm" in strategies:
+        for fraction in sorted(set(config.kb_fractions) | {1.0}):
+            values = median.get(_fraction_name(fraction))
+            if values:
+                curve[f"{fraction:g}"] = values
+    summary: dict[str, Any] = {
+        "suite": config.suite,
+        "n_datasets": int(frame["dataset_key"].nunique()) if len(frame) else 0,
+        "n_seeds": config.seeds,
+        "strategies": list(strategies),
+        "budgets": list(config.budgets),
+        "metric": METRIC,
+        "median_normalized_score": median,
+        "average_rank": ranks,
+        "median_seconds": seconds,
+        "mean_test_score": scores,
+        "match_budget": at,
+        "warm_trials_to_match_cold_at_50": match_cold,
+        "warm_trials_to_match_random_at_50": match_random,
+        "kb_fraction_curve": curve,
+    }
+    if at != MATCH_BUDGET:
+        summary[f"warm_trials_to_match_cold_at_{at}"] = match_cold
+        summary[f"warm_trials_to_match_random_at_{at}"] = match_random
+    summary["targets"] = _targets(summary, config)
+    summary.update({
+        "datasets": sorted(frame["dataset"].unique().tolist()) if len(frame) else [],
+        "families": int(frame["family"].nunique()) if len(frame) else 0,
+        "n_rows": int(len(frame)),
+        "command": command or config.command(),
+        "machine": machine_info(config.jobs),
+        "hours": round(float(hours), 6),
+        "protocol": config.protocol() | {"seeds": config.seeds, "kb_fractions": list(config.kb_fractions)},
+        "created": _now(),
+    })
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def _targets(summary: dict[str, Any], config: BenchmarkConfig) -> dict[str, dict[str, Any]]:
+    ranks = summary["average_rank"]
+    at = summary["match_budget"]
+    match = summary["warm_trials_to_match_cold_at_50"]
+    targets: dict[str, dict[str, Any]] = {}
+    targets["warm_matches_cold_within_10"] = {
+        "description": f"warm_trials_to_match_cold_at_{at} <= 10",
+        "met": None if "cold" not in ranks or "warm" not in ranks else (match is not None and match <= 10),
+        "value": match,
+    }
+    if "warm" in ranks and ("cold" in ranks or "random" in ranks):
+        per_budget = {}
+        for b, r in ranks["warm"].items():
+            others = [ranks[o][b] for o in ("cold", "random") if o in ranks and b in ranks[o]]
+            per_budget[b] = bool(others) and all(r < o for o in others)
+        met: bool | None = all(per_budget.values()) if per_budget else None
+    else:
+        per_budget, met = {}, None
+    targets["warm_ranks_above_cold_and_random"] = {
+        "description": "warm has a better average rank than cold and random at every budget",
+        "met": met, "value": per_budget}
+    top, low = str(config.max_budget), str(config.min_budget)
+    flaml_rank, warm_top = ranks.get("flaml", {}).get(top), ranks.get("warm", {}).get(top)
+    targets["warm_beats_flaml_at_equal_wallclock"] = {
+        "description": f"warm after {top} trials beats flaml given the same wall-clock, on average rank",
+        "met": None if flaml_rank is None or warm_top is None else warm_top < flaml_rank,
+        "value": {"warm": warm_top, "flaml": flaml_rank}}
+    zs_rank, warm_low = ranks.get("flaml-zeroshot", {}).get(low), ranks.get("warm", {}).get(low)
+    targets["warm_one_trial_beats_flaml_zeroshot"] = {
+        "description": f"warm at {low} trial(s) beats flaml-zeroshot on average rank",
+        "met": None if zs_rank is None or warm_low is None else warm_low < zs_rank,
+        "value": {"warm": warm_low, "flaml-zeroshot": zs_rank}}
+    return targets
+
+
+def machine_info(jobs: int = 1) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("metalearn", "smac", "scikit-learn", "pandas", "numpy", "flaml", "lightgbm", "pymfe"):
+        with contextlib.suppress(PackageNotFoundError):
+            packages[name] = version(name)
+    return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "jobs": jobs, "packages": packages}
+
+
+# --------------------------------------------------------------------------- plots and report
+
+_COLORS = {"warm": "tab:red", "cold": "tab:blue", "random": "tab:gray", "flaml": "tab:green",
+           "flaml-zeroshot": "tab:olive"}
+
+
+def _budget_ticks(ax: Any, budgets: Sequence[int]) -> None:
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(list(budgets)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> dict[str, str]:
+    """PNG plots (matplotlib, Agg backend); returns {name: file name}."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    cells = cell_scores(frame)
+    bands = bootstrap_bands(cells)
+    median = summary["median_normalized_score"]
+    seconds = summary["median_seconds"]
+    main = [s for s in MAIN_STRATEGIES if s in median]
+    files: dict[str, str] = {}
+
+    def band(strategy: str) -> pd.DataFrame:
+        return bands[bands["strategy"] == strategy].sort_values("budget")
+
+    for name, xlabel in (("score_vs_trials", "trials"), ("score_vs_seconds", "median wall-clock seconds")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for strategy in main:
+            budgets = sorted(int(b) for b in median[strategy])
+            y = [median[strategy][str(b)] for b in budgets]
+            x = budgets if name == "score_vs_trials" else [seconds[strategy][str(b)] for b in budgets]
+            b = band(strategy)
+            color = _COLORS.get(strategy)
+            marker = "o" if len(x) > 1 else "*"
+            ax.plot(x, y, marker=marker, color=color, label=strategy, markersize=6 if len(x) > 1 else 12)
+            if len(b) == len(x) and len(x) > 1:
+                ax.fill_between(x, b["low"].to_numpy(), b["high"].to_numpy(), color=color, alpha=0.15)
+            elif len(b) == len(x):
+                ax.errorbar(x, y, yerr=[[y[0] - b["low"].iloc[0]], [b["high"].iloc[0] - y[0]]], color=color,
+                            capsize=4)
+        ax.set_xscale("log")
+        if name == "score_vs_trials":
+            _budget_ticks(ax, summary["budgets"])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("median normalised test score")
+        ax.set_title(f"{summary['suite']}: {summary['n_datasets']} datasets x {summary['n_seeds']} seeds "
+                     "(95% bootstrap bands)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(output / f"{name}.png", dpi=110)
+        plt.close(fig)
+        files[name] = f"{name}.png"
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for strategy, values in summary["average_rank"].items():
+        budgets = sorted(int(b) for b in values)
+        ax.plot(budgets, [values[str(b)] for b in budgets], marker="o" if len(budgets) > 1 else "*",
+                markersize=6 if len(budgets) > 1 else 12, color=_COLORS.get(strategy), label=strategy)
+    ax.set_xscale("log")
+    _budget_ticks(ax, summary["budgets"])
+    ax.set_xlabel("trials")
+    ax.set_ylabel("average rank (1 = best)")
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output / "rank_vs_budget.png", dpi=110)
+    plt.close(fig)
+    files["rank_vs_budget"] = "rank_vs_budget.png"
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curve = summary["kb_fraction_curve"]
+    fractions = sorted(curve, key=float)
+    budgets = sorted({int(b) for values in curve.values() for b in values})
+    cmap = plt.get_cmap("viridis")
+    for i, b in enumerate(budgets):
+        xs = [float(f) for f in fractions if str(b) in curve[f]]
+        ys = [curve[f][str(b)] for f in fractions if str(b) in curve[f]]
+        ax.plot(xs, ys, marker="o", color=cmap(i / max(1, len(budgets) - 1)), label=f"{b} trials")
+    ax.set_xlabel("fraction of the (family-filtered) knowledge base")
+    ax.set_ylabel("warm: median normalised test score")
+    ax.grid(alpha=0.3)
+    if budgets:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output / "kb_fraction_curve.png", dpi=110)
+    plt.close(fig)
+    files["kb_fraction_curve"] = "kb_fraction_curve.png"
+    return files
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: int = 3) -> list[str]:
+    lines = ["| strategy | " + " | ".join(str(b) for b in budgets) + " |",
+             "|---|" + "---:|" * len(budgets)]
+    for strategy, values in data.items():
+        lines.append(f"| {strategy} | " + " | ".join(_fmt(values.get(str(b)), digits) for b in budgets) + " |")
+    return lines
+
+
+def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, str], output: Path) -> Path:
+    budgets = summary["budgets"]
+    mark = {True: "met", False: "**not met**", None: "n/a"}
+    lines = [
+        f"# Warm-start benchmark: {summary['suite']}", "",
+        f"{summary['n_datasets']} datasets ({summary['families']} families) x {summary['n_seeds']} seeds; "
+        f"strategies {', '.join(summary['strategies'])}; budgets (trials) {', '.join(map(str, budgets))}; "
+        f"metric: test {summary['metric']}. Protocol: `benchmarks/README.md`.", "",
+        f"Command: `{summary['command']}`  ", f"Compute: {summary['hours']:.2f} h on "
+        f"{summary['machine']['cpus']} CPUs ({summary['machine']['platform']}), {summary['machine']['jobs']} jobs.",
+        "", "## Targets", "", "| target | result | value |", "|---|---|---|",
+    ]
+    for target in summary["targets"].values():
+        lines.append(f"| {target['description']} | {mark[target['met']]} | `{json.dumps(target['value'])}` |")
+    lines += ["", "## Median normalised test score", "",
+              "Per dataset, test scores are averaged over seeds, then normalised to (score - worst) / (best - worst) "
+              "over all strategies and budgets of that dataset; the table shows the median over datasets.", ""]
+    lines += _table(summary["median_normalized_score"], budgets)
+    lines += ["", f"![median normalised score vs trials]({plots['score_vs_trials']})", "",
+              f"![median normalised score vs seconds]({plots['score_vs_seconds']})", "",
+              "## Average rank (1 = best)", "",
+              "Ranked per dataset and budget among the strategies with a result at that budget (flaml-zeroshot at "
+              f"{summary['budgets'][0]}, flaml at {summary['budgets'][-1]}; the warm@fraction ablations are not "
+              "ranked).", ""]
+    lines += _table(summary["average_rank"], budgets, 2)
+    lines += ["", f"![average rank vs budget]({plots['rank_vs_budget']})", "",
+              "## Trials to match", "",
+              f"Smallest budget at which warm's median normalised score reaches cold's (random's) at "
+              f"{summary['match_budget']} trials: cold {_fmt(summary['warm_trials_to_match_cold_at_50'])}, "
+              f"random {_fmt(summary['warm_trials_to_match_random_at_50'])}.", "",
+              "## Knowledge-base size", "",
+              "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions.", ""]
+    lines += _table(summary["kb_fraction_curve"], budgets)
+    lines += ["", f"![knowledge-base size curve]({plots['kb_fraction_curve']})", "",
+              "## Median wall-clock seconds", ""]
+    lines += _table(summary["median_seconds"], budgets, 1)
+    lines += ["", "## Mean test score per dataset (largest budget; flaml-zeroshot at the smallest)", ""]
+    main = [s for s in MAIN_STRATEGIES if s in summary["strategies"]]
+    if len(frame):
+        top, low = max(budgets), min(budgets)
+        pick = frame[((frame["budget"] == top) & (frame["strategy"] != "flaml-zeroshot"))
+                     | (frame["strategy"] == "flaml-zeroshot") & (frame["budget"] == low)]
+        table = pick.pivot_table(index="dataset", columns="strategy", values="test_score", aggfunc="mean")
+        cols = [s for s in main if s in table.columns]
+        lines += ["| dataset | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        for name, row in table.iterrows():
+            lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+    errors = summary.get("errors") or []
+    if errors:
+        lines += ["", f"## Errors ({len(errors)})", ""]
+        lines += [f"- {e.get('dataset') or e.get('dataset_key')} seed {e.get('seed')} {e.get('strategy')}: "
+                  f"{str(e.get('error'))[:200]}" for e in errors[:50]]
+    path = output / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def finalize(output: Path, config: BenchmarkConfig, keys: Iterable[str] | None = None, hours: float = 0.0,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write results.parquet, summary.json, the plots and report.md from the checkpoint."""
+    frame = load_results(output, config, keys)
+    frame.to_parquet(output / "results.parquet", index=False)
+    summary = summarize(frame, config, hours=hours, extra=extra)
+    plots = make_plots(frame, summary, output)
+    summary["plots"] = plots
+    write_report(frame, summary, plots, output)
+    (output / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default, allow_nan=False))
+    return summary
