@@ -319,7 +319,7 @@ class WarmStartSearch:
             score = None if pd.isna(run.score) else float(run.score)
             std = None if pd.isna(run.score_std) else float(run.score_std)
             trials.append(Trial(number, json.loads(run.config_json), run.algorithm, run.origin, run.status, score,
-                                std, float(run.seconds), 0.0, int(run.id), run.error))
+                                std, float(run.seconds), 0.0, int(run.id), run.error, float(run.budget)))
         return sorted(trials, key=lambda t: t.number)
 
     def run(self, dataset: Dataset, *, callback: TrialCallback | None = None,
@@ -331,7 +331,6 @@ class WarmStartSearch:
         search with the same prefix resumes: stored trials are replayed to SMAC instead of being run
         again, and only the missing trials are evaluated.
         """
-
         import warnings
 
         with warnings.catch_warnings():
@@ -356,9 +355,8 @@ class WarmStartSearch:
                               extra={"columns": list(dataset.X.columns), "categorical": list(dataset.categorical)})
         if run_key_prefix is not None and self.record:
             result.trials = self._previous_trials(dataset_id, run_key_prefix)
-        full = dataset
         if s.test_size:  # keep a test split aside: trials and the refit only see the rest
-            dataset, result.extra["test"] = full.split(s.test_size, s.seed)
+            dataset, result.extra["test"] = dataset.split(s.test_size, s.seed)
         known = {(canonical_json(t.configuration), round(t.budget, 6)): t for t in result.trials}
         X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed)
         space = build_space(seed=s.seed)
