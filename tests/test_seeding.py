@@ -1,0 +1,91 @@
+"""Seeding a knowledge base from a manifest directory and from OpenML (recorded cache); resuming."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import breast_cancer_frame, messy_iris_frame, wine_frame
+from metalearn.knowledge_base import KnowledgeBase
+
+from metalearn import seeding
+from metalearn.metafeatures import EXTRACTOR_VERSION
+
+TINY = seeding.SeedProtocol(n_trials=3, folds=2, max_rows=200, trial_time_limit=60)
+
+
+def _manifest(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    breast_cancer_frame(120).to_parquet(folder / "bc.parquet")
+    messy_iris_frame().to_parquet(folder / "iris.parquet")
+    wine_frame().to_parquet(folder / "wine.parquet")
+    (folder / "manifest.json").write_text(json.dumps([
+        {"name": "bc", "file": "bc.parquet", "target": "target", "family": "bc", "categorical": []},
+        {"name": "iris", "file": "iris.parquet", "target": "target", "family": "iris", "categorical": ["colour"],
+         "openml_id": 61},
+        {"name": "wine", "file": "wine.parquet", "target": "target", "family": "wine", "categorical": []},
+    ]))
+    return folder
+
+
+def test_seed_from_manifest_with_cross_evaluation(tmp_path: Path, kb_path: str) -> None:
+    protocol = seeding.SeedProtocol(n_trials=4, folds=2, max_rows=200, trial_time_limit=60, cross_evaluate=2)
+    outcome = seeding.seed(seeding.manifest_sources(str(_manifest(tmp_path))), kb_path, protocol)
+    assert [s["status"] for s in outcome["datasets"]] == ["done"] * 3
+    kb = KnowledgeBase(kb_path)
+    stats = kb.stats()
+    assert stats["datasets"] == 3 and stats["datasets_with_metafeatures"] == 3
+    assert stats["datasets_linked_to_openml"] == 1
+    assert {d.family for d in kb.datasets()} == {"bc", "iris", "wine"}
+    # cross-evaluation: the pooled top configurations end up evaluated on every dataset
+    perf = kb.performance("balanced_accuracy")
+    top = perf.sort_values("score", ascending=False).groupby("dataset_id").head(2)["configuration_id"].unique()
+    covered = perf[perf["configuration_id"].isin(top)].groupby("configuration_id")["dataset_id"].nunique()
+    assert (covered == 3).all()
+    assert kb.metafeatures(kb.datasets()[0].id, EXTRACTOR_VERSION) is not None
+
+
+def test_seed_from_recorded_openml_cache(openml_cache: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "kb.sqlite")
+    outcome = seeding.seed(seeding.openml_dataset_sources([2], str(openml_cache)), db, TINY)
+    assert outcome["datasets"][0]["status"] == "done" and outcome["datasets"][0]["trials"] == 3
+    kb = KnowledgeBase(db)
+    (dataset,) = kb.datasets()
+    assert dataset.name == "anneal" and dataset.openml_id == 2 and dataset.source == "openml"
+    assert kb.stats()["runs"] == 3 and kb.stats()["datasets_linked_to_openml"] == 1
+
+
+def test_seed_cli_rejects_nothing_to_do(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "metalearn.cli", "kb", "seed", "--db", str(tmp_path / "k.sqlite")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "nothing to seed" in proc.stderr
+
+
+def test_resuming_after_a_kill_adds_no_duplicate_runs(tmp_path: Path) -> None:
+    corpus, db = _manifest(tmp_path), str(tmp_path / "kb.sqlite")
+    command = [sys.executable, "-m", "metalearn.cli", "kb", "seed", "--manifest", str(corpus), "--limit", "1",
+               "--folds", "2", "--max-rows", "150", "--db", db]
+    proc = subprocess.Popen([*command, "--trials", "400"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kb = KnowledgeBase(db)
+    deadline = time.time() + 120
+    while time.time() < deadline and kb.stats()["runs"] < 4:
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = kb.stats()["runs"]
+    assert killed_at >= 4
+    target = killed_at + 3
+    done = subprocess.run([*command, "--trials", str(target)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = kb.runs_frame()
+    assert len(runs) == target  # the stored trials were replayed, not run again
+    assert runs["run_key"].is_unique
+    assert sorted(int(k.rsplit(":", 1)[1]) for k in runs["run_key"]) == list(range(1, target + 1))
+    assert runs["configuration_id"].is_unique  # no configuration evaluated twice
+    again = subprocess.run([*command, "--trials", str(target)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and len(kb.runs_frame()) == target
