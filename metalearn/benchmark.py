@@ -137,6 +137,7 @@ class BenchmarkConfig:
     folds: int = 3
     kb_fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     limit: int | None = None
+    shuffle: bool = False  # a fixed (seed 0) random order of the datasets, so --limit takes a random sample
     test_size: float = 1 / 3
     test_max_rows: int = 10_000
     trial_time_limit: float | None = 60.0
@@ -207,6 +208,8 @@ class BenchmarkConfig:
             parts += ["--db", self.db]
         if self.limit:
             parts += ["--limit", str(self.limit)]
+        if self.shuffle:
+            parts += ["--shuffle"]
         if self.trial_time_limit != 60.0:
             parts += ["--trial-time-limit", str(self.trial_time_limit)]
         if self.cache_dir:
@@ -731,6 +734,8 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
         config = replace(config, strategies=kept)
         strategies = config.all_strategies
     sources = resolve_suite(config.suite, config.cache_dir)
+    if config.shuffle:
+        sources = [sources[i] for i in np.random.default_rng(0).permutation(len(sources))]
     if config.limit:
         sources = sources[:config.limit]
     output = Path(config.output)

@@ -359,6 +359,8 @@ def benchmark(
     kb_fractions: Annotated[str, typer.Option(help="Knowledge-base fractions for the size curve (warm@f); "
                                                    "empty for none.")] = "0.1,0.25,0.5,1.0",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N datasets.")] = None,
+    shuffle: Annotated[bool, typer.Option(help="Fixed random dataset order, so --limit N is a random "
+                                               "sample (growing N keeps the earlier ones).")] = False,
     trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = 60.0,
     cache_dir: Annotated[Path | None, typer.Option(help="OpenML cache directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -369,7 +371,7 @@ def benchmark(
     config = BenchmarkConfig(
         suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
         jobs=jobs, output=str(output), db=db, max_rows=max_rows, folds=folds,
-        kb_fractions=parse_fractions(kb_fractions), limit=limit, trial_time_limit=trial_time_limit,
+        kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
         cache_dir=str(cache_dir) if cache_dir else None)
     summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),
                             progress=progress and sys.stderr.isatty())
