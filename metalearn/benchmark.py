@@ -358,7 +358,7 @@ def prepare_knowledge_base(db: str | None, output: Path, echo: Echo = lambda _: 
         kb = KnowledgeBase(str(partial))
         import_snapshot(kb, seed)
         kb.dispose()
-        source = f"seed snapshot {seed}"
+        source = f"seed snapshot {seed.name}"
     else:
         source_url = database_url(db)
         if is_sqlite(source_url):
