@@ -84,7 +84,8 @@ def open_state(settings: ServerSettings) -> AppState:
             log.warning("marked %d search(es) left queued or running by a previous server as failed", count)
     store = DataStore(settings.data_dir).ensure()
     version = KBVersion(kb)
-    recommendations = RecommendationService(kb, response_cache=settings.response_cache, version=version)
+    recommendations = RecommendationService(kb, response_cache=settings.response_cache, version=version,
+                                            rebuild_interval=settings.recommender_max_age)
     jobs = JobManager(settings, kb, store,
                       on_finished=lambda search_id: log.info("search %d finished", search_id)).start()
     return AppState(settings=settings, kb=kb, store=store, jobs=jobs, stats=StatsCache(kb, version),

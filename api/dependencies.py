@@ -149,6 +149,8 @@ class ServerSettings:
       long (a trial in progress) is killed.
     - ``seed_kb`` [``METALEARN_API_SEED``; on]: load the shipped seed into an empty knowledge base.
     - ``recover`` [``METALEARN_API_RECOVER``; on]: at startup mark searches left queued/running as failed.
+    - ``recommender_max_age`` [``METALEARN_API_RECOMMENDER_MAX_AGE``; 10 s]: how stale recommendations may
+      get while searches add runs (the recommender is rebuilt at most this often).
     - ``response_cache`` [``METALEARN_API_RECOMMEND_CACHE``; on]: cache recommendation responses until
       the knowledge base changes.
     """
@@ -170,6 +172,7 @@ class ServerSettings:
     seed_kb: bool = True
     recover: bool = True
     response_cache: bool = True
+    recommender_max_age: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:
@@ -198,6 +201,7 @@ class ServerSettings:
             "seed_kb": _env_bool("METALEARN_API_SEED", cls.seed_kb),
             "recover": _env_bool("METALEARN_API_RECOVER", cls.recover),
             "response_cache": _env_bool("METALEARN_API_RECOMMEND_CACHE", cls.response_cache),
+            "recommender_max_age": _env_float("METALEARN_API_RECOMMENDER_MAX_AGE", cls.recommender_max_age),
         }
         values.update(overrides)
         return cls(**values)
@@ -448,16 +452,21 @@ class RecommendationService:
 
     Requests compare the knowledge base's version (largest run and meta-feature ids, primary-key
     lookups re-read at most every 0.2 s, see :class:`KBVersion`) with the one the recommender was built
-    from. When runs were added, the first request to notice rebuilds the recommender while concurrent
-    requests keep using the previous one, so a search writing trials does not stall other clients.
+    from. When runs were added and the recommender is older than ``rebuild_interval`` seconds, the
+    first request to notice rebuilds it while concurrent requests keep using the previous one, so a
+    search writing trials neither stalls other clients nor defeats the cache.
     Finished responses are cached per (metric, dataset, top, k) until the recommender is rebuilt;
     :meth:`peek` serves them without any database access.
     """
 
     def __init__(self, kb: KnowledgeBase, *, response_cache: bool = True, cache_size: int = 4096,
-                 version: KBVersion | None = None) -> None:
+                 version: KBVersion | None = None, rebuild_interval: float = 10.0) -> None:
         self.kb = kb
         self.response_cache = response_cache
+        # a recommender is rebuilt at most this often: a search writes a run every few hundred ms, and
+        # rebuilding on every new run (~0.2 s on the seed knowledge base) would defeat every cache
+        self.rebuild_interval = rebuild_interval
+        self._built_at: dict[str, float] = {}
         self.version = version or KBVersion(kb)
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
@@ -478,14 +487,18 @@ class RecommendationService:
             current = self._recommenders.get(metric)
             if current is None or current[0] <= version:
                 self._recommenders[metric] = (version, recommender)
+                self._built_at[metric] = time.monotonic()
         return recommender
+
+    def _recent(self, metric: str) -> bool:
+        return time.monotonic() - self._built_at.get(metric, -1e9) < self.rebuild_interval
 
     def recommender(self, metric: str) -> tuple[tuple[int, ...], Recommender]:
         version = self._version_key(self.version.current())
         with self._lock:
             current = self._recommenders.get(metric)
             lock = self._build_locks.setdefault(metric, threading.Lock())
-        if current is not None and current[0] == version:
+        if current is not None and (current[0] == version or self._recent(metric)):
             return current
         if current is None:  # nothing to serve yet: everyone waits for the first build
             with lock:
@@ -529,9 +542,9 @@ class RecommendationService:
         version = self._version_key(fresh)
         with self._lock:
             current = self._recommenders.get(metric)
-        if current is None or current[0] != version:
+        if current is None or (current[0] != version and not self._recent(metric)):
             return None
-        return self._responses.fetch((metric, version, dataset_id, top, k))
+        return self._responses.fetch((metric, current[0], dataset_id, top, k))
 
     def recommend(self, dataset_id: int, top: int, k: int, metric: str) -> tuple[bytes, bool]:
         """JSON bytes of the report (as ``metalearn recommend --json``) and whether it came from the cache."""

@@ -49,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         "METALEARN_CACHE_DIR": str(root / "cache"), "METALEARN_API_KEYS": f"{API_KEY}, {OTHER_KEY}",
         "METALEARN_API_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "METALEARN_API_SEARCH_WORKERS": "1",
         "METALEARN_API_SEARCH_QUEUE": "4", "METALEARN_API_SEED": "0", "PYTHONUNBUFFERED": "1",
+        "METALEARN_API_RECOMMENDER_MAX_AGE": "0.001",
     }
     log_path = root / "server.log"
     with log_path.open("w") as log:

@@ -28,7 +28,7 @@ def normalized_matrix(performance: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_portfolio(
-    performance: pd.DataFrame,
+    matrix: pd.DataFrame,
     size: int = 16,
     *,
     exclude_datasets: Collection[int] = (),
@@ -36,12 +36,13 @@ def build_portfolio(
 ) -> list[tuple[int, float]]:
     """Greedy portfolio: ``[(configuration_id, marginal gain), ...]`` in selection order.
 
-    ``exclude_datasets`` are left out of the matrix (leave-one-family-out). Configurations
-    evaluated on fewer than ``min_coverage`` of the datasets are not candidates.
+    ``matrix`` is :func:`normalized_matrix` of the performance table (the scaling is per dataset, so
+    leaving datasets out only drops rows). ``exclude_datasets`` are left out (leave-one-family-out).
+    Configurations evaluated on fewer than ``min_coverage`` of the datasets are not candidates.
     """
-    if len(exclude_datasets):
-        performance = performance[~performance["dataset_id"].isin(set(exclude_datasets))]
-    matrix = normalized_matrix(performance)
+    if len(exclude_datasets) and not matrix.empty:
+        matrix = matrix[~matrix.index.isin(list(exclude_datasets))]
+        matrix = matrix.loc[:, matrix.notna().any(axis=0)]
     if matrix.empty:
         return []
     coverage = matrix.notna().mean(axis=0)

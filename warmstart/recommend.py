@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
-from metalearn.warmstart.portfolio import build_portfolio
+from metalearn.warmstart.portfolio import build_portfolio, normalized_matrix
 
 from metalearn.evaluation import DEFAULT_METRIC
 
@@ -115,6 +115,7 @@ class Recommender:
         self._score_array = self.scores.to_numpy(dtype=float)
         self._pct_array = self.percentiles.to_numpy(dtype=float)
         self._row = {int(d): i for i, d in enumerate(self.scores.index)}
+        self._normalized = normalized_matrix(performance)  # per-dataset scaling: exclusions just drop rows
         self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
         self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
         matrix = self.kb.metafeature_matrix(self.extractor)
@@ -155,7 +156,7 @@ class Recommender:
     def portfolio(self, excluded: Collection[int] = ()) -> list[tuple[int, float]]:
         key = frozenset(excluded)
         if key not in self._portfolios:
-            self._portfolios[key] = build_portfolio(self.performance, self.portfolio_size,
+            self._portfolios[key] = build_portfolio(self._normalized, self.portfolio_size,
                                                     exclude_datasets=key, min_coverage=0.2)
         return self._portfolios[key]
 

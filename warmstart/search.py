@@ -331,11 +331,33 @@ class WarmStartSearch:
         search with the same prefix resumes: stored trials are replayed to SMAC instead of being run
         again, and only the missing trials are evaluated.
         """
+        import signal
+        import threading
         import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return self._run(dataset, callback, should_stop, search_id, run_key_prefix)
+        interrupted = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def on_sigint(signum: int, frame: Any) -> None:
+                if interrupted.is_set():  # a second Ctrl-C: stop at once, inside the running trial
+                    raise KeyboardInterrupt
+                interrupted.set()  # the first: finish (and store) the running trial, then stop
+
+            previous = signal.signal(signal.SIGINT, on_sigint)
+
+        def stop() -> bool:
+            return interrupted.is_set() or (should_stop is not None and should_stop())
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = self._run(dataset, callback, stop, search_id, run_key_prefix)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted.is_set() and result.status == "cancelled":
+            result.status = "interrupted"
+        return result
 
     def _run(self, dataset: Dataset, callback: TrialCallback | None, should_stop: Callable[[], bool] | None,
              search_id: int | None, run_key_prefix: str | None) -> SearchResult:
