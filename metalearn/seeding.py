@@ -15,8 +15,9 @@ trials and only evaluates the missing ones) and parallel over datasets (``jobs``
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
@@ -69,18 +70,31 @@ def seed_key(dataset: Dataset, protocol: SeedProtocol) -> str:
     return f"seed:{dataset.content_hash[:16]}:{protocol.seed}:"
 
 
-def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str, Any]:
-    """Seed one dataset (resuming if some of its trials are stored); returns a summary."""
+@contextmanager
+def _opened(source: DatasetSource, db: str) -> Iterator[tuple[Dataset | None, Any]]:
+    """``(dataset, knowledge base)``, disposed afterwards; ``(None, reason)`` when the dataset cannot load."""
     from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
 
-    start = time.perf_counter()
     try:
         dataset = source.loader()
     except MetalearnError as exc:
-        return {"key": source.key, "status": "skipped", "error": str(exc)}
+        yield None, str(exc)
+        return
     kb = KnowledgeBase(db)
     try:
+        yield dataset, kb
+    finally:
+        kb.dispose()
+
+
+def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str, Any]:
+    """Seed one dataset (resuming if some of its trials are stored); returns a summary."""
+    from metalearn.warmstart import SearchSettings, WarmStartSearch
+
+    start = time.perf_counter()
+    with _opened(source, db) as (dataset, kb):
+        if dataset is None:
+            return {"key": source.key, "status": "skipped", "error": kb}
         settings = SearchSettings(strategy="cold", n_trials=protocol.n_trials, folds=protocol.folds,
                                   max_rows=protocol.max_rows, trial_time_limit=protocol.trial_time_limit,
                                   seed=protocol.seed, metric=protocol.metric, refit=False)
@@ -98,22 +112,17 @@ def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str
                 "new_trials": 0 if result is None else len(result.trials) - before,
                 "trials": len(kb.run_keys(prefix)), "best_score": best[0].score if best else None,
                 "best_algorithm": best[0].algorithm if best else None, "seconds": time.perf_counter() - start}
-    finally:
-        kb.dispose()
 
 
 def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, config_ids: list[int]) -> dict:
     """Evaluate the pooled top configurations on one dataset (skipping stored ones)."""
     from metalearn.evaluation import evaluate_config
-    from metalearn.knowledge_base import KnowledgeBase, RunRecord
+    from metalearn.knowledge_base import RunRecord
 
     start = time.perf_counter()
-    try:
-        dataset = source.loader()
-    except MetalearnError as exc:
-        return {"key": source.key, "status": "skipped", "error": str(exc)}
-    kb = KnowledgeBase(db)
-    try:
+    with _opened(source, db) as (dataset, kb):
+        if dataset is None:
+            return {"key": source.key, "status": "skipped", "error": kb}
         dataset_id = kb.register(dataset)
         prefix = f"xeval:{dataset.content_hash[:16]}:"
         done = kb.run_keys(prefix)
@@ -137,8 +146,6 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
             written += 1
         return {"key": source.key, "dataset": dataset.name, "status": "done", "new_trials": written,
                 "seconds": time.perf_counter() - start}
-    finally:
-        kb.dispose()
 
 
 def _pooled_top_configs(db: str, protocol: SeedProtocol) -> list[int]:
