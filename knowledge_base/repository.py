@@ -28,6 +28,8 @@ from metalearn.errors import KnowledgeBaseError
 from metalearn.settings import database_url
 
 RUN_STATUSES = ("success", "crash", "timeout")
+#: origin of runs that re-evaluate a configuration found elsewhere (seed cross-evaluation)
+CROSS_EVAL_ORIGIN = "cross_eval"
 
 
 def canonical_json(config: Mapping[str, Any]) -> str:
@@ -252,6 +254,11 @@ class KnowledgeBase:
         except IntegrityError:  # another writer inserted it meanwhile (PostgreSQL)
             return session.scalar(select(ConfigurationRow.id).where(ConfigurationRow.config_hash == digest))
 
+    def register_configuration(self, config: Mapping[str, Any], algorithm: str, space_version: str) -> int:
+        """The id of ``config`` (inserted if new), without any run."""
+        with self.writing() as session:
+            return self._configuration_id(session, config, algorithm, space_version)
+
     def configuration(self, configuration_id: int) -> dict[str, Any]:
         with self.reading() as session:
             row = session.get(ConfigurationRow, configuration_id)
@@ -360,6 +367,17 @@ class KnowledgeBase:
         with self.reading() as session:
             return pd.DataFrame(session.execute(query).all(),
                                 columns=["dataset_id", "configuration_id", "algorithm", "score", "n_runs"])
+
+    def discovery(self) -> pd.DataFrame:
+        """Distinct (configuration_id, dataset_id) pairs where a search proposed the configuration.
+
+        Cross-evaluation runs (origin ``cross_eval``) are left out: they copy a configuration found on
+        one dataset to the others, so they say nothing about where it came from.
+        """
+        query = (select(RunRow.configuration_id, RunRow.dataset_id).where(RunRow.origin != CROSS_EVAL_ORIGIN)
+                 .distinct())
+        with self.reading() as session:
+            return pd.DataFrame(session.execute(query).all(), columns=["configuration_id", "dataset_id"])
 
     def configurations(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         ids = list(ids)

@@ -6,7 +6,8 @@ family and OpenML id), extract meta-features, then run a cold SMAC search of ``n
 ``trial_time_limit`` seconds per trial, seed ``seed``), storing every trial with the run key
 ``seed:<content hash>:<seed>:<trial>``. Cross-evaluation then runs the ``cross_evaluate`` best
 configurations of every dataset on every other dataset (keys ``xeval:<hash>:<configuration id>``),
-so the global portfolio is built from a (nearly) full performance matrix.
+together with the library defaults of the strongest algorithms (``DEFAULT_POOL``), so the global
+portfolio is built from a (nearly) full performance matrix and the defaults compete on evidence.
 
 Both phases are resumable (keys make writes idempotent; a dataset's search replays its stored
 trials and only evaluates the missing ones) and parallel over datasets (``jobs`` processes).
@@ -31,6 +32,9 @@ from metalearn.datasets import (
     stratified_subsample,
 )
 from metalearn.errors import MetalearnError
+
+#: algorithms whose library defaults join the cross-evaluation (strong, cheap, widely used defaults)
+DEFAULT_POOL = ("random_forest", "hist_gradient_boosting", "extra_trees", "logistic_regression", "svc_rbf")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
     """Evaluate the pooled top configurations on one dataset (skipping stored ones)."""
     from metalearn.evaluation import evaluate_config
     from metalearn.knowledge_base import RunRecord
+    from metalearn.knowledge_base.repository import CROSS_EVAL_ORIGIN
 
     start = time.perf_counter()
     with _opened(source, db) as (dataset, kb):
@@ -141,7 +146,7 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
             kb.record_runs([RunRecord(dataset_id=dataset_id, config=configs[config_id],
                                       algorithm=algorithm_of(configs[config_id]), metric=protocol.metric,
                                       status=outcome.status, score=outcome.score, score_std=outcome.std,
-                                      seconds=outcome.seconds, origin="cross_eval", seed=protocol.seed,
+                                      seconds=outcome.seconds, origin=CROSS_EVAL_ORIGIN, seed=protocol.seed,
                                       error=outcome.error, run_key=key)])
             written += 1
         return {"key": source.key, "dataset": dataset.name, "status": "done", "new_trials": written,
@@ -149,17 +154,21 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
 
 
 def _pooled_top_configs(db: str, protocol: SeedProtocol) -> list[int]:
+    """The ``cross_evaluate`` best configurations of every dataset, plus the library defaults of ``DEFAULT_POOL``."""
     from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.space import SPACE_VERSION
+    from metalearn.space import SPACE_VERSION, default_configuration
 
     kb = KnowledgeBase(db)
-    perf = kb.performance(protocol.metric, SPACE_VERSION)
-    kb.dispose()
-    if perf.empty:
-        return []
-    top = (perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
-           .groupby("dataset_id").head(protocol.cross_evaluate))
-    return sorted(set(int(c) for c in top["configuration_id"]))
+    try:
+        perf = kb.performance(protocol.metric, SPACE_VERSION)
+        if perf.empty:
+            return []
+        top = (perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
+               .groupby("dataset_id").head(protocol.cross_evaluate))
+        defaults = [kb.register_configuration(default_configuration(a), a, SPACE_VERSION) for a in DEFAULT_POOL]
+    finally:
+        kb.dispose()
+    return sorted(set(int(c) for c in top["configuration_id"]) | set(defaults))
 
 
 def _map(func: Callable[..., dict], sources: list[DatasetSource], jobs: int, desc: str,

@@ -113,6 +113,32 @@ def test_exclusions_and_self_exclusion(kb: KnowledgeBase) -> None:
     assert all(e.dataset == "bc" for r in report.recommendations for e in r.evidence)
 
 
+def test_cross_evaluated_winner_of_a_held_out_dataset_does_not_leak_back(kb: KnowledgeBase) -> None:
+    """A configuration found on wine and cross-evaluated on the others is hidden when wine's family is out."""
+    from metalearn.knowledge_base import RunRecord
+
+    from metalearn.space import default_configuration
+
+    wine_id, iris_id, bc_id = _seeded_kb(kb)
+    winner = {**default_configuration("gaussian_nb"), "gaussian_nb:var_smoothing": 3.3e-7}
+    run = {"config": winner, "algorithm": "gaussian_nb", "metric": "balanced_accuracy", "status": "success",
+           "score": 1.0, "seconds": 0.1}
+    kb.record_runs([RunRecord(dataset_id=wine_id, origin="smac", **run)]
+                   + [RunRecord(dataset_id=d, origin="cross_eval", **run) for d in (iris_id, bc_id)])
+    wine = from_frame(wine_frame(), "target", "wine", family="wine")
+    _, features = WarmStartSearch(kb).prepare(wine)
+    recommender = Recommender(kb)
+    winner_id = kb.best_configurations(iris_id, "balanced_accuracy", limit=1)[0].configuration_id
+    assert kb.configurations([winner_id])[winner_id] == winner
+    open_report = recommender.recommend(features, top=5)
+    assert open_report.recommendations[0].configuration_id == winner_id
+    held_out = recommender.recommend(features, top=20, exclude_families={"wine"})
+    assert winner_id not in {r.configuration_id for r in held_out.recommendations}
+    assert winner_id in recommender.hidden_configurations({wine_id})
+    assert winner_id not in {c for c, _ in recommender.portfolio({wine_id})}
+    assert winner_id in {c for c, _ in recommender.portfolio()}
+
+
 def test_feedback_loop_near_duplicate_gets_the_winner(kb: KnowledgeBase) -> None:
     frame = breast_cancer_frame(200)
     first = WarmStartSearch(kb, SearchSettings(strategy="cold", n_trials=6, refit=False, **FAST)).run(

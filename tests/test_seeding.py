@@ -47,6 +47,14 @@ def test_seed_from_manifest_with_cross_evaluation(tmp_path: Path, kb_path: str) 
     top = perf.sort_values("score", ascending=False).groupby("dataset_id").head(2)["configuration_id"].unique()
     covered = perf[perf["configuration_id"].isin(top)].groupby("configuration_id")["dataset_id"].nunique()
     assert (covered == 3).all()
+    # the library defaults of DEFAULT_POOL are cross-evaluated too, and count as found on no dataset
+    from metalearn.space import SPACE_VERSION, default_configuration
+
+    defaults = {kb.register_configuration(default_configuration(a), a, SPACE_VERSION) for a in seeding.DEFAULT_POOL}
+    assert len(defaults) == len(seeding.DEFAULT_POOL)
+    assert (perf[perf["configuration_id"].isin(defaults)].groupby("configuration_id")["dataset_id"].nunique()
+            == 3).all() and perf["configuration_id"].isin(defaults).sum() == 3 * len(defaults)
+    assert defaults.isdisjoint(set(kb.discovery()["configuration_id"]))
     assert kb.metafeatures(kb.datasets()[0].id, EXTRACTOR_VERSION) is not None
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,9 @@ from metalearn.warmstart.portfolio import build_portfolio, normalized_matrix
 from metalearn.evaluation import DEFAULT_METRIC
 
 WEIGHT_EPS = 0.01
+#: how neighbour candidates are ordered: ``greedy`` (similarity-weighted greedy portfolio, default)
+#: or ``percentile`` (weighted mean percentile rank)
+RANKINGS = ("greedy", "percentile")
 #: what an empty knowledge base recommends (source "defaults"), strongest first
 DEFAULT_ALGORITHMS = ("hist_gradient_boosting", "random_forest", "extra_trees", "logistic_regression", "svc_rbf",
                       "k_neighbors", "mlp", "lda", "gaussian_nb", "decision_tree")
@@ -90,7 +94,7 @@ class Recommender:
 
     def __init__(self, kb: KnowledgeBase, metric: str = DEFAULT_METRIC, *, extractor: str | None = None,
                  distance: str = "l1", portfolio_size: int = 16, min_datasets: int = 5,
-                 restrict_to: Collection[int] | None = None) -> None:
+                 restrict_to: Collection[int] | None = None, ranking: str = "greedy") -> None:
         from metalearn.metafeatures import EXTRACTOR_VERSION
         from metalearn.space import SPACE_VERSION
 
@@ -99,6 +103,9 @@ class Recommender:
         self.space_version = SPACE_VERSION
         self.distance, self.portfolio_size, self.min_datasets = distance, portfolio_size, min_datasets
         self.restrict_to = set(restrict_to) if restrict_to is not None else None
+        if ranking not in RANKINGS:
+            raise ValueError(f"unknown ranking {ranking!r}; choose one of {', '.join(RANKINGS)}")
+        self.ranking = ranking
         self._portfolios: dict[frozenset[int], list[tuple[int, float]]] = {}
         self._far: float | None = None
         self.refresh()
@@ -118,6 +125,10 @@ class Recommender:
         self._normalized = normalized_matrix(performance)  # per-dataset scaling: exclusions just drop rows
         self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
         self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
+        found = self.kb.discovery()
+        self._found_on = {int(c): frozenset(int(d) for d in group)
+                          for c, group in found.groupby("configuration_id")["dataset_id"]}
+        self._hidden_cache: dict[frozenset[int], frozenset[int]] = {}
         matrix = self.kb.metafeature_matrix(self.extractor)
         matrix = matrix[matrix.index.isin(self.scores.index)]
         self.info = {d.id: (d.name, d.family, d.content_hash) for d in self.kb.datasets()
@@ -153,11 +164,28 @@ class Recommender:
         return self.index.query(features, k, exclude_ids=exclude_ids, exclude_families=exclude_families,
                                 exclude_hashes=exclude_hashes)
 
+    def hidden_configurations(self, excluded: Collection[int] = ()) -> frozenset[int]:
+        """Configurations found only on excluded datasets (or outside ``restrict_to``).
+
+        The cross-evaluation copies every dataset's best configurations to all others, so a
+        held-out dataset's own winner would otherwise come back through its neighbours' rows.
+        """
+        key = frozenset(excluded)
+        if key not in self._hidden_cache:
+            allowed = set(self._row) - key
+            self._hidden_cache[key] = frozenset(c for c, found in self._found_on.items()
+                                                if found.isdisjoint(allowed))
+        return self._hidden_cache[key]
+
     def portfolio(self, excluded: Collection[int] = ()) -> list[tuple[int, float]]:
         key = frozenset(excluded)
         if key not in self._portfolios:
-            self._portfolios[key] = build_portfolio(self._normalized, self.portfolio_size,
-                                                    exclude_datasets=key, min_coverage=0.2)
+            hidden = self.hidden_configurations(key)
+            matrix = self._normalized
+            if hidden and not matrix.empty:
+                matrix = matrix.loc[:, ~matrix.columns.isin(list(hidden))]
+            self._portfolios[key] = build_portfolio(matrix, self.portfolio_size, exclude_datasets=key,
+                                                    min_coverage=0.2)
         return self._portfolios[key]
 
     # ------------------------------------------------------------------ recommend
@@ -182,10 +210,12 @@ class Recommender:
                or neighbors[0].distance > self.far_threshold())
         per_neighbor = per_neighbor or max(top, 5)
         distances = self.index.distance_map(features) if self.index is not None else {}
-        from_neighbors = self._rank_neighbor_candidates(neighbors, per_neighbor)
+        from_neighbors = self._rank_neighbor_candidates(neighbors, per_neighbor, self.hidden_configurations(excluded))
         from_portfolio = [self._scored(cid, neighbors, "portfolio", gain, distances, excluded)
                           for cid, gain in self.portfolio(excluded)]
         first, second = (from_portfolio, from_neighbors) if far else (from_neighbors, from_portfolio)
+        if self.ranking == "greedy" and not far:
+            first, second = self._greedy(from_neighbors + from_portfolio, neighbors), []
         if not first and not second:
             return RecommendationReport(dict(dataset or {}), dict(features), neighbors, self._defaults(top), True,
                                         self.metric)
@@ -213,15 +243,55 @@ class Recommender:
             recs.append(Recommendation(rank, algorithm, config, -1, None, None, "defaults", 0.0, []))
         return recs
 
-    def _rank_neighbor_candidates(self, neighbors: list[Neighbor], per_neighbor: int) -> list[Recommendation]:
+    def _rank_neighbor_candidates(self, neighbors: list[Neighbor], per_neighbor: int,
+                                  hidden: Collection[int] = ()) -> list[Recommendation]:
         candidates: list[int] = []
         columns = self.scores.columns
         for n in neighbors:
             values = self._score_array[self._row[n.dataset_id]]
             order = np.argsort(np.where(np.isfinite(values), -values, np.inf), kind="stable")
-            candidates.extend(int(columns[j]) for j in order[:per_neighbor] if np.isfinite(values[j]))
+            best = (int(columns[j]) for j in order if np.isfinite(values[j]) and int(columns[j]) not in hidden)
+            candidates.extend(islice(best, per_neighbor))
         recs = [self._scored(cid, neighbors, "neighbors") for cid in dict.fromkeys(candidates)]
         return sorted(recs, key=lambda r: (-r.utility, r.configuration_id))
+
+    def _greedy(self, candidates: list[Recommendation], neighbors: list[Neighbor]) -> list[Recommendation]:
+        """Order candidates as a similarity-weighted greedy portfolio over the neighbours.
+
+        Each pick maximises the weighted mean over neighbours of the best normalised score reached so
+        far (unknown cells count as the neighbour's median configuration), so the second pick covers
+        neighbours the first one served badly. Once no pick adds anything, utility order decides.
+        """
+        unique = list({r.configuration_id: r for r in candidates}.values())
+        rows = [self._normalized.index.get_loc(n.dataset_id) for n in neighbors
+                if n.dataset_id in self._normalized.index]
+        if not unique or not rows:
+            return sorted(unique, key=lambda r: (-r.utility, r.configuration_id))
+        block = self._normalized.iloc[rows]
+        cols = [r.configuration_id for r in unique]
+        known = block.reindex(columns=cols).to_numpy(dtype=float)
+        median = np.nanmedian(block.to_numpy(dtype=float), axis=1, keepdims=True)
+        values = np.where(np.isfinite(known), known, np.nan_to_num(median, nan=0.5))
+        weights = np.array([1.0 / (n.distance + WEIGHT_EPS) for n in neighbors
+                            if n.dataset_id in self._normalized.index])
+        weights /= weights.sum()
+        # ties (and everything after the gains run out) fall back to utility order
+        by_utility = sorted(range(len(unique)), key=lambda j: (-unique[j].utility, unique[j].configuration_id))
+        values = values[:, by_utility]
+        current = np.zeros(len(rows))
+        available = np.ones(len(unique), dtype=bool)
+        order: list[int] = []
+        while available.any():
+            gains = weights @ np.maximum(values, current[:, None]) - weights @ current
+            gains[~available] = -np.inf
+            best = int(np.argmax(gains))
+            if gains[best] <= 1e-9:
+                break
+            order.append(best)
+            available[best] = False
+            current = np.maximum(current, values[:, best])
+        order.extend(j for j in range(len(unique)) if available[j])
+        return [unique[by_utility[j]] for j in order]
 
     def _observed_elsewhere(self, config_id: int, excluded: Collection[int]) -> pd.Series:
         column = self.scores[config_id].dropna()

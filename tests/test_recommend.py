@@ -1,0 +1,59 @@
+"""The ranking rules of the Recommender on a hand-built knowledge base with known answers."""
+
+from __future__ import annotations
+
+import pytest
+from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.warmstart import Recommender
+
+from metalearn.metafeatures import EXTRACTOR_VERSION
+from metalearn.space import SPACE_VERSION, default_configuration
+
+# raw scores of four configurations on two close datasets A and B (and two far ones, C and D)
+SCORES = {
+    "c1": {"A": 0.90, "B": 0.50, "C": 0.6, "D": 0.6},  # best on A, worst on B
+    "c2": {"A": 0.50, "B": 0.88, "C": 0.6, "D": 0.6},  # best on B, worst on A
+    "c3": {"A": 0.89, "B": 0.60, "C": 0.6, "D": 0.6},  # nearly c1 again
+    "c4": {"A": 0.70, "B": 0.70, "C": 0.6, "D": 0.6},
+}
+POSITION = {"A": 0.0, "B": 1.0, "C": 10.0, "D": 11.0}
+
+
+@pytest.fixture
+def hand_built(kb: KnowledgeBase) -> dict[str, int]:
+    ids = {}
+    for name, x in POSITION.items():
+        ids[name] = kb.register_dataset(name=name, content_hash=f"hash-{name}", n_rows=100, n_features=2,
+                                        n_classes=2, family=name)
+        kb.store_metafeatures(ids[name], EXTRACTOR_VERSION, {"f1": x, "f2": x}, seconds=0.0)
+    runs = []
+    for i, (config_name, by_dataset) in enumerate(SCORES.items()):
+        config = {**default_configuration("gaussian_nb"), "gaussian_nb:var_smoothing": 10.0 ** -(i + 3)}
+        ids[config_name] = kb.register_configuration(config, "gaussian_nb", SPACE_VERSION)
+        runs += [RunRecord(dataset_id=ids[d], config=config, algorithm="gaussian_nb", metric="balanced_accuracy",
+                           status="success", score=s, seconds=0.1, origin="smac") for d, s in by_dataset.items()]
+    kb.record_runs(runs)
+    return ids
+
+
+def _order(kb: KnowledgeBase, ranking: str, ids: dict[str, int]) -> list[str]:
+    names = {v: k for k, v in ids.items() if k.startswith("c")}
+    report = Recommender(kb, min_datasets=1, ranking=ranking).recommend({"f1": 0.3, "f2": 0.3}, top=4, k=2)
+    assert not report.far and [n.name for n in report.neighbors] == ["A", "B"]
+    return [names[r.configuration_id] for r in report.recommendations]
+
+
+def test_percentile_ranking_follows_the_nearest_neighbour(kb: KnowledgeBase, hand_built: dict[str, int]) -> None:
+    assert _order(kb, "percentile", hand_built)[:2] == ["c1", "c3"]
+
+
+def test_greedy_ranking_covers_the_second_neighbour_with_its_second_pick(
+        kb: KnowledgeBase, hand_built: dict[str, int]) -> None:
+    # c3 is almost c1 on A and better on B, so it leads; then c2, the only one good on B
+    order = _order(kb, "greedy", hand_built)
+    assert order[:2] == ["c3", "c2"] and sorted(order) == ["c1", "c2", "c3", "c4"]
+
+
+def test_unknown_ranking_is_rejected(kb: KnowledgeBase) -> None:
+    with pytest.raises(ValueError, match="unknown ranking"):
+        Recommender(kb, ranking="best-guess")
