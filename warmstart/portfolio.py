@@ -49,18 +49,29 @@ def build_portfolio(
     candidates = matrix.loc[:, coverage >= min_coverage] if min_coverage > 0 else matrix
     if candidates.shape[1] == 0:
         candidates = matrix
-    values = candidates.fillna(0.0).to_numpy()
     columns = list(candidates.columns)
+    return [(int(columns[j]), gain) for j, gain in greedy_selection(candidates.fillna(0.0).to_numpy(), size)]
+
+
+def greedy_selection(values: np.ndarray, size: int, weights: np.ndarray | None = None,
+                     min_gain: float = -np.inf) -> list[tuple[int, float]]:
+    """Greedy max-coverage over the columns of ``values`` (rows = datasets, higher = better).
+
+    Each step adds the column that most raises the (``weights``-weighted) mean over rows of the best
+    value within the selection; stops after ``size`` columns or when no gain exceeds ``min_gain``.
+    Returns ``[(column index, gain), ...]``; ties go to the lower index.
+    """
+    weights = np.full(values.shape[0], 1.0 / max(values.shape[0], 1)) if weights is None else weights
     current = np.zeros(values.shape[0])
     chosen: list[tuple[int, float]] = []
     available = np.ones(values.shape[1], dtype=bool)
     for _ in range(min(size, values.shape[1])):
-        gains = np.maximum(values, current[:, None]).mean(axis=0) - current.mean()
+        gains = weights @ np.maximum(values, current[:, None]) - weights @ current
         gains[~available] = -np.inf
         best = int(np.argmax(gains))
-        if not np.isfinite(gains[best]):
+        if not np.isfinite(gains[best]) or gains[best] <= min_gain:
             break
-        chosen.append((int(columns[best]), float(gains[best])))
+        chosen.append((best, float(gains[best])))
         available[best] = False
         current = np.maximum(current, values[:, best])
     return chosen

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
-from metalearn.warmstart.portfolio import build_portfolio, normalized_matrix
+from metalearn.warmstart.portfolio import build_portfolio, greedy_selection, normalized_matrix
 
 from metalearn.evaluation import DEFAULT_METRIC
 
@@ -262,36 +262,20 @@ class Recommender:
         far (unknown cells count as the neighbour's median configuration), so the second pick covers
         neighbours the first one served badly. Once no pick adds anything, utility order decides.
         """
-        unique = list({r.configuration_id: r for r in candidates}.values())
-        rows = [self._normalized.index.get_loc(n.dataset_id) for n in neighbors
-                if n.dataset_id in self._normalized.index]
-        if not unique or not rows:
-            return sorted(unique, key=lambda r: (-r.utility, r.configuration_id))
-        block = self._normalized.iloc[rows]
-        cols = [r.configuration_id for r in unique]
-        known = block.reindex(columns=cols).to_numpy(dtype=float)
-        median = np.nanmedian(block.to_numpy(dtype=float), axis=1, keepdims=True)
-        values = np.where(np.isfinite(known), known, np.nan_to_num(median, nan=0.5))
-        weights = np.array([1.0 / (n.distance + WEIGHT_EPS) for n in neighbors
-                            if n.dataset_id in self._normalized.index])
-        weights /= weights.sum()
-        # ties (and everything after the gains run out) fall back to utility order
-        by_utility = sorted(range(len(unique)), key=lambda j: (-unique[j].utility, unique[j].configuration_id))
-        values = values[:, by_utility]
-        current = np.zeros(len(rows))
-        available = np.ones(len(unique), dtype=bool)
-        order: list[int] = []
-        while available.any():
-            gains = weights @ np.maximum(values, current[:, None]) - weights @ current
-            gains[~available] = -np.inf
-            best = int(np.argmax(gains))
-            if gains[best] <= 1e-9:
-                break
-            order.append(best)
-            available[best] = False
-            current = np.maximum(current, values[:, best])
-        order.extend(j for j in range(len(unique)) if available[j])
-        return [unique[by_utility[j]] for j in order]
+        # utility order breaks ties and orders whatever the greedy leaves once gains run out
+        unique = sorted({r.configuration_id: r for r in candidates}.values(),
+                        key=lambda r: (-r.utility, r.configuration_id))
+        present = [n for n in neighbors if n.dataset_id in self._normalized.index]
+        if not unique or not present:
+            return unique
+        block = self._normalized.loc[[n.dataset_id for n in present]]
+        known = block.reindex(columns=[r.configuration_id for r in unique]).to_numpy(dtype=float)
+        median = np.nan_to_num(np.nanmedian(block.to_numpy(dtype=float), axis=1, keepdims=True), nan=0.5)
+        weights = np.array([1.0 / (n.distance + WEIGHT_EPS) for n in present])
+        picked = [j for j, _ in greedy_selection(np.where(np.isfinite(known), known, median), len(unique),
+                                                 weights / weights.sum(), min_gain=1e-9)]
+        rest = sorted(set(range(len(unique))) - set(picked))
+        return [unique[j] for j in picked + rest]
 
     def _observed_elsewhere(self, config_id: int, excluded: Collection[int]) -> pd.Series:
         column = self.scores[config_id].dropna()
