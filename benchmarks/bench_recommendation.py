@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--coverage", type=float, default=0.9, help="min share of datasets a config in S covers")
     parser.add_argument("--ks", default="1,3,5,10,20")
+    parser.add_argument("--global-weights", default="0.25,0.5,0.75,1",
+                        help="greedy ranking: share of the dataset weight spread over all datasets")
     args = parser.parse_args()
 
     kb = KnowledgeBase(args.db)
@@ -66,8 +68,8 @@ def main() -> None:
 
     rules: dict[str, Callable[[int, str | None, set[int]], list[int]]] = {}
 
-    def recommended(query: int, family: str | None, k: int, ranking: str) -> list[int]:
-        rec.ranking = ranking
+    def recommended(query: int, family: str | None, k: int, ranking: str, global_weight: float = 0.0) -> list[int]:
+        rec.ranking, rec.global_weight = ranking, global_weight
         report = rec.recommend(features.loc[query].to_dict(), top=max(BUDGETS), k=k, exclude_ids={query},
                                exclude_families={family} if family else ())
         return [r.configuration_id for r in report.recommendations]
@@ -75,6 +77,9 @@ def main() -> None:
     for ranking in ("percentile", "greedy"):
         for k in (int(x) for x in args.ks.split(",")):
             rules[f"{ranking}_k{k}"] = lambda q, fam, excl, k=k, ranking=ranking: recommended(q, fam, k, ranking)
+    for g in (float(x) for x in args.global_weights.split(",")):
+        for k in (int(x) for x in args.ks.split(",")):
+            rules[f"greedy_k{k}_global{g:g}"] = lambda q, fam, excl, k=k, g=g: recommended(q, fam, k, "greedy", g)
     rules["portfolio"] = lambda q, fam, excl: [c for c, _ in rec.portfolio(excl)]
     for name, cid in defaults.items():
         rules[f"default_{name}"] = lambda q, fam, excl, cid=cid: [cid]

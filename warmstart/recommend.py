@@ -1,19 +1,26 @@
 """Recommendations with evidence: neighbours' best pipelines, merged with a global portfolio.
 
-Ranking rule (documented in the README): for the ``k`` nearest datasets ``j`` at distance
-``d_j`` each gets weight ``w_j = 1 / (d_j + 0.01)``. On every dataset, each configuration's
-score is turned into a percentile rank among the configurations run there (1 = best). A
-candidate (one of the best ``per_neighbor`` configurations of some neighbour) is ranked by
-the weighted mean of its percentile ranks over the neighbours, counting 0.5 where it was not
-run. Its expected score is the weighted mean of its observed scores, and its range the
+Candidates are the ``per_neighbor`` best configurations of each of the ``k`` nearest datasets
+plus the global portfolio (:mod:`metalearn.warmstart.portfolio`). Neighbour ``j`` at distance
+``d_j`` has similarity ``w_j = 1 / (d_j + 0.01)``. Each candidate's ``utility`` is the
+``w``-weighted mean of its percentile ranks on the neighbours (1 = best there, 0.5 where it
+was not run); its expected score is the weighted mean of its observed scores, its range the
 minimum and maximum observed on the neighbours.
+
+Order (``ranking="greedy"``, the default): a greedy portfolio over the datasets with weights
+``global_weight`` (0.5) spread evenly over all usable datasets plus ``1 - global_weight`` over
+the neighbours by similarity; each pick maximises the weighted mean of the best normalised score
+reached so far, so the second pick covers datasets the first one served badly (ties and the rest
+by utility). ``ranking="percentile"`` orders by utility alone. The choice is measured by
+``benchmarks/bench_recommendation.py`` on the cross-evaluated seed knowledge base.
 
 When the knowledge base is small (fewer than ``min_datasets`` datasets with runs) or the
 nearest neighbour is farther than the 90th percentile of nearest-neighbour distances inside
-the knowledge base, portfolio configurations (:mod:`metalearn.warmstart.portfolio`) lead the
-list and neighbour candidates follow; otherwise neighbour candidates lead and the portfolio
-fills the remaining slots. Every recommendation says which source it came from; a knowledge
-base with no usable dataset yields library defaults of strong algorithms (source ``defaults``).
+the knowledge base, portfolio configurations lead the list and neighbour candidates follow.
+Configurations that only searches on excluded datasets proposed are never candidates (the
+seed cross-evaluation copies them to other datasets; see :meth:`Recommender.hidden_configurations`).
+Every recommendation says which source it came from; a knowledge base with no usable dataset
+yields library defaults of strong algorithms (source ``defaults``).
 """
 
 from __future__ import annotations
@@ -94,7 +101,8 @@ class Recommender:
 
     def __init__(self, kb: KnowledgeBase, metric: str = DEFAULT_METRIC, *, extractor: str | None = None,
                  distance: str = "l1", portfolio_size: int = 16, min_datasets: int = 5,
-                 restrict_to: Collection[int] | None = None, ranking: str = "greedy") -> None:
+                 restrict_to: Collection[int] | None = None, ranking: str = "greedy",
+                 global_weight: float = 0.5) -> None:
         from metalearn.metafeatures import EXTRACTOR_VERSION
         from metalearn.space import SPACE_VERSION
 
@@ -105,7 +113,7 @@ class Recommender:
         self.restrict_to = set(restrict_to) if restrict_to is not None else None
         if ranking not in RANKINGS:
             raise ValueError(f"unknown ranking {ranking!r}; choose one of {', '.join(RANKINGS)}")
-        self.ranking = ranking
+        self.ranking, self.global_weight = ranking, global_weight
         self._portfolios: dict[frozenset[int], list[tuple[int, float]]] = {}
         self._far: float | None = None
         self.refresh()
@@ -215,7 +223,7 @@ class Recommender:
                           for cid, gain in self.portfolio(excluded)]
         first, second = (from_portfolio, from_neighbors) if far else (from_neighbors, from_portfolio)
         if self.ranking == "greedy" and not far:
-            first, second = self._greedy(from_neighbors + from_portfolio, neighbors), []
+            first, second = self._greedy(from_neighbors + from_portfolio, neighbors, excluded), []
         if not first and not second:
             return RecommendationReport(dict(dataset or {}), dict(features), neighbors, self._defaults(top), True,
                                         self.metric)
@@ -255,25 +263,34 @@ class Recommender:
         recs = [self._scored(cid, neighbors, "neighbors") for cid in dict.fromkeys(candidates)]
         return sorted(recs, key=lambda r: (-r.utility, r.configuration_id))
 
-    def _greedy(self, candidates: list[Recommendation], neighbors: list[Neighbor]) -> list[Recommendation]:
-        """Order candidates as a similarity-weighted greedy portfolio over the neighbours.
+    def _greedy(self, candidates: list[Recommendation], neighbors: list[Neighbor],
+                excluded: Collection[int] = ()) -> list[Recommendation]:
+        """Order candidates as a greedy portfolio over the datasets, weighted towards the neighbours.
 
-        Each pick maximises the weighted mean over neighbours of the best normalised score reached so
-        far (unknown cells count as the neighbour's median configuration), so the second pick covers
-        neighbours the first one served badly. Once no pick adds anything, utility order decides.
+        Dataset weights are ``global_weight`` spread evenly over every usable dataset plus
+        ``1 - global_weight`` spread over the neighbours by similarity ``1 / (distance + 0.01)``.
+        Each pick maximises the weighted mean of the best normalised score reached so far (unknown
+        cells count as that dataset's median configuration), so the second pick covers datasets the
+        first one served badly. Once no pick adds anything, utility order decides.
         """
         # utility order breaks ties and orders whatever the greedy leaves once gains run out
         unique = sorted({r.configuration_id: r for r in candidates}.values(),
                         key=lambda r: (-r.utility, r.configuration_id))
-        present = [n for n in neighbors if n.dataset_id in self._normalized.index]
-        if not unique or not present:
+        usable = self._normalized.index[~self._normalized.index.isin(list(excluded))]
+        if not unique or usable.empty:
             return unique
-        block = self._normalized.loc[[n.dataset_id for n in present]]
+        block = self._normalized.loc[usable]
+        weights = pd.Series(self.global_weight / len(usable), index=usable)
+        similarity = pd.Series({n.dataset_id: 1.0 / (n.distance + WEIGHT_EPS) for n in neighbors
+                                if n.dataset_id in weights.index}, dtype=float)
+        if similarity.empty:
+            weights = weights / weights.sum()
+        else:
+            weights = weights.add((1 - self.global_weight) * similarity / similarity.sum(), fill_value=0.0)
         known = block.reindex(columns=[r.configuration_id for r in unique]).to_numpy(dtype=float)
         median = np.nan_to_num(np.nanmedian(block.to_numpy(dtype=float), axis=1, keepdims=True), nan=0.5)
-        weights = np.array([1.0 / (n.distance + WEIGHT_EPS) for n in present])
         picked = [j for j, _ in greedy_selection(np.where(np.isfinite(known), known, median), len(unique),
-                                                 weights / weights.sum(), min_gain=1e-9)]
+                                                 weights.to_numpy(), min_gain=1e-9)]
         rest = sorted(set(range(len(unique))) - set(picked))
         return [unique[j] for j in picked + rest]
 
