@@ -722,8 +722,13 @@ def _save_state(output: Path, state: dict[str, Any]) -> None:
     tmp.replace(output / "state.json")
 
 
-def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the benchmark and write its outputs; returns the summary."""
+def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool = True,
+                  report_only: bool = False) -> dict[str, Any]:
+    """Run (or resume) the benchmark and write its outputs; returns the summary.
+
+    ``report_only`` runs nothing: it rewrites the summary, report and plots from the datasets whose
+    every strategy and seed is already done (the state of an interrupted run, for partial results).
+    """
     config = config.validate()
     strategies = config.all_strategies
     if any(s in PEER_STRATEGIES for s in strategies) and not flaml_available():
@@ -758,6 +763,17 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
                   if _is_done(c.done, c.source.key, s, st, config))
     echo(f"benchmark {config.suite}: {len(sources)} datasets x {config.seeds} seeds x {len(strategies)} strategies "
          f"({already}/{total} done); output {output}")
+    if report_only:
+        from metalearn.benchmark_analysis import finalize
+
+        complete = [c.source.key for c in contexts
+                    if all(_is_done(c.done, c.source.key, s, st, config) for s in range(config.seeds)
+                           for st in strategies)]
+        summary = finalize(output, config, complete, hours=state["seconds"] / 3600,
+                           extra={"report_only": True, "complete_datasets": len(complete),
+                                  "datasets_in_suite": len(sources), "new_rows": 0})
+        echo(f"wrote summary.json, report.md and plots from the {len(complete)} complete datasets")
+        return summary
     outcomes: list[dict[str, Any]] = []
     try:
         outcomes = _execute(contexts, config.jobs, total, already, progress)

@@ -342,6 +342,10 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
         f"{summary['machine']['cpus']} CPUs ({summary['machine']['platform']}), {summary['machine']['jobs']} jobs.",
         "", "## Targets", "", "| target | result | value |", "|---|---|---|",
     ]
+    if summary.get("report_only"):
+        lines[3:3] = [f"**Partial results**: the {summary['complete_datasets']} datasets (of "
+                      f"{summary['datasets_in_suite']} in the suite) whose every strategy and seed has finished "
+                      "(`--report-only` on an interrupted run; rerunning the command resumes it).", ""]
     for target in summary["targets"].values():
         lines.append(f"| {target['description']} | {mark[target['met']]} | `{json.dumps(target['value'])}` |")
     lines += ["", "## Median normalised test score", "",

@@ -364,6 +364,8 @@ def benchmark(
     trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = 60.0,
     cache_dir: Annotated[Path | None, typer.Option(help="OpenML cache directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    report_only: Annotated[bool, typer.Option(help="Run nothing: rewrite summary, report and plots from the "
+                                                   "datasets already complete (partial results).")] = False,
 ) -> None:
     """Offline benchmark of warm vs cold vs random search (and FLAML); see benchmarks/README.md."""
     from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
@@ -374,7 +376,7 @@ def benchmark(
         kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
         cache_dir=str(cache_dir) if cache_dir else None)
     summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),
-                            progress=progress and sys.stderr.isatty())
+                            progress=progress and sys.stderr.isatty(), report_only=report_only)
     typer.echo(f"report: {Path(config.output) / 'report.md'}")
     for target in summary["targets"].values():
         state = {True: "met", False: "NOT met", None: "n/a"}[target["met"]]

@@ -196,6 +196,22 @@ def test_resume_adds_nothing(bench: dict) -> None:
     assert result.exit_code == 2 and "different protocol" in result.output
 
 
+def test_report_only_summarises_the_complete_datasets_and_runs_nothing(bench: dict, tmp_path: Path) -> None:
+    output = tmp_path / "partial"
+    shutil.copytree(bench["output"], output)
+    records = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()]
+    kept = [r for r in records if not (r["dataset"] == "wine" and r["strategy"] == "random")]
+    (output / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    result = CliRunner().invoke(app, [*_args(bench["corpus"], bench["kb"], output), "--report-only"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((output / "summary.json").read_text())
+    n_all = len({r["dataset"] for r in records})
+    assert summary["report_only"] and summary["complete_datasets"] == n_all - 1 == summary["n_datasets"]
+    assert "wine" not in summary["datasets"] and "Partial results" in (output / "report.md").read_text()
+    assert (output / "results.jsonl").read_text().count("\n") == len(kept)  # nothing was run
+    assert set(pd.read_parquet(output / "results.parquet")["dataset"]) == set(summary["datasets"])
+
+
 # --------------------------------------------------------------------------- units (fast)
 
 
