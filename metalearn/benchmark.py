@@ -533,6 +533,9 @@ def _run_search(ctx: _Context, kb: Any, strategy: str, dataset: Dataset, train: 
     engine = WarmStartSearch(kb, settings, recommender=recommender, exclude_ids=excluded,
                              exclude_families={family})
     result = engine.run(train)
+    if result.status in ("interrupted", "cancelled"):  # stopped by Ctrl-C or a signal: rerun on resume
+        raise MetalearnError(f"{strategy} search on {dataset.name} ended {result.status} after "
+                             f"{len(result.trials)} trials")
     leak: dict[str, Any] | None = None
     names = {r.id: r for r in ctx.reference}
     neighbors: list[Any] = []
