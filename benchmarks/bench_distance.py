@@ -48,8 +48,15 @@ def main() -> None:
     low, high = shared.min(axis=1), shared.max(axis=1)
     normalised = shared.sub(low, axis=0).div((high - low).replace(0, np.nan), axis=0)
 
+    # a configuration proposed only by searches on the query's family would leak its winner back
+    # through the cross-evaluation: it is not a candidate for that query
+    proposed_on = kb.discovery().groupby("configuration_id")["dataset_id"].agg(frozenset).to_dict()
+    family_of = {i: info[i][1] or f"#{i}" for i in ids}
+
     def transfer(query: int, neighbour: int) -> float:
-        best = shared.loc[neighbour].idxmax()
+        family = {i for i in ids if family_of[i] == family_of[query]}
+        allowed = [c for c in shared.columns if not proposed_on.get(c, frozenset()) or not proposed_on[c] <= family]
+        best = shared.loc[neighbour, allowed].idxmax()
         return float(normalised.at[query, best]) if pd.notna(normalised.at[query, best]) else np.nan
 
     results: dict[str, list[float]] = {"l1": [], "l2": [], "random": []}
