@@ -27,7 +27,9 @@ import fcntl
 import json
 import os
 import shlex
+import signal
 import sqlite3
+import threading
 import time
 import warnings
 import zlib
@@ -725,6 +727,17 @@ def _save_state(output: Path, state: dict[str, Any]) -> None:
     tmp.replace(output / "state.json")
 
 
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM (``kill PID`` of a background run) stop the run like Ctrl-C; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool = True,
                   report_only: bool = False) -> dict[str, Any]:
     """Run (or resume) the benchmark and write its outputs; returns the summary.
@@ -778,9 +791,12 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
         echo(f"wrote summary.json, report.md and plots from the {len(complete)} complete datasets")
         return summary
     outcomes: list[dict[str, Any]] = []
+    previous = _stop_on_sigterm()
     try:
         outcomes = _execute(contexts, config.jobs, total, already, progress)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         state["seconds"] = float(state.get("seconds", 0.0)) + time.perf_counter() - start
         state.setdefault("invocations", []).append({"started": started, "seconds": time.perf_counter() - start,
                                                      "command": config.command()})
@@ -837,6 +853,9 @@ def _execute(contexts: list[_Context], jobs: int, total: int, already: int, show
                         except Exception as exc:  # a worker died: its finished rows are in the checkpoint
                             outcomes.append({"key": ctx.source.key, "status": "failed", "error": repr(exc)})
             except KeyboardInterrupt:
+                # stop at once: a worker's unfinished strategy has written nothing, so it reruns on resume
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     return outcomes
