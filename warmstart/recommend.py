@@ -131,6 +131,9 @@ class Recommender:
         self._pct_array = self.percentiles.to_numpy(dtype=float)
         self._row = {int(d): i for i, d in enumerate(self.scores.index)}
         self._normalized = normalized_matrix(performance)  # per-dataset scaling: exclusions just drop rows
+        # what an unknown cell counts as in the greedy ranking: the dataset's median configuration
+        self._median_normalized = (self._normalized.median(axis=1).fillna(0.5) if not self._normalized.empty
+                                   else pd.Series(dtype=float))
         self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
         self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
         found = self.kb.discovery()
@@ -279,7 +282,6 @@ class Recommender:
         usable = self._normalized.index[~self._normalized.index.isin(list(excluded))]
         if not unique or usable.empty:
             return unique
-        block = self._normalized.loc[usable]
         weights = pd.Series(self.global_weight / len(usable), index=usable)
         similarity = pd.Series({n.dataset_id: 1.0 / (n.distance + WEIGHT_EPS) for n in neighbors
                                 if n.dataset_id in weights.index}, dtype=float)
@@ -287,8 +289,9 @@ class Recommender:
             weights = weights / weights.sum()
         else:
             weights = weights.add((1 - self.global_weight) * similarity / similarity.sum(), fill_value=0.0)
-        known = block.reindex(columns=[r.configuration_id for r in unique]).to_numpy(dtype=float)
-        median = np.nan_to_num(np.nanmedian(block.to_numpy(dtype=float), axis=1, keepdims=True), nan=0.5)
+        known = self._normalized.reindex(index=usable, columns=[r.configuration_id for r in unique])
+        known = known.to_numpy(dtype=float)
+        median = self._median_normalized.reindex(usable).to_numpy(dtype=float)[:, None]
         picked = [j for j, _ in greedy_selection(np.where(np.isfinite(known), known, median), len(unique),
                                                  weights.to_numpy(), min_gain=1e-9)]
         rest = sorted(set(range(len(unique))) - set(picked))
