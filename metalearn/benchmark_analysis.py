@@ -118,6 +118,48 @@ def bootstrap_bands(cells: pd.DataFrame, value: str = "normalized", n: int = BOO
                          "low": low, "high": high})
 
 
+SEARCH_STRATEGIES = ("warm", "cold", "random")  # one code path, same CV folds: their CV scores compare
+
+
+def cv_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Like :func:`cell_scores` but on the incumbent's cross-validated score (the search objective), over the
+    strategies that share one code path and the same CV folds (warm, cold, random and warm@fraction)."""
+    if "cv_score" not in frame.columns:
+        frame = frame.iloc[:0].assign(cv_score=np.nan)
+    same_path = frame[frame["strategy"].isin(SEARCH_STRATEGIES) | frame["strategy"].str.startswith("warm@")]
+    same_path = same_path.dropna(subset=["cv_score"])
+    if same_path.empty:
+        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
+    return cell_scores(same_path.drop(columns=["test_score"]).rename(columns={"cv_score": "test_score"}))
+
+
+def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value: str = "test_score"
+                      ) -> dict[str, dict[str, Any]]:
+    """Per budget, over datasets (seeds averaged): how often ``strategy`` beats, ties or loses to ``reference``
+    on ``value``, the median difference, and the two-sided Wilcoxon signed-rank p-value (None if < 6 pairs)."""
+    from scipy.stats import wilcoxon
+
+    if value not in frame.columns:
+        return {}
+    pick = frame[frame["strategy"].isin([strategy, reference])].dropna(subset=[value])
+    table = pick.pivot_table(index=["dataset_key", "budget"], columns="strategy", values=value, aggfunc="mean")
+    out: dict[str, dict[str, Any]] = {}
+    if strategy not in table.columns or reference not in table.columns:
+        return out
+    table = table.dropna(subset=[strategy, reference])
+    for budget, part in table.groupby(level="budget"):
+        diff = (part[strategy] - part[reference]).to_numpy(dtype=float, copy=True)
+        diff[np.abs(diff) < 1e-9] = 0.0
+        nonzero = diff[diff != 0]
+        p_value = None
+        if len(nonzero) >= 6:
+            p_value = round(float(wilcoxon(nonzero).pvalue), 4)
+        out[str(int(budget))] = {"wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
+                                 "losses": int((diff < 0).sum()), "median_difference": float(np.median(diff)),
+                                 "wilcoxon_p": p_value}
+    return out
+
+
 def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
               hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     strategies = config.all_strategies
@@ -152,6 +194,11 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "warm_trials_to_match_cold_at_50": match_cold,
         "warm_trials_to_match_random_at_50": match_random,
         "kb_fraction_curve": curve,
+        "median_normalized_cv_score": _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"]
+                                              .median(), strategies),
+        "paired": {f"warm_vs_{ref}": {value: paired_comparison(frame, "warm", ref, value)
+                                       for value in ("test_score", "cv_score")}
+                   for ref in ("cold", "random") if "warm" in strategies and ref in strategies},
     }
     if at != MATCH_BUDGET:
         summary[f"warm_trials_to_match_cold_at_{at}"] = match_cold
@@ -322,6 +369,10 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _p_value(p: float | None) -> str:
+    return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
 def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: int = 3) -> list[str]:
     lines = ["| strategy | " + " | ".join(str(b) for b in budgets) + " |",
              "|---|" + "---:|" * len(budgets)]
@@ -364,7 +415,23 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
               f"Smallest budget at which warm's median normalised score reaches cold's (random's) at "
               f"{summary['match_budget']} trials: cold {_fmt(summary['warm_trials_to_match_cold_at_50'])}, "
               f"random {_fmt(summary['warm_trials_to_match_random_at_50'])}.", "",
-              "## Knowledge-base size", "",
+              "## Search objective and paired comparison", "",
+              "Held-out test scores of small datasets are noisy, so the same comparison on the objective the "
+              "search optimises: the incumbent's cross-validated score on the train part (warm, cold and random "
+              "share one code path and the same CV folds), normalised per dataset like the test score.", ""]
+    lines += _table(summary["median_normalized_cv_score"], budgets)
+    for name, by_value in summary["paired"].items():
+        lines += ["", f"Paired per dataset, {name.replace('_', ' ')} (wins / ties / losses, median difference, "
+                  "Wilcoxon signed-rank p):", "",
+                  "| budget | test | CV |", "|---:|---|---|"]
+        for b in budgets:
+            cells = []
+            for value in ("test_score", "cv_score"):
+                c = by_value.get(value, {}).get(str(b))
+                cells.append("—" if c is None else f"{c['wins']} / {c['ties']} / {c['losses']}, "
+                             f"{c['median_difference']:+.4f}, p={_p_value(c['wilcoxon_p'])}")
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    lines += ["", "## Knowledge-base size", "",
               "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions.", ""]
     lines += _table(summary["kb_fraction_curve"], budgets)
     lines += ["", f"![knowledge-base size curve]({plots['kb_fraction_curve']})", "",

@@ -27,7 +27,14 @@ from metalearn.benchmark import (
     parse_strategies,
     resolve_suite,
 )
-from metalearn.benchmark_analysis import cell_scores, rank_cells, summarize, trials_to_match
+from metalearn.benchmark_analysis import (
+    cell_scores,
+    cv_cells,
+    paired_comparison,
+    rank_cells,
+    summarize,
+    trials_to_match,
+)
 from metalearn.cli import app
 from metalearn.datasets import from_frame
 from metalearn.errors import MetalearnError
@@ -143,6 +150,8 @@ def test_summary_plots_and_report(bench: dict) -> None:
     assert summary["command"].startswith("metalearn benchmark --suite")
     assert summary["machine"]["cpus"] >= 1 and summary["hours"] > 0
     assert len(summary["targets"]) == 4
+    assert set(summary["median_normalized_cv_score"]) >= {"warm", "cold", "random"}
+    assert set(summary["paired"]["warm_vs_cold"]["cv_score"]) == {"1", "2"}
     for name in PLOTS:
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (output / "report.md").read_text()
@@ -242,6 +251,28 @@ def test_summary_arithmetic() -> None:
     assert summary["average_rank"]["warm"]["1"] == pytest.approx((1 + 2) / 2)
     assert summary["targets"]["warm_matches_cold_within_10"]["met"] is True
     assert trials_to_match({"warm": {"1": 0.1}, "cold": {"50": 0.5}}, "warm", "cold", 50) is None
+    assert summary["median_normalized_cv_score"] == {}  # no CV scores in these rows
+
+
+def test_paired_comparison_and_cv_normalisation() -> None:
+    rows = []
+    for i in range(8):  # warm wins on 6 datasets, ties on 1, loses on 1 (test); CV: warm always ahead
+        diff = 0.05 if i < 6 else (0.0 if i == 6 else -0.02)
+        for strategy, delta in (("warm", diff), ("cold", 0.0)):
+            rows.append({"dataset_key": f"d{i}", "strategy": strategy, "budget": 1, "seed": 0,
+                         "test_score": 0.7 + delta, "cv_score": 0.6 + (0.1 if strategy == "warm" else 0.0),
+                         "seconds": 1.0})
+    rows.append({"dataset_key": "d0", "strategy": "flaml", "budget": 1, "seed": 0, "test_score": 0.99,
+                 "cv_score": 0.1, "seconds": 1.0})  # a peer's own CV is not comparable: left out
+    frame = pd.DataFrame(rows)
+    paired = paired_comparison(frame, "warm", "cold")["1"]
+    assert (paired["wins"], paired["ties"], paired["losses"]) == (6, 1, 1)
+    assert paired["median_difference"] == pytest.approx(0.05) and paired["wilcoxon_p"] < 0.1
+    assert paired_comparison(frame[frame["dataset_key"].isin(["d0", "d1"])], "warm", "cold")["1"]["wilcoxon_p"] is None
+    cv = cv_cells(frame)
+    assert set(cv["strategy"]) == {"warm", "cold"}
+    assert (cv.loc[cv["strategy"] == "warm", "normalized"] == 1.0).all()
+    assert (cv.loc[cv["strategy"] == "cold", "normalized"] == 0.0).all()
 
 
 def test_outer_split_is_stratified_capped_and_disjoint() -> None:
