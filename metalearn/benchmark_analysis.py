@@ -173,6 +173,7 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
     at = MATCH_BUDGET if MATCH_BUDGET in config.budgets else config.max_budget
     match_cold = trials_to_match(median, "warm", "cold", at)
     match_random = trials_to_match(median, "warm", "random", at)
+    cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), strategies)
     curve: dict[str, dict[str, float]] = {}
     if "warm" in strategies:
         for fraction in sorted(set(config.kb_fractions) | {1.0}):
@@ -194,8 +195,9 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "warm_trials_to_match_cold_at_50": match_cold,
         "warm_trials_to_match_random_at_50": match_random,
         "kb_fraction_curve": curve,
-        "median_normalized_cv_score": _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"]
-                                              .median(), strategies),
+        "median_normalized_cv_score": cv_median,
+        "cv_warm_trials_to_match_cold_at_50": trials_to_match(cv_median, "warm", "cold", at),
+        "cv_warm_trials_to_match_random_at_50": trials_to_match(cv_median, "warm", "random", at),
         "paired": {f"warm_vs_{ref}": {value: paired_comparison(frame, "warm", ref, value)
                                        for value in ("test_score", "cv_score")}
                    for ref in ("cold", "random") if "warm" in strategies and ref in strategies},
@@ -420,6 +422,9 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
               "search optimises: the incumbent's cross-validated score on the train part (warm, cold and random "
               "share one code path and the same CV folds), normalised per dataset like the test score.", ""]
     lines += _table(summary["median_normalized_cv_score"], budgets)
+    lines += ["", f"On this view warm reaches cold's (random's) {summary['match_budget']}-trial median after "
+              f"{_fmt(summary['cv_warm_trials_to_match_cold_at_50'])} "
+              f"({_fmt(summary['cv_warm_trials_to_match_random_at_50'])}) trials."]
     for name, by_value in summary["paired"].items():
         lines += ["", f"Paired per dataset, {name.replace('_', ' ')} (wins / ties / losses, median difference, "
                   "Wilcoxon signed-rank p):", "",
