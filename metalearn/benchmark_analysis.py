@@ -372,7 +372,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _p_value(p: float | None) -> str:
-    return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    return "p —" if p is None else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
 
 
 def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: int = 3) -> list[str]:
@@ -434,7 +434,7 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
             for value in ("test_score", "cv_score"):
                 c = by_value.get(value, {}).get(str(b))
                 cells.append("—" if c is None else f"{c['wins']} / {c['ties']} / {c['losses']}, "
-                             f"{c['median_difference']:+.4f}, p={_p_value(c['wilcoxon_p'])}")
+                             f"{c['median_difference']:+.4f}, {_p_value(c['wilcoxon_p'])}")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
     lines += ["", "## Knowledge-base size", "",
               "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions.", ""]
