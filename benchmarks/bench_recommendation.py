@@ -101,7 +101,7 @@ def main() -> None:
 
     summary = {name: {str(n): round(float(np.mean([r[i] for r in rows])), 4) for i, n in enumerate(BUDGETS)}
                for name, rows in results.items()}
-    cold = cold_search_curves(kb, normalised, low, high, ids, DEFAULT_METRIC)
+    cold = cold_search_curves(kb, low, high, ids, DEFAULT_METRIC)
     reach = {name: round(float(np.mean([r[BUDGETS.index(10)] >= cold.at[q, 50] - 1e-9
                                         for q, r in zip(ids, rows, strict=True)])), 4)
              for name, rows in results.items()}
@@ -120,7 +120,7 @@ def main() -> None:
     (args.output / "recommendation_replay.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
-def cold_search_curves(kb: object, normalised: pd.DataFrame, low: pd.Series, high: pd.Series, ids: list[int],
+def cold_search_curves(kb: object, low: pd.Series, high: pd.Series, ids: list[int],
                        metric: str) -> pd.DataFrame:
     """Best-so-far normalised CV score of each dataset's seed-build search after n trials (rows: datasets)."""
     runs = kb.runs_frame(run_key_prefix="seed:")  # type: ignore[attr-defined]
