@@ -14,6 +14,7 @@ neighbour (the no-meta-learning baseline) and the oracle (1.0).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.warmstart import Recommender
     from metalearn.warmstart.neighbors import NeighborIndex
 
     from metalearn.metafeatures import EXTRACTOR_VERSION
@@ -49,14 +51,17 @@ def main() -> None:
     normalised = shared.sub(low, axis=0).div((high - low).replace(0, np.nan), axis=0)
 
     # a configuration proposed only by searches on the query's family would leak its winner back
-    # through the cross-evaluation: it is not a candidate for that query
-    proposed_on = kb.discovery().groupby("configuration_id")["dataset_id"].agg(frozenset).to_dict()
+    # through the cross-evaluation: it is not a candidate for that query (the Recommender's own rule)
+    recommender = Recommender(kb, "balanced_accuracy")
     family_of = {i: info[i][1] or f"#{i}" for i in ids}
 
+    @functools.cache
+    def allowed_for(family: str) -> list[int]:
+        hidden = recommender.hidden_configurations({i for i in ids if family_of[i] == family})
+        return [c for c in shared.columns if c not in hidden]
+
     def transfer(query: int, neighbour: int) -> float:
-        family = {i for i in ids if family_of[i] == family_of[query]}
-        allowed = [c for c in shared.columns if not proposed_on.get(c, frozenset()) or not proposed_on[c] <= family]
-        best = shared.loc[neighbour, allowed].idxmax()
+        best = shared.loc[neighbour, allowed_for(family_of[query])].idxmax()
         return float(normalised.at[query, best]) if pd.notna(normalised.at[query, best]) else np.nan
 
     results: dict[str, list[float]] = {"l1": [], "l2": [], "random": []}
