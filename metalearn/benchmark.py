@@ -146,6 +146,7 @@ class BenchmarkConfig:
     cache_dir: str | None = None
     k: int = 5
     n_warm: int = 10
+    kb_fraction_seeds: int | None = None  # run the warm@fraction ablations on the first N seeds only (None: all)
 
     def validate(self) -> BenchmarkConfig:
         strategies = parse_strategies(self.strategies)
@@ -161,6 +162,8 @@ class BenchmarkConfig:
             raise MetalearnError(f"--max-rows must be at least 20, got {self.max_rows}")
         if self.limit is not None and self.limit < 1:
             raise MetalearnError(f"--limit must be at least 1, got {self.limit}")
+        if self.kb_fraction_seeds is not None and self.kb_fraction_seeds < 1:
+            raise MetalearnError(f"--kb-fraction-seeds must be at least 1, got {self.kb_fraction_seeds}")
         if not 0 < self.test_size < 1:
             raise MetalearnError(f"test_size must be in (0, 1), got {self.test_size}")
         if "flaml" in strategies and "warm" not in strategies:
@@ -186,6 +189,19 @@ class BenchmarkConfig:
                     out.append(name)
         return tuple(out)
 
+    def strategies_for(self, seed: int) -> tuple[str, ...]:
+        """The strategies run with ``seed``: all of them, less the warm@fraction ablations from seed
+        ``kb_fraction_seeds`` on."""
+        if self.kb_fraction_seeds is None or seed < self.kb_fraction_seeds:
+            return self.all_strategies
+        return tuple(s for s in self.all_strategies if strategy_fraction(s) in (None, 1.0))
+
+    @property
+    def compared_strategies(self) -> tuple[str, ...]:
+        """The strategies compared with each other (ranked, and setting each dataset's normalisation scale):
+        the requested ones without the warm@fraction ablations."""
+        return tuple(s for s in self.strategies if strategy_fraction(s) in (None, 1.0))
+
     def budgets_of(self, strategy: str) -> tuple[int, ...]:
         """Budgets at which ``strategy`` gets a row: all for searches, the largest for flaml, the smallest
         for flaml-zeroshot."""
@@ -210,6 +226,8 @@ class BenchmarkConfig:
             parts += ["--db", self.db]
         if self.limit:
             parts += ["--limit", str(self.limit)]
+        if self.kb_fraction_seeds is not None:
+            parts += ["--kb-fraction-seeds", str(self.kb_fraction_seeds)]
         if self.shuffle:
             parts += ["--shuffle"]
         if self.trial_time_limit != 60.0:
@@ -644,7 +662,8 @@ def run_dataset(ctx: _Context, notify: Any = None) -> dict[str, Any]:
     config, key = ctx.config, ctx.source.key
     output = Path(ctx.output)
     seeds = range(config.seeds)
-    todo = {(s, st) for s in seeds for st in ctx.strategies if not _is_done(ctx.done, key, s, st, config)}
+    todo = {(s, st) for s in seeds for st in ctx.strategies
+            if st in config.strategies_for(s) and not _is_done(ctx.done, key, s, st, config)}
     if not todo:
         return {"key": key, "status": "done", "new_rows": 0}
     start = time.perf_counter()
@@ -774,8 +793,8 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
     contexts = [_Context(source, config, kb_url, reference, str(output), strategies,
                          {d for d in done if d[0] == source.key}, warm_seconds.get(source.key, {}))
                 for source in sources]
-    total = len(sources) * config.seeds * len(strategies)
-    already = sum(1 for c in contexts for s in range(config.seeds) for st in strategies
+    total = len(sources) * sum(len(config.strategies_for(s)) for s in range(config.seeds))
+    already = sum(1 for c in contexts for s in range(config.seeds) for st in config.strategies_for(s)
                   if _is_done(c.done, c.source.key, s, st, config))
     echo(f"benchmark {config.suite}: {len(sources)} datasets x {config.seeds} seeds x {len(strategies)} strategies "
          f"({already}/{total} done); output {output}")
@@ -784,7 +803,7 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
 
         complete = [c.source.key for c in contexts
                     if all(_is_done(c.done, c.source.key, s, st, config) for s in range(config.seeds)
-                           for st in strategies)]
+                           for st in config.strategies_for(s))]
         summary = finalize(output, config, complete, hours=state["seconds"] / 3600,
                            extra={"report_only": True, "complete_datasets": len(complete),
                                   "datasets_in_suite": len(sources), "new_rows": 0})

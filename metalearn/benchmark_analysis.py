@@ -43,7 +43,8 @@ def load_results(output: Path, config: BenchmarkConfig | None = None, keys: Iter
     frame = pd.DataFrame(records, columns=RESULT_COLUMNS) if records else pd.DataFrame(columns=RESULT_COLUMNS)
     frame = frame.drop_duplicates(["dataset_key", "seed", "strategy", "budget"], keep="last")
     if config is not None and len(frame):
-        wanted = frame["strategy"].isin(config.all_strategies) & (frame["seed"].astype(int) < config.seeds)
+        wanted = np.array([int(seed) < config.seeds and s in config.strategies_for(int(seed))
+                           for s, seed in zip(frame["strategy"], frame["seed"], strict=True)], dtype=bool)
         wanted &= np.array([int(b) in config.budgets_of(s)
                             for s, b in zip(frame["strategy"], frame["budget"], strict=True)], dtype=bool)
         if keys is not None:
@@ -59,15 +60,21 @@ def load_results(output: Path, config: BenchmarkConfig | None = None, keys: Iter
     return frame
 
 
-def cell_scores(frame: pd.DataFrame) -> pd.DataFrame:
+def cell_scores(frame: pd.DataFrame, scale: Sequence[str] | None = None) -> pd.DataFrame:
     """Per (dataset, strategy, budget): test score and seconds averaged over seeds, and the normalised score
-    ``(score - worst) / (best - worst)`` over all strategies and budgets of that dataset (1 if all equal)."""
+    ``(score - worst) / (best - worst)`` (1 if all equal). Worst and best are taken over all budgets of the
+    ``scale`` strategies of that dataset (default: every strategy); the others are placed on the same scale,
+    so they can fall outside [0, 1]."""
     if frame.empty:
         return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
     cells = (frame.groupby(["dataset_key", "strategy", "budget"], as_index=False)
              .agg(test_score=("test_score", "mean"), seconds=("seconds", "mean")))
-    low = cells.groupby("dataset_key")["test_score"].transform("min")
-    high = cells.groupby("dataset_key")["test_score"].transform("max")
+    basis = cells if scale is None else cells[cells["strategy"].isin(scale)]
+    everything = cells.groupby("dataset_key")["test_score"]
+    low = cells["dataset_key"].map(basis.groupby("dataset_key")["test_score"].min()).fillna(
+        everything.transform("min"))
+    high = cells["dataset_key"].map(basis.groupby("dataset_key")["test_score"].max()).fillna(
+        everything.transform("max"))
     span = high - low
     cells["normalized"] = np.where(span > 1e-12, (cells["test_score"] - low) / span.where(span > 1e-12, 1.0), 1.0)
     cells["budget"] = cells["budget"].astype(int)
@@ -123,14 +130,16 @@ SEARCH_STRATEGIES = ("warm", "cold", "random")  # one code path, same CV folds: 
 
 def cv_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Like :func:`cell_scores` but on the incumbent's cross-validated score (the search objective), over the
-    strategies that share one code path and the same CV folds (warm, cold, random and warm@fraction)."""
+    strategies that share one code path and the same CV folds (warm, cold, random and warm@fraction; the
+    scale is set by warm, cold and random)."""
     if "cv_score" not in frame.columns:
         frame = frame.iloc[:0].assign(cv_score=np.nan)
     same_path = frame[frame["strategy"].isin(SEARCH_STRATEGIES) | frame["strategy"].str.startswith("warm@")]
     same_path = same_path.dropna(subset=["cv_score"])
     if same_path.empty:
         return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
-    return cell_scores(same_path.drop(columns=["test_score"]).rename(columns={"cv_score": "test_score"}))
+    return cell_scores(same_path.drop(columns=["test_score"]).rename(columns={"cv_score": "test_score"}),
+                       scale=SEARCH_STRATEGIES)
 
 
 def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value: str = "test_score"
@@ -163,9 +172,10 @@ def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value:
 def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
               hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     strategies = config.all_strategies
+    compared = config.compared_strategies
     main = [s for s in MAIN_STRATEGIES if s in strategies]
-    cells = cell_scores(frame)
-    median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), strategies)
+    cells = cell_scores(frame, scale=compared)
+    median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), compared)
     ranked = rank_cells(cells, main)
     ranks = _nested(ranked.groupby(["strategy", "budget"])["rank"].mean(), main)
     seconds = _nested(cells.groupby(["strategy", "budget"])["seconds"].median(), strategies)
@@ -173,11 +183,15 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
     at = MATCH_BUDGET if MATCH_BUDGET in config.budgets else config.max_budget
     match_cold = trials_to_match(median, "warm", "cold", at)
     match_random = trials_to_match(median, "warm", "random", at)
-    cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), strategies)
+    cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), compared)
     curve: dict[str, dict[str, float]] = {}
-    if "warm" in strategies:
+    if "warm" in strategies and len(frame):
+        # the same seeds for every fraction: those the ablations ran on
+        on = frame if config.kb_fraction_seeds is None else frame[frame["seed"].astype(int) < config.kb_fraction_seeds]
+        curve_cells = cell_scores(on, scale=compared)
+        curve_median = _nested(curve_cells.groupby(["strategy", "budget"])["normalized"].median(), strategies)
         for fraction in sorted(set(config.kb_fractions) | {1.0}):
-            values = median.get(_fraction_name(fraction))
+            values = curve_median.get(_fraction_name(fraction))
             if values:
                 curve[f"{fraction:g}"] = values
     summary: dict[str, Any] = {
@@ -195,6 +209,7 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "warm_trials_to_match_cold_at_50": match_cold,
         "warm_trials_to_match_random_at_50": match_random,
         "kb_fraction_curve": curve,
+        "kb_fraction_seeds": min(config.seeds, config.kb_fraction_seeds or config.seeds),
         "median_normalized_cv_score": cv_median,
         "cv_warm_trials_to_match_cold_at_50": trials_to_match(cv_median, "warm", "cold", at),
         "cv_warm_trials_to_match_random_at_50": trials_to_match(cv_median, "warm", "random", at),
@@ -288,7 +303,7 @@ def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> di
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    cells = cell_scores(frame)
+    cells = cell_scores(frame, scale=[s for s in summary["strategies"] if s in MAIN_STRATEGIES])
     bands = bootstrap_bands(cells)
     median = summary["median_normalized_score"]
     seconds = summary["median_seconds"]
@@ -403,7 +418,8 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
         lines.append(f"| {target['description']} | {mark[target['met']]} | `{json.dumps(target['value'])}` |")
     lines += ["", "## Median normalised test score", "",
               "Per dataset, test scores are averaged over seeds, then normalised to (score - worst) / (best - worst) "
-              "over all strategies and budgets of that dataset; the table shows the median over datasets.", ""]
+              "over all budgets of the compared strategies on that dataset; the table shows the median over "
+              "datasets.", ""]
     lines += _table(summary["median_normalized_score"], budgets)
     lines += ["", f"![median normalised score vs trials]({plots['score_vs_trials']})", "",
               f"![median normalised score vs seconds]({plots['score_vs_seconds']})", "",
@@ -437,7 +453,9 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
                              f"{c['median_difference']:+.4f}, {_p_value(c['wilcoxon_p'])}")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
     lines += ["", "## Knowledge-base size", "",
-              "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions.", ""]
+              "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions "
+              f"(seeds: the first {summary['kb_fraction_seeds']}). Scores are on the scale above (worst and best "
+              "of the compared strategies), so a fraction can fall below 0.", ""]
     lines += _table(summary["kb_fraction_curve"], budgets)
     lines += ["", f"![knowledge-base size curve]({plots['kb_fraction_curve']})", "",
               "## Median wall-clock seconds", ""]

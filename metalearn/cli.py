@@ -358,6 +358,8 @@ def benchmark(
     folds: Annotated[int, typer.Option(min=2, help="CV folds inside the train part.")] = 3,
     kb_fractions: Annotated[str, typer.Option(help="Knowledge-base fractions for the size curve (warm@f); "
                                                    "empty for none.")] = "0.1,0.25,0.5,1.0",
+    kb_fraction_seeds: Annotated[int | None, typer.Option(min=1, help="Run the size curve on the first N seeds "
+                                                                      "only (default: every seed).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N datasets.")] = None,
     shuffle: Annotated[bool, typer.Option(help="Fixed random dataset order, so --limit N is a random "
                                                "sample (growing N keeps the earlier ones).")] = False,
@@ -374,7 +376,7 @@ def benchmark(
         suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
         jobs=jobs, output=str(output), db=db, max_rows=max_rows, folds=folds,
         kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
-        cache_dir=str(cache_dir) if cache_dir else None)
+        cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds)
     summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),
                             progress=progress and sys.stderr.isatty(), report_only=report_only)
     typer.echo(f"report: {Path(config.output) / 'report.md'}")

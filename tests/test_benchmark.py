@@ -30,6 +30,7 @@ from metalearn.benchmark import (
 from metalearn.benchmark_analysis import (
     cell_scores,
     cv_cells,
+    load_results,
     paired_comparison,
     rank_cells,
     summarize,
@@ -274,6 +275,37 @@ def test_paired_comparison_and_cv_normalisation() -> None:
     assert set(cv["strategy"]) == {"warm", "cold"}
     assert (cv.loc[cv["strategy"] == "warm", "normalized"] == 1.0).all()
     assert (cv.loc[cv["strategy"] == "cold", "normalized"] == 0.0).all()
+
+
+def test_ablations_do_not_move_the_headline_and_run_on_the_chosen_seeds(tmp_path: Path) -> None:
+    rows = []
+    for key in ("a", "b"):
+        for seed in (0, 1, 2):
+            for strategy, score in (("warm", 0.8), ("cold", 0.7), ("warm@0.5", 0.5)):
+                for budget in (1, 50):
+                    rows.append({"dataset": key, "dataset_key": key, "family": key, "seed": seed,
+                                 "strategy": strategy, "budget": budget, "seconds": 1.0,
+                                 "test_score": score + 0.1 * (budget == 50) + 0.01 * seed})
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = BenchmarkConfig(suite="x", strategies=("warm", "cold"), budgets=(1, 50), seeds=3,
+                             kb_fractions=(0.5, 1.0), kb_fraction_seeds=1).validate()
+    assert config.strategies_for(0) == ("warm", "cold", "warm@0.5")
+    assert config.strategies_for(2) == ("warm", "cold")
+    assert "--kb-fraction-seeds 1" in config.command()
+    frame = load_results(tmp_path, config)
+    assert set(frame.loc[frame["strategy"] == "warm@0.5", "seed"]) == {0}  # later seeds' ablation rows left out
+    assert len(frame) == 2 * 2 * (3 * 2 + 1)
+    summary = summarize(frame, config)
+    without = summarize(frame[frame["strategy"] != "warm@0.5"], replace(config, kb_fractions=()))
+    assert summary["median_normalized_score"] == without["median_normalized_score"]  # the ablation is not the worst
+    assert summary["median_normalized_score"]["cold"]["1"] == pytest.approx(0.0)
+    assert "warm@0.5" not in summary["median_normalized_score"]
+    curve = summary["kb_fraction_curve"]
+    assert curve["1"]["50"] == pytest.approx(1.0) and curve["0.5"]["1"] < 0  # below the compared strategies' worst
+    assert curve["0.5"]["1"] == pytest.approx((0.5 - 0.7) / (0.9 - 0.7))  # seed 0 only: 0.5 on a 0.7..0.9 scale
+    assert summary["kb_fraction_seeds"] == 1
+    with pytest.raises(MetalearnError, match="kb-fraction-seeds"):
+        replace(config, kb_fraction_seeds=0).validate()
 
 
 def test_outer_split_is_stratified_capped_and_disjoint() -> None:
