@@ -184,16 +184,7 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
     match_cold = trials_to_match(median, "warm", "cold", at)
     match_random = trials_to_match(median, "warm", "random", at)
     cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), compared)
-    curve: dict[str, dict[str, float]] = {}
-    if "warm" in strategies and len(frame):
-        # the same seeds for every fraction: those the ablations ran on
-        on = frame if config.kb_fraction_seeds is None else frame[frame["seed"].astype(int) < config.kb_fraction_seeds]
-        curve_cells = cell_scores(on, scale=compared)
-        curve_median = _nested(curve_cells.groupby(["strategy", "budget"])["normalized"].median(), strategies)
-        for fraction in sorted(set(config.kb_fractions) | {1.0}):
-            values = curve_median.get(_fraction_name(fraction))
-            if values:
-                curve[f"{fraction:g}"] = values
+    curve, cv_curve = kb_fraction_curves(frame, config)
     summary: dict[str, Any] = {
         "suite": config.suite,
         "n_datasets": int(frame["dataset_key"].nunique()) if len(frame) else 0,
@@ -209,6 +200,7 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "warm_trials_to_match_cold_at_50": match_cold,
         "warm_trials_to_match_random_at_50": match_random,
         "kb_fraction_curve": curve,
+        "kb_fraction_cv_curve": cv_curve,
         "kb_fraction_seeds": min(config.seeds, config.kb_fraction_seeds or config.seeds),
         "median_normalized_cv_score": cv_median,
         "cv_warm_trials_to_match_cold_at_50": trials_to_match(cv_median, "warm", "cold", at),
@@ -234,6 +226,21 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
     if extra:
         summary.update(extra)
     return summary
+
+
+def kb_fraction_curves(frame: pd.DataFrame, config: BenchmarkConfig
+                       ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``{fraction: {budget: median normalised score}}`` of warm@fraction on test and on CV, over the seeds the
+    ablations ran on (``1`` is warm on those seeds), on the scale set by the compared strategies."""
+    if "warm" not in config.strategies or frame.empty:
+        return {}, {}
+    on = frame if config.kb_fraction_seeds is None else frame[frame["seed"].astype(int) < config.kb_fraction_seeds]
+    curves = []
+    for cells in (cell_scores(on, scale=config.compared_strategies), cv_cells(on)):
+        median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), config.all_strategies)
+        curves.append({f"{f:g}": median[_fraction_name(f)] for f in sorted(set(config.kb_fractions) | {1.0})
+                       if median.get(_fraction_name(f))})
+    return curves[0], curves[1]
 
 
 def _targets(summary: dict[str, Any], config: BenchmarkConfig) -> dict[str, dict[str, Any]]:
@@ -359,21 +366,25 @@ def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> di
     plt.close(fig)
     files["rank_vs_budget"] = "rank_vs_budget.png"
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    curve = summary["kb_fraction_curve"]
-    fractions = sorted(curve, key=float)
-    budgets = sorted({int(b) for values in curve.values() for b in values})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
     cmap = plt.get_cmap("viridis")
-    for i, b in enumerate(budgets):
-        xs = [float(f) for f in fractions if str(b) in curve[f]]
-        ys = [curve[f][str(b)] for f in fractions if str(b) in curve[f]]
-        ax.plot(xs, ys, marker="o", color=cmap(i / max(1, len(budgets) - 1)), label=f"{b} trials")
-    ax.set_xlabel("fraction of the (family-filtered) knowledge base")
-    ax.set_ylabel("warm: median normalised test score")
-    ax.grid(alpha=0.3)
-    if budgets:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    for ax, key, label in ((axes[0], "kb_fraction_curve", "test"), (axes[1], "kb_fraction_cv_curve", "CV")):
+        curve = summary.get(key) or {}
+        fractions = sorted(curve, key=float)
+        budgets = sorted({int(b) for values in curve.values() for b in values})
+        for i, b in enumerate(budgets):
+            xs = [float(f) for f in fractions if str(b) in curve[f]]
+            ys = [curve[f][str(b)] for f in fractions if str(b) in curve[f]]
+            ax.plot(xs, ys, marker="o", color=cmap(i / max(1, len(budgets) - 1)), label=f"{b} trials")
+        ax.set_xlabel("fraction of the (family-filtered) knowledge base")
+        ax.set_ylabel(f"warm: median normalised {label} score")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.suptitle(f"Knowledge-base size: {summary['n_datasets']} datasets, first {summary.get('kb_fraction_seeds', 1)} "
+                 "seed(s)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(output / "kb_fraction_curve.png", dpi=110)
     plt.close(fig)
     files["kb_fraction_curve"] = "kb_fraction_curve.png"
@@ -390,8 +401,9 @@ def _p_value(p: float | None) -> str:
     return "p —" if p is None else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
 
 
-def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: int = 3) -> list[str]:
-    lines = ["| strategy | " + " | ".join(str(b) for b in budgets) + " |",
+def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: int = 3, first: str = "strategy"
+           ) -> list[str]:
+    lines = [f"| {first} | " + " | ".join(str(b) for b in budgets) + " |",
              "|---|" + "---:|" * len(budgets)]
     for strategy, values in data.items():
         lines.append(f"| {strategy} | " + " | ".join(_fmt(values.get(str(b)), digits) for b in budgets) + " |")
@@ -456,7 +468,10 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
               "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions "
               f"(seeds: the first {summary['kb_fraction_seeds']}). Scores are on the scale above (worst and best "
               "of the compared strategies), so a fraction can fall below 0.", ""]
-    lines += _table(summary["kb_fraction_curve"], budgets)
+    lines += ["Test score:", ""] + _table(summary["kb_fraction_curve"], budgets, first="fraction")
+    if summary.get("kb_fraction_cv_curve"):
+        lines += ["", "CV score (the search objective, normalised like the CV table above):", ""]
+        lines += _table(summary["kb_fraction_cv_curve"], budgets, first="fraction")
     lines += ["", f"![knowledge-base size curve]({plots['kb_fraction_curve']})", "",
               "## Median wall-clock seconds", ""]
     lines += _table(summary["median_seconds"], budgets, 1)

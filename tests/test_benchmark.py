@@ -145,7 +145,7 @@ def test_summary_plots_and_report(bench: dict) -> None:
         assert all(0 <= v <= 1 for v in summary["median_normalized_score"][strategy].values())
         assert all(1 <= v <= 4 for v in summary["average_rank"][strategy].values())
     assert "warm@0.5" not in summary["average_rank"]  # ablations are not ranked
-    assert set(summary["kb_fraction_curve"]) == {"0.5", "1"}
+    assert set(summary["kb_fraction_curve"]) == set(summary["kb_fraction_cv_curve"]) == {"0.5", "1"}
     assert summary["match_budget"] == 2 and "warm_trials_to_match_cold_at_2" in summary
     assert summary["warm_trials_to_match_cold_at_50"] in (None, 1, 2)
     assert summary["command"].startswith("metalearn benchmark --suite")
@@ -286,6 +286,7 @@ def test_ablations_do_not_move_the_headline_and_run_on_the_chosen_seeds(tmp_path
                     rows.append({"dataset": key, "dataset_key": key, "family": key, "seed": seed,
                                  "strategy": strategy, "budget": budget, "seconds": 1.0,
                                  "test_score": score + 0.1 * (budget == 50) + 0.01 * seed})
+                    rows[-1]["cv_score"] = rows[-1]["test_score"] - 0.05
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = BenchmarkConfig(suite="x", strategies=("warm", "cold"), budgets=(1, 50), seeds=3,
                              kb_fractions=(0.5, 1.0), kb_fraction_seeds=1).validate()
@@ -304,6 +305,8 @@ def test_ablations_do_not_move_the_headline_and_run_on_the_chosen_seeds(tmp_path
     assert curve["1"]["50"] == pytest.approx(1.0) and curve["0.5"]["1"] < 0  # below the compared strategies' worst
     assert curve["0.5"]["1"] == pytest.approx((0.5 - 0.7) / (0.9 - 0.7))  # seed 0 only: 0.5 on a 0.7..0.9 scale
     assert summary["kb_fraction_seeds"] == 1
+    assert summary["kb_fraction_cv_curve"]["0.5"]["1"] == pytest.approx(-1.0)  # CV: 0.45 on a 0.65..0.85 scale
+    assert summary["kb_fraction_cv_curve"]["1"]["50"] == pytest.approx(1.0)
     with pytest.raises(MetalearnError, match="kb-fraction-seeds"):
         replace(config, kb_fraction_seeds=0).validate()
 
