@@ -410,6 +410,47 @@ def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: in
     return lines
 
 
+def shortfalls(summary: dict[str, Any]) -> list[str]:
+    """One sentence per missed target (and for the CV view of trials-to-match): by how much, and the next lever."""
+    targets, median, ranks = summary["targets"], summary["median_normalized_score"], summary["average_rank"]
+    at, out = summary["match_budget"], []
+    design = ("the initial design: more neighbours (k), a better meta-feature distance, or a larger cross-evaluated "
+              "portfolio (more seed runs)")
+    for view, table, key in (("test", median, "warm_matches_cold_within_10"),
+                             ("CV", summary.get("median_normalized_cv_score", {}), None)):
+        met = targets[key]["met"] if key else None
+        match = summary["warm_trials_to_match_cold_at_50"] if key else summary.get("cv_warm_trials_to_match_cold_at_50")
+        goal = table.get("cold", {}).get(str(at))
+        if goal is None or "warm" not in table or met is True or (key is None and match is not None and match <= 10):
+            continue
+        best10 = max((v for b, v in table["warm"].items() if int(b) <= 10), default=None)
+        reached = f"after {match} trials" if match is not None else "at no budget"
+        gap = "" if best10 is None else f"; within 10 trials warm's best is {best10:.3f}, {goal - best10:.3f} short"
+        out.append(f"On the {view} score warm reaches cold's {at}-trial median ({goal:.3f}) {reached}, not within 10"
+                   f"{gap}. Lever: {design}.")
+    rank_target = targets.get("warm_ranks_above_cold_and_random", {})
+    if rank_target.get("met") is False:
+        for b, ok in rank_target["value"].items():
+            if ok:
+                continue
+            best = min((ranks[o][b], o) for o in ("cold", "random") if o in ranks and b in ranks[o])
+            lever = design if int(b) <= 10 else "the search after the warm start (fewer warm trials, SMAC's model)"
+            out.append(f"At {b} trials warm's average rank is {ranks['warm'][b]:.2f}, behind {best[1]} "
+                       f"({best[0]:.2f}) by {ranks['warm'][b] - best[0]:.2f}. Lever: {lever}.")
+    for key, peer, lever in (("warm_beats_flaml_at_equal_wallclock", "flaml",
+                              "cheaper trials (a row cap or successive halving within the same wall-clock) or a "
+                              "search space closer to FLAML's tuned gradient boosting"),
+                             ("warm_one_trial_beats_flaml_zeroshot", "flaml-zeroshot",
+                              "the first recommendation: rank the portfolio by expected score on the neighbours, "
+                              "or add FLAML-style data-dependent defaults to the portfolio")):
+        target = targets.get(key, {})
+        if target.get("met") is False:
+            value = target["value"]
+            out.append(f"{target['description']}: rank {value['warm']:.2f} vs {value[peer]:.2f} "
+                       f"({value['warm'] - value[peer]:+.2f}). Lever: {lever}.")
+    return out
+
+
 def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, str], output: Path) -> Path:
     budgets = summary["budgets"]
     mark = {True: "met", False: "**not met**", None: "n/a"}
@@ -428,6 +469,9 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
                       "(`--report-only` on an interrupted run; rerunning the command resumes it).", ""]
     for target in summary["targets"].values():
         lines.append(f"| {target['description']} | {mark[target['met']]} | `{json.dumps(target['value'])}` |")
+    misses = shortfalls(summary)
+    if misses:
+        lines += ["", "Shortfalls and next levers:", ""] + [f"- {m}" for m in misses]
     lines += ["", "## Median normalised test score", "",
               "Per dataset, test scores are averaged over seeds, then normalised to (score - worst) / (best - worst) "
               "over all budgets of the compared strategies on that dataset; the table shows the median over "

@@ -33,6 +33,7 @@ from metalearn.benchmark_analysis import (
     load_results,
     paired_comparison,
     rank_cells,
+    shortfalls,
     summarize,
     trials_to_match,
 )
@@ -309,6 +310,29 @@ def test_ablations_do_not_move_the_headline_and_run_on_the_chosen_seeds(tmp_path
     assert summary["kb_fraction_cv_curve"]["1"]["50"] == pytest.approx(1.0)
     with pytest.raises(MetalearnError, match="kb-fraction-seeds"):
         replace(config, kb_fraction_seeds=0).validate()
+
+
+def test_missed_targets_are_reported_with_the_gap_and_a_lever() -> None:
+    rows = []
+    for key in ("a", "b", "c"):  # warm flat at 0.7, cold climbs past it: warm never matches cold at 50
+        for strategy, scores in (("warm", (0.7, 0.7, 0.7)), ("cold", (0.6, 0.75, 0.9)), ("random", (0.5, 0.6, 0.8))):
+            for budget, score in zip((1, 10, 50), scores, strict=True):
+                rows.append({"dataset": key, "dataset_key": key, "family": key, "seed": 0, "strategy": strategy,
+                             "budget": budget, "test_score": score, "cv_score": score, "seconds": 1.0})
+    config = BenchmarkConfig(suite="x", strategies=("warm", "cold", "random"), budgets=(1, 10, 50),
+                             kb_fractions=()).validate()
+    summary = summarize(pd.DataFrame(rows), config)
+    assert summary["warm_trials_to_match_cold_at_50"] is None
+    lines = shortfalls(summary)
+    test_line = next(line for line in lines if line.startswith("On the test score"))
+    assert "at no budget" in test_line and "0.500 short" in test_line and "Lever:" in test_line  # 0.5 vs 1.0
+    assert any(line.startswith("On the CV score") for line in lines)
+    rank_lines = [line for line in lines if line.startswith("At ")]
+    assert [line.split()[1] for line in rank_lines] == ["10", "50"]  # warm leads at 1 trial only
+    assert "behind cold (1.00) by 1.00" in rank_lines[0]
+    met = summarize(pd.DataFrame([r for r in rows if r["strategy"] != "cold"]), replace(
+        config, strategies=("warm", "random")))
+    assert not [line for line in shortfalls(met) if "test score" in line]  # no cold: nothing to match
 
 
 def test_outer_split_is_stratified_capped_and_disjoint() -> None:
