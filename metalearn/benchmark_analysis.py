@@ -169,6 +169,44 @@ def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value:
     return out
 
 
+def gain_by_distance(frame: pd.DataFrame, records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per budget: how warm's CV gain over cold (seeds averaged per dataset) depends on the query's distance to its
+    nearest knowledge-base neighbour (``neighbors.jsonl`` records of warm): Spearman's rho and p (None below 6
+    datasets), and the mean gain of the far queries (the recommender put the global portfolio first) and the rest."""
+    from scipy.stats import spearmanr
+
+    if frame.empty or "cv_score" not in frame.columns:
+        return {}
+    seeds, keys = set(frame["seed"].astype(int)), set(frame["dataset_key"])
+    nearest = pd.DataFrame([{"dataset_key": r["dataset_key"], "nearest": min(n["distance"] for n in r["neighbors"]),
+                             "far": float(bool(r.get("far")))} for r in records
+                            if r.get("strategy") == "warm" and r.get("neighbors") and int(r.get("seed", -1)) in seeds
+                            and r.get("dataset_key") in keys])
+    if nearest.empty:
+        return {}
+    nearest = nearest.groupby("dataset_key").mean()
+    cv = frame[frame["strategy"].isin(["warm", "cold"])].dropna(subset=["cv_score"])
+    table = cv.groupby(["budget", "dataset_key", "strategy"])["cv_score"].mean().unstack("strategy")
+    if not {"warm", "cold"} <= set(table.columns):
+        return {}
+    gain = (table["warm"] - table["cold"]).dropna()
+    out: dict[str, dict[str, Any]] = {}
+    for budget, part in gain.groupby(level="budget"):
+        part = part.droplevel("budget")
+        info = nearest.reindex(part.index).dropna()
+        part = part.reindex(info.index)
+        rho = p = None
+        if len(part) >= 6 and part.nunique() > 1 and info["nearest"].nunique() > 1:
+            result = spearmanr(part.to_numpy(), info["nearest"].to_numpy())
+            rho, p = round(float(result.statistic), 4), round(float(result.pvalue), 4)
+        far = info["far"] >= 0.5
+        out[str(int(budget))] = {
+            "datasets": int(len(part)), "spearman_rho": rho, "p": p, "far_datasets": int(far.sum()),
+            "mean_gain_far": float(part[far].mean()) if far.any() else None,
+            "mean_gain_near": float(part[~far].mean()) if (~far).any() else None}
+    return out
+
+
 def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
               hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     strategies = config.all_strategies
@@ -508,6 +546,21 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
                 cells.append("—" if c is None else f"{c['wins']} / {c['ties']} / {c['losses']}, "
                              f"{c['median_difference']:+.4f}, {_p_value(c['wilcoxon_p'])}")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    by_distance = summary.get("warm_gain_by_distance") or {}
+    if by_distance:
+        lines += ["", "## Where the warm start helps", "",
+                  "warm's CV-score gain over cold (seeds averaged per dataset) against the query's distance to its "
+                  "nearest knowledge-base neighbour: Spearman correlation, and the mean gain of the far queries (the "
+                  "nearest neighbour beyond the 90th percentile of the knowledge base's own nearest distances; their "
+                  "initial design leads with the global portfolio) and of the others.", "",
+                  "| budget | datasets | Spearman rho | far: datasets, mean gain | near: mean gain |",
+                  "|---:|---:|---|---|---|"]
+        for b in budgets:
+            c = by_distance.get(str(b))
+            if c:
+                rho = "—" if c["spearman_rho"] is None else f"{c['spearman_rho']:+.3f} ({_p_value(c['p'])})"
+                lines.append(f"| {b} | {c['datasets']} | {rho} | {c['far_datasets']}, {_fmt(c['mean_gain_far'], 4)} "
+                             f"| {_fmt(c['mean_gain_near'], 4)} |")
     lines += ["", "## Knowledge-base size", "",
               "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions "
               f"(seeds: the first {summary['kb_fraction_seeds']}). Scores are on the scale above (worst and best "
@@ -546,6 +599,7 @@ def finalize(output: Path, config: BenchmarkConfig, keys: Iterable[str] | None =
     frame = load_results(output, config, keys)
     frame.to_parquet(output / "results.parquet", index=False)
     summary = summarize(frame, config, hours=hours, extra=extra)
+    summary["warm_gain_by_distance"] = gain_by_distance(frame, read_jsonl(output / "neighbors.jsonl"))
     plots = make_plots(frame, summary, output)
     summary["plots"] = plots
     write_report(frame, summary, plots, output)

@@ -30,6 +30,7 @@ from metalearn.benchmark import (
 from metalearn.benchmark_analysis import (
     cell_scores,
     cv_cells,
+    gain_by_distance,
     load_results,
     paired_comparison,
     rank_cells,
@@ -155,6 +156,9 @@ def test_summary_plots_and_report(bench: dict) -> None:
     assert set(summary["median_normalized_cv_score"]) >= {"warm", "cold", "random"}
     assert set(summary["paired"]["warm_vs_cold"]["cv_score"]) == {"1", "2"}
     assert summary["cv_warm_trials_to_match_cold_at_50"] in (None, 1, 2)
+    by_distance = summary["warm_gain_by_distance"]
+    assert set(by_distance) == {"1", "2"} and all(c["datasets"] == 3 for c in by_distance.values())
+    assert all(c["spearman_rho"] is None for c in by_distance.values())  # fewer than 6 datasets
     for name in PLOTS:
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (output / "report.md").read_text()
@@ -333,6 +337,23 @@ def test_missed_targets_are_reported_with_the_gap_and_a_lever() -> None:
     met = summarize(pd.DataFrame([r for r in rows if r["strategy"] != "cold"]), replace(
         config, strategies=("warm", "random")))
     assert not [line for line in shortfalls(met) if "test score" in line]  # no cold: nothing to match
+
+
+def test_gain_by_distance_correlates_the_warm_gain_with_the_nearest_neighbour() -> None:
+    rows, records = [], []
+    for i in range(8):  # the farther the nearest neighbour, the smaller warm's CV gain; the two farthest are "far"
+        for strategy, cv in (("warm", 0.9 - 0.01 * i), ("cold", 0.8)):
+            rows.append({"dataset_key": f"d{i}", "seed": 0, "strategy": strategy, "budget": 1, "cv_score": cv,
+                         "test_score": cv})
+        records.append({"dataset_key": f"d{i}", "seed": 0, "strategy": "warm", "far": i >= 6,
+                        "neighbors": [{"distance": 0.1 * (i + 1)}, {"distance": 2.0}]})
+    records.append({"dataset_key": "d0", "seed": 0, "strategy": "warm@0.5", "far": True,
+                    "neighbors": [{"distance": 9.0}]})  # ablations are not the warm start measured here
+    effect = gain_by_distance(pd.DataFrame(rows), records)["1"]
+    assert effect["datasets"] == 8 and effect["spearman_rho"] == pytest.approx(-1.0) and effect["p"] < 0.01
+    assert effect["far_datasets"] == 2
+    assert effect["mean_gain_far"] == pytest.approx(0.1 - 0.065) and effect["mean_gain_near"] == pytest.approx(0.075)
+    assert gain_by_distance(pd.DataFrame(rows), []) == {}
 
 
 def test_outer_split_is_stratified_capped_and_disjoint() -> None:
