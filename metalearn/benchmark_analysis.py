@@ -207,13 +207,18 @@ def gain_by_distance(frame: pd.DataFrame, records: Iterable[dict[str, Any]]) -> 
     return out
 
 
+def _main_strategies(strategies: Iterable[str]) -> list[str]:
+    """The compared strategies among ``strategies`` (no warm@fraction ablations), in canonical order."""
+    present = set(strategies)
+    return [s for s in MAIN_STRATEGIES if s in present]
+
+
 def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
               hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     strategies = config.all_strategies
-    compared = config.compared_strategies
-    main = [s for s in MAIN_STRATEGIES if s in strategies]
-    cells = cell_scores(frame, scale=compared)
-    median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), compared)
+    main = _main_strategies(strategies)
+    cells = cell_scores(frame, scale=main)
+    median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), main)
     ranked = rank_cells(cells, main)
     ranks = _nested(ranked.groupby(["strategy", "budget"])["rank"].mean(), main)
     seconds = _nested(cells.groupby(["strategy", "budget"])["seconds"].median(), strategies)
@@ -221,7 +226,7 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
     at = MATCH_BUDGET if MATCH_BUDGET in config.budgets else config.max_budget
     match_cold = trials_to_match(median, "warm", "cold", at)
     match_random = trials_to_match(median, "warm", "random", at)
-    cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), compared)
+    cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), main)
     curve, cv_curve = kb_fraction_curves(frame, config)
     summary: dict[str, Any] = {
         "suite": config.suite,
@@ -348,7 +353,7 @@ def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> di
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    cells = cell_scores(frame, scale=[s for s in summary["strategies"] if s in MAIN_STRATEGIES])
+    cells = cell_scores(frame, scale=_main_strategies(summary["strategies"]))
     bands = bootstrap_bands(cells)
     median = summary["median_normalized_score"]
     seconds = summary["median_seconds"]
@@ -573,7 +578,7 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
               "## Median wall-clock seconds", ""]
     lines += _table(summary["median_seconds"], budgets, 1)
     lines += ["", "## Mean test score per dataset (largest budget; flaml-zeroshot at the smallest)", ""]
-    main = [s for s in MAIN_STRATEGIES if s in summary["strategies"]]
+    main = _main_strategies(summary["strategies"])
     if len(frame):
         top, low = max(budgets), min(budgets)
         pick = frame[((frame["budget"] == top) & (frame["strategy"] != "flaml-zeroshot"))
