@@ -71,6 +71,13 @@ def _fraction_name(fraction: float) -> str:
     return "warm" if fraction >= 1.0 else f"warm@{fraction:g}"
 
 
+def compared_strategies(strategies: Iterable[str]) -> list[str]:
+    """The strategies among ``strategies`` that are compared with each other (ranked, and setting each
+    dataset's normalisation scale): all but the warm@fraction ablations, in canonical order."""
+    present = set(strategies)
+    return [s for s in MAIN_STRATEGIES if s in present]
+
+
 def strategy_fraction(strategy: str) -> float | None:
     """``warm@0.25`` -> 0.25, ``warm`` -> 1.0, anything else -> None."""
     if strategy == "warm":
@@ -198,9 +205,8 @@ class BenchmarkConfig:
 
     @property
     def compared_strategies(self) -> tuple[str, ...]:
-        """The strategies compared with each other (ranked, and setting each dataset's normalisation scale):
-        the requested ones without the warm@fraction ablations."""
-        return tuple(s for s in self.strategies if strategy_fraction(s) in (None, 1.0))
+        """The requested strategies without the warm@fraction ablations (see :func:`compared_strategies`)."""
+        return tuple(compared_strategies(self.strategies))
 
     def budgets_of(self, strategy: str) -> tuple[int, ...]:
         """Budgets at which ``strategy`` gets a row: all for searches, the largest for flaml, the smallest

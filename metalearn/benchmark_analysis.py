@@ -21,7 +21,6 @@ import pandas as pd
 
 from metalearn.benchmark import (
     BOOTSTRAP,
-    MAIN_STRATEGIES,
     MATCH_BUDGET,
     METRIC,
     RESULT_COLUMNS,
@@ -29,6 +28,7 @@ from metalearn.benchmark import (
     _fraction_name,
     _json_default,
     _now,
+    compared_strategies,
     read_jsonl,
 )
 
@@ -207,16 +207,10 @@ def gain_by_distance(frame: pd.DataFrame, records: Iterable[dict[str, Any]]) -> 
     return out
 
 
-def _main_strategies(strategies: Iterable[str]) -> list[str]:
-    """The compared strategies among ``strategies`` (no warm@fraction ablations), in canonical order."""
-    present = set(strategies)
-    return [s for s in MAIN_STRATEGIES if s in present]
-
-
 def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
               hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     strategies = config.all_strategies
-    main = _main_strategies(strategies)
+    main = compared_strategies(strategies)
     cells = cell_scores(frame, scale=main)
     median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), main)
     ranked = rank_cells(cells, main)
@@ -353,11 +347,11 @@ def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> di
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    cells = cell_scores(frame, scale=_main_strategies(summary["strategies"]))
+    cells = cell_scores(frame, scale=compared_strategies(summary["strategies"]))
     bands = bootstrap_bands(cells)
     median = summary["median_normalized_score"]
     seconds = summary["median_seconds"]
-    main = [s for s in MAIN_STRATEGIES if s in median]
+    main = compared_strategies(median)
     files: dict[str, str] = {}
 
     def band(strategy: str) -> pd.DataFrame:
@@ -578,7 +572,7 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
               "## Median wall-clock seconds", ""]
     lines += _table(summary["median_seconds"], budgets, 1)
     lines += ["", "## Mean test score per dataset (largest budget; flaml-zeroshot at the smallest)", ""]
-    main = _main_strategies(summary["strategies"])
+    main = compared_strategies(summary["strategies"])
     if len(frame):
         top, low = max(budgets), min(budgets)
         pick = frame[((frame["budget"] == top) & (frame["strategy"] != "flaml-zeroshot"))
