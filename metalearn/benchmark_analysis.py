@@ -562,8 +562,9 @@ def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, 
                              f"| {_fmt(c['mean_gain_near'], 4)} |")
     lines += ["", "## Knowledge-base size", "",
               "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions "
-              f"(seeds: the first {summary['kb_fraction_seeds']}). Scores are on the scale above (worst and best "
-              "of the compared strategies), so a fraction can fall below 0.", ""]
+              f"(seeds: the first {summary['kb_fraction_seeds']}). Scores are normalised like the tables above (worst "
+              "and best of the compared strategies), computed on those seeds only, so the `1` row is warm on them "
+              "and a fraction can fall below 0.", ""]
     lines += ["Test score:", ""] + _table(summary["kb_fraction_curve"], budgets, first="fraction")
     if summary.get("kb_fraction_cv_curve"):
         lines += ["", "CV score (the search objective, normalised like the CV table above):", ""]
