@@ -14,29 +14,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from metalearn.api.dependencies import (
-    AppState,
-    Conflict,
-    DataStore,
-    KBVersion,
-    ModelCache,
-    NotFound,
-    RecommendationService,
-    ServerSettings,
-    StatsCache,
-)
-from metalearn.api.jobs import JobManager, QueueFull, recover
-from metalearn.api.routers import datasets, health, knowledge_base, recommendations, searches
-from metalearn.api.security import APIKeyMiddleware, BodySizeLimitMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from metalearn import __version__
-from metalearn.errors import MetalearnError
+from metalearn.api.dependencies import AppState
+from metalearn.api.jobs import JobManager
+from metalearn.api.routers import datasets, health, knowledge_base, recommendations, searches
+from metalearn.api.security import APIKeyMiddleware, BodySizeLimitMiddleware
+from metalearn.api.services import KBVersion, ModelCache, RecommendationService, StatsCache
+from metalearn.api.storage import DataStore
+from metalearn.errors import MetalearnError, QueueFull
+from metalearn.protocol import DEFAULT_METRIC
+from metalearn.service import open_kb, recover_searches
+from metalearn.settings import ServerSettings
 
 log = logging.getLogger("metalearn.api")
 
 UPLOAD_PATHS = ("/v1/datasets",)
 MULTIPART_ALLOWANCE = 2**20  # form fields and multipart framing on top of the file itself
+RETRY_AFTER = "30"  # seconds a client should wait after a 429 (queue full)
 
 DESCRIPTION = """
 Meta-learning AutoML for tabular classification over HTTP.
@@ -71,15 +67,9 @@ TAGS = [
 
 def open_state(settings: ServerSettings) -> AppState:
     """Open the knowledge base (seeding an empty one), recover interrupted searches, start the scheduler."""
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.knowledge_base.snapshot import ensure_seeded
-
-    kb = KnowledgeBase(settings.db_url)
-    seed_loaded = ensure_seeded(kb) if settings.seed_kb else None
-    if seed_loaded:
-        log.info("loaded the shipped knowledge base %s", seed_loaded)
+    kb = open_kb(settings.db_url, seed=settings.seed_kb)
     if settings.recover:
-        count = recover(kb)
+        count = recover_searches(kb)
         if count:
             log.warning("marked %d search(es) left queued or running by a previous server as failed", count)
     store = DataStore(settings.data_dir).ensure()
@@ -89,15 +79,12 @@ def open_state(settings: ServerSettings) -> AppState:
     jobs = JobManager(settings, kb, store,
                       on_finished=lambda search_id: log.info("search %d finished", search_id)).start()
     return AppState(settings=settings, kb=kb, store=store, jobs=jobs, stats=StatsCache(kb, version),
-                    recommendations=recommendations, models=ModelCache(), seed_loaded=seed_loaded)
+                    recommendations=recommendations, models=ModelCache())
 
 
 def _warm_up(state: AppState) -> None:
-    """Import the heavy modules and build the default recommender, so that the first requests are fast."""
+    """Build the default recommender, so that the first requests are fast."""
     try:
-        import metalearn.metafeatures  # noqa: F401 - pymfe takes seconds to import
-        from metalearn.evaluation import DEFAULT_METRIC
-
         state.recommendations.warm_up(DEFAULT_METRIC)
     except Exception:  # warming up is an optimisation only
         log.exception("warm-up failed")
@@ -128,21 +115,12 @@ def add_exception_handlers(app: FastAPI) -> None:
         detail, items = _validation_summary(list(exc.errors()))
         return _error(422, detail, errors=items)
 
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return _error(409, str(exc))
-
-    @app.exception_handler(QueueFull)
-    async def queue_full(_: Request, exc: QueueFull) -> JSONResponse:
-        return JSONResponse(status_code=429, content={"detail": str(exc)}, headers={"Retry-After": "30"})
-
     @app.exception_handler(MetalearnError)
     async def user_error(_: Request, exc: MetalearnError) -> JSONResponse:
-        return _error(400, str(exc) or type(exc).__name__)
+        """Every metalearn error with the HTTP status its class declares (NotFound 404, QueueFull 429, ...)."""
+        headers = {"Retry-After": RETRY_AFTER} if isinstance(exc, QueueFull) else None
+        return JSONResponse(status_code=exc.http_status, content={"detail": str(exc) or type(exc).__name__},
+                            headers=headers)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -151,7 +129,11 @@ def add_exception_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    """The application; ``settings`` default to :meth:`ServerSettings.from_env`."""
+    """The application; ``settings`` default to :meth:`ServerSettings.from_env`.
+
+    ``metalearn serve`` passes its settings for one process (``uvicorn.run(create_app(settings))``); with
+    several uvicorn workers each process calls it as a factory without arguments.
+    """
     settings = settings or ServerSettings.from_env()
 
     @asynccontextmanager

@@ -3,22 +3,26 @@
 Lifecycle of a search (its status lives in the knowledge base, so any server process can read it):
 
 * ``POST /v1/searches`` -> :meth:`JobManager.submit` creates the search row at once
-  (``kb.start_search``, then status ``queued``) and appends it to the queue, or refuses with
+  (``kb.start_search(..., status="queued")``) and appends it to the queue, or refuses with
   :class:`QueueFull` (HTTP 429) when ``search_workers + search_queue`` searches are already active.
 * A scheduler thread starts up to ``search_workers`` searches at a time, each in a fresh ``spawn``
   process (own interpreter: no state shared with the server, memory returned when it ends, and it
   can be killed without harming the server). The row goes ``queued -> running`` atomically, so a
   search cancelled while queued never starts.
-* The worker (:func:`run_search_job`) runs :meth:`WarmStartSearch.run` with the search id, so every
-  trial is written to the knowledge base as it finishes (``GET /v1/searches/{id}`` reads them from
-  there), saves the refitted model to the data directory and only then sets the final status
+* The worker (:func:`run_search_job`) runs :meth:`WarmStartSearch.run` with the search id and
+  ``finish=False``, so every trial is written to the knowledge base as it finishes
+  (``GET /v1/searches/{id}`` reads them from there), saves the refitted model to the data directory
+  and only then sets the final status itself
   (``succeeded``, ``failed`` or ``cancelled``): a client that sees ``succeeded`` can download the model.
 * Cancellation writes a flag file that the worker's ``should_stop`` checks between trials; a worker
   still busy ``cancel_grace`` seconds later (a long trial) is killed and the search marked cancelled.
   Trials finished before stay in the knowledge base in every case.
+* Every status change goes through the knowledge base's repository (``set_search_status``,
+  ``finish_search``, ``fail_running_searches``), which only moves a search forward.
 * A worker that dies marks nothing: the scheduler sees its exit code and marks the search failed.
   At shutdown, queued and running searches are marked failed and worker processes are killed; at
-  startup, searches left ``queued``/``running`` by a previous server are marked failed (:func:`recover`).
+  startup, searches left ``queued``/``running`` by a previous server are marked failed
+  (:func:`metalearn.service.recover_searches`).
 """
 
 from __future__ import annotations
@@ -31,61 +35,29 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from metalearn.api.dependencies import DataStore, ServerSettings
+from metalearn.api.storage import DataStore
+from metalearn.errors import MetalearnError, QueueFull, ServiceStopping
 from metalearn.knowledge_base import KnowledgeBase
-from metalearn.knowledge_base.models import SearchRow
-from sqlalchemy import update
-
-from metalearn.errors import MetalearnError
+from metalearn.service import STOPPED_QUEUED, STOPPED_RUNNING
+from metalearn.settings import ServerSettings
+from metalearn.warmstart.result import SearchResult
+from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
 log = logging.getLogger("metalearn.api.jobs")
 
-ACTIVE = ("queued", "running")
-TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-class QueueFull(MetalearnError):
-    """Too many searches are running or waiting."""
-
-
-class ServiceStopping(MetalearnError):
-    """The server is shutting down and accepts no new search."""
+CANCELLED_QUEUED = "cancelled before it started"
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def set_status(kb: KnowledgeBase, search_id: int, status: str, *, when: Iterable[str], error: str | None = None,
-               best_run_id: int | None = None, finished: bool = True, started: bool = False) -> bool:
-    """Set a search's status if its current status is one of ``when``; returns whether it changed."""
-    values: dict[str, Any] = {"status": status}
-    if finished:
-        values.update(finished_at=_now(), error=error, best_run_id=best_run_id)
-    if started:
-        values["started_at"] = _now()
-    with kb.writing() as session:
-        result = session.execute(update(SearchRow).where(SearchRow.id == search_id,
-                                                         SearchRow.status.in_(tuple(when))).values(**values))
-        return bool(result.rowcount)
-
-
-def recover(kb: KnowledgeBase) -> int:
-    """Mark searches left queued or running by a stopped server as failed (their trials stay)."""
-    count = kb.fail_running_searches("the server stopped while the search was running; its finished trials "
-                                     "are kept")
-    with kb.writing() as session:
-        result = session.execute(update(SearchRow).where(SearchRow.status == "queued").values(
-            status="failed", error="the server stopped before the search started", finished_at=_now()))
-        count += int(result.rowcount or 0)
-    return count
 
 
 @dataclass
@@ -136,7 +108,7 @@ class JobManager:
         self._thread.start()
         return self
 
-    def submit(self, dataset_id: int, search_settings: Any) -> int:
+    def submit(self, dataset_id: int, search_settings: SearchSettings) -> int:
         """Create the search row (status ``queued``) and enqueue it; :class:`QueueFull` when full."""
         with self._cond:
             if self._closed:
@@ -147,8 +119,7 @@ class JobManager:
                                 f"waiting, limit {self.capacity}); retry when a search has finished")
             values = asdict(search_settings)
             search_id = self.kb.start_search(dataset_id, search_settings.strategy,
-                                             values | {"submitted_at": _now().isoformat() + "Z"})
-            set_status(self.kb, search_id, "queued", when=("running",), finished=False)
+                                             values | {"submitted_at": _now().isoformat() + "Z"}, status="queued")
             self._queue.append(Job(search_id, dataset_id, values))
             self._cond.notify_all()
         return search_id
@@ -160,10 +131,10 @@ class JobManager:
             for job in list(self._queue):
                 if job.search_id == search_id:
                     self._queue.remove(job)
-                    set_status(self.kb, search_id, "cancelled", when=ACTIVE, error="cancelled before it started")
+                    self.kb.set_search_status(search_id, "cancelled", error=CANCELLED_QUEUED)
                     return "cancelled"
             # queued by another server process, or still queued here in a race: the row decides
-            if set_status(self.kb, search_id, "cancelled", when=("queued",), error="cancelled before it started"):
+            if self.kb.set_search_status(search_id, "cancelled", when=("queued",), error=CANCELLED_QUEUED):
                 self.store.request_cancel(search_id)
                 return "cancelled"
             status = self.kb.search(search_id)["status"]
@@ -187,12 +158,10 @@ class JobManager:
             self._running.clear()
             self._cond.notify_all()
         for job in queued:
-            set_status(self.kb, job.search_id, "failed", when=ACTIVE, error="the server stopped before the search "
-                                                                             "started")
+            self.kb.set_search_status(job.search_id, "failed", error=STOPPED_QUEUED)
         for search_id, run in running.items():
             _kill(run.process)
-            set_status(self.kb, search_id, "failed", when=ACTIVE,
-                       error="the server stopped while the search was running; its finished trials are kept")
+            self.kb.set_search_status(search_id, "failed", error=STOPPED_RUNNING)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -217,7 +186,7 @@ class JobManager:
     def _launch(self) -> None:
         while len(self._running) < self.settings.search_workers and self._queue:
             job = self._queue.popleft()
-            if not set_status(self.kb, job.search_id, "running", when=("queued",), finished=False, started=True):
+            if not self.kb.set_search_status(job.search_id, "running", when=("queued",)):
                 continue  # cancelled meanwhile
             payload = {"search_id": job.search_id, "dataset_id": job.dataset_id, "settings": job.settings,
                        "db_url": self.kb.url, "data_dir": str(self.store.root),
@@ -227,8 +196,7 @@ class JobManager:
             try:
                 process.start()
             except Exception as exc:
-                set_status(self.kb, job.search_id, "failed", when=ACTIVE,
-                           error=f"cannot start a worker process: {exc}")
+                self.kb.set_search_status(job.search_id, "failed", error=f"cannot start a worker process: {exc}")
                 continue
             self._running[job.search_id] = _Running(job, process, time.monotonic())
 
@@ -240,16 +208,16 @@ class JobManager:
             if code is None:
                 if run.cancel_deadline is not None and time.monotonic() > run.cancel_deadline:
                     _kill(process)
-                    set_status(self.kb, search_id, "cancelled", when=ACTIVE,
-                               error=f"cancelled; stopped after {self.settings.cancel_grace:g} s in a trial "
-                                     "(trials finished before are kept)")
+                    self.kb.set_search_status(search_id, "cancelled",
+                                              error=f"cancelled; stopped after {self.settings.cancel_grace:g} s "
+                                                    "in a trial (trials finished before are kept)")
                     del self._running[search_id]
                     finished.append(search_id)
                 continue
             process.join()
             if code != 0:
-                set_status(self.kb, search_id, "failed", when=ACTIVE,
-                           error=f"the search worker exited unexpectedly (exit code {code})")
+                self.kb.set_search_status(search_id, "failed",
+                                          error=f"the search worker exited unexpectedly (exit code {code})")
             del self._running[search_id]
             process.close()
             finished.append(search_id)
@@ -269,77 +237,73 @@ def _kill(process: Any) -> None:
     process.join(timeout=10)
 
 
+
 # --------------------------------------------------------------------------------------------- worker
 
 
-class _DeferredFinishKB(KnowledgeBase):
-    """A knowledge base whose ``finish_search`` is recorded, not written: the worker writes the final
-    status itself once the model is saved."""
+def _detach(niceness: int | None) -> None:
+    """Lead an own process group (trial processes join it and are killed with it) at a lower priority."""
+    try:
+        os.setpgrp()
+    except OSError:
+        pass
+    if niceness:
+        try:
+            os.nice(int(niceness))
+        except OSError:
+            pass
 
-    final: tuple[str, int | None, str | None] | None = None
 
-    def finish_search(self, search_id: int, status: str, best_run_id: int | None = None,
-                      error: str | None = None) -> None:
-        self.final = (status, best_run_id, error)
+def _finish(engine: WarmStartSearch, result: SearchResult, orphaned: bool) -> None:
+    """Record the final status of a search that ran to its end (after its model was saved)."""
+    best = result.best
+    if orphaned:  # the server died under us: same outcome as recover_searches() at its restart
+        engine.kb.finish_search(result.search_id, "failed", best.run_id if best else None, STOPPED_RUNNING)
+    elif result.status in ("cancelled", "interrupted"):
+        engine.finish(result, "cancelled by request" + ("" if best is not None else "; no trial had succeeded"))
+    else:
+        engine.finish(result)
+
+
+def _search(kb: KnowledgeBase, payload: dict[str, Any]) -> None:
+    """Run the search of ``payload``, save its model, then record its final status."""
+    search_id = int(payload["search_id"])
+    store = DataStore(Path(payload["data_dir"]))
+    dataset = store.load_dataset(int(payload["dataset_id"]))
+    engine = WarmStartSearch(kb, SearchSettings.from_dict(payload["settings"]))
+    parent = os.getppid()
+
+    def should_stop() -> bool:
+        return store.cancel_requested(search_id) or os.getppid() != parent
+
+    result = engine.run(dataset, should_stop=should_stop, search_id=search_id, finish=False)
+    if result.model is not None:
+        result.bundle().save(store.model_path(search_id))
+    _finish(engine, result, orphaned=os.getppid() != parent)
+
+
+def _failure_message(exc: BaseException) -> str:
+    known = isinstance(exc, MetalearnError)
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    if not known:
+        traceback.print_exc(file=sys.stderr)
+    message = detail if known and detail else f"{type(exc).__name__}: {detail}".rstrip(": ")
+    return f"search failed: {message}"[:2000]
 
 
 def run_search_job(payload: dict[str, Any]) -> None:
     """Entry point of a worker process: run one search, save its model, set its final status."""
-    try:
-        os.setpgrp()  # trial processes forked by the evaluation join this group, killed with it
-    except OSError:
-        pass
-    if payload.get("niceness"):
-        try:
-            os.nice(int(payload["niceness"]))
-        except OSError:
-            pass
-    search_id = int(payload["search_id"])
+    _detach(payload.get("niceness"))
+    warnings.simplefilter("ignore")
     kb: KnowledgeBase | None = None
     try:
-        import warnings
-
-        warnings.simplefilter("ignore")
-        from metalearn.warmstart.search import SearchSettings, WarmStartSearch
-
-        from metalearn.model_io import save_model
-
-        kb = _DeferredFinishKB(payload["db_url"], create=False)
-        store = DataStore(Path(payload["data_dir"]))
-        dataset = store.load_dataset(int(payload["dataset_id"]))
-        settings = SearchSettings(**{k: v for k, v in payload["settings"].items()
-                                     if k in SearchSettings.__dataclass_fields__})
-        parent = os.getppid()
-
-        def should_stop() -> bool:
-            return store.cancel_requested(search_id) or os.getppid() != parent
-
-        result = WarmStartSearch(kb, settings).run(dataset, should_stop=should_stop, search_id=search_id)
-        if result.model is not None:
-            classes = getattr(result.model, "classes_", None)
-            metadata = result.model_metadata() | {
-                "categorical": list(dataset.categorical), "numeric": list(dataset.numeric),
-                "classes": [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None,
-            }
-            path = store.model_path(search_id)
-            tmp = path.with_name(path.name + ".tmp")
-            save_model(result.model, tmp, metadata=metadata)
-            os.replace(tmp, path)
-        status, best_run_id, error = kb.final or ("failed", None, "the search ended without a status")
-        if os.getppid() != parent:  # the server died under us: same outcome as recover() at its restart
-            status, error = "failed", "the server stopped while the search was running; its finished trials are kept"
-        elif status == "cancelled":
-            error = "cancelled by request" + ("" if best_run_id is not None else "; no trial had succeeded")
-        set_status(kb, search_id, status, when=("running",), best_run_id=best_run_id, error=error)
+        kb = KnowledgeBase(payload["db_url"], create=False)
+        _search(kb, payload)
     except BaseException as exc:  # record why, then exit non-zero
-        known = isinstance(exc, MetalearnError)
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        message = detail if known and detail else f"{type(exc).__name__}: {detail}".rstrip(": ")
-        if not known:
-            traceback.print_exc(file=sys.stderr)
+        message = _failure_message(exc)
         try:
-            set_status(kb or KnowledgeBase(payload["db_url"], create=False), search_id, "failed", when=ACTIVE,
-                       error=f"search failed: {message}"[:2000])
+            (kb or KnowledgeBase(payload["db_url"], create=False)).set_search_status(
+                int(payload["search_id"]), "failed", error=message)
         except Exception:
             pass
         raise SystemExit(1) from None

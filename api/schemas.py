@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from metalearn.api.dependencies import MAX_ID, MAX_TIME_BUDGET, MAX_TRIAL_TIME_LIMIT, MAX_TRIALS
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Metric = Literal["balanced_accuracy", "accuracy", "f1_macro", "roc_auc", "log_loss"]
-Strategy = Literal["warm", "cold", "random", "hyperband", "successive-halving"]
+from metalearn.protocol import DEFAULTS, METRICS, ORIGINS, RUN_STATUSES, SEARCH_STATUSES, STRATEGIES
+
+#: the largest values a request may ask for
+MAX_TRIALS = 1000
+MAX_TIME_BUDGET = 24 * 3600.0
+MAX_TRIAL_TIME_LIMIT = 3600.0
+MAX_ID = 2**62
+
+Metric = Literal[tuple(METRICS)]
+Strategy = Literal[tuple(STRATEGIES)]
 DatasetId = Field(ge=1, le=MAX_ID, description="Id of a dataset in the knowledge base.", examples=[42])
 
 EXAMPLE_CONFIG = {"class_weight": "none", "classifier": "random_forest", "encoding": "one_hot",
@@ -185,9 +192,9 @@ class DatasetCreated(BaseModel):
 
 class RecommendationRequest(Strict):
     dataset_id: int = DatasetId
-    top: int = Field(5, ge=1, le=100, description="Number of pipelines to recommend.")
-    k: int = Field(5, ge=1, le=100, description="Number of nearest datasets consulted.")
-    metric: Metric = Field("balanced_accuracy", description="Metric the evidence is measured in.")
+    top: int = Field(DEFAULTS.top, ge=1, le=100, description="Number of pipelines to recommend.")
+    k: int = Field(DEFAULTS.k, ge=1, le=100, description="Number of nearest datasets consulted.")
+    metric: Metric = Field(DEFAULTS.metric, description="Metric the evidence is measured in.")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dataset_id": 42, "top": 5, "k": 5}]})
 
@@ -243,17 +250,19 @@ class RecommendationReport(BaseModel):
 
 class SearchRequest(Strict):
     dataset_id: int = DatasetId
-    strategy: Strategy = Field("warm", description="warm (meta-learned initial design), cold (SMAC's default), "
-                                                   "random, or the multi-fidelity hyperband / successive-halving "
-                                                   "(warm-started too).")
-    n_trials: int | None = Field(20, ge=1, le=MAX_TRIALS, description="Number of trials (null: time budget only).")
+    strategy: Strategy = Field(DEFAULTS.strategy,
+                               description="warm (meta-learned initial design), cold (SMAC's default), random, or "
+                                           "the multi-fidelity hyperband / successive-halving (warm-started too).")
+    n_trials: int | None = Field(DEFAULTS.n_trials, ge=1, le=MAX_TRIALS,
+                                 description="Number of trials (null: time budget only).")
     time_budget: float | None = Field(None, gt=0, le=MAX_TIME_BUDGET, description="Wall-clock budget in seconds.")
-    metric: Metric = "balanced_accuracy"
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    metric: Metric = DEFAULTS.metric
+    seed: int = Field(DEFAULTS.seed, ge=0, le=2**31 - 1)
     trial_time_limit: float | None = Field(None, gt=0, le=MAX_TRIAL_TIME_LIMIT,
                                            description="Seconds allowed per trial (default: the server's).")
-    folds: int = Field(5, ge=2, le=10, description="Cross-validation folds per trial.")
-    max_rows: int = Field(5000, ge=50, le=1_000_000, description="Stratified row cap used by the trials.")
+    folds: int = Field(DEFAULTS.folds, ge=2, le=10, description="Cross-validation folds per trial.")
+    max_rows: int = Field(DEFAULTS.max_rows, ge=50, le=1_000_000,
+                          description="Stratified row cap used by the trials.")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"dataset_id": 42, "strategy": "warm", "n_trials": 20, "time_budget": 300, "metric": "balanced_accuracy",
@@ -295,7 +304,7 @@ class SearchStatus(BaseModel):
     id: int
     dataset_id: int
     strategy: str
-    status: str = Field(description="queued, running, succeeded, failed or cancelled")
+    status: str = Field(description=", ".join(SEARCH_STATUSES))
     metric: str | None
     n_trials: int | None = Field(description="Requested number of trials.")
     time_budget: float | None
@@ -324,8 +333,8 @@ class TrialOut(BaseModel):
     trial: int
     run_id: int
     algorithm: str
-    origin: str = Field(description="warm_start, smac_initial, smac or random")
-    status: str = Field(description="success, crash or timeout")
+    origin: str = Field(description=", ".join(ORIGINS))
+    status: str = Field(description=", ".join(RUN_STATUSES))
     score: float | None
     std: float | None
     seconds: float

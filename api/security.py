@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -171,7 +172,7 @@ class BodySizeLimitMiddleware:
 
 
 async def require_api_key(request: Request,
-                          credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> None:
+                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> None:
     """Dependency: documents the bearer scheme in OpenAPI and checks the key (behind :class:`APIKeyMiddleware`)."""
     digests = request.app.state.metalearn.settings.api_key_hashes
     reason = auth_failure(request.headers.get("authorization"), digests)

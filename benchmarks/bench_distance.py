@@ -28,10 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.metafeatures import EXTRACTOR_VERSION
     from metalearn.warmstart import Recommender
     from metalearn.warmstart.neighbors import NeighborIndex
-
-    from metalearn.metafeatures import EXTRACTOR_VERSION
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)

@@ -34,11 +34,10 @@ COLD_BUDGETS = (1, 2, 5, 10, 20, 50)
 
 def main() -> None:
     from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.warmstart import Recommender
-
-    from metalearn.evaluation import DEFAULT_METRIC
+    from metalearn.protocol import DEFAULT_METRIC
     from metalearn.seeding import DEFAULT_POOL
     from metalearn.space import SPACE_VERSION, default_configuration
+    from metalearn.warmstart import Recommender
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)

@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from metalearn.datasets import from_frame
+    from metalearn.pipeline import build_pipeline
     from metalearn.report import build_report, render_report
-    from metalearn.space import build_pipeline, default_configuration
+    from metalearn.space import default_configuration
 
     load_before = os.getloadavg()
     frame = make_frame(args.rows, args.cols, args.seed)

@@ -39,9 +39,8 @@ def machine() -> dict:
 
 
 def bench_trials(n_trials: int = 60) -> dict:
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
-
     from metalearn.datasets import load_file
+    from metalearn.warmstart import SearchSettings, WarmStartSearch
 
     dataset = load_file(REPO / "metalearn" / "examples" / "breast_cancer.csv", "diagnosis")
     out = {}
@@ -86,9 +85,8 @@ def bench_insert(url: str, n_runs: int = 50_000, batch: int = 1000) -> dict:
 
 
 def bench_neighbors(sizes: tuple[int, ...] = (100, 1000, 10_000, 100_000), repeats: int = 20) -> dict:
-    from metalearn.warmstart.neighbors import NeighborIndex
-
     from metalearn.metafeatures import FEATURE_NAMES
+    from metalearn.warmstart.neighbors import NeighborIndex
 
     rng = np.random.default_rng(0)
     out = {}

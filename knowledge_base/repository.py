@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -10,6 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from metalearn.errors import KnowledgeBaseError
 from metalearn.knowledge_base import migrate
 from metalearn.knowledge_base.engine import create_kb_engine, is_sqlite
 from metalearn.knowledge_base.models import (
@@ -20,24 +24,9 @@ from metalearn.knowledge_base.models import (
     SearchRow,
     utcnow,
 )
-from sqlalchemy import Engine, func, insert, inspect, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
-
-from metalearn.errors import KnowledgeBaseError
+from metalearn.protocol import ACTIVE_STATUSES, CROSS_EVAL_ORIGIN, RUN_STATUSES, SEARCH_STATUSES, TERMINAL_STATUSES
 from metalearn.settings import database_url
-
-RUN_STATUSES = ("success", "crash", "timeout")
-#: origin of runs that re-evaluate a configuration found elsewhere (seed cross-evaluation)
-CROSS_EVAL_ORIGIN = "cross_eval"
-
-
-def canonical_json(config: Mapping[str, Any]) -> str:
-    return json.dumps(dict(config), sort_keys=True, separators=(",", ":"))
-
-
-def config_hash(config: Mapping[str, Any], space_version: str) -> str:
-    return hashlib.sha256(f"{space_version}|{canonical_json(config)}".encode()).hexdigest()
+from metalearn.space import SPACE_VERSION, canonical_json, config_hash
 
 
 @dataclass
@@ -269,7 +258,7 @@ class KnowledgeBase:
     def _configuration_ids(self, session: Session, runs: Sequence[RunRecord], default_space: str) -> list[int]:
         """Configuration id of every run, inserting the new configurations in one statement."""
         keys = [(run.space_version or default_space, canonical_json(run.config)) for run in runs]
-        hashes = [hashlib.sha256(f"{space}|{text}".encode()).hexdigest() for space, text in keys]
+        hashes = [config_hash(run.config, space) for run, (space, _) in zip(runs, keys, strict=True)]
         unique = list(dict.fromkeys(hashes))
         found: dict[str, int] = {}
         for i in range(0, len(unique), 500):
@@ -299,8 +288,6 @@ class KnowledgeBase:
         Runs whose ``run_key`` is already stored are skipped, which makes resumed jobs idempotent.
         Returns the ids of the rows written, in order.
         """
-        from metalearn.space import SPACE_VERSION
-
         for run in runs:
             if run.status not in RUN_STATUSES:
                 raise KnowledgeBaseError(f"run status must be one of {RUN_STATUSES}, got {run.status!r}")
@@ -406,18 +393,43 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ searches
 
-    def start_search(self, dataset_id: int, strategy: str, settings: Mapping[str, Any]) -> int:
+    def start_search(self, dataset_id: int, strategy: str, settings: Mapping[str, Any],
+                     status: str = "running") -> int:
+        """A new search row (``running``, or ``queued`` for a job that waits for a worker)."""
+        if status not in ACTIVE_STATUSES:
+            raise KnowledgeBaseError(f"a search starts as one of {ACTIVE_STATUSES}, not {status!r}")
         with self.writing() as session:
-            row = SearchRow(dataset_id=dataset_id, strategy=strategy, settings=dict(settings), status="running")
+            row = SearchRow(dataset_id=dataset_id, strategy=strategy, settings=dict(settings), status=status,
+                            started_at=utcnow())
             session.add(row)
             session.flush()
             return row.id
 
-    def finish_search(self, search_id: int, status: str, best_run_id: int | None = None,
-                      error: str | None = None) -> None:
+    def set_search_status(self, search_id: int, status: str, *, when: Iterable[str] = ACTIVE_STATUSES,
+                          error: str | None = None, best_run_id: int | None = None) -> bool:
+        """Move a search to ``status`` if it is now one of ``when``; returns whether it moved.
+
+        The only writer of a search's status: states move only forward (queued -> running -> one of
+        the terminal statuses), so a late writer can never undo a final status.
+        """
+        if status not in SEARCH_STATUSES:
+            raise KnowledgeBaseError(f"unknown search status {status!r}")
+        allowed = [s for s in when if SEARCH_STATUSES.index(s) < SEARCH_STATUSES.index(status)
+                   and s not in TERMINAL_STATUSES]
+        values: dict[str, Any] = {"status": status}
+        if status in TERMINAL_STATUSES:
+            values.update(finished_at=utcnow(), error=error, best_run_id=best_run_id)
+        elif status == "running":
+            values["started_at"] = utcnow()
         with self.writing() as session:
-            session.execute(update(SearchRow).where(SearchRow.id == search_id).values(
-                status=status, best_run_id=best_run_id, error=error, finished_at=utcnow()))
+            result = session.execute(update(SearchRow).where(SearchRow.id == search_id,
+                                                             SearchRow.status.in_(allowed)).values(**values))
+            return bool(result.rowcount)
+
+    def finish_search(self, search_id: int, status: str, best_run_id: int | None = None,
+                      error: str | None = None) -> bool:
+        """Set the final status of an active search (a finished one keeps its status)."""
+        return self.set_search_status(search_id, status, error=error, best_run_id=best_run_id)
 
     def search(self, search_id: int) -> dict[str, Any]:
         with self.reading() as session:
@@ -428,12 +440,17 @@ class KnowledgeBase:
                     "settings": row.settings, "status": row.status, "error": row.error,
                     "best_run_id": row.best_run_id, "started_at": row.started_at, "finished_at": row.finished_at}
 
-    def fail_running_searches(self, reason: str) -> int:
-        """Mark searches left 'running' (e.g. by a stopped server) as failed; their runs stay."""
-        with self.writing() as session:
-            result = session.execute(update(SearchRow).where(SearchRow.status == "running").values(
-                status="failed", error=reason, finished_at=utcnow()))
-            return int(result.rowcount or 0)
+    def fail_running_searches(self, reason: str, queued_reason: str | None = None) -> int:
+        """Mark searches left running (and, with ``queued_reason``, queued) by a stopped server as failed."""
+        count = 0
+        for status, why in (("running", reason), ("queued", queued_reason)):
+            if why is None:
+                continue
+            with self.writing() as session:
+                result = session.execute(update(SearchRow).where(SearchRow.status == status).values(
+                    status="failed", error=why, finished_at=utcnow()))
+                count += int(result.rowcount or 0)
+        return count
 
     # ------------------------------------------------------------------ statistics
 

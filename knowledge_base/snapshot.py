@@ -13,11 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
-from metalearn.knowledge_base.repository import KnowledgeBase
 from sqlalchemy import insert, select
 
 from metalearn.errors import KnowledgeBaseError
+from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
+from metalearn.knowledge_base.repository import KnowledgeBase
 
 FORMAT = "metalearn-kb/1"
 SEED_NAME = "seed-kb.json.gz"

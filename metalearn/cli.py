@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from metalearn.errors import MetalearnError
+from metalearn.protocol import DEFAULTS, STRATEGIES
 
 app = typer.Typer(help="Meta-learning AutoML for tabular classification.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -45,34 +49,21 @@ def user_errors(func: F) -> F:
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=_json_default, allow_nan=False))
+    from metalearn.protocol import to_jsonable
 
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    typer.echo(json.dumps(to_jsonable(data), indent=2, allow_nan=False))
 
 
 def _kb(db: str | None) -> Any:
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.knowledge_base.snapshot import ensure_seeded
+    from metalearn.service import open_kb
 
-    kb = KnowledgeBase(db)
-    ensure_seeded(kb)
-    return kb
+    return open_kb(db)
 
 
 def _load(file: Path, target: str, name: str | None) -> Any:
-    from metalearn.datasets import load_file
+    from metalearn.service import load_dataset
 
-    return load_file(file, target, name)
+    return load_dataset(file, target, name)
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -83,10 +74,10 @@ def _load(file: Path, target: str, name: str | None) -> Any:
 def metafeatures(file: Path, target: TargetOption, name: NameOption = None, json_: JsonOption = False,
                  seed: int = 0) -> None:
     """Extract the meta-feature vector of a dataset."""
-    from metalearn.metafeatures import extract_metafeatures
+    from metalearn import service
 
     dataset = _load(file, target, name)
-    mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=seed)
+    mf = service.metafeatures(dataset, seed=seed)
     if json_:
         _print_json(mf.to_json())
         return
@@ -104,16 +95,14 @@ def metafeatures(file: Path, target: TargetOption, name: NameOption = None, json
 @app.command()
 @user_errors
 def recommend(file: Path, target: TargetOption, name: NameOption = None,
-              top: Annotated[int, typer.Option(min=1, max=100)] = 5,
-              k: Annotated[int, typer.Option(min=1, max=100, help="Number of neighbours.")] = 5,
-              metric: str = "balanced_accuracy", db: DbOption = None, json_: JsonOption = False) -> None:
+              top: Annotated[int, typer.Option(min=1, max=100)] = DEFAULTS.top,
+              k: Annotated[int, typer.Option(min=1, max=100, help="Number of neighbours.")] = DEFAULTS.k,
+              metric: str = DEFAULTS.metric, db: DbOption = None, json_: JsonOption = False) -> None:
     """Recommend pipelines for a dataset, with the evidence behind each one."""
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
+    from metalearn import service
 
     dataset = _load(file, target, name)
-    engine = WarmStartSearch(_kb(db), SearchSettings(metric=metric, k=k))
-    _, features = engine.prepare(dataset)
-    report = engine.recommend(dataset, features, top)
+    report = service.recommend(_kb(db), dataset, top=top, k=k, metric=metric)
     if json_:
         _print_json(report.to_json())
         return
@@ -140,12 +129,15 @@ def recommend(file: Path, target: TargetOption, name: NameOption = None,
 @app.command()
 @user_errors
 def search(file: Path, target: TargetOption, name: NameOption = None,
-           trials: Annotated[int | None, typer.Option("--trials", min=1, help="Number of trials.")] = 30,
+           trials: Annotated[int | None, typer.Option("--trials", min=1, help="Number of trials.")]
+           = DEFAULTS.n_trials,
            time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.")] = None,
-           trial_time_limit: Annotated[float | None, typer.Option(help="Seconds allowed per trial.")] = 120.0,
-           strategy: Annotated[str, typer.Option(help="warm, cold, random, hyperband or successive-halving.")] = "warm",
-           metric: str = "balanced_accuracy", seed: int = 0, folds: int = 5,
-           max_rows: Annotated[int, typer.Option(help="Row cap (stratified) for the trials.")] = 5000,
+           trial_time_limit: Annotated[float | None, typer.Option(help="Seconds allowed per trial.")]
+           = DEFAULTS.trial_time_limit,
+           strategy: Annotated[str, typer.Option(help=", ".join(STRATEGIES) + ".")] = DEFAULTS.strategy,
+           metric: str = DEFAULTS.metric, seed: int = DEFAULTS.seed, folds: int = DEFAULTS.folds,
+           max_rows: Annotated[int, typer.Option(min=1, help="Row cap (stratified) for the trials.")]
+           = DEFAULTS.max_rows,
            workers: Annotated[int, typer.Option(min=1, help="Parallel trials on a local Dask cluster.")] = 1,
            test_size: Annotated[float | None, typer.Option(help="Hold out this fraction for a final test score "
                                                                  "(and for `metalearn report`).")] = None,
@@ -154,38 +146,58 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
            output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the best model here.")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
+    from metalearn import service
+    from metalearn.warmstart.search import SearchSettings
 
     dataset = _load(file, target, name)
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
                               max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size)
-    engine = WarmStartSearch(_kb(db), settings)
-    show_progress = not json_ and sys.stderr.isatty()
-    result = _run_with_progress(engine, dataset, show_progress)
-    if output is not None and result.model is not None:
-        result.save_model(output)
+    kb = _kb(db)
+    with _first_ctrl_c_stops() as stopped:
+        if json_ or not sys.stderr.isatty():
+            result = service.search(kb, dataset, settings, should_stop=stopped.is_set, output=output)
+        else:
+            result = _search_with_progress(kb, dataset, settings, stopped, output)
+    if stopped.is_set() and result.status == "cancelled":
+        result.status = "interrupted"
     if json_:
         _print_json(result.to_json())
         return
-    _print_leaderboard(result, output)
+    _print_leaderboard(result, output if result.model is not None else None)
 
 
-def _run_with_progress(engine: Any, dataset: Any, show: bool) -> Any:
-    if not show:
-        return engine.run(dataset)
+@contextlib.contextmanager
+def _first_ctrl_c_stops() -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the event (the running trial finishes and is stored); a second one interrupts."""
+    stopped = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _search_with_progress(kb: Any, dataset: Any, settings: Any, stopped: threading.Event, output: Path | None) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    total = engine.settings.n_trials
+    from metalearn import service
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), transient=True) as progress:
-        task = progress.add_task(f"{engine.settings.strategy} search on {dataset.name}", total=total, best="—")
+        task = progress.add_task(f"{settings.strategy} search on {dataset.name}", total=settings.n_trials, best="—")
 
         def on_trial(trial: Any, result: Any) -> None:
             best = result.best_score
             progress.update(task, completed=len(result.trials), best=f"{best:.4f}" if best is not None else "—")
 
-        return engine.run(dataset, callback=on_trial)
+        return service.search(kb, dataset, settings, callback=on_trial, should_stop=stopped.is_set, output=output)
 
 
 def _print_leaderboard(result: Any, output: Path | None) -> None:
@@ -220,21 +232,9 @@ def _print_leaderboard(result: Any, output: Path | None) -> None:
 def predict(model: Path, file: Path,
             output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV to write.")] = None) -> None:
     """Apply a saved model to a table (CSV / parquet / ARFF); the target column, if present, is ignored."""
-    import pandas as pd
+    from metalearn import service
 
-    from metalearn.datasets import read_table
-    from metalearn.model_io import load_model
-
-    pipeline, meta = load_model(model)
-    frame = read_table(file)
-    columns = meta.get("columns") or list(frame.columns)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise MetalearnError(f"{file.name} lacks columns the model needs: {missing[:5]}")
-    X = frame[columns].copy()
-    for column in meta.get("categorical") or []:
-        X[column] = X[column].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
-    predictions = pd.DataFrame({"prediction": pipeline.predict(X)})
+    predictions = service.predict(model, file)
     if output is None:
         typer.echo(predictions.to_csv(index=False), nl=False)
     else:
@@ -267,32 +267,15 @@ def report(
 
     SEARCH_ID_OR_MODEL: a saved model file, or a search id (its best configuration is refitted on --data).
     """
-    from metalearn.datasets import read_table
-    from metalearn.report import render_report, report_for_model, report_for_search
+    from metalearn import service
+    from metalearn.report import render_report
 
     if data is None:
         raise MetalearnError("give the data to evaluate on with --data FILE (the knowledge base and the model file "
                              "hold no raw data)")
     columns = [c.strip() for item in sensitive or [] for c in item.split(",") if c.strip()]
-    options = {"sensitive": columns or None, "sample_size": sample_size, "seed": seed, "shap_seconds": shap_seconds}
-    frame = read_table(data)
-    path = Path(source)
-    if path.is_file():
-        from metalearn.model_io import load_model
-
-        pipeline, meta = load_model(path)
-        kb = None
-        if db is not None and meta.get("search_id") is not None:
-            from metalearn.knowledge_base import KnowledgeBase
-
-            kb = KnowledgeBase(db)
-        result = report_for_model(pipeline, meta, frame, target=target, kb=kb, name=data.stem, **options)
-    elif source.isdigit():
-        from metalearn.knowledge_base import KnowledgeBase
-
-        result = report_for_search(KnowledgeBase(db), int(source), frame, target=target, name=data.stem, **options)
-    else:
-        raise MetalearnError(f"{source!r} is neither a model file nor a search id")
+    result = service.report(source, data, target=target, db=db, sensitive=columns, sample_size=sample_size, seed=seed,
+                            shap_seconds=shap_seconds)
     for message in result.warnings:
         typer.echo(f"warning: {message}", err=True)
     if json_ and output is None:
@@ -314,27 +297,26 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 
     import uvicorn
 
-    from metalearn.api.dependencies import ServerSettings
-    from metalearn.settings import database_url
+    from metalearn.api.app import create_app
+    from metalearn.settings import ServerSettings, database_url
 
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
-    os.environ["METALEARN_DB"] = database_url(db)
-    settings = ServerSettings.from_env()  # bad settings: one line and exit 2, before uvicorn starts
-    if workers > 1:  # seed and recover once here, not in every worker process at the same time
-        from metalearn.api.jobs import recover
-        from metalearn.knowledge_base import KnowledgeBase
-        from metalearn.knowledge_base.snapshot import ensure_seeded
-
-        kb = KnowledgeBase(settings.db_url)
-        if settings.seed_kb:
-            ensure_seeded(kb)
-        if settings.recover:
-            recover(kb)
-        kb.dispose()
-        os.environ["METALEARN_API_SEED"] = os.environ["METALEARN_API_RECOVER"] = "0"
+    settings = ServerSettings.from_env(db_url=database_url(db))  # bad settings: one line and exit 2, before uvicorn
     typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {settings.db_url}, "
                f"data in {settings.data_dir}", err=True)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        return
+    # several processes: uvicorn imports the app factory in each; seed and recover once here, and hand the
+    # knowledge base to the workers through the one variable they read it from
+    from metalearn import service
+
+    kb = service.open_kb(settings.db_url, seed=settings.seed_kb)
+    if settings.recover:
+        service.recover_searches(kb)
+    kb.dispose()
+    os.environ.update(METALEARN_DB=settings.db_url, METALEARN_API_SEED="0", METALEARN_API_RECOVER="0")
     uvicorn.run("metalearn.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level)
 

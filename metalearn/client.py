@@ -18,7 +18,6 @@ Every error answer of the server raises :class:`APIError` with its status code a
 from __future__ import annotations
 
 import io
-import math
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -26,8 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+from metalearn.protocol import DEFAULTS, TERMINAL_STATUSES, to_jsonable
+
+TERMINAL = TERMINAL_STATUSES
 
 
 class APIError(Exception):
@@ -38,33 +41,6 @@ class APIError(Exception):
         self.status_code = status_code
         self.detail = detail
         self.response = response
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready Python values: numpy scalars unwrapped, NaN / NaT / NA as ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
-            value = value.item()
-        except (TypeError, ValueError):
-            pass
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
 
 
 class Client:
@@ -156,8 +132,6 @@ class Client:
 
     @staticmethod
     def _serialise_frame(frame: Any, name: str | None) -> tuple[str, bytes]:
-        import pandas as pd
-
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"upload_dataset takes a pandas DataFrame or a file path, not {type(frame).__name__}")
         stem = name or "dataset"
@@ -166,8 +140,10 @@ class Client:
         try:
             frame.to_parquet(buffer, index=False)
             return f"{stem}.parquet", buffer.getvalue()
-        except Exception:  # pyarrow refuses e.g. mixed-type object columns: fall back to CSV
-            return f"{stem}.csv", frame.to_csv(index=False).encode("utf-8")
+        except Exception as exc:  # pyarrow refuses e.g. mixed-type object columns
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TypeError(f"cannot send this DataFrame as parquet ({detail}); give mixed-type columns one type "
+                            "(e.g. frame[col].astype(str)) or upload a file") from None
 
     def datasets(self, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """``GET /v1/datasets``: ``{"datasets": [...], "total", "limit", "offset"}``."""
@@ -179,22 +155,22 @@ class Client:
 
     # ------------------------------------------------------------------ recommendations
 
-    def recommend(self, dataset_id: int, top: int = 5, k: int = 5,
-                  metric: str = "balanced_accuracy") -> dict[str, Any]:
+    def recommend(self, dataset_id: int, top: int = DEFAULTS.top, k: int = DEFAULTS.k,
+                  metric: str = DEFAULTS.metric) -> dict[str, Any]:
         """Recommended pipelines with evidence (the body of ``metalearn recommend --json``)."""
         return self._json("POST", "/v1/recommendations",
                           json={"dataset_id": int(dataset_id), "top": top, "k": k, "metric": metric})
 
     # ------------------------------------------------------------------ searches
 
-    def start_search(self, dataset_id: int, strategy: str = "warm", n_trials: int | None = 20,
-                     time_budget: float | None = None, metric: str = "balanced_accuracy", seed: int = 0,
+    def start_search(self, dataset_id: int, strategy: str = DEFAULTS.strategy, n_trials: int | None = DEFAULTS.n_trials,
+                     time_budget: float | None = None, metric: str = DEFAULTS.metric, seed: int = DEFAULTS.seed,
                      **options: Any) -> dict[str, Any]:
         """Queue a search (``{"id", "status", "dataset_id"}``). ``options``: ``trial_time_limit``, ``folds``,
         ``max_rows``."""
         body = {"dataset_id": int(dataset_id), "strategy": strategy, "n_trials": n_trials,
                 "time_budget": time_budget, "metric": metric, "seed": seed, **options}
-        return self._json("POST", "/v1/searches", json=_plain(body))
+        return self._json("POST", "/v1/searches", json=to_jsonable(body))
 
     def search(self, search_id: int) -> dict[str, Any]:
         """Status, trials done, best trial so far and trajectory of a search."""
@@ -262,7 +238,7 @@ class Client:
             rows = rows_or_frame.rename(columns=str).to_dict(orient="records")
         else:
             rows = list(rows_or_frame)
-        return self._json("POST", f"/v1/searches/{int(search_id)}/predict", json={"rows": _plain(rows)})
+        return self._json("POST", f"/v1/searches/{int(search_id)}/predict", json={"rows": to_jsonable(rows)})
 
 
     def report(self, search_id: int, fmt: str = "json") -> Any:
@@ -276,8 +252,6 @@ class _ProgressBar:
     """A rich progress bar of trials done (of ``n_trials`` when the search has a trial budget)."""
 
     def __init__(self, search_id: int, status: dict[str, Any]) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.completed}/{task.fields[total_text]}"),
                                  TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), transient=False)

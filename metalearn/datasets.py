@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import arff  # liac-arff, a dependency of openml
 import numpy as np
+import openml
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from metalearn.errors import DatasetError
 from metalearn.settings import Limits, cache_dir
@@ -76,8 +79,6 @@ class Dataset:
 
     def split(self, test_size: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Stratified ``(train, test)`` split (plain random when a class has a single row)."""
-        from sklearn.model_selection import train_test_split
-
         if not 0 < test_size < 1:
             raise DatasetError(f"test_size must be between 0 and 1, got {test_size}")
         index = np.arange(self.n_rows)
@@ -100,6 +101,12 @@ class Dataset:
             "family": self.family,
             "openml_id": self.openml_id,
         }
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """A categorical column as plain Python strings, missing values as NaN (at fit and predict time)."""
+    return values.astype(object).where(values.notna(), np.nan).map(
+        lambda v: v if isinstance(v, float) and np.isnan(v) else str(v)).astype(object)
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -167,10 +174,7 @@ def from_frame(
     cats: list[str] = []
     for column in X.columns:
         if column in declared or _is_categorical(X[column]):
-            values = X[column]
-            X[column] = values.astype(object).where(values.notna(), np.nan).map(
-                lambda v: v if isinstance(v, float) and np.isnan(v) else str(v)
-            ).astype(object)
+            X[column] = as_text(X[column])
             cats.append(column)
         elif not pd.api.types.is_float_dtype(X[column]):
             X[column] = X[column].astype(float)
@@ -235,8 +239,6 @@ def read_table(path: str | os.PathLike[str], limits: Limits | None = None) -> pd
 
 
 def _read_arff(path: Path) -> pd.DataFrame:
-    import arff  # liac-arff, a dependency of openml
-
     with path.open() as handle:
         data = arff.load(handle)
     columns = [name for name, _ in data["attributes"]]
@@ -276,8 +278,6 @@ def from_xy(X: Any, y: Any, name: str = "dataset", categorical: Sequence[str] | 
 
 def configure_openml(cache: str | os.PathLike[str] | None = None) -> Path:
     """Point openml-python's cache at ``cache`` (default :func:`cache_dir`) and return it."""
-    import openml
-
     root = cache_dir(cache)
     root.mkdir(parents=True, exist_ok=True)
     openml.config.set_root_cache_directory(str(root))
@@ -294,8 +294,6 @@ def _openml_call(what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
 
 def load_openml_dataset(dataset_id: int, target: str | None = None, cache: str | None = None) -> Dataset:
     """Load OpenML dataset ``dataset_id`` (its default target unless ``target`` is given)."""
-    import openml
-
     configure_openml(cache)
     ds = _openml_call(
         f"dataset {dataset_id}", openml.datasets.get_dataset, dataset_id,
@@ -319,8 +317,6 @@ def load_openml_dataset(dataset_id: int, target: str | None = None, cache: str |
 
 def load_openml_task(task_id: int, cache: str | None = None) -> Dataset:
     """Load the dataset and target of OpenML task ``task_id``."""
-    import openml
-
     configure_openml(cache)
     task = _openml_call(f"task {task_id}", openml.tasks.get_task, task_id, download_data=False)
     target = getattr(task, "target_name", None)
@@ -329,8 +325,6 @@ def load_openml_task(task_id: int, cache: str | None = None) -> Dataset:
 
 def openml_suite_tasks(suite: str | int, cache: str | None = None) -> list[int]:
     """Task ids of an OpenML benchmark suite (id or alias such as ``OpenML-CC18``)."""
-    import openml
-
     configure_openml(cache)
     study = _openml_call(f"suite {suite}", openml.study.get_suite, suite)
     return [int(t) for t in (study.tasks or [])]
@@ -388,19 +382,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestEntry]:
     return entries
 
 
-def iter_manifest(path: str | os.PathLike[str]) -> Iterator[Dataset]:
-    for entry in read_manifest(path):
-        yield entry.load()
-
-
 def stratified_subsample(
     X: pd.DataFrame, y: pd.Series, max_rows: int | None, seed: int = 0
 ) -> tuple[pd.DataFrame, pd.Series]:
     """At most ``max_rows`` rows, keeping class proportions (and every class present)."""
     if max_rows is None or len(X) <= max_rows:
         return X, y
-    from sklearn.model_selection import train_test_split
-
     counts = y.value_counts()
     keep_all = y.isin(counts[counts < 2].index)
     rest = ~keep_all
@@ -409,3 +396,54 @@ def stratified_subsample(
     chosen, _ = train_test_split(idx_rest, train_size=size, stratify=y.iloc[idx_rest], random_state=seed)
     idx = np.sort(np.concatenate([np.flatnonzero(keep_all.to_numpy()), chosen]))
     return X.iloc[idx].reset_index(drop=True), y.iloc[idx].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The feature columns a model was fitted on and how each is typed; applied at fit AND predict time."""
+
+    columns: tuple[str, ...]
+    categorical: tuple[str, ...]
+    classes: tuple[Any, ...] | None = None
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> FeatureSchema:
+        classes = tuple(v.item() if hasattr(v, "item") else v for v in sorted(dataset.y.unique()))
+        return cls(tuple(dataset.X.columns), tuple(dataset.categorical), classes)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeatureSchema:
+        classes = data.get("classes")
+        return cls(tuple(data["columns"]), tuple(data.get("categorical") or ()),
+                   None if classes is None else tuple(classes))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "categorical": list(self.categorical),
+                "numeric": [c for c in self.columns if c not in set(self.categorical)],
+                "classes": None if self.classes is None else list(self.classes)}
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns of ``frame``, typed as in training: categoricals as text (missing as NaN), the
+        rest as floats. Other columns (e.g. the target) are ignored; a missing or non-numeric column is a
+        :class:`DatasetError`."""
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(np.asarray(frame), columns=list(self.columns))
+        frame = frame.rename(columns=str)
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+            raise DatasetError(f"the data lacks {len(missing)} column(s) the model needs: {shown}")
+        categorical = set(self.categorical)
+        X = pd.DataFrame(index=frame.index)
+        for column in self.columns:
+            values = frame[column]
+            if column in categorical:
+                X[column] = as_text(values)
+                continue
+            numbers = pd.to_numeric(values.astype(object).where(values.notna(), np.nan), errors="coerce")
+            bad = numbers.isna() & values.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DatasetError(f"column {column!r} needs numbers; row {row} has {values.iloc[row]!r}")
+            X[column] = numbers.astype(float)
+        return X

@@ -15,22 +15,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pynisher
 from sklearn.base import clone
-from sklearn.metrics import get_scorer
+from sklearn.metrics import get_scorer, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
 
-from metalearn.errors import MetalearnError
+from metalearn.pipeline import build_pipeline
+from metalearn.protocol import DEFAULT_METRIC, METRICS, check_choice
 
-#: metric name -> scikit-learn scorer name (all higher-is-better)
-METRICS: dict[str, str] = {
-    "balanced_accuracy": "balanced_accuracy",
-    "accuracy": "accuracy",
-    "f1_macro": "f1_macro",
-    "roc_auc": "roc_auc_ovr",
-    "log_loss": "neg_log_loss",
-}
-DEFAULT_METRIC = "balanced_accuracy"
+__all__ = [
+    "DEFAULT_METRIC",
+    "METRICS",
+    "TrialResult",
+    "check_metric",
+    "cross_validate",
+    "evaluate_config",
+    "evaluate_pipeline",
+    "worst_score",
+]
 
 
 @dataclass
@@ -50,9 +53,8 @@ class TrialResult:
 
 
 def check_metric(metric: str) -> str:
-    if metric not in METRICS:
-        raise MetalearnError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    return metric
+    """``metric`` when it is one of :data:`METRICS`, else a :class:`~metalearn.errors.MetalearnError`."""
+    return check_choice("metric", metric, METRICS)
 
 
 def worst_score(metric: str) -> float:
@@ -119,8 +121,6 @@ def cross_validate(
 
 def _proba_score(model: Any, X: pd.DataFrame, y: pd.Series, metric: str, labels: np.ndarray) -> float:
     """Probability metrics with every class of the full data (folds may miss a class)."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
     proba = model.predict_proba(X)
     full = np.zeros((len(X), len(labels)))
     for j, cls in enumerate(model.classes_):
@@ -134,8 +134,16 @@ def _proba_score(model: Any, X: pd.DataFrame, y: pd.Series, metric: str, labels:
     return float(roc_auc_score(y, full, multi_class="ovr", labels=labels[present]))
 
 
-def _run(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int,
-         holdout: float | None, seed: int, budget: float = 1.0) -> list[float]:
+def _run(
+    pipeline: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    metric: str,
+    folds: int,
+    holdout: float | None,
+    seed: int,
+    budget: float = 1.0,
+) -> list[float]:
     # one BLAS/OpenMP thread per trial: HistGradientBoosting's OpenMP threads otherwise fight over the cores
     with threadpool_limits(1):
         return cross_validate(pipeline, X, y, metric, folds, holdout, seed, budget)
@@ -159,10 +167,7 @@ def evaluate_pipeline(
         if time_limit is None:
             scores = _run(pipeline, X, y, metric, folds, holdout, seed, budget)
         else:
-            import pynisher
-
-            limited = pynisher.limit(_run, wall_time=(max(1.0, float(time_limit)), "s"), context="fork",
-                                     warnings=False)
+            limited = pynisher.limit(_run, wall_time=(max(1.0, float(time_limit)), "s"), context="fork", warnings=False)
             scores = limited(pipeline, X, y, metric, folds, holdout, seed, budget)
     except Exception as exc:  # the trial failed: record it and move on
         seconds = time.perf_counter() - start
@@ -189,9 +194,7 @@ def evaluate_config(
     time_limit: float | None = None,
     budget: float = 1.0,
 ) -> TrialResult:
-    """Build the pipeline of ``config`` (see :mod:`metalearn.space`) and evaluate it."""
-    from metalearn.space import build_pipeline
-
+    """Build the pipeline of ``config`` (see :mod:`metalearn.pipeline`) and evaluate it."""
     numeric = [c for c in X.columns if c not in set(categorical)]
     try:
         pipeline = build_pipeline(config, numeric, categorical, n_features=X.shape[1], random_state=seed)

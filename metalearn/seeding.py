@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from metalearn.datasets import (
     Dataset,
     load_openml_dataset,
@@ -32,6 +34,11 @@ from metalearn.datasets import (
     stratified_subsample,
 )
 from metalearn.errors import MetalearnError
+from metalearn.evaluation import evaluate_config
+from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.protocol import CROSS_EVAL_ORIGIN, DEFAULT_METRIC
+from metalearn.space import SPACE_VERSION, algorithm_of, default_configuration
+from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
 #: algorithms whose library defaults join the cross-evaluation (strong, cheap, widely used defaults)
 DEFAULT_POOL = ("random_forest", "hist_gradient_boosting", "extra_trees", "logistic_regression", "svc_rbf")
@@ -44,7 +51,7 @@ class SeedProtocol:
     max_rows: int = 2000
     trial_time_limit: float = 60.0
     seed: int = 0
-    metric: str = "balanced_accuracy"
+    metric: str = DEFAULT_METRIC
     cross_evaluate: int = 0
 
 
@@ -74,31 +81,31 @@ def seed_key(dataset: Dataset, protocol: SeedProtocol) -> str:
     return f"seed:{dataset.content_hash[:16]}:{protocol.seed}:"
 
 
-@contextmanager
-def _opened(source: DatasetSource, db: str) -> Iterator[tuple[Dataset | None, Any]]:
-    """``(dataset, knowledge base)``, disposed afterwards; ``(None, reason)`` when the dataset cannot load."""
-    from metalearn.knowledge_base import KnowledgeBase
-
+def _load(source: DatasetSource) -> tuple[Dataset | None, str | None]:
+    """``(dataset, None)``, or ``(None, reason)`` when the dataset cannot be loaded."""
     try:
-        dataset = source.loader()
+        return source.loader(), None
     except MetalearnError as exc:
-        yield None, str(exc)
-        return
+        return None, str(exc)
+
+
+@contextmanager
+def _opened_kb(db: str) -> Iterator[KnowledgeBase]:
+    """A knowledge base connection for one worker task, disposed afterwards."""
     kb = KnowledgeBase(db)
     try:
-        yield dataset, kb
+        yield kb
     finally:
         kb.dispose()
 
 
 def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str, Any]:
     """Seed one dataset (resuming if some of its trials are stored); returns a summary."""
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
-
     start = time.perf_counter()
-    with _opened(source, db) as (dataset, kb):
-        if dataset is None:
-            return {"key": source.key, "status": "skipped", "error": kb}
+    dataset, error = _load(source)
+    if dataset is None:
+        return {"key": source.key, "status": "skipped", "error": error}
+    with _opened_kb(db) as kb:
         settings = SearchSettings(strategy="cold", n_trials=protocol.n_trials, folds=protocol.folds,
                                   max_rows=protocol.max_rows, trial_time_limit=protocol.trial_time_limit,
                                   seed=protocol.seed, metric=protocol.metric, refit=False)
@@ -120,14 +127,11 @@ def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str
 
 def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, config_ids: list[int]) -> dict:
     """Evaluate the pooled top configurations on one dataset (skipping stored ones)."""
-    from metalearn.evaluation import evaluate_config
-    from metalearn.knowledge_base import RunRecord
-    from metalearn.knowledge_base.repository import CROSS_EVAL_ORIGIN
-
     start = time.perf_counter()
-    with _opened(source, db) as (dataset, kb):
-        if dataset is None:
-            return {"key": source.key, "status": "skipped", "error": kb}
+    dataset, error = _load(source)
+    if dataset is None:
+        return {"key": source.key, "status": "skipped", "error": error}
+    with _opened_kb(db) as kb:
         dataset_id = kb.register(dataset)
         prefix = f"xeval:{dataset.content_hash[:16]}:"
         done = kb.run_keys(prefix)
@@ -135,8 +139,6 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
         configs = kb.configurations(config_ids)
         X, y = stratified_subsample(dataset.X, dataset.y, protocol.max_rows, protocol.seed)
         written = 0
-        from metalearn.space import algorithm_of
-
         for config_id in config_ids:
             key = f"{prefix}{config_id}"
             if key in done or config_id in already:
@@ -155,9 +157,6 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
 
 def _pooled_top_configs(db: str, protocol: SeedProtocol) -> list[int]:
     """The ``cross_evaluate`` best configurations of every dataset, plus the library defaults of ``DEFAULT_POOL``."""
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.space import SPACE_VERSION, default_configuration
-
     kb = KnowledgeBase(db)
     try:
         perf = kb.performance(protocol.metric, SPACE_VERSION)
@@ -173,8 +172,6 @@ def _pooled_top_configs(db: str, protocol: SeedProtocol) -> list[int]:
 
 def _map(func: Callable[..., dict], sources: list[DatasetSource], jobs: int, desc: str,
          report: Callable[[dict], None]) -> list[dict]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     results = []
     with Progress(TextColumn(desc), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task(desc, total=len(sources))
@@ -200,8 +197,6 @@ def _map(func: Callable[..., dict], sources: list[DatasetSource], jobs: int, des
 def seed(sources: list[DatasetSource], db: str, protocol: SeedProtocol, jobs: int = 1,
          report: Callable[[dict], None] = lambda _: None) -> dict[str, Any]:
     """Run both phases over ``sources``; returns the per-dataset summaries."""
-    from metalearn.knowledge_base import KnowledgeBase
-
     KnowledgeBase(db).dispose()  # create the schema once, before the workers start
     summaries = _map(partial(seed_one, db=db, protocol=protocol), sources, jobs, "seeding", report)
     cross: list[dict] = []

@@ -1,4 +1,6 @@
-"""Settings read from the environment, with defaults that work on a fresh machine.
+"""Every environment variable metalearn reads, parsed by one set of rules, for library, CLI and API.
+
+Library and CLI:
 
 - ``METALEARN_DB``: knowledge base, a file path (SQLite) or any SQLAlchemy URL;
   default ``<user data dir>/metalearn/knowledge_base.sqlite``.
@@ -6,49 +8,86 @@
   ``datasets_cache/`` of a source checkout, else the user cache directory.
 - ``METALEARN_MAX_ROWS`` (1,000,000), ``METALEARN_MAX_COLUMNS`` (5,000) and
   ``METALEARN_MAX_FILE_MB`` (1,024): the largest table / file accepted.
+
+HTTP API: see :class:`ServerSettings`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import platformdirs
+from sqlalchemy.engine import make_url
 
 from metalearn.errors import MetalearnError
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+def _raw(name: str, env: Mapping[str, str] | None) -> str:
+    return (os.environ if env is None else env).get(name, "").strip()
+
+
+def env_int(name: str, default: int, minimum: int = 1, env: Mapping[str, str] | None = None) -> int:
+    """The integer in ``name`` (``default`` when unset or empty); at least ``minimum``."""
+    raw = _raw(name, env)
+    if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
         raise MetalearnError(f"{name} must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise MetalearnError(f"{name} must be positive, got {value}")
+    if value < minimum:
+        raise MetalearnError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def env_float(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    """The positive finite number in ``name`` (``default`` when unset or empty)."""
+    raw = _raw(name, env)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MetalearnError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise MetalearnError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def env_bool(name: str, default: bool, env: Mapping[str, str] | None = None) -> bool:
+    """``1/0``, ``true/false``, ``yes/no`` or ``on/off`` in ``name`` (``default`` when unset or empty)."""
+    raw = _raw(name, env).lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise MetalearnError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
 
 
 def database_url(value: str | os.PathLike[str] | None = None) -> str:
     """Turn a path or URL (or ``METALEARN_DB``, or the default location) into a SQLAlchemy URL."""
-    raw = str(value) if value is not None else os.environ.get("METALEARN_DB", "").strip()
+    raw = str(value) if value is not None else _raw("METALEARN_DB", None)
     if not raw:
-        data_dir = Path(platformdirs.user_data_dir("metalearn"))
-        raw = str(data_dir / "knowledge_base.sqlite")
+        raw = str(Path(platformdirs.user_data_dir("metalearn")) / "knowledge_base.sqlite")
     if "://" in raw:
         return raw
-    path = Path(raw).expanduser().resolve()
-    return f"sqlite:///{path}"
+    return f"sqlite:///{Path(raw).expanduser().resolve()}"
 
 
 def cache_dir(value: str | os.PathLike[str] | None = None) -> Path:
     """Directory where datasets downloaded through ``openml`` are cached."""
-    raw = str(value) if value is not None else os.environ.get("METALEARN_CACHE_DIR", "").strip()
+    raw = str(value) if value is not None else _raw("METALEARN_CACHE_DIR", None)
     if raw:
         return Path(raw).expanduser().resolve()
     checkout_cache = _SOURCE_ROOT / "datasets_cache"
@@ -68,7 +107,130 @@ class Limits:
     @classmethod
     def from_env(cls) -> Limits:
         return cls(
-            max_rows=_int_env("METALEARN_MAX_ROWS", cls.max_rows),
-            max_columns=_int_env("METALEARN_MAX_COLUMNS", cls.max_columns),
-            max_file_bytes=_int_env("METALEARN_MAX_FILE_MB", cls.max_file_bytes // 2**20) * 2**20,
+            max_rows=env_int("METALEARN_MAX_ROWS", cls.max_rows),
+            max_columns=env_int("METALEARN_MAX_COLUMNS", cls.max_columns),
+            max_file_bytes=env_int("METALEARN_MAX_FILE_MB", cls.max_file_bytes // 2**20) * 2**20,
         )
+
+    @classmethod
+    def unlimited(cls) -> Limits:
+        """No limit (for tables this process stored itself after checking them)."""
+        return cls(max_rows=2**62, max_columns=2**62, max_file_bytes=2**62)
+
+
+def hash_api_key(key: str) -> bytes:
+    """SHA-256 digest of an API key."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def parse_api_keys(raw: str) -> tuple[bytes, ...]:
+    """SHA-256 digests of the comma-separated keys; ``sha256:<hex>`` entries are taken as digests already."""
+    digests = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        if not item.startswith("sha256:"):
+            digests.append(hash_api_key(item))
+            continue
+        try:
+            digest = bytes.fromhex(item[len("sha256:"):])
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise MetalearnError("METALEARN_API_KEYS: a sha256: entry must be 64 hex digits")
+        digests.append(digest)
+    return tuple(digests)
+
+
+def default_data_dir(db_url: str) -> Path:
+    """A folder next to a SQLite file (``<stem>-api-data``), else the user data directory."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        db = Path(url.database)
+        return db.parent / f"{db.stem}-api-data"
+    return Path(platformdirs.user_data_dir("metalearn")) / "api-data"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Settings of the HTTP service (environment variable in brackets).
+
+    - ``db_url`` [``METALEARN_DB``]: the knowledge base.
+    - ``data_dir`` [``METALEARN_DATA_DIR``]: uploaded tables, models and cancel flags; default
+      ``<knowledge base stem>-api-data/`` next to a SQLite file, else ``<user data dir>/metalearn/api-data``.
+    - ``api_key_hashes`` [``METALEARN_API_KEYS``]: comma-separated keys (or ``sha256:<hex>`` digests);
+      when set, every endpoint but ``/v1/health`` needs ``Authorization: Bearer <key>``.
+    - ``max_upload_bytes`` [``METALEARN_API_MAX_UPLOAD_BYTES`` or ``METALEARN_API_MAX_UPLOAD_MB``; 100 MiB],
+      ``max_rows`` [``METALEARN_API_MAX_ROWS``; 1,000,000], ``max_columns`` [``METALEARN_API_MAX_COLUMNS``;
+      2,000], ``max_cells`` [``METALEARN_API_MAX_CELLS``; 50,000,000]: the largest upload accepted.
+    - ``max_body_bytes`` [``METALEARN_API_MAX_BODY_MB``; 16 MiB]: the largest JSON request body.
+    - ``max_predict_rows`` [``METALEARN_API_MAX_PREDICT_ROWS``; 10,000].
+    - ``search_workers`` [``METALEARN_API_SEARCH_WORKERS``; 1] searches run at once, each in its own
+      process; ``search_queue`` [``METALEARN_API_SEARCH_QUEUE``; 8] more may wait, beyond that 429.
+    - ``trial_time_limit`` [``METALEARN_API_TRIAL_TIME_LIMIT``; 120 s] per trial unless a request sets one.
+    - ``worker_niceness`` [``METALEARN_API_WORKER_NICE``; 10]: search processes run at a lower priority.
+    - ``cancel_grace`` [``METALEARN_API_CANCEL_GRACE``; 30 s]: a cancelled search still running after this
+      long (a trial in progress) is killed.
+    - ``seed_kb`` [``METALEARN_API_SEED``; on]: load the shipped seed into an empty knowledge base.
+    - ``recover`` [``METALEARN_API_RECOVER``; on]: at startup mark searches left queued/running as failed.
+    - ``recommender_max_age`` [``METALEARN_API_RECOMMENDER_MAX_AGE``; 10 s]: how stale recommendations may
+      get while searches add runs (the recommender is rebuilt at most this often).
+    - ``response_cache`` [``METALEARN_API_RECOMMEND_CACHE``; on]: cache recommendation responses until
+      the knowledge base changes.
+    """
+
+    db_url: str
+    data_dir: Path
+    api_key_hashes: tuple[bytes, ...] = ()
+    max_upload_bytes: int = 100 * 2**20
+    max_rows: int = 1_000_000
+    max_columns: int = 2_000
+    max_cells: int = 50_000_000
+    max_body_bytes: int = 16 * 2**20
+    max_predict_rows: int = 10_000
+    search_workers: int = 1
+    search_queue: int = 8
+    trial_time_limit: float = 120.0
+    worker_niceness: int = 10
+    cancel_grace: float = 30.0
+    seed_kb: bool = True
+    recover: bool = True
+    response_cache: bool = True
+    recommender_max_age: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
+        """Settings from ``env`` (default ``os.environ``); keyword arguments win over the environment."""
+        db_url = overrides.pop("db_url", None) or database_url(_raw("METALEARN_DB", env) or None)
+        raw_dir = _raw("METALEARN_DATA_DIR", env)
+        data_dir = Path(raw_dir).expanduser().resolve() if raw_dir else default_data_dir(db_url)
+        if _raw("METALEARN_API_MAX_UPLOAD_BYTES", env):
+            upload = env_int("METALEARN_API_MAX_UPLOAD_BYTES", cls.max_upload_bytes, env=env)
+        else:
+            upload = env_int("METALEARN_API_MAX_UPLOAD_MB", cls.max_upload_bytes // 2**20, env=env) * 2**20
+        values: dict[str, Any] = {
+            "db_url": db_url, "data_dir": data_dir, "max_upload_bytes": upload,
+            "api_key_hashes": parse_api_keys(_raw("METALEARN_API_KEYS", env)),
+            "max_rows": env_int("METALEARN_API_MAX_ROWS", cls.max_rows, env=env),
+            "max_columns": env_int("METALEARN_API_MAX_COLUMNS", cls.max_columns, env=env),
+            "max_cells": env_int("METALEARN_API_MAX_CELLS", cls.max_cells, env=env),
+            "max_body_bytes": env_int("METALEARN_API_MAX_BODY_MB", cls.max_body_bytes // 2**20, env=env) * 2**20,
+            "max_predict_rows": env_int("METALEARN_API_MAX_PREDICT_ROWS", cls.max_predict_rows, env=env),
+            "search_workers": env_int("METALEARN_API_SEARCH_WORKERS", cls.search_workers, env=env),
+            "search_queue": env_int("METALEARN_API_SEARCH_QUEUE", cls.search_queue, minimum=0, env=env),
+            "trial_time_limit": env_float("METALEARN_API_TRIAL_TIME_LIMIT", cls.trial_time_limit, env=env),
+            "worker_niceness": env_int("METALEARN_API_WORKER_NICE", cls.worker_niceness, minimum=0, env=env),
+            "cancel_grace": env_float("METALEARN_API_CANCEL_GRACE", cls.cancel_grace, env=env),
+            "seed_kb": env_bool("METALEARN_API_SEED", cls.seed_kb, env=env),
+            "recover": env_bool("METALEARN_API_RECOVER", cls.recover, env=env),
+            "response_cache": env_bool("METALEARN_API_RECOMMEND_CACHE", cls.response_cache, env=env),
+            "recommender_max_age": env_float("METALEARN_API_RECOMMENDER_MAX_AGE", cls.recommender_max_age, env=env),
+        }
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise MetalearnError(f"unknown server settings: {', '.join(sorted(unknown))}")
+        return cls(**(values | overrides))
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_key_hashes)

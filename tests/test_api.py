@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import breast_cancer_frame, messy_iris_frame
+from servers import running_server
 
 from metalearn.client import APIError, Client
 
@@ -34,48 +30,18 @@ MAX_UPLOAD = 200_000
 SEARCH = {"n_trials": 3, "folds": 3, "trial_time_limit": 60, "max_rows": 500}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("api")
-    port = _free_port()
-    env = os.environ | {
+    env = {
         "METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
         "METALEARN_CACHE_DIR": str(root / "cache"), "METALEARN_API_KEYS": f"{API_KEY}, {OTHER_KEY}",
         "METALEARN_API_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "METALEARN_API_SEARCH_WORKERS": "1",
         "METALEARN_API_SEARCH_QUEUE": "4", "METALEARN_API_SEED": "0", "PYTHONUNBUFFERED": "1",
         "METALEARN_API_RECOMMENDER_MAX_AGE": "0.001",
     }
-    log_path = root / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not come up in 60 s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield SimpleNamespace(url=url, root=root, db=str(root / "kb.sqlite"), log=log_path)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with running_server(root, env) as running:
+        yield SimpleNamespace(url=running.url, root=root, db=str(root / "kb.sqlite"), log=running.log)
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +62,9 @@ def uploaded(client: Client, bc_frame: pd.DataFrame) -> dict:
 
 def _local_report(db: str, path: Path, top: int) -> dict:
     """What ``metalearn recommend FILE --target target --json`` prints against the server's knowledge base."""
+    from metalearn.datasets import load_file
     from metalearn.knowledge_base import KnowledgeBase
     from metalearn.warmstart import SearchSettings, WarmStartSearch
-
-    from metalearn.datasets import load_file
 
     kb = KnowledgeBase(db)
     try:

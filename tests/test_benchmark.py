@@ -22,18 +22,16 @@ from typer.testing import CliRunner
 from metalearn.benchmark import (
     RESULT_COLUMNS,
     BenchmarkConfig,
-    flaml_available,
-    outer_split,
-    parse_strategies,
-    resolve_suite,
-)
-from metalearn.benchmark_analysis import (
     cell_scores,
     cv_cells,
+    flaml_available,
     gain_by_distance,
     load_results,
+    outer_split,
     paired_comparison,
+    parse_strategies,
     rank_cells,
+    resolve_suite,
     shortfalls,
     summarize,
     trials_to_match,
@@ -404,7 +402,7 @@ def test_unknown_openml_suite_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_missing_flaml_skips_the_peers_with_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import metalearn.benchmark as bench_module
+    import metalearn.benchmark.runner as bench_module
 
     monkeypatch.setattr(bench_module, "flaml_available", lambda: False)
     said: list[str] = []

@@ -125,7 +125,7 @@ def test_manifest_directory(tmp_path: Path) -> None:
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/datasets is not present")
 def test_shared_corpus_manifest_loads() -> None:
     entries = read_manifest(CORPUS)
-    assert len(entries) == 123
+    assert len(entries) == 187 and len({e.family for e in entries}) == 119  # 123 original + 64 from R's datasets
     breast = next(e for e in entries if e.name == "breast").load()
     assert set(breast.categorical) >= {"f0", "f1"}
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from conftest import breast_cancer_frame
-from metalearn.knowledge_base import KnowledgeBase, RunRecord
-from metalearn.knowledge_base.snapshot import export_snapshot, import_snapshot
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from metalearn.datasets import from_frame
 from metalearn.errors import KnowledgeBaseError
+from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.knowledge_base.snapshot import export_snapshot, import_snapshot
 
 
 def _run(dataset_id: int, score: float | None = 0.9, status: str = "success", key: str | None = None,
@@ -126,8 +126,9 @@ def test_bad_url_is_a_clear_error() -> None:
 
 
 def test_migration_upgrades_an_old_schema_without_loss(tmp_path: Path) -> None:
-    from metalearn.knowledge_base import migrate
     from sqlalchemy import create_engine, inspect
+
+    from metalearn.knowledge_base import migrate
 
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     engine = create_engine(url)

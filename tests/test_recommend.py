@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from metalearn.knowledge_base import KnowledgeBase, RunRecord
-from metalearn.warmstart import Recommender
 
+from metalearn.knowledge_base import KnowledgeBase, RunRecord
 from metalearn.metafeatures import EXTRACTOR_VERSION
 from metalearn.space import SPACE_VERSION, default_configuration
+from metalearn.warmstart import Recommender
 
 # raw scores of four configurations on two close datasets A and B (and two far ones, C and D)
 SCORES = {

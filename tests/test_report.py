@@ -25,7 +25,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from metalearn.datasets import from_frame
-from metalearn.report import SECTIONS, ModelReport, build_report, render_report
+from metalearn.report import SECTIONS, ModelReport, build_report, render_report, report_for_result
 from metalearn.space import default_configuration
 
 pytest.importorskip("shap")
@@ -240,8 +240,8 @@ def iris_search(tmp_path_factory: pytest.TempPathFactory):
 
 def test_search_result_report_multiclass_with_test_split(iris_search) -> None:
     result, dataset, test = iris_search["result"], iris_search["dataset"], iris_search["test"]
-    report = result.report(dataset, test=test, sensitive="site", shap_rows=15, shap_seconds=5.0, sample_size=60,
-                           permutation_repeats=2)
+    report = report_for_result(result, dataset, test=test, sensitive="site", shap_rows=15, shap_seconds=5.0,
+                               sample_size=60, permutation_repeats=2)
     ev = report.data["meta"]["evaluation"]
     assert ev["method"] == "test split" and ev["n_rows"] == len(test.X) == report["metrics"]["n"]
     a = report.artifacts

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import POSTGRES_URL, _reset_postgres, breast_cancer_frame, messy_iris_frame, wine_frame
-from metalearn.knowledge_base import KnowledgeBase
-from metalearn.warmstart import Recommender, SearchSettings, WarmStartSearch
 
 from metalearn.datasets import from_frame
+from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.report import report_for_result
+from metalearn.space import default_configuration
+from metalearn.warmstart import Recommender, SearchSettings, WarmStartSearch
 
 FAST = {"folds": 3, "max_rows": 300}
 
@@ -116,7 +118,6 @@ def test_exclusions_and_self_exclusion(kb: KnowledgeBase) -> None:
 def test_cross_evaluated_winner_of_a_held_out_dataset_does_not_leak_back(kb: KnowledgeBase) -> None:
     """A configuration found on wine and cross-evaluated on the others is hidden when wine's family is out."""
     from metalearn.knowledge_base import RunRecord
-
     from metalearn.space import default_configuration
 
     wine_id, iris_id, bc_id = _seeded_kb(kb)
@@ -255,5 +256,23 @@ def test_test_split_is_kept_aside(kb: KnowledgeBase) -> None:
     test = result.extra["test"]
     assert test.n_rows == 50 and set(test.y) == set(dataset.y)
     assert 0.5 < result.to_json()["test_score"] <= 1.0
-    report = result.report(dataset.subset(range(10)), test=test, shap=False)  # the report scores the test split
+    report = report_for_result(result, dataset.subset(range(10)), test=test, shap=False)  # scores the test split
     assert np.asarray(report.data["sections"]["confusion-matrix"]["matrix"]).sum() == 50
+
+
+def test_unusable_recommendations_are_reported_never_silently_dropped(kb: KnowledgeBase, caplog) -> None:
+    """A stored configuration the space rejects is still recommended; the search says it could not use it."""
+    wine = from_frame(wine_frame(), "target", "wine", family="wine")
+    wine_id, _ = WarmStartSearch(kb).prepare(wine)
+    broken = {**default_configuration("random_forest"), "random_forest:n_estimators": 10**9}  # out of range
+    kb.record_runs([RunRecord(dataset_id=wine_id, config=broken, algorithm="random_forest",
+                              metric="balanced_accuracy", status="success", score=1.0, seconds=0.1, origin="smac")])
+    dataset = from_frame(breast_cancer_frame(150), "target", "query")
+    with caplog.at_level("WARNING", logger="metalearn.warmstart.search"):
+        result = WarmStartSearch(kb, SearchSettings(n_trials=2, n_warm=3, **FAST)).run(dataset)
+    note = result.warm_start
+    assert note is not None and note.requested >= 1 and len(note.dropped) == note.requested - note.used >= 1
+    assert any("cannot be used" in r.getMessage() for r in caplog.records)
+    body = result.to_json()["warm_start"]
+    assert body["used"] == note.used and body["dropped"] and body["ran_cold"] == (note.used == 0)
+    assert all(t.configuration != broken for t in result.trials)

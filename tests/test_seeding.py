@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from conftest import breast_cancer_frame, messy_iris_frame, wine_frame
-from metalearn.knowledge_base import KnowledgeBase
 
 from metalearn import seeding
+from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSION
 
 TINY = seeding.SeedProtocol(n_trials=3, folds=2, max_rows=200, trial_time_limit=60)

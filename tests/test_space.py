@@ -1,4 +1,5 @@
-"""Tests for metalearn.space: the search space, configuration handling and pipeline construction."""
+"""Tests for metalearn.space and metalearn.pipeline: the search space, configuration handling and pipeline
+construction."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from metalearn.components import PolynomialIfCheap, l1_importances
 from metalearn.errors import MetalearnError
+from metalearn.pipeline import build_pipeline
 from metalearn.space import (
     ALGORITHMS,
     CLASS_WEIGHT_ALGORITHMS,
@@ -23,10 +26,7 @@ from metalearn.space import (
     POLYNOMIAL_MAX_INPUT_FEATURES,
     SCALERS,
     SPACE_VERSION,
-    PolynomialIfCheap,
-    _l1_importances,
     algorithm_of,
-    build_pipeline,
     build_space,
     canonical_config,
     config_from_dict,
@@ -448,7 +448,7 @@ def test_feature_selectors_keep_at_least_one_feature(config: dict) -> None:
     assert pipe.predict_proba(X).shape == (60, 3)
     if config["feature_preprocessing"] == "l1_selection":
         selector = pipe.named_steps["feature_preprocessing"]
-        assert np.all(_l1_importances(selector.estimator_) < 1e-5)  # the fallback was needed
+        assert np.all(l1_importances(selector.estimator_) < 1e-5)  # the fallback was needed
 
 
 @pytest.mark.filterwarnings(*FIT_WARNINGS)
@@ -458,7 +458,7 @@ def test_l1_selection_uses_an_l1_threshold_on_multiclass_data(solver: str) -> No
     pipe = build_pipeline(_with_preprocessing("l1_selection", solver=solver, C=0.1), wine.numeric, [])
     pipe.fit(wine.X_train, wine.y_train)
     selector = pipe.named_steps["feature_preprocessing"]
-    importances = _l1_importances(selector.estimator_)
+    importances = l1_importances(selector.estimator_)
     np.testing.assert_array_equal(selector.get_support(), importances > 1e-5)
     assert 1 <= selector.get_support().sum() < len(wine.numeric)
 

@@ -1,8 +1,18 @@
-"""Warm start: neighbours in meta-feature space, recommendations, and the SMAC search they start."""
+"""Warm start: owns the path from a dataset's meta-features to a finished search.
+
+``neighbors`` (scaling + distance), ``portfolio`` (greedy portfolio), ``recommend`` (ranked
+configurations with evidence), ``search`` (the strategy table -> SMAC facade + initial design),
+``loop`` (the ask/tell loop), ``result`` (Trial, SearchResult: THE incumbent, trajectory and trial
+numbering), ``executors`` (serial or Dask) and ``estimator`` (``search``, ``recommend``,
+``AutoClassifier``). It reads and writes the knowledge base; it never imports the service, report or
+front ends above it.
+"""
 
 from metalearn.warmstart.estimator import AutoClassifier, recommend, search
 from metalearn.warmstart.recommend import Recommendation, RecommendationReport, Recommender
-from metalearn.warmstart.search import STRATEGIES, SearchResult, SearchSettings, Trial, WarmStartSearch
+from metalearn.warmstart.result import SearchResult, Trial, incumbent, trajectory, trials_from_runs
+from metalearn.warmstart.search import STRATEGIES, SearchSettings, WarmStartSearch
 
 __all__ = ["STRATEGIES", "AutoClassifier", "Recommendation", "RecommendationReport", "Recommender",
-           "SearchResult", "SearchSettings", "Trial", "WarmStartSearch", "recommend", "search"]
+           "SearchResult", "SearchSettings", "Trial", "WarmStartSearch", "incumbent", "recommend", "search",
+           "trajectory", "trials_from_runs"]

@@ -5,21 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from metalearn.knowledge_base import KnowledgeBase
-from metalearn.warmstart.recommend import RecommendationReport
-from metalearn.warmstart.search import SearchResult, SearchSettings, WarmStartSearch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from metalearn.datasets import from_xy
-from metalearn.evaluation import DEFAULT_METRIC
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.protocol import DEFAULTS
+from metalearn.warmstart.recommend import RecommendationReport
+from metalearn.warmstart.search import SearchResult, SearchSettings, WarmStartSearch
 
 
-def search(X: Any, y: Any, *, strategy: str = "warm", n_trials: int | None = 50,
+def search(X: Any, y: Any, *, strategy: str = DEFAULTS.strategy, n_trials: int | None = DEFAULTS.n_trials,
            time_budget: float | None = None, trial_time_limit: float | None = None,
-           metric: str = DEFAULT_METRIC, folds: int = 5, seed: int = 0, max_rows: int | None = 5000,
-           categorical: list[str] | None = None, name: str = "dataset",
+           metric: str = DEFAULTS.metric, folds: int = DEFAULTS.folds, seed: int = DEFAULTS.seed,
+           max_rows: int | None = DEFAULTS.max_rows, categorical: list[str] | None = None, name: str = "dataset",
            kb: KnowledgeBase | str | None = None, callback: Any = None) -> SearchResult:
     """Run a (by default warm-started) search on ``X, y``; every trial is stored in the knowledge base."""
     dataset = from_xy(X, y, name=name, categorical=categorical)
@@ -29,7 +28,7 @@ def search(X: Any, y: Any, *, strategy: str = "warm", n_trials: int | None = 50,
     return WarmStartSearch(kb, settings).run(dataset, callback=callback)
 
 
-def recommend(X: Any, y: Any, *, top: int = 5, k: int = 5, metric: str = DEFAULT_METRIC,
+def recommend(X: Any, y: Any, *, top: int = DEFAULTS.top, k: int = DEFAULTS.k, metric: str = DEFAULTS.metric,
               categorical: list[str] | None = None, name: str = "dataset",
               kb: KnowledgeBase | str | None = None) -> RecommendationReport:
     """Recommended pipelines for ``X, y`` with their evidence (registers the dataset's meta-features)."""
@@ -46,9 +45,10 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
     ``search_id_``, ``model_`` (the refitted pipeline) and ``classes_``.
     """
 
-    def __init__(self, strategy: str = "warm", n_trials: int | None = 30, time_budget: float | None = None,
-                 trial_time_limit: float | None = None, metric: str = DEFAULT_METRIC, folds: int = 5,
-                 seed: int = 0, max_rows: int | None = 5000, kb: str | None = None) -> None:
+    def __init__(self, strategy: str = DEFAULTS.strategy, n_trials: int | None = DEFAULTS.n_trials,
+                 time_budget: float | None = None, trial_time_limit: float | None = None,
+                 metric: str = DEFAULTS.metric, folds: int = DEFAULTS.folds, seed: int = DEFAULTS.seed,
+                 max_rows: int | None = DEFAULTS.max_rows, kb: str | None = None) -> None:
         self.strategy = strategy
         self.n_trials = n_trials
         self.time_budget = time_budget
@@ -66,6 +66,7 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
         if result.model is None:
             raise RuntimeError("no trial succeeded; see leaderboard_ for the errors")
         self.result_ = result
+        self.bundle_ = result.bundle()
         self.model_ = result.model
         self.best_config_ = result.best_config
         self.best_score_ = result.best_score
@@ -77,19 +78,10 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 
-    def _frame(self, X: Any) -> pd.DataFrame:
-        check_is_fitted(self, "model_")
-        if isinstance(X, pd.DataFrame):
-            frame = X.rename(columns=str)
-        else:
-            frame = pd.DataFrame(np.asarray(X), columns=list(self.feature_names_in_))
-        categorical = set(self.result_.extra.get("categorical", []))
-        for column in categorical & set(frame.columns):
-            frame[column] = frame[column].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
-        return frame
-
     def predict(self, X: Any) -> np.ndarray:
-        return self.model_.predict(self._frame(X))
+        check_is_fitted(self, "model_")
+        return self.bundle_.predict(X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return self.model_.predict_proba(self._frame(X))
+        check_is_fitted(self, "model_")
+        return self.bundle_.predict_proba(X)

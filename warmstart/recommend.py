@@ -32,11 +32,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from metalearn.knowledge_base import KnowledgeBase
+from metalearn.metafeatures import EXTRACTOR_VERSION
+from metalearn.protocol import DEFAULT_METRIC
+from metalearn.space import SPACE_VERSION, default_configuration
 from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
 from metalearn.warmstart.portfolio import build_portfolio, greedy_selection, normalized_matrix
-
-from metalearn.evaluation import DEFAULT_METRIC
 
 WEIGHT_EPS = 0.01
 #: how neighbour candidates are ordered: ``greedy`` (similarity-weighted greedy portfolio, default)
@@ -103,9 +105,6 @@ class Recommender:
                  distance: str = "l1", portfolio_size: int = 16, min_datasets: int = 5,
                  restrict_to: Collection[int] | None = None, ranking: str = "greedy",
                  global_weight: float = 0.5) -> None:
-        from metalearn.metafeatures import EXTRACTOR_VERSION
-        from metalearn.space import SPACE_VERSION
-
         self.kb, self.metric = kb, metric
         self.extractor = extractor or EXTRACTOR_VERSION
         self.space_version = SPACE_VERSION
@@ -246,8 +245,6 @@ class Recommender:
 
     def _defaults(self, top: int) -> list[Recommendation]:
         """Library defaults of strong algorithms, for a knowledge base with nothing to go on."""
-        from metalearn.space import default_configuration
-
         recs = []
         for rank, algorithm in enumerate(DEFAULT_ALGORITHMS[:top], start=1):
             config = default_configuration(algorithm)

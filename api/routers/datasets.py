@@ -18,14 +18,20 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
+import pandas as pd
+import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
-from fastapi import Path as PathParam
-from metalearn.api.dependencies import MAX_ID, AppState, ServerSettings, get_state, jsonable
-from metalearn.api.schemas import DatasetCreated, DatasetDetail, DatasetList, error_responses
-from metalearn.api.security import require_api_key
-from sqlalchemy import func, select
 
-from metalearn.errors import DatasetError
+from metalearn.api.dependencies import AppState, DatasetPathId, State
+from metalearn.api.schemas import MAX_ID, DatasetCreated, DatasetDetail, DatasetList, error_responses
+from metalearn.api.security import require_api_key
+from metalearn.api.services import count_datasets
+from metalearn.datasets import Dataset, from_frame, read_table
+from metalearn.errors import DatasetError, KnowledgeBaseError, NotFound
+from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
+from metalearn.metafeatures import EXTRACTOR_VERSION, extract_metafeatures
+from metalearn.protocol import to_jsonable
+from metalearn.settings import Limits, ServerSettings
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(require_api_key)],
                    responses=error_responses(401))
@@ -89,11 +95,13 @@ def _check_shape(filename: str, n_rows: int, n_columns: int, settings: ServerSet
                    "(METALEARN_API_MAX_CELLS)", 413)
 
 
-def read_upload(filename: str, stream: BinaryIO, size: int | None, settings: ServerSettings) -> Any:
-    """The uploaded table as a DataFrame, or an HTTP 400/413 saying what is wrong with it."""
-    from metalearn.datasets import read_table
-    from metalearn.settings import Limits
+def _limits(settings: ServerSettings) -> Limits:
+    return Limits(max_rows=settings.max_rows, max_columns=settings.max_columns,
+                  max_file_bytes=settings.max_upload_bytes)
 
+
+def _head(filename: str, stream: BinaryIO, size: int | None, settings: ServerSettings) -> bytes:
+    """The first bytes of the upload, after checking its size (400 when empty, 413 when too large)."""
     stream.seek(0, 2)
     actual = stream.tell()
     stream.seek(0)
@@ -105,33 +113,40 @@ def read_upload(filename: str, stream: BinaryIO, size: int | None, settings: Ser
                    "(METALEARN_API_MAX_UPLOAD_BYTES)", 413)
     head = stream.read(HEAD_BYTES)
     stream.seek(0)
+    return head
+
+
+def _check_parquet(filename: str, path: Path, settings: ServerSettings) -> None:
+    """Refuse a corrupt parquet file, or one too large by its footer (before loading it)."""
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as exc:  # pyarrow raises its own types for corrupt files
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _bad(f"cannot read {filename} as parquet: {detail}") from None
+    _check_shape(filename, int(meta.num_rows), int(meta.num_columns), settings)
+
+
+def read_upload(filename: str, stream: BinaryIO, size: int | None, settings: ServerSettings) -> pd.DataFrame:
+    """The uploaded table as a DataFrame, or an HTTP 400/413 saying what is wrong with it."""
+    head = _head(filename, stream, size, settings)
     kind = _sniff(filename, head)
     if kind == "csv":
         _check_csv_header(filename, head, settings)
-    limits = Limits(max_rows=settings.max_rows, max_columns=settings.max_columns,
-                    max_file_bytes=settings.max_upload_bytes)
     with tempfile.TemporaryDirectory(prefix="metalearn-upload-") as folder:
         path = Path(folder) / f"{_safe_stem(filename)}.{kind}"
         with path.open("wb") as out:
             shutil.copyfileobj(stream, out, length=2**20)
         if kind == "parquet":
-            try:
-                import pyarrow.parquet as pq
-
-                meta = pq.read_metadata(path)
-            except Exception as exc:  # pyarrow raises its own types for corrupt files
-                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise _bad(f"cannot read {filename} as parquet: {detail}") from None
-            _check_shape(filename, int(meta.num_rows), int(meta.num_columns), settings)
+            _check_parquet(filename, path, settings)
         try:
-            frame = read_table(path, limits)
+            frame = read_table(path, _limits(settings))
         except DatasetError as exc:
             raise _bad(str(exc).replace(path.name, filename)) from None
     _check_shape(filename, int(frame.shape[0]), int(frame.shape[1]), settings)
     return frame
 
 
-def _summary(state: AppState, info: Any) -> dict[str, Any]:
+def _summary(state: AppState, info: DatasetInfo) -> dict[str, Any]:
     return info.to_json() | {"stored": state.store.has_table(info.id, info.content_hash)}
 
 
@@ -141,78 +156,68 @@ def upload_dataset(
     file: Annotated[UploadFile, File(description="The table: CSV (UTF-8, comma-separated, header row), parquet "
                                                  "or ARFF.")],
     target: Annotated[str, Form(min_length=1, max_length=255, description="Name of the target column.")],
+    state: State,
     name: Annotated[str | None, Form(max_length=255, description="Dataset name (default: the file's stem).")] = None,
     categorical: Annotated[str | None, Form(max_length=100_000, description="Comma-separated columns to treat as "
                                                                             "categorical (text columns always "
                                                                             "are).")] = None,
-    state: AppState = Depends(get_state),
 ) -> dict[str, Any]:
     """Validate the table, register it with its meta-features and keep it for searches.
 
     The same data uploaded again (same content hash) gets the same id, with ``existing: true``.
     Nothing is registered when the upload is refused.
     """
-    from metalearn.datasets import from_frame
-    from metalearn.metafeatures import EXTRACTOR_VERSION, extract_metafeatures
-    from metalearn.settings import Limits
-
     settings = state.settings
     filename = Path(file.filename or "upload.csv").name or "upload.csv"
     frame = read_upload(filename, file.file, file.size, settings)
     columns = [c.strip() for c in (categorical or "").split(",") if c.strip()]
-    limits = Limits(max_rows=settings.max_rows, max_columns=settings.max_columns,
-                    max_file_bytes=settings.max_upload_bytes)
     dataset_name = (name or "").strip() or Path(filename).stem or "dataset"
-    dataset = from_frame(frame, target, dataset_name, columns, limits=limits)  # DatasetError -> 400
-    kb = state.kb
-    existing = kb.dataset_by_hash(dataset.content_hash)
-    features = kb.metafeatures(existing.id, EXTRACTOR_VERSION) if existing is not None else None
-    if features is None:  # extract first, so a failure leaves nothing registered
-        mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=0)
-        dataset_id = kb.register(dataset)
-        kb.store_metafeatures(dataset_id, mf.extractor, mf.features, mf.seconds)
-        features = mf.features
-    else:
-        dataset_id = existing.id
+    dataset = from_frame(frame, target, dataset_name, columns, limits=_limits(settings))  # DatasetError -> 400
+    dataset_id, features, existing = _register(state.kb, dataset)
     state.store.save_dataset(dataset_id, dataset)
     state.recommendations.forget(dataset_id)
-    info = kb.dataset(dataset_id)
+    info = state.kb.dataset(dataset_id)
     return {"id": dataset_id, "name": info.name, "n_rows": dataset.n_rows, "n_features": dataset.n_features,
             "n_classes": dataset.n_classes, "target": dataset.target, "categorical": list(dataset.categorical),
-            "content_hash": dataset.content_hash, "existing": existing is not None,
-            "meta_features": jsonable(features)}
+            "content_hash": dataset.content_hash, "existing": existing,
+            "meta_features": to_jsonable(features)}
+
+
+def _register(kb: KnowledgeBase, dataset: Dataset) -> tuple[int, dict[str, float | None], bool]:
+    """The dataset's id and meta-features, registering both unless known; and whether it was known."""
+    existing = kb.dataset_by_hash(dataset.content_hash)
+    features = kb.metafeatures(existing.id, EXTRACTOR_VERSION) if existing is not None else None
+    if existing is not None and features is not None:
+        return existing.id, features, True
+    mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=0)  # first: a failure leaves nothing
+    dataset_id = kb.register(dataset)
+    kb.store_metafeatures(dataset_id, mf.extractor, mf.features, mf.seconds)
+    return dataset_id, mf.features, existing is not None
 
 
 @router.get("", response_model=DatasetList, summary="List datasets", responses=error_responses(422))
-def list_datasets(limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-                  state: AppState = Depends(get_state)) -> dict[str, Any]:
+def list_datasets(state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                  offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> dict[str, Any]:
     """Datasets of the knowledge base, oldest first; ``stored`` tells which ones searches can run on."""
-    from metalearn.knowledge_base.models import DatasetRow
-
-    with state.kb.reading() as session:
-        total = int(session.scalar(select(func.count()).select_from(DatasetRow)) or 0)
+    total = count_datasets(state.kb)
     items = [_summary(state, info) for info in state.kb.datasets(limit=limit, offset=offset)]
     return {"datasets": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, summary="Get a dataset",
             responses=error_responses(404, 422))
-def get_dataset(dataset_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
-                state: AppState = Depends(get_state)) -> dict[str, Any]:
+def get_dataset(dataset_id: DatasetPathId, state: State) -> dict[str, Any]:
     """A dataset with its meta-feature vector."""
-    from metalearn.metafeatures import EXTRACTOR_VERSION
-
     info = dataset_or_404(state, dataset_id)
     features = state.kb.metafeatures(dataset_id, EXTRACTOR_VERSION)
     return _summary(state, info) | {"extractor": EXTRACTOR_VERSION,
-                                    "meta_features": None if features is None else jsonable(features)}
+                                    "meta_features": None if features is None else to_jsonable(features)}
 
 
-def dataset_or_404(state: AppState, dataset_id: int) -> Any:
-    from metalearn.errors import KnowledgeBaseError
-
+def dataset_or_404(state: AppState, dataset_id: int) -> DatasetInfo:
+    """The dataset's row, or :class:`NotFound` (404)."""
     try:
         return state.kb.dataset(dataset_id)
     except KnowledgeBaseError:
-        raise HTTPException(status_code=404, detail=f"no dataset with id {dataset_id}") from None
+        raise NotFound(f"no dataset with id {dataset_id}") from None
 

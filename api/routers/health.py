@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from metalearn.api.dependencies import AppState, get_state
-from metalearn.api.schemas import HealthResponse, error_responses
 from sqlalchemy.engine import make_url
 
 from metalearn import __version__
+from metalearn.api.dependencies import State
+from metalearn.api.schemas import HealthResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
 @router.get("/health", response_model=HealthResponse, responses=error_responses(503),
             summary="Service and knowledge-base health")
-def health(state: AppState = Depends(get_state)) -> HealthResponse | JSONResponse:
+def health(state: State) -> HealthResponse | JSONResponse:
     """Whether the knowledge base answers, its size, the search queue and the upload limits.
 
     Open to everyone (no API key), so it reveals counts only, never paths or settings.

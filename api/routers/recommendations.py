@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from metalearn.api.dependencies import AppState, get_state
+from starlette.concurrency import run_in_threadpool
+
+from metalearn.api.dependencies import State
 from metalearn.api.schemas import RecommendationReport, RecommendationRequest, error_responses
 from metalearn.api.security import require_api_key
-from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], dependencies=[Depends(require_api_key)],
                    responses=error_responses(401))
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], depen
 
 @router.post("", response_model=RecommendationReport, summary="Recommend pipelines for a dataset",
              responses=error_responses(404, 409, 422))
-async def recommend(body: RecommendationRequest, state: AppState = Depends(get_state)) -> Response:
+async def recommend(body: RecommendationRequest, state: State) -> Response:
     """The body of ``metalearn recommend --json`` for the dataset with id ``dataset_id``.
 
     The dataset itself is left out of its neighbours (by content hash), as on the command line.

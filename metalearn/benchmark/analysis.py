@@ -1,0 +1,321 @@
+"""Summary statistics of a benchmark: normalised scores, ranks, trials-to-match, paired tests, targets.
+
+Reads the rows the runner appended to ``results.jsonl`` (see ``benchmarks/README.md``); every
+function here is pure apart from :func:`load_results` (reads the checkpoint) and :func:`machine_info`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import warnings
+from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr, wilcoxon
+
+from metalearn.benchmark.checkpoint import now, read_jsonl
+from metalearn.benchmark.config import (
+    BOOTSTRAP,
+    MATCH_BUDGET,
+    METRIC,
+    RESULT_COLUMNS,
+    BenchmarkConfig,
+    compared_strategies,
+    fraction_name,
+)
+from metalearn.protocol import SINGLE_FIDELITY
+
+#: one code path and the same CV folds: their CV scores compare
+SAME_PATH = SINGLE_FIDELITY
+
+
+def load_results(output: Path, config: BenchmarkConfig | None = None, keys: Iterable[str] | None = None
+                 ) -> pd.DataFrame:
+    """Checkpoint rows (last write wins per dataset, seed, strategy, budget), optionally restricted to what
+    ``config`` asks for."""
+    records = read_jsonl(output / "results.jsonl")
+    frame = pd.DataFrame(records, columns=RESULT_COLUMNS) if records else pd.DataFrame(columns=RESULT_COLUMNS)
+    frame = frame.drop_duplicates(["dataset_key", "seed", "strategy", "budget"], keep="last")
+    if config is not None and len(frame):
+        wanted = np.array([int(seed) < config.seeds and s in config.strategies_for(int(seed))
+                           for s, seed in zip(frame["strategy"], frame["seed"], strict=True)], dtype=bool)
+        wanted &= np.array([int(b) in config.budgets_of(s)
+                            for s, b in zip(frame["strategy"], frame["budget"], strict=True)], dtype=bool)
+        if keys is not None:
+            wanted &= frame["dataset_key"].isin(set(keys))
+        frame = frame[wanted]
+    frame = frame.reset_index(drop=True)
+    for column in ("seed", "budget", "trials", "incumbent_trial", "n_train", "n_test", "n_classes", "kb_datasets"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    for column in ("test_score", "cv_score", "seconds", "kb_fraction", "time_budget"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in ("neighbors", "neighbor_families"):
+        frame[column] = [list(v) if isinstance(v, list | tuple | np.ndarray) else [] for v in frame[column]]
+    return frame
+
+
+def cell_scores(frame: pd.DataFrame, scale: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per (dataset, strategy, budget): test score and seconds averaged over seeds, and the normalised score
+    ``(score - worst) / (best - worst)`` (1 if all equal). Worst and best are taken over all budgets of the
+    ``scale`` strategies of that dataset (default: every strategy); the others are placed on the same scale,
+    so they can fall outside [0, 1]."""
+    if frame.empty:
+        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
+    cells = (frame.groupby(["dataset_key", "strategy", "budget"], as_index=False)
+             .agg(test_score=("test_score", "mean"), seconds=("seconds", "mean")))
+    basis = cells if scale is None else cells[cells["strategy"].isin(scale)]
+    everything = cells.groupby("dataset_key")["test_score"]
+    low = cells["dataset_key"].map(basis.groupby("dataset_key")["test_score"].min()).fillna(
+        everything.transform("min"))
+    high = cells["dataset_key"].map(basis.groupby("dataset_key")["test_score"].max()).fillna(
+        everything.transform("max"))
+    span = high - low
+    cells["normalized"] = np.where(span > 1e-12, (cells["test_score"] - low) / span.where(span > 1e-12, 1.0), 1.0)
+    cells["budget"] = cells["budget"].astype(int)
+    return cells
+
+
+def rank_cells(cells: pd.DataFrame, strategies: Sequence[str]) -> pd.DataFrame:
+    """Rank (1 = best, ties averaged) of each strategy among ``strategies`` per dataset and budget."""
+    ranked = cells[cells["strategy"].isin(strategies)].copy()
+    ranked["rank"] = ranked.groupby(["dataset_key", "budget"])["test_score"].rank(ascending=False, method="average")
+    return ranked
+
+
+def _nested(series: pd.Series, strategies: Sequence[str]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for strategy in strategies:
+        values = {str(int(b)): float(v) for (s, b), v in series.items() if s == strategy and pd.notna(v)}
+        if values:
+            out[strategy] = dict(sorted(values.items(), key=lambda kv: int(kv[0])))
+    return out
+
+
+def trials_to_match(median: dict[str, dict[str, float]], strategy: str, reference: str, at: int) -> int | None:
+    """Smallest budget at which ``strategy``'s median normalised score reaches ``reference``'s at budget ``at``."""
+    target = median.get(reference, {}).get(str(at))
+    if target is None:
+        return None
+    for budget, value in sorted(median.get(strategy, {}).items(), key=lambda kv: int(kv[0])):
+        if value >= target - 1e-12:
+            return int(budget)
+    return None
+
+
+def bootstrap_bands(cells: pd.DataFrame, value: str = "normalized", n: int = BOOTSTRAP, seed: int = 0
+                    ) -> pd.DataFrame:
+    """2.5 / 97.5 % bootstrap percentiles (resampling datasets) of the median ``value`` per strategy and budget."""
+    if cells.empty:
+        return pd.DataFrame(columns=["strategy", "budget", "low", "high"])
+    table = cells.pivot_table(index="dataset_key", columns=["strategy", "budget"], values=value)
+    values = table.to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n, len(values)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(values[idx], axis=1)
+        low, high = np.nanpercentile(medians, [2.5, 97.5], axis=0)
+    return pd.DataFrame({"strategy": [c[0] for c in table.columns], "budget": [int(c[1]) for c in table.columns],
+                         "low": low, "high": high})
+
+
+def cv_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Like :func:`cell_scores` but on the incumbent's cross-validated score (the search objective), over the
+    strategies that share one code path and the same CV folds (warm, cold, random and warm@fraction; the
+    scale is set by warm, cold and random)."""
+    if "cv_score" not in frame.columns:
+        frame = frame.iloc[:0].assign(cv_score=np.nan)
+    same_path = frame[frame["strategy"].isin(SAME_PATH) | frame["strategy"].str.startswith("warm@")]
+    same_path = same_path.dropna(subset=["cv_score"])
+    if same_path.empty:
+        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
+    return cell_scores(same_path.drop(columns=["test_score"]).rename(columns={"cv_score": "test_score"}),
+                       scale=SAME_PATH)
+
+
+def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value: str = "test_score"
+                      ) -> dict[str, dict[str, Any]]:
+    """Per budget, over datasets (seeds averaged): how often ``strategy`` beats, ties or loses to ``reference``
+    on ``value``, the median difference, and the two-sided Wilcoxon signed-rank p-value (None if < 6 pairs)."""
+    if value not in frame.columns:
+        return {}
+    pick = frame[frame["strategy"].isin([strategy, reference])].dropna(subset=[value])
+    table = pick.pivot_table(index=["dataset_key", "budget"], columns="strategy", values=value, aggfunc="mean")
+    out: dict[str, dict[str, Any]] = {}
+    if strategy not in table.columns or reference not in table.columns:
+        return out
+    table = table.dropna(subset=[strategy, reference])
+    for budget, part in table.groupby(level="budget"):
+        diff = (part[strategy] - part[reference]).to_numpy(dtype=float, copy=True)
+        diff[np.abs(diff) < 1e-9] = 0.0
+        nonzero = diff[diff != 0]
+        p_value = None
+        if len(nonzero) >= 6:
+            p_value = round(float(wilcoxon(nonzero).pvalue), 4)
+        out[str(int(budget))] = {"wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
+                                 "losses": int((diff < 0).sum()), "median_difference": float(np.median(diff)),
+                                 "wilcoxon_p": p_value}
+    return out
+
+
+def gain_by_distance(frame: pd.DataFrame, records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per budget: how warm's CV gain over cold (seeds averaged per dataset) depends on the query's distance to its
+    nearest knowledge-base neighbour (``neighbors.jsonl`` records of warm): Spearman's rho and p (None below 6
+    datasets), and the mean gain of the far queries (the recommender put the global portfolio first) and the rest."""
+    if frame.empty or "cv_score" not in frame.columns:
+        return {}
+    seeds, keys = set(frame["seed"].astype(int)), set(frame["dataset_key"])
+    nearest = pd.DataFrame([{"dataset_key": r["dataset_key"], "nearest": min(n["distance"] for n in r["neighbors"]),
+                             "far": float(bool(r.get("far")))} for r in records
+                            if r.get("strategy") == "warm" and r.get("neighbors") and int(r.get("seed", -1)) in seeds
+                            and r.get("dataset_key") in keys])
+    if nearest.empty:
+        return {}
+    nearest = nearest.groupby("dataset_key").mean()
+    cv = frame[frame["strategy"].isin(["warm", "cold"])].dropna(subset=["cv_score"])
+    table = cv.groupby(["budget", "dataset_key", "strategy"])["cv_score"].mean().unstack("strategy")
+    if not {"warm", "cold"} <= set(table.columns):
+        return {}
+    gain = (table["warm"] - table["cold"]).dropna()
+    out: dict[str, dict[str, Any]] = {}
+    for budget, part in gain.groupby(level="budget"):
+        part = part.droplevel("budget")
+        info = nearest.reindex(part.index).dropna()
+        part = part.reindex(info.index)
+        rho = p = None
+        if len(part) >= 6 and part.nunique() > 1 and info["nearest"].nunique() > 1:
+            result = spearmanr(part.to_numpy(), info["nearest"].to_numpy())
+            rho, p = round(float(result.statistic), 4), round(float(result.pvalue), 4)
+        far = info["far"] >= 0.5
+        out[str(int(budget))] = {
+            "datasets": int(len(part)), "spearman_rho": rho, "p": p, "far_datasets": int(far.sum()),
+            "mean_gain_far": float(part[far].mean()) if far.any() else None,
+            "mean_gain_near": float(part[~far].mean()) if (~far).any() else None}
+    return out
+
+
+def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
+              hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The summary (``summary.json``) of the result rows ``frame``: median normalised scores, average ranks,
+    seconds, trials-to-match, the KB-size curves, paired comparisons, the targets, and how it was made."""
+    strategies = config.all_strategies
+    main = compared_strategies(strategies)
+    cells = cell_scores(frame, scale=main)
+    median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), main)
+    ranked = rank_cells(cells, main)
+    ranks = _nested(ranked.groupby(["strategy", "budget"])["rank"].mean(), main)
+    seconds = _nested(cells.groupby(["strategy", "budget"])["seconds"].median(), strategies)
+    scores = _nested(cells.groupby(["strategy", "budget"])["test_score"].mean(), strategies)
+    at = MATCH_BUDGET if MATCH_BUDGET in config.budgets else config.max_budget
+    match_cold = trials_to_match(median, "warm", "cold", at)
+    match_random = trials_to_match(median, "warm", "random", at)
+    cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), main)
+    curve, cv_curve = kb_fraction_curves(frame, config)
+    summary: dict[str, Any] = {
+        "suite": config.suite,
+        "n_datasets": int(frame["dataset_key"].nunique()) if len(frame) else 0,
+        "n_seeds": config.seeds,
+        "strategies": list(strategies),
+        "budgets": list(config.budgets),
+        "metric": METRIC,
+        "median_normalized_score": median,
+        "average_rank": ranks,
+        "median_seconds": seconds,
+        "mean_test_score": scores,
+        "match_budget": at,
+        "warm_trials_to_match_cold_at_50": match_cold,
+        "warm_trials_to_match_random_at_50": match_random,
+        "kb_fraction_curve": curve,
+        "kb_fraction_cv_curve": cv_curve,
+        "kb_fraction_seeds": min(config.seeds, config.kb_fraction_seeds or config.seeds),
+        "median_normalized_cv_score": cv_median,
+        "cv_warm_trials_to_match_cold_at_50": trials_to_match(cv_median, "warm", "cold", at),
+        "cv_warm_trials_to_match_random_at_50": trials_to_match(cv_median, "warm", "random", at),
+        "paired": {f"warm_vs_{ref}": {value: paired_comparison(frame, "warm", ref, value)
+                                       for value in ("test_score", "cv_score")}
+                   for ref in ("cold", "random") if "warm" in strategies and ref in strategies},
+    }
+    if at != MATCH_BUDGET:
+        summary[f"warm_trials_to_match_cold_at_{at}"] = match_cold
+        summary[f"warm_trials_to_match_random_at_{at}"] = match_random
+    summary["targets"] = _targets(summary, config)
+    summary.update({
+        "datasets": sorted(frame["dataset"].unique().tolist()) if len(frame) else [],
+        "families": int(frame["family"].nunique()) if len(frame) else 0,
+        "n_rows": int(len(frame)),
+        "command": command or config.command(),
+        "machine": machine_info(config.jobs),
+        "hours": round(float(hours), 6),
+        "protocol": config.protocol() | {"seeds": config.seeds, "kb_fractions": list(config.kb_fractions)},
+        "created": now(),
+    })
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def kb_fraction_curves(frame: pd.DataFrame, config: BenchmarkConfig
+                       ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``{fraction: {budget: median normalised score}}`` of warm@fraction on test and on CV, over the seeds the
+    ablations ran on (``1`` is warm on those seeds), on the scale set by the compared strategies."""
+    if "warm" not in config.strategies or frame.empty:
+        return {}, {}
+    on = frame if config.kb_fraction_seeds is None else frame[frame["seed"].astype(int) < config.kb_fraction_seeds]
+    curves = []
+    for cells in (cell_scores(on, scale=config.compared_strategies), cv_cells(on)):
+        median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), config.all_strategies)
+        curves.append({f"{f:g}": median[fraction_name(f)] for f in sorted(set(config.kb_fractions) | {1.0})
+                       if median.get(fraction_name(f))})
+    return curves[0], curves[1]
+
+
+def _targets(summary: dict[str, Any], config: BenchmarkConfig) -> dict[str, dict[str, Any]]:
+    """The four targets of the benchmark: description, met (None when it cannot be judged) and value."""
+    ranks = summary["average_rank"]
+    at = summary["match_budget"]
+    match = summary["warm_trials_to_match_cold_at_50"]
+    targets: dict[str, dict[str, Any]] = {}
+    targets["warm_matches_cold_within_10"] = {
+        "description": f"warm_trials_to_match_cold_at_{at} <= 10",
+        "met": None if "cold" not in ranks or "warm" not in ranks else (match is not None and match <= 10),
+        "value": match,
+    }
+    if "warm" in ranks and ("cold" in ranks or "random" in ranks):
+        per_budget = {}
+        for b, r in ranks["warm"].items():
+            others = [ranks[o][b] for o in ("cold", "random") if o in ranks and b in ranks[o]]
+            per_budget[b] = bool(others) and all(r < o for o in others)
+        met: bool | None = all(per_budget.values()) if per_budget else None
+    else:
+        per_budget, met = {}, None
+    targets["warm_ranks_above_cold_and_random"] = {
+        "description": "warm has a better average rank than cold and random at every budget",
+        "met": met, "value": per_budget}
+    top, low = str(config.max_budget), str(config.min_budget)
+    flaml_rank, warm_top = ranks.get("flaml", {}).get(top), ranks.get("warm", {}).get(top)
+    targets["warm_beats_flaml_at_equal_wallclock"] = {
+        "description": f"warm after {top} trials beats flaml given the same wall-clock, on average rank",
+        "met": None if flaml_rank is None or warm_top is None else warm_top < flaml_rank,
+        "value": {"warm": warm_top, "flaml": flaml_rank}}
+    zs_rank, warm_low = ranks.get("flaml-zeroshot", {}).get(low), ranks.get("warm", {}).get(low)
+    targets["warm_one_trial_beats_flaml_zeroshot"] = {
+        "description": f"warm at {low} trial(s) beats flaml-zeroshot on average rank",
+        "met": None if zs_rank is None or warm_low is None else warm_low < zs_rank,
+        "value": {"warm": warm_low, "flaml-zeroshot": zs_rank}}
+    return targets
+
+
+def machine_info(jobs: int = 1) -> dict[str, Any]:
+    """Platform, CPUs, Python and the versions of the packages that shape the results."""
+    packages = {}
+    for name in ("metalearn", "smac", "scikit-learn", "pandas", "numpy", "flaml", "lightgbm", "pymfe"):
+        with contextlib.suppress(PackageNotFoundError):
+            packages[name] = version(name)
+    return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "jobs": jobs, "packages": packages}

@@ -1,0 +1,89 @@
+"""The benchmark's checkpoint: JSON-lines files appended as results finish, and ``state.json``.
+
+``results.jsonl`` holds one row per (dataset, seed, strategy, budget); a combination whose every
+budget has a row is done and skipped when the run resumes. ``state.json`` holds the protocol (which
+must not change between a run and its resumption), the knowledge base and the compute spent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from metalearn.benchmark.config import BenchmarkConfig
+from metalearn.errors import MetalearnError
+from metalearn.protocol import to_jsonable
+
+Done = set[tuple[str, int, str, int]]
+
+
+def now() -> str:
+    """The current UTC time, ISO format to the second."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append records as one locked write (several worker processes share the file)."""
+    text = "".join(json.dumps(to_jsonable(r)) + "\n" for r in records)
+    if not text:
+        return
+    with path.open("a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON-lines file; a torn last line (killed mid-write) is ignored."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def done_combinations(records: Iterable[dict[str, Any]]) -> Done:
+    """The (dataset key, seed, strategy, budget) combinations that have a result row."""
+    return {(r["dataset_key"], int(r["seed"]), r["strategy"], int(r["budget"])) for r in records}
+
+
+def is_done(done: Done, key: str, seed: int, strategy: str, config: BenchmarkConfig) -> bool:
+    """Whether ``strategy`` on dataset ``key`` with ``seed`` has a row at every budget it runs at."""
+    return all((key, seed, strategy, b) in done for b in config.budgets_of(strategy))
+
+
+def load_state(output: Path, config: BenchmarkConfig) -> dict[str, Any]:
+    """``state.json`` of ``output`` (a fresh state if there is none); refuses a different protocol or KB."""
+    path = output / "state.json"
+    protocol = config.protocol()
+    if not path.is_file():
+        return {"protocol": protocol, "db": config.db, "seconds": 0.0, "invocations": []}
+    state = json.loads(path.read_text())
+    if state.get("protocol") != protocol:
+        changed = sorted(k for k in protocol if state.get("protocol", {}).get(k) != protocol[k])
+        raise MetalearnError(f"{output} holds a benchmark with a different protocol ({', '.join(changed)}); "
+                             "use another --output or the same settings")
+    if state.get("db") != config.db:
+        raise MetalearnError(f"{output} was made from knowledge base {state.get('db') or 'seed snapshot'}, "
+                             f"not {config.db or 'seed snapshot'}; use another --output")
+    return state
+
+
+def save_state(output: Path, state: dict[str, Any]) -> None:
+    """Write ``state.json`` atomically."""
+    tmp = output / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(output / "state.json")

@@ -1,0 +1,210 @@
+"""What defines one benchmark run: :class:`BenchmarkConfig`, its strategies, budgets and KB fractions.
+
+The search strategies are :data:`metalearn.protocol.STRATEGIES`; the benchmark adds the FLAML peers
+and the ``warm@<fraction>`` ablations (warm with a random part of the knowledge base).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from metalearn.errors import MetalearnError
+from metalearn.protocol import STRATEGIES
+
+METRIC = "balanced_accuracy"  # the benchmark's protocol (FLAML is given the same metric)
+PEER_STRATEGIES = ("flaml", "flaml-zeroshot")
+MAIN_STRATEGIES = STRATEGIES + PEER_STRATEGIES
+DEFAULT_STRATEGIES = ("warm", "cold", "random", "flaml", "flaml-zeroshot")
+DEFAULT_BUDGETS = (1, 2, 5, 10, 20, 50)
+DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+MATCH_BUDGET = 50
+BOOTSTRAP = 1000
+
+RESULT_COLUMNS = [
+    "dataset", "dataset_key", "family", "seed", "strategy", "budget", "test_score", "cv_score", "seconds",
+    "trials", "incumbent_trial", "algorithm", "kb_fraction", "kb_datasets", "neighbors", "neighbor_families",
+    "time_budget", "n_train", "n_test", "n_classes", "content_hash", "created",
+]
+
+
+def fraction_name(fraction: float) -> str:
+    """The strategy name of warm with ``fraction`` of the knowledge base: ``warm`` or ``warm@<fraction>``."""
+    return "warm" if fraction >= 1.0 else f"warm@{fraction:g}"
+
+
+def compared_strategies(strategies: Iterable[str]) -> list[str]:
+    """The strategies among ``strategies`` that are compared with each other (ranked, and setting each
+    dataset's normalisation scale): all but the warm@fraction ablations, in canonical order."""
+    present = set(strategies)
+    return [s for s in MAIN_STRATEGIES if s in present]
+
+
+def strategy_fraction(strategy: str) -> float | None:
+    """``warm@0.25`` -> 0.25, ``warm`` -> 1.0, anything else -> None."""
+    if strategy == "warm":
+        return 1.0
+    if strategy.startswith("warm@"):
+        return float(strategy.split("@", 1)[1])
+    return None
+
+
+def _parse_strategy(item: str) -> str:
+    if item.startswith("warm@"):
+        try:
+            fraction = float(item.split("@", 1)[1])
+        except ValueError:
+            raise MetalearnError(f"bad strategy {item!r}: expected warm@<fraction>, e.g. warm@0.25") from None
+        if not 0 < fraction <= 1:
+            raise MetalearnError(f"bad strategy {item!r}: the fraction must be in (0, 1]")
+        return fraction_name(fraction)
+    if item not in MAIN_STRATEGIES:
+        raise MetalearnError(f"unknown strategy {item!r}; choose from {', '.join(MAIN_STRATEGIES)} "
+                             "or warm@<fraction>")
+    return item
+
+
+def parse_strategies(text: str | Sequence[str]) -> tuple[str, ...]:
+    """Comma-separated (or listed) strategy names, checked and deduplicated in order."""
+    items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    if not items:
+        raise MetalearnError("give at least one strategy")
+    out: list[str] = []
+    for item in map(_parse_strategy, items):
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def parse_budgets(text: str | Sequence[int]) -> tuple[int, ...]:
+    """Comma-separated (or listed) positive numbers of trials, sorted and deduplicated."""
+    raw = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        values = sorted({int(str(v).strip()) for v in raw if str(v).strip()})
+    except ValueError:
+        raise MetalearnError(f"budgets must be whole numbers of trials, got {text!r}") from None
+    if not values or values[0] < 1:
+        raise MetalearnError(f"budgets must be positive numbers of trials, got {text!r}")
+    return tuple(values)
+
+
+def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
+    """Comma-separated (or listed) knowledge-base fractions in (0, 1], sorted and deduplicated."""
+    raw = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        values = sorted({float(str(v).strip()) for v in raw if str(v).strip()})
+    except ValueError:
+        raise MetalearnError(f"knowledge-base fractions must be numbers in (0, 1], got {text!r}") from None
+    if any(not 0 < v <= 1 for v in values):
+        raise MetalearnError(f"knowledge-base fractions must be in (0, 1], got {text!r}")
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Everything that defines one benchmark run (``metalearn benchmark --help`` shows the defaults)."""
+
+    suite: str
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    seeds: int = 3
+    jobs: int = 1
+    output: str = "benchmarks/results/warmstart"
+    db: str | None = None
+    max_rows: int = 2000
+    folds: int = 3
+    kb_fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    limit: int | None = None
+    shuffle: bool = False  # a fixed (seed 0) random order of the datasets, so --limit takes a random sample
+    test_size: float = 1 / 3
+    test_max_rows: int = 10_000
+    trial_time_limit: float | None = 60.0
+    cache_dir: str | None = None
+    k: int = 5
+    n_warm: int = 10
+    kb_fraction_seeds: int | None = None  # run the warm@fraction ablations on the first N seeds only (None: all)
+
+    def validate(self) -> BenchmarkConfig:
+        """A copy with parsed strategies, budgets and fractions; a :class:`MetalearnError` for a bad setting."""
+        strategies = parse_strategies(self.strategies)
+        budgets = parse_budgets(self.budgets)
+        fractions = parse_fractions(self.kb_fractions)
+        minimum = {"--seeds": (self.seeds, 1), "--jobs": (self.jobs, 1), "--folds": (self.folds, 2),
+                   "--max-rows": (self.max_rows, 20), "--limit": (self.limit, 1),
+                   "--kb-fraction-seeds": (self.kb_fraction_seeds, 1)}
+        for flag, (value, least) in minimum.items():
+            if value is not None and value < least:
+                raise MetalearnError(f"{flag} must be at least {least}, got {value}")
+        if not 0 < self.test_size < 1:
+            raise MetalearnError(f"test_size must be in (0, 1), got {self.test_size}")
+        if "flaml" in strategies and "warm" not in strategies:
+            raise MetalearnError("strategy flaml needs warm: its time budget is the wall-clock warm used")
+        return replace(self, strategies=strategies, budgets=budgets, kb_fractions=fractions)
+
+    @property
+    def max_budget(self) -> int:
+        return max(self.budgets)
+
+    @property
+    def min_budget(self) -> int:
+        return min(self.budgets)
+
+    @property
+    def all_strategies(self) -> tuple[str, ...]:
+        """Requested strategies plus ``warm@f`` for every KB fraction below 1 (when warm is requested)."""
+        out = list(self.strategies)
+        if "warm" in out:
+            for fraction in self.kb_fractions:
+                name = fraction_name(fraction)
+                if name not in out:
+                    out.append(name)
+        return tuple(out)
+
+    def strategies_for(self, seed: int) -> tuple[str, ...]:
+        """The strategies run with ``seed``: all of them, less the warm@fraction ablations from seed
+        ``kb_fraction_seeds`` on."""
+        if self.kb_fraction_seeds is None or seed < self.kb_fraction_seeds:
+            return self.all_strategies
+        return tuple(s for s in self.all_strategies if strategy_fraction(s) in (None, 1.0))
+
+    @property
+    def compared_strategies(self) -> tuple[str, ...]:
+        """The requested strategies without the warm@fraction ablations (see :func:`compared_strategies`)."""
+        return tuple(compared_strategies(self.strategies))
+
+    def budgets_of(self, strategy: str) -> tuple[int, ...]:
+        """Budgets at which ``strategy`` gets a row: all for searches, the largest for flaml, the smallest
+        for flaml-zeroshot."""
+        if strategy == "flaml":
+            return (self.max_budget,)
+        if strategy == "flaml-zeroshot":
+            return (self.min_budget,)
+        return self.budgets
+
+    def protocol(self) -> dict[str, Any]:
+        """What must not change between a run and its resumption in the same output directory."""
+        return {"suite": self.suite, "max_rows": self.max_rows, "folds": self.folds, "test_size": self.test_size,
+                "test_max_rows": self.test_max_rows, "trial_time_limit": self.trial_time_limit, "k": self.k,
+                "n_warm": self.n_warm, "metric": METRIC}
+
+    def command(self) -> str:
+        """The ``metalearn benchmark`` command line that makes (or resumes) this run."""
+        parts = ["metalearn", "benchmark", "--suite", self.suite, "--strategies", ",".join(self.strategies),
+                 "--budgets", ",".join(map(str, self.budgets)), "--seeds", str(self.seeds), "--jobs", str(self.jobs),
+                 "--output", self.output, "--max-rows", str(self.max_rows), "--folds", str(self.folds),
+                 "--kb-fractions", ",".join(f"{f:g}" for f in self.kb_fractions)]
+        if self.db:
+            parts += ["--db", self.db]
+        if self.limit:
+            parts += ["--limit", str(self.limit)]
+        if self.kb_fraction_seeds is not None:
+            parts += ["--kb-fraction-seeds", str(self.kb_fraction_seeds)]
+        if self.shuffle:
+            parts += ["--shuffle"]
+        if self.trial_time_limit != 60.0:
+            parts += ["--trial-time-limit", str(self.trial_time_limit)]
+        if self.cache_dir:
+            parts += ["--cache-dir", self.cache_dir]
+        return shlex.join(parts)

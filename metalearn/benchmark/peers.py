@@ -1,0 +1,76 @@
+"""The FLAML peers (optional extra ``flaml``, imported lazily).
+
+``flaml`` is FLAML's ``AutoML`` given the wall-clock that ``warm`` used for the largest budget;
+``flaml-zeroshot`` is one fit of ``flaml.default.LGBMClassifier`` (data-dependent defaults).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from metalearn.benchmark.jobs import DatasetJob, Split, balanced_accuracy, base_row
+
+
+def flaml_available() -> bool:
+    """Whether FLAML (with its zero-shot defaults) can be imported."""
+    try:
+        import flaml  # noqa: F401
+        import flaml.default  # noqa: F401
+        from flaml import AutoML  # noqa: F401
+    except Exception:  # ImportError, or a broken optional dependency
+        return False
+    return True
+
+
+def flaml_balanced_accuracy(X_val: Any, y_val: Any, estimator: Any, labels: Any, X_train: Any, y_train: Any,
+                            weight_val: Any = None, weight_train: Any = None, *args: Any, **kwargs: Any
+                            ) -> tuple[float, dict[str, float]]:
+    """FLAML custom metric: loss ``1 - balanced accuracy`` (FLAML has no balanced-accuracy string)."""
+    score = balanced_accuracy(y_val, estimator.predict(X_val))
+    return 1.0 - score, {"balanced_accuracy": score}
+
+
+def run_flaml(job: DatasetJob, split: Split, time_budget: float) -> list[dict[str, Any]]:
+    """The one result row of FLAML's AutoML with ``time_budget`` seconds (at the largest budget)."""
+    from flaml import AutoML
+
+    config, train, test = job.config, split.train, split.test
+    min_count = int(train.y.value_counts().min())
+    options: dict[str, Any] = {"eval_method": "holdout"} if min_count < 2 else {
+        "eval_method": "cv", "n_splits": max(2, min(config.folds, min_count))}
+    automl = AutoML()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        automl.fit(X_train=train.X, y_train=train.y, task="classification", metric=flaml_balanced_accuracy,
+                   time_budget=max(1.0, float(time_budget)), n_jobs=1, seed=split.seed, verbose=0,
+                   log_file_name="", retrain_full=True, **options)
+        seconds = time.perf_counter() - start
+        score = balanced_accuracy(test.y, automl.predict(test.X))
+    row = base_row(job, split, "flaml")
+    best_loss = getattr(automl, "best_loss", None)
+    history = getattr(automl, "config_history", None) or {}
+    row.update(budget=config.max_budget, test_score=score, seconds=seconds, trials=len(history) or None,
+               time_budget=float(time_budget), algorithm=getattr(automl, "best_estimator", None),
+               cv_score=None if best_loss is None or not np.isfinite(best_loss) else 1.0 - float(best_loss))
+    return [row]
+
+
+def run_flaml_zeroshot(job: DatasetJob, split: Split) -> list[dict[str, Any]]:
+    """The one result row of FLAML's zero-shot LightGBM (at the smallest budget)."""
+    from flaml.default import LGBMClassifier
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LGBMClassifier(n_jobs=1, random_state=split.seed, verbose=-1)
+        model.fit(split.train.X, split.train.y)
+        seconds = time.perf_counter() - start
+        score = balanced_accuracy(split.test.y, model.predict(split.test.X))
+    row = base_row(job, split, "flaml-zeroshot")
+    row.update(budget=job.config.min_budget, test_score=score, seconds=seconds, trials=1, algorithm="lgbm")
+    return [row]

@@ -1,0 +1,246 @@
+"""The benchmark's ``report.md``, and :func:`finalize`, which writes every output of a run.
+
+``finalize`` reads the checkpoint and writes ``results.parquet``, ``summary.json`` (through
+:func:`metalearn.protocol.to_jsonable`), the plots and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from metalearn.benchmark.analysis import gain_by_distance, load_results, summarize
+from metalearn.benchmark.checkpoint import read_jsonl
+from metalearn.benchmark.config import BenchmarkConfig, compared_strategies
+from metalearn.benchmark.plots import make_plots
+from metalearn.protocol import to_jsonable
+
+Lines = list[str]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _p_value(p: float | None) -> str:
+    return "p —" if p is None else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
+
+
+def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: int = 3, first: str = "strategy"
+           ) -> list[str]:
+    lines = [f"| {first} | " + " | ".join(str(b) for b in budgets) + " |",
+             "|---|" + "---:|" * len(budgets)]
+    for strategy, values in data.items():
+        lines.append(f"| {strategy} | " + " | ".join(_fmt(values.get(str(b)), digits) for b in budgets) + " |")
+    return lines
+
+
+def shortfalls(summary: dict[str, Any]) -> list[str]:
+    """One sentence per missed target (and for the CV view of trials-to-match): by how much, and the next lever."""
+    targets, median, ranks = summary["targets"], summary["median_normalized_score"], summary["average_rank"]
+    at, out = summary["match_budget"], []
+    design = ("the initial design: more neighbours (k), a better meta-feature distance, or a larger cross-evaluated "
+              "portfolio (more seed runs)")
+    for view, table, key in (("test", median, "warm_matches_cold_within_10"),
+                             ("CV", summary.get("median_normalized_cv_score", {}), None)):
+        met = targets[key]["met"] if key else None
+        match = summary["warm_trials_to_match_cold_at_50"] if key else summary.get("cv_warm_trials_to_match_cold_at_50")
+        goal = table.get("cold", {}).get(str(at))
+        if goal is None or "warm" not in table or met is True or (key is None and match is not None and match <= 10):
+            continue
+        best10 = max((v for b, v in table["warm"].items() if int(b) <= 10), default=None)
+        reached = f"after {match} trials" if match is not None else "at no budget"
+        gap = "" if best10 is None else f"; within 10 trials warm's best is {best10:.3f}, {goal - best10:.3f} short"
+        out.append(f"On the {view} score warm reaches cold's {at}-trial median ({goal:.3f}) {reached}, not within 10"
+                   f"{gap}. Lever: {design}.")
+    rank_target = targets.get("warm_ranks_above_cold_and_random", {})
+    if rank_target.get("met") is False:
+        for b, ok in rank_target["value"].items():
+            if ok:
+                continue
+            best = min((ranks[o][b], o) for o in ("cold", "random") if o in ranks and b in ranks[o])
+            lever = design if int(b) <= 10 else "the search after the warm start (fewer warm trials, SMAC's model)"
+            out.append(f"At {b} trials warm's average rank is {ranks['warm'][b]:.2f}, behind {best[1]} "
+                       f"({best[0]:.2f}) by {ranks['warm'][b] - best[0]:.2f}. Lever: {lever}.")
+    for key, peer, lever in (("warm_beats_flaml_at_equal_wallclock", "flaml",
+                              "cheaper trials (a row cap or successive halving within the same wall-clock) or a "
+                              "search space closer to FLAML's tuned gradient boosting"),
+                             ("warm_one_trial_beats_flaml_zeroshot", "flaml-zeroshot",
+                              "the first recommendation: rank the portfolio by expected score on the neighbours, "
+                              "or add FLAML-style data-dependent defaults to the portfolio")):
+        target = targets.get(key, {})
+        if target.get("met") is False:
+            value = target["value"]
+            out.append(f"{target['description']}: rank {value['warm']:.2f} vs {value[peer]:.2f} "
+                       f"({value['warm'] - value[peer]:+.2f}). Lever: {lever}.")
+    return out
+
+
+def _head(summary: dict[str, Any]) -> Lines:
+    """Title, protocol, command, compute, the targets table and the shortfalls."""
+    budgets = summary["budgets"]
+    mark = {True: "met", False: "**not met**", None: "n/a"}
+    lines = [
+        f"# Warm-start benchmark: {summary['suite']}", "",
+        f"{summary['n_datasets']} datasets ({summary['families']} families) x {summary['n_seeds']} seeds; "
+        f"strategies {', '.join(summary['strategies'])}; budgets (trials) {', '.join(map(str, budgets))}; "
+        f"metric: test {summary['metric']}. Protocol: `benchmarks/README.md`.", "",
+        f"Command: `{summary['command']}`  ", f"Compute: {summary['hours']:.2f} h on "
+        f"{summary['machine']['cpus']} CPUs ({summary['machine']['platform']}), {summary['machine']['jobs']} jobs.",
+        "", "## Targets", "", "| target | result | value |", "|---|---|---|",
+    ]
+    if summary.get("report_only"):
+        lines[3:3] = [f"**Partial results**: the {summary['complete_datasets']} datasets (of "
+                      f"{summary['datasets_in_suite']} in the suite) whose every strategy and seed has finished "
+                      "(`--report-only` on an interrupted run; rerunning the command resumes it).", ""]
+    for target in summary["targets"].values():
+        lines.append(f"| {target['description']} | {mark[target['met']]} | `{json.dumps(target['value'])}` |")
+    misses = shortfalls(summary)
+    if misses:
+        lines += ["", "Shortfalls and next levers:", ""] + [f"- {m}" for m in misses]
+    return lines
+
+
+def _test_sections(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
+    """Median normalised test score, average rank and trials to match."""
+    budgets = summary["budgets"]
+    lines = ["", "## Median normalised test score", "",
+             "Per dataset, test scores are averaged over seeds, then normalised to (score - worst) / (best - worst) "
+             "over all budgets of the compared strategies on that dataset; the table shows the median over "
+             "datasets.", ""]
+    lines += _table(summary["median_normalized_score"], budgets)
+    lines += ["", f"![median normalised score vs trials]({plots['score_vs_trials']})", "",
+              f"![median normalised score vs seconds]({plots['score_vs_seconds']})", "",
+              "## Average rank (1 = best)", "",
+              "Ranked per dataset and budget among the strategies with a result at that budget (flaml-zeroshot at "
+              f"{summary['budgets'][0]}, flaml at {summary['budgets'][-1]}; the warm@fraction ablations are not "
+              "ranked).", ""]
+    lines += _table(summary["average_rank"], budgets, 2)
+    lines += ["", f"![average rank vs budget]({plots['rank_vs_budget']})", "",
+              "## Trials to match", "",
+              f"Smallest budget at which warm's median normalised score reaches cold's (random's) at "
+              f"{summary['match_budget']} trials: cold {_fmt(summary['warm_trials_to_match_cold_at_50'])}, "
+              f"random {_fmt(summary['warm_trials_to_match_random_at_50'])}.", ""]
+    return lines
+
+
+def _objective_section(summary: dict[str, Any]) -> Lines:
+    """The same comparison on the search objective (CV score), and the paired per-dataset comparisons."""
+    budgets = summary["budgets"]
+    lines = ["## Search objective and paired comparison", "",
+             "Held-out test scores of small datasets are noisy, so the same comparison on the objective the "
+             "search optimises: the incumbent's cross-validated score on the train part (warm, cold and random "
+             "share one code path and the same CV folds), normalised per dataset like the test score.", ""]
+    lines += _table(summary["median_normalized_cv_score"], budgets)
+    lines += ["", f"On this view warm reaches cold's (random's) {summary['match_budget']}-trial median after "
+              f"{_fmt(summary['cv_warm_trials_to_match_cold_at_50'])} "
+              f"({_fmt(summary['cv_warm_trials_to_match_random_at_50'])}) trials."]
+    for name, by_value in summary["paired"].items():
+        lines += ["", f"Paired per dataset, {name.replace('_', ' ')} (wins / ties / losses, median difference, "
+                  "Wilcoxon signed-rank p):", "",
+                  "| budget | test | CV |", "|---:|---|---|"]
+        for b in budgets:
+            cells = []
+            for value in ("test_score", "cv_score"):
+                c = by_value.get(value, {}).get(str(b))
+                cells.append("—" if c is None else f"{c['wins']} / {c['ties']} / {c['losses']}, "
+                             f"{c['median_difference']:+.4f}, {_p_value(c['wilcoxon_p'])}")
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _distance_section(summary: dict[str, Any]) -> Lines:
+    """Where the warm start helps: warm's CV gain against the distance to the nearest neighbour."""
+    by_distance = summary.get("warm_gain_by_distance") or {}
+    if not by_distance:
+        return []
+    lines = ["", "## Where the warm start helps", "",
+             "warm's CV-score gain over cold (seeds averaged per dataset) against the query's distance to its "
+             "nearest knowledge-base neighbour: Spearman correlation, and the mean gain of the far queries (the "
+             "nearest neighbour beyond the 90th percentile of the knowledge base's own nearest distances; their "
+             "initial design leads with the global portfolio) and of the others.", "",
+             "| budget | datasets | Spearman rho | far: datasets, mean gain | near: mean gain |",
+             "|---:|---:|---|---|---|"]
+    for b in summary["budgets"]:
+        c = by_distance.get(str(b))
+        if c:
+            rho = "—" if c["spearman_rho"] is None else f"{c['spearman_rho']:+.3f} ({_p_value(c['p'])})"
+            lines.append(f"| {b} | {c['datasets']} | {rho} | {c['far_datasets']}, {_fmt(c['mean_gain_far'], 4)} "
+                         f"| {_fmt(c['mean_gain_near'], 4)} |")
+    return lines
+
+
+def _size_and_seconds_sections(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
+    """The knowledge-base size curves and the median wall-clock seconds."""
+    budgets = summary["budgets"]
+    lines = ["", "## Knowledge-base size", "",
+             "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions "
+             f"(seeds: the first {summary['kb_fraction_seeds']}). Scores are normalised like the tables above (worst "
+             "and best of the compared strategies), computed on those seeds only, so the `1` row is warm on them "
+             "and a fraction can fall below 0.", ""]
+    lines += ["Test score:", ""] + _table(summary["kb_fraction_curve"], budgets, first="fraction")
+    if summary.get("kb_fraction_cv_curve"):
+        lines += ["", "CV score (the search objective, normalised like the CV table above):", ""]
+        lines += _table(summary["kb_fraction_cv_curve"], budgets, first="fraction")
+    lines += ["", f"![knowledge-base size curve]({plots['kb_fraction_curve']})", "",
+              "## Median wall-clock seconds", ""]
+    lines += _table(summary["median_seconds"], budgets, 1)
+    return lines
+
+
+def _per_dataset_section(frame: pd.DataFrame, summary: dict[str, Any]) -> Lines:
+    """Mean test score of each compared strategy per dataset, at the largest budget."""
+    budgets = summary["budgets"]
+    lines = ["", "## Mean test score per dataset (largest budget; flaml-zeroshot at the smallest)", ""]
+    if not len(frame):
+        return lines
+    main = compared_strategies(summary["strategies"])
+    top, low = max(budgets), min(budgets)
+    pick = frame[((frame["budget"] == top) & (frame["strategy"] != "flaml-zeroshot"))
+                 | (frame["strategy"] == "flaml-zeroshot") & (frame["budget"] == low)]
+    table = pick.pivot_table(index="dataset", columns="strategy", values="test_score", aggfunc="mean")
+    cols = [s for s in main if s in table.columns]
+    lines += ["| dataset | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, row in table.iterrows():
+        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+    return lines
+
+
+def _errors_section(summary: dict[str, Any]) -> Lines:
+    errors = summary.get("errors") or []
+    if not errors:
+        return []
+    return ["", f"## Errors ({len(errors)})", ""] + [
+        f"- {e.get('dataset') or e.get('dataset_key')} seed {e.get('seed')} {e.get('strategy')}: "
+        f"{str(e.get('error'))[:200]}" for e in errors[:50]]
+
+
+def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, str], output: Path) -> Path:
+    """Write ``output/report.md`` from the rows, the summary and the plot files; returns its path."""
+    lines = (_head(summary) + _test_sections(summary, plots) + _objective_section(summary)
+             + _distance_section(summary) + _size_and_seconds_sections(summary, plots)
+             + _per_dataset_section(frame, summary) + _errors_section(summary))
+    path = output / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def finalize(output: Path, config: BenchmarkConfig, keys: Iterable[str] | None = None, hours: float = 0.0,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write results.parquet, summary.json, the plots and report.md from the checkpoint; returns the summary."""
+    frame = load_results(output, config, keys)
+    frame.to_parquet(output / "results.parquet", index=False)
+    summary = summarize(frame, config, hours=hours, extra=extra)
+    summary["warm_gain_by_distance"] = gain_by_distance(frame, read_jsonl(output / "neighbors.jsonl"))
+    plots = make_plots(frame, summary, output)
+    summary["plots"] = plots
+    write_report(frame, summary, plots, output)
+    (output / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2, allow_nan=False))
+    return summary

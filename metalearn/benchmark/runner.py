@@ -1,0 +1,298 @@
+"""Running (or resuming) a benchmark: one job per dataset, serially or in worker processes.
+
+Results are appended to ``results.jsonl`` per (dataset, seed, strategy) as they finish, and finished
+combinations are skipped on restart; errors go to ``errors.jsonl`` and the run goes on. At the end
+(or with ``report_only``) :func:`metalearn.benchmark.report.finalize` writes the summary, report and plots.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from metalearn.benchmark.checkpoint import (
+    append_jsonl,
+    done_combinations,
+    is_done,
+    load_state,
+    now,
+    read_jsonl,
+    save_state,
+)
+from metalearn.benchmark.config import PEER_STRATEGIES, BenchmarkConfig
+from metalearn.benchmark.jobs import DatasetJob, Split, run_order, run_search
+from metalearn.benchmark.peers import flaml_available, run_flaml, run_flaml_zeroshot
+from metalearn.benchmark.report import finalize
+from metalearn.benchmark.scratch import ReferenceDataset, prepare_knowledge_base
+from metalearn.benchmark.suite import outer_split, resolve_suite
+from metalearn.errors import MetalearnError
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.seeding import DatasetSource
+
+Echo = Callable[[str], None]
+Event = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- one dataset
+
+
+def _run_strategy(job: DatasetJob, kb: KnowledgeBase, strategy: str, split: Split
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    if strategy == "flaml":
+        budget = job.warm_seconds.get(split.seed)
+        if budget is None:
+            raise MetalearnError("no warm result for this seed to set flaml's time budget")
+        return run_flaml(job, split, budget), None
+    if strategy == "flaml-zeroshot":
+        return run_flaml_zeroshot(job, split), None
+    return run_search(job, kb, strategy, split)
+
+
+def _record(job: DatasetJob, seed: int, strategy: str, rows: list[dict[str, Any]], leak: dict[str, Any] | None
+            ) -> None:
+    """Append a finished strategy's rows (and leak record) to the checkpoint."""
+    output = Path(job.output)
+    if strategy == "warm":
+        job.warm_seconds[seed] = next(r["seconds"] for r in rows if r["budget"] == job.config.max_budget)
+    created = now()
+    for row in rows:
+        row["created"] = created
+    if leak is not None:
+        append_jsonl(output / "neighbors.jsonl", [leak])
+    append_jsonl(output / "results.jsonl", rows)
+
+
+def _run_seed(job: DatasetJob, kb: KnowledgeBase, split: Split, pending: list[str],
+              tell: Callable[[Event], None]) -> tuple[int, int]:
+    """Run the pending strategies of one seed; returns (new rows, errors)."""
+    new_rows = errors = 0
+    for strategy in pending:
+        try:
+            rows, leak = _run_strategy(job, kb, strategy, split)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # record it and go on with the other strategies
+            errors += 1
+            append_jsonl(Path(job.output) / "errors.jsonl", [{
+                "dataset_key": job.source.key, "dataset": split.dataset.name, "seed": split.seed,
+                "strategy": strategy, "stage": "run", "error": f"{type(exc).__name__}: {exc}"[-2000:],
+                "created": now()}])
+            tell({"key": job.source.key, "status": "error", "strategy": strategy})
+            continue
+        _record(job, split.seed, strategy, rows, leak)
+        new_rows += len(rows)
+        tell({"key": job.source.key, "status": "done", "strategy": strategy, "dataset": split.dataset.name})
+    return new_rows, errors
+
+
+def run_dataset(job: DatasetJob, notify: Any = None) -> dict[str, Any]:
+    """All seeds and strategies of one dataset; rows are appended to the checkpoint as they finish.
+
+    ``notify`` (a callable or a queue) is told of every finished, failed or skipped strategy.
+    """
+    def tell(event: Event) -> None:
+        if notify is not None:
+            notify.put(event) if hasattr(notify, "put") else notify(event)
+
+    config, key = job.config, job.source.key
+    seeds = range(config.seeds)
+    todo = {(s, st) for s in seeds for st in job.strategies
+            if st in config.strategies_for(s) and not is_done(job.done, key, s, st, config)}
+    if not todo:
+        return {"key": key, "status": "done", "new_rows": 0}
+    start = time.perf_counter()
+    try:
+        dataset = job.source.loader()
+    except Exception as exc:  # a dataset that cannot be loaded is skipped, not fatal
+        append_jsonl(Path(job.output) / "errors.jsonl", [{"dataset_key": key, "stage": "load", "error": str(exc),
+                                                          "created": now()}])
+        for _ in todo:
+            tell({"key": key, "status": "skipped"})
+        return {"key": key, "status": "skipped", "error": str(exc), "new_rows": 0}
+    kb = KnowledgeBase(job.kb_url)
+    new_rows = errors = 0
+    try:
+        for seed in seeds:
+            pending = [st for st in run_order(job.strategies) if (seed, st) in todo]
+            if not pending:
+                continue
+            train, test = outer_split(dataset, seed, config.test_size, config.max_rows, config.test_max_rows)
+            rows, failed = _run_seed(job, kb, Split(dataset, train, test, seed), pending, tell)
+            new_rows, errors = new_rows + rows, errors + failed
+    finally:
+        kb.dispose()
+    return {"key": key, "dataset": dataset.name, "status": "done" if not errors else "errors", "new_rows": new_rows,
+            "errors": errors, "seconds": time.perf_counter() - start}
+
+
+# --------------------------------------------------------------------------- all datasets
+
+
+def _on_progress(show: bool, total: int, already: int) -> tuple[Progress, Callable[[Event], None]]:
+    columns = (TextColumn("benchmark"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
+               TimeElapsedColumn())
+    bar = Progress(*columns, disable=not show)
+    task = bar.add_task("benchmark", total=total, completed=already, last="")
+
+    def on_event(event: Event) -> None:
+        bar.update(task, advance=1, last=f"{event.get('dataset', event['key'])} {event.get('strategy', '')} "
+                                         f"{event['status']}")
+
+    return bar, on_event
+
+
+def _in_workers(jobs: list[DatasetJob], workers: int, on_event: Callable[[Event], None]) -> list[dict[str, Any]]:
+    """Run the jobs in ``workers`` processes, relaying their events; Ctrl-C kills the workers at once."""
+    outcomes: list[dict[str, Any]] = []
+    with multiprocessing.Manager() as manager, ProcessPoolExecutor(max_workers=workers) as pool:
+        queue = manager.Queue()
+        pending = {pool.submit(run_dataset, job, queue): job for job in jobs}
+        try:
+            while pending:
+                finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                while True:
+                    try:
+                        on_event(queue.get_nowait())
+                    except Empty:
+                        break
+                for future in finished:
+                    job = pending.pop(future)
+                    try:
+                        outcomes.append(future.result())
+                    except Exception as exc:  # a worker died: its finished rows are in the checkpoint
+                        outcomes.append({"key": job.source.key, "status": "failed", "error": repr(exc)})
+        except KeyboardInterrupt:
+            # stop at once: a worker's unfinished strategy has written nothing, so it reruns on resume
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return outcomes
+
+
+def execute(jobs: list[DatasetJob], workers: int, total: int, already: int, show: bool) -> list[dict[str, Any]]:
+    """Run every job (in ``workers`` processes when more than one) under a progress bar."""
+    bar, on_event = _on_progress(show, total, already)
+    with bar:
+        if workers <= 1:
+            return [run_dataset(job, on_event) for job in jobs]
+        return _in_workers(jobs, workers, on_event)
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM (``kill PID`` of a background run) stop the run like Ctrl-C; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _without_missing_peers(config: BenchmarkConfig, echo: Echo) -> BenchmarkConfig:
+    """``config`` less the FLAML peers when FLAML is not importable (with a warning)."""
+    if not any(s in PEER_STRATEGIES for s in config.all_strategies) or flaml_available():
+        return config
+    echo("warning: flaml is not importable (pip install -e '.[bench]'); skipping flaml and flaml-zeroshot")
+    kept = tuple(s for s in config.strategies if s not in PEER_STRATEGIES)
+    if not kept:
+        raise MetalearnError("no strategy left to run: flaml is not importable")
+    return replace(config, strategies=kept)
+
+
+def _sources(config: BenchmarkConfig) -> list[DatasetSource]:
+    sources = resolve_suite(config.suite, config.cache_dir)
+    if config.shuffle:
+        sources = [sources[i] for i in np.random.default_rng(0).permutation(len(sources))]
+    return sources[:config.limit] if config.limit else sources
+
+
+def _jobs(config: BenchmarkConfig, sources: list[DatasetSource], output: Path, kb_url: str,
+          reference: list[ReferenceDataset]) -> list[DatasetJob]:
+    """One job per dataset, with what the checkpoint already holds of it."""
+    records = read_jsonl(output / "results.jsonl")
+    done = done_combinations(records)
+    warm_seconds: dict[str, dict[int, float]] = {}
+    for r in records:
+        if r["strategy"] == "warm" and int(r["budget"]) == config.max_budget:
+            warm_seconds.setdefault(r["dataset_key"], {})[int(r["seed"])] = float(r["seconds"])
+    return [DatasetJob(source, config, kb_url, reference, str(output), config.all_strategies,
+                       {d for d in done if d[0] == source.key}, warm_seconds.get(source.key, {}))
+            for source in sources]
+
+
+def _complete(job: DatasetJob) -> bool:
+    config = job.config
+    return all(is_done(job.done, job.source.key, s, st, config)
+               for s in range(config.seeds) for st in config.strategies_for(s))
+
+
+def _run_all(config: BenchmarkConfig, jobs: list[DatasetJob], state: dict[str, Any], output: Path,
+             counts: tuple[int, int], progress: bool) -> list[dict[str, Any]]:
+    """Run the jobs, adding the compute spent and the invocation to ``state.json`` however they end."""
+    started, start = now(), time.perf_counter()
+    previous = _stop_on_sigterm()
+    try:
+        return execute(jobs, config.jobs, counts[0], counts[1], progress)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        state["seconds"] = float(state.get("seconds", 0.0)) + time.perf_counter() - start
+        state.setdefault("invocations", []).append({"started": started, "seconds": time.perf_counter() - start,
+                                                     "command": config.command()})
+        save_state(output, state)
+
+
+def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool = True,
+                  report_only: bool = False) -> dict[str, Any]:
+    """Run (or resume) the benchmark and write its outputs; returns the summary.
+
+    ``report_only`` runs nothing: it rewrites the summary, report and plots from the datasets whose
+    every strategy and seed is already done (the state of an interrupted run, for partial results).
+    """
+    config = _without_missing_peers(config.validate(), echo)
+    strategies = config.all_strategies
+    sources = _sources(config)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    state = load_state(output, config)
+    kb_url, reference = prepare_knowledge_base(config.db, output, echo)
+    save_state(output, state)
+    jobs = _jobs(config, sources, output, kb_url, reference)
+    total = len(sources) * sum(len(config.strategies_for(s)) for s in range(config.seeds))
+    already = sum(1 for j in jobs for s in range(config.seeds) for st in config.strategies_for(s)
+                  if is_done(j.done, j.source.key, s, st, config))
+    echo(f"benchmark {config.suite}: {len(sources)} datasets x {config.seeds} seeds x {len(strategies)} strategies "
+         f"({already}/{total} done); output {output}")
+    if report_only:
+        complete = [j.source.key for j in jobs if _complete(j)]
+        summary = finalize(output, config, complete, hours=state["seconds"] / 3600,
+                           extra={"report_only": True, "complete_datasets": len(complete),
+                                  "datasets_in_suite": len(sources), "new_rows": 0})
+        echo(f"wrote summary.json, report.md and plots from the {len(complete)} complete datasets")
+        return summary
+    outcomes = _run_all(config, jobs, state, output, (total, already), progress)
+    keys = {s.key for s in sources}
+    errors = [e for e in read_jsonl(output / "errors.jsonl") if e.get("dataset_key") in keys]
+    skipped = [o for o in outcomes if o.get("status") == "skipped"]
+    summary = finalize(output, config, [s.key for s in sources], hours=state["seconds"] / 3600,
+                       extra={"errors": errors[-200:], "skipped": skipped,
+                              "new_rows": int(sum(o.get("new_rows", 0) for o in outcomes))})
+    echo(f"wrote {output / 'results.parquet'}, summary.json, report.md and plots "
+         f"({summary['n_datasets']} datasets, {summary['n_rows']} rows, {summary['new_rows']} new)")
+    return summary

@@ -1,0 +1,71 @@
+"""The benchmark's datasets: a suite's dataset sources, and each dataset's seeded outer train / test split."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from metalearn import seeding
+from metalearn.datasets import Dataset, stratified_subsample
+from metalearn.errors import DatasetError, MetalearnError
+from metalearn.seeding import DatasetSource
+
+
+def resolve_suite(suite: str, cache: str | None = None) -> list[DatasetSource]:
+    """Dataset sources of a manifest directory (or ``manifest.json``) or an OpenML suite id / alias."""
+    path = Path(suite).expanduser()
+    if path.is_dir() or path.is_file():
+        sources = seeding.manifest_sources(str(path))
+        if not sources:
+            raise MetalearnError(f"manifest {path} lists no datasets")
+        return sources
+    if os.sep in suite or suite.endswith(".json") or suite.startswith("."):
+        raise MetalearnError(f"no manifest directory or file at {suite}")
+    try:
+        sources = seeding.openml_suite_sources(suite, cache)
+    except DatasetError as exc:
+        raise MetalearnError(f"unknown or unreachable OpenML suite {suite!r} (not a manifest directory either): "
+                             f"{exc}") from None
+    if not sources:
+        raise MetalearnError(f"OpenML suite {suite!r} has no tasks")
+    return sources
+
+
+def _subset(dataset: Dataset, index: np.ndarray, X: pd.DataFrame | None = None, y: pd.Series | None = None,
+            name: str | None = None) -> Dataset:
+    X = dataset.X.iloc[index].reset_index(drop=True) if X is None else X
+    y = dataset.y.iloc[index].reset_index(drop=True) if y is None else y
+    return Dataset(name=name or dataset.name, X=X, y=y, categorical=list(dataset.categorical), target=dataset.target,
+                   source="benchmark", family=dataset.family, openml_id=dataset.openml_id)
+
+
+def _capped(part: Dataset, max_rows: int | None, seed: int) -> Dataset:
+    """``part`` with at most ``max_rows`` rows (a stratified subsample)."""
+    if max_rows is None or part.n_rows <= max_rows:
+        return part
+    X, y = stratified_subsample(part.X, part.y, max_rows, seed)
+    return _subset(part, np.arange(len(X)), X=X, y=y, name=part.name)
+
+
+def outer_split(dataset: Dataset, seed: int, test_size: float = 1 / 3, max_rows: int | None = 2000,
+                test_max_rows: int | None = 10_000) -> tuple[Dataset, Dataset]:
+    """Stratified train / test split; classes with a single row go to train. Both parts are capped
+    (stratified) at ``max_rows`` / ``test_max_rows`` rows."""
+    y = dataset.y
+    counts = y.value_counts()
+    rare = y.isin(counts[counts < 2].index).to_numpy()
+    rest = np.flatnonzero(~rare)
+    stratify = y.iloc[rest] if y.iloc[rest].nunique() > 1 else None
+    n_test = max(1, int(round(test_size * len(rest))))
+    if stratify is not None:
+        n_test = max(n_test, int(stratify.nunique()))
+    train_idx, test_idx = train_test_split(rest, test_size=n_test, stratify=stratify, random_state=seed)
+    train_idx = np.sort(np.concatenate([train_idx, np.flatnonzero(rare)]))
+    test_idx = np.sort(test_idx)
+    train = _subset(dataset, train_idx, name=f"{dataset.name} (benchmark train, seed {seed})")
+    test = _subset(dataset, test_idx, name=f"{dataset.name} (benchmark test, seed {seed})")
+    return _capped(train, max_rows, seed), _capped(test, test_max_rows, seed)

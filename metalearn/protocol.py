@@ -1,0 +1,110 @@
+"""The vocabulary shared by the library, the CLI, the HTTP API and the benchmark.
+
+Tasks, strategies, metrics, statuses and origins are defined once here, with every default a
+search uses (:data:`DEFAULTS`), and :func:`to_jsonable` is the one JSON sanitiser.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.errors import MetalearnError
+
+TASKS: tuple[str, ...] = ("classification",)
+
+#: single-fidelity strategies
+SINGLE_FIDELITY: tuple[str, ...] = ("warm", "cold", "random")
+#: strategies that evaluate on a fraction of the training rows first (the budget)
+MULTI_FIDELITY: tuple[str, ...] = ("hyperband", "successive-halving")
+STRATEGIES: tuple[str, ...] = SINGLE_FIDELITY + MULTI_FIDELITY
+#: strategies that start from the knowledge base's recommendations
+WARM_STRATEGIES: tuple[str, ...] = ("warm", *MULTI_FIDELITY)
+
+#: metric name -> scikit-learn scorer name (every score is higher-is-better; log loss is negated)
+METRICS: dict[str, str] = {
+    "balanced_accuracy": "balanced_accuracy",
+    "accuracy": "accuracy",
+    "f1_macro": "f1_macro",
+    "roc_auc": "roc_auc_ovr",
+    "log_loss": "neg_log_loss",
+}
+DEFAULT_METRIC = "balanced_accuracy"
+
+#: how a trial ended
+RUN_STATUSES: tuple[str, ...] = ("success", "crash", "timeout")
+#: how a search stands; a search moves only forward: queued -> running -> one of TERMINAL
+ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
+TERMINAL_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+SEARCH_STATUSES: tuple[str, ...] = ACTIVE_STATUSES + TERMINAL_STATUSES
+
+#: where a trial's configuration came from
+ORIGINS: tuple[str, ...] = ("warm_start", "smac_initial", "smac", "random", "cross_eval")
+CROSS_EVAL_ORIGIN = "cross_eval"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Every default of a search, read by the library, the CLI, the API schemas and the client."""
+
+    strategy: str = "warm"
+    n_trials: int = 30
+    trial_time_limit: float = 120.0
+    metric: str = DEFAULT_METRIC
+    folds: int = 5
+    seed: int = 0
+    max_rows: int = 5000
+    n_warm: int = 10
+    n_smac_initial: int = 2
+    k: int = 5
+    top: int = 5
+    min_budget: float = 0.1
+    eta: int = 3
+
+
+DEFAULTS = Defaults()
+
+
+def check_choice(kind: str, value: str, choices: tuple[str, ...] | Mapping[str, Any]) -> str:
+    """``value`` when it is one of ``choices``, else a :class:`MetalearnError` listing them."""
+    if value not in choices:
+        raise MetalearnError(f"unknown {kind} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN / NA / infinities as ``None``,
+    dates as ISO strings, paths as strings, dataclass-like objects through their ``to_json``."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, pd.DataFrame):
+        return to_jsonable(value.to_dict(orient="records"))
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "to_json"):
+        return to_jsonable(value.to_json())
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)

@@ -1,0 +1,120 @@
+"""SMAC's ask/tell loop over an executor: the one place trials are asked for, run, recorded and told back.
+
+The loop stops when the trial or time budget is spent, when ``should_stop()`` says so (cancelled) or
+on ``KeyboardInterrupt`` (interrupted); finished trials stay recorded in every case.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from smac.runhistory import StatusType, TrialValue
+
+from metalearn.evaluation import TrialResult, worst_score
+from metalearn.space import algorithm_of, canonical_config, canonical_json
+from metalearn.warmstart.result import SearchResult, Trial
+
+MAX_REPEATS = 200
+
+#: stores a finished trial and returns its run id in the knowledge base (or None)
+Recorder = Callable[[Trial, TrialResult], int | None]
+
+
+def trial_value(status: str, score: float | None, seconds: float, metric: str) -> TrialValue:
+    """What SMAC is told about a trial: the negated score as cost (the worst score for a failure)."""
+    kind = {"success": StatusType.SUCCESS, "timeout": StatusType.TIMEOUT}.get(status, StatusType.CRASHED)
+    cost = -(score if status == "success" and score is not None else worst_score(metric))
+    return TrialValue(cost=cost, time=seconds, status=kind)
+
+
+def origin_of(config: Any, strategy: str) -> str:
+    """Where a configuration SMAC proposed came from: warm start, SMAC's initial design, SMAC, random."""
+    if strategy == "random":
+        return "random"
+    origin = (getattr(config, "origin", None) or "").lower()
+    if origin == "warm_start":
+        return "warm_start"
+    return "smac_initial" if "initial" in origin else "smac"
+
+
+@dataclass
+class TrialLoop:
+    """Ask SMAC for configurations, evaluate them on ``executor``, record and tell each result.
+
+    ``evaluate(config_values, budget, time_limit)`` submits one evaluation and returns a future;
+    ``record(trial, outcome)`` stores a finished trial and returns its run id; ``budget_spent(in_flight)``
+    and ``time_limit()`` apply the search's budget.
+    """
+
+    smac: Any
+    executor: Any
+    result: SearchResult
+    evaluate: Callable[[dict[str, Any], float, float | None], Any]
+    record: Recorder
+    budget_spent: Callable[[int], bool]
+    time_limit: Callable[[], float | None]
+    start: float
+    should_stop: Callable[[], bool] | None = None
+    callback: Callable[[Trial, SearchResult], None] | None = None
+    pending: dict[Any, tuple[Any, dict[str, Any], tuple[str, float]]] = field(default_factory=dict)
+    repeats: int = 0
+
+    def __post_init__(self) -> None:
+        self.known = {(canonical_json(t.configuration), round(t.budget, 6)): t for t in self.result.trials}
+
+    def run(self) -> None:
+        """Run until a budget is spent, the caller stops it, or Ctrl-C; sets ``result.status`` when stopped."""
+        try:
+            while True:
+                stop = self.budget_spent(len(self.pending)) or self.repeats > MAX_REPEATS
+                if not stop and self.should_stop is not None and self.should_stop():
+                    self.result.status, stop = "cancelled", True
+                if not stop:
+                    self._fill()
+                if not self.pending:
+                    break
+                self._collect()
+                if self.result.status == "cancelled":
+                    break
+        except KeyboardInterrupt:
+            self.result.status = "interrupted"
+        finally:
+            self.executor.cancel(list(self.pending))
+
+    def _fill(self) -> None:
+        """Submit trials until every worker is busy or the budget is spent."""
+        while len(self.pending) < self.executor.workers and not self.budget_spent(len(self.pending)):
+            info = self.smac.ask()
+            values = canonical_config(info.config)
+            budget = float(info.budget) if info.budget is not None else 1.0
+            key = (canonical_json(values), round(budget, 6))
+            seen = self.known.get(key)
+            if seen is not None:  # evaluated before (a resumed job, or SMAC repeating itself)
+                self.smac.tell(info, trial_value(seen.status, seen.score, seen.seconds, self._metric))
+                self.repeats += 1
+                if self.repeats > MAX_REPEATS:
+                    return
+                continue
+            self.pending[self.evaluate(dict(info.config), budget, self.time_limit())] = (info, values, key)
+
+    def _collect(self) -> None:
+        for future in self.executor.wait_any(list(self.pending)):
+            info, values, key = self.pending.pop(future)
+            outcome: TrialResult = future.result()
+            trial = Trial(len(self.result.trials) + 1, values, algorithm_of(values),
+                          origin_of(info.config, self.result.settings.strategy), outcome.status, outcome.score,
+                          outcome.std, outcome.seconds, time.perf_counter() - self.start, error=outcome.error,
+                          budget=key[1])
+            trial.run_id = self.record(trial, outcome)
+            self.result.trials.append(trial)
+            self.known[key] = trial
+            self.smac.tell(info, trial_value(outcome.status, outcome.score, outcome.seconds, self._metric))
+            if self.callback is not None:
+                self.callback(trial, self.result)
+
+    @property
+    def _metric(self) -> str:
+        return self.result.settings.metric
