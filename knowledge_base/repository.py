@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -342,7 +342,8 @@ class KnowledgeBase:
                 "id", "dataset_id", "configuration_id", "search_id", "metric", "score", "score_std", "seconds",
                 "status", "budget", "origin", "seed", "error", "created_at", "run_key", "algorithm", "config_json"])
 
-    def performance(self, metric: str, space_version: str | None = None, budget: float = 1.0) -> pd.DataFrame:
+    def performance(self, metric: str, space_version: str | Collection[str] | None = None,
+                    budget: float = 1.0) -> pd.DataFrame:
         """Mean score of every (dataset, configuration) pair with successful full-budget runs."""
         query = (select(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
                         func.avg(RunRow.score).label("score"), func.count().label("n_runs"))
@@ -350,7 +351,8 @@ class KnowledgeBase:
                  .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == budget)
                  .group_by(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm))
         if space_version is not None:
-            query = query.where(ConfigurationRow.space_version == space_version)
+            versions = [space_version] if isinstance(space_version, str) else list(space_version)
+            query = query.where(ConfigurationRow.space_version.in_(versions))
         with self.reading() as session:
             return pd.DataFrame(session.execute(query).all(),
                                 columns=["dataset_id", "configuration_id", "algorithm", "score", "n_runs"])
@@ -374,7 +376,8 @@ class KnowledgeBase:
         return {r.id: json.loads(r.config_json) for r in rows}
 
     def best_configurations(self, dataset_id: int, metric: str, limit: int = 10,
-                            space_version: str | None = None, budget: float = 1.0) -> list[ScoredConfiguration]:
+                            space_version: str | Collection[str] | None = None,
+                            budget: float = 1.0) -> list[ScoredConfiguration]:
         """The best configurations seen on a dataset, by mean score over their runs."""
         score = func.avg(RunRow.score)
         query = (select(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json,
@@ -386,7 +389,8 @@ class KnowledgeBase:
                  .group_by(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json)
                  .order_by(score.desc(), RunRow.configuration_id).limit(limit))
         if space_version is not None:
-            query = query.where(ConfigurationRow.space_version == space_version)
+            versions = [space_version] if isinstance(space_version, str) else list(space_version)
+            query = query.where(ConfigurationRow.space_version.in_(versions))
         with self.reading() as session:
             return [ScoredConfiguration(r.configuration_id, r.algorithm, json.loads(r.config_json), float(r.score),
                                         r.std, int(r.n)) for r in session.execute(query)]

@@ -30,6 +30,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
+from metalearn.boosting import BOOSTING_FAMILIES
 from metalearn.components import CappedKNeighborsClassifier, logistic_regression
 from metalearn.registry import BuildContext, Component, Params, Registry, When, boolean
 
@@ -379,6 +380,7 @@ FAMILIES = Registry(
             _lda_space,
             conditions={"shrinkage": When("solver", "lsqr"), "shrinkage_factor": When("shrinkage", "manual")},
         ),
+        *BOOSTING_FAMILIES,
     ),
 )
 """The classifier families, in the order of the ``classifier`` choices."""

@@ -37,11 +37,11 @@ from metalearn.errors import MetalearnError
 from metalearn.evaluation import evaluate_config
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
 from metalearn.protocol import CROSS_EVAL_ORIGIN, DEFAULT_METRIC
-from metalearn.space import SPACE_VERSION, algorithm_of, default_configuration
+from metalearn.space import ALGORITHMS, COMPATIBLE_SPACE_VERSIONS, SPACE_VERSION, algorithm_of, default_configuration
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
-#: algorithms whose library defaults join the cross-evaluation (strong, cheap, widely used defaults)
-DEFAULT_POOL = ("random_forest", "hist_gradient_boosting", "extra_trees", "logistic_regression", "svc_rbf")
+#: algorithms whose library defaults join the cross-evaluation: every family of the space
+DEFAULT_POOL: tuple[str, ...] = ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def _pooled_top_configs(db: str, protocol: SeedProtocol) -> list[int]:
     """The ``cross_evaluate`` best configurations of every dataset, plus the library defaults of ``DEFAULT_POOL``."""
     kb = KnowledgeBase(db)
     try:
-        perf = kb.performance(protocol.metric, SPACE_VERSION)
+        perf = kb.performance(protocol.metric, COMPATIBLE_SPACE_VERSIONS)
         if perf.empty:
             return []
         top = (perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])

@@ -71,6 +71,7 @@ from metalearn.registry import Component, Registry
 
 __all__ = [
     "ALGORITHMS",
+    "COMPATIBLE_SPACE_VERSIONS",
     "SPACE_VERSION",
     "algorithm_of",
     "build_space",
@@ -81,8 +82,12 @@ __all__ = [
     "default_configuration",
 ]
 
-SPACE_VERSION: str = "2026.11-1"
+SPACE_VERSION: str = "2026.11-2"
 """Version of the search space; bump on any change of names, ranges, defaults, conditions or mapping."""
+
+#: versions whose configurations are valid configurations of this space too (it only gained families since:
+#: 2026.11-2 added LightGBM, XGBoost and CatBoost), so their runs still count as evidence
+COMPATIBLE_SPACE_VERSIONS: tuple[str, ...] = (SPACE_VERSION, "2026.11-1")
 
 #: the classifier families, in the order of the ``classifier`` choices
 ALGORITHMS: tuple[str, ...] = FAMILIES.names

@@ -206,7 +206,7 @@ def test_defaults_are_valid() -> None:
             if name.startswith(algorithm + ":"):
                 assert value == space[name].default_value
     with pytest.raises(MetalearnError, match="unknown algorithm"):
-        default_configuration("xgboost")
+        default_configuration("no_such_family")
 
 
 def test_every_choice_can_be_sampled() -> None:
@@ -315,7 +315,7 @@ def test_config_from_dict_accepts_json_number_types() -> None:
         ({"random_forest:n_estimators": 10.5}, "must be an integer"),
         ({"random_forest:n_estimators": "100"}, "must be an integer"),
         ({"random_forest:bootstrap": 1}, "must be one of"),
-        ({"classifier": "xgboost"}, "must be one of"),
+        ({"classifier": "no_such_family"}, "must be one of"),
         ({"svc_rbf:C": 1.0}, "inactive"),
         ({"random_forest:criterion": None}, "must be one of"),
     ],
@@ -500,3 +500,24 @@ def test_k_neighbors_works_with_fewer_rows_than_neighbours() -> None:
     pipe = build_pipeline(config, wine.numeric, []).fit(X, y)
     assert pipe.named_steps["classifier"].estimator_.n_neighbors == len(X)
     assert pipe.predict_proba(wine.X_test).shape == (len(wine.X_test), len(np.unique(y)))
+
+
+@pytest.mark.filterwarnings(*FIT_WARNINGS)
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost"])
+def test_boosting_families_use_one_thread_and_balance_classes(family: str) -> None:
+    """The gradient-boosting libraries run on the trial's one core and honour class_weight="balanced"."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    y = np.where(X["a"] + 1.5 * rng.normal(size=2000) > 2.5, "rare", "common")  # about 4 % "rare", noisy
+    train, test = slice(0, 1000), slice(1000, None)
+    recalls = {}
+    for weight in ("none", "balanced"):
+        config = default_configuration(family) | {"class_weight": weight}
+        pipeline = build_pipeline(config, ["a", "b"], [], n_features=2, random_state=0).fit(X[train], y[train])
+        params = pipeline.get_params()
+        threads = [v for k, v in params.items() if k.endswith(("n_jobs", "thread_count"))]
+        assert threads and all(v == 1 for v in threads)
+        predicted = pipeline.predict(X[test])
+        assert set(predicted) <= {"rare", "common"} and predicted.shape == (1000,)
+        recalls[weight] = float(np.mean(predicted[y[test] == "rare"] == "rare"))
+    assert recalls["balanced"] > recalls["none"]

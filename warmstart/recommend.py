@@ -36,7 +36,7 @@ import pandas as pd
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSION
 from metalearn.protocol import DEFAULT_METRIC
-from metalearn.space import SPACE_VERSION, default_configuration
+from metalearn.space import COMPATIBLE_SPACE_VERSIONS, default_configuration
 from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
 from metalearn.warmstart.portfolio import build_portfolio, greedy_selection, normalized_matrix
 
@@ -107,7 +107,7 @@ class Recommender:
                  global_weight: float = 0.5) -> None:
         self.kb, self.metric = kb, metric
         self.extractor = extractor or EXTRACTOR_VERSION
-        self.space_version = SPACE_VERSION
+        self.space_version = COMPATIBLE_SPACE_VERSIONS
         self.distance, self.portfolio_size, self.min_datasets = distance, portfolio_size, min_datasets
         self.restrict_to = set(restrict_to) if restrict_to is not None else None
         if ranking not in RANKINGS:

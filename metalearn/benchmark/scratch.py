@@ -22,7 +22,7 @@ from metalearn.knowledge_base import KnowledgeBase, snapshot
 from metalearn.knowledge_base.engine import is_sqlite
 from metalearn.metafeatures import EXTRACTOR_VERSION
 from metalearn.settings import database_url
-from metalearn.space import SPACE_VERSION
+from metalearn.space import COMPATIBLE_SPACE_VERSIONS
 
 Echo = Callable[[str], None]
 
@@ -55,7 +55,7 @@ def sqlite_copy(source: Path, target: Path) -> None:
 
 def reference_datasets(kb: KnowledgeBase) -> list[ReferenceDataset]:
     """Datasets usable by the recommender: current meta-features and successful runs in the current space."""
-    with_runs = set(kb.performance(METRIC, SPACE_VERSION)["dataset_id"].astype(int))
+    with_runs = set(kb.performance(METRIC, COMPATIBLE_SPACE_VERSIONS)["dataset_id"].astype(int))
     with_mf = set(kb.metafeature_matrix(EXTRACTOR_VERSION).index.astype(int))
     return [ReferenceDataset(d.id, d.name, d.family or d.name, d.content_hash) for d in kb.datasets()
             if d.id in with_runs and d.id in with_mf and d.source != "benchmark"]
