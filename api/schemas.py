@@ -263,6 +263,9 @@ class SearchRequest(Strict):
     folds: int = Field(DEFAULTS.folds, ge=2, le=10, description="Cross-validation folds per trial.")
     max_rows: int = Field(DEFAULTS.max_rows, ge=50, le=1_000_000,
                           description="Stratified row cap used by the trials.")
+    ensemble_size: int = Field(DEFAULTS.ensemble_size, ge=0, le=1000,
+                               description="Rounds of greedy ensemble selection over the best trials' out-of-fold "
+                                           "predictions (0: the model is the single best pipeline).")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"dataset_id": 42, "strategy": "warm", "n_trials": 20, "time_budget": 300, "metric": "balanced_accuracy",
@@ -317,6 +320,9 @@ class SearchStatus(BaseModel):
     model_available: bool
     cancel_requested: bool
     settings: dict[str, Any]
+    ensemble: dict[str, Any] | None = Field(
+        None, description="The final model's ensemble, once built: run_id, oof_score (out-of-fold score) and members "
+                          "[{trial, run_id, algorithm, weight, cv_score}]; null for a single pipeline.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 17, "dataset_id": 42, "strategy": "warm", "status": "running", "metric": "balanced_accuracy",

@@ -6,11 +6,11 @@ writer of a search's status), ``snapshot`` (portable export / import, the shippe
 (Alembic). It imports only core modules (space, settings, protocol, errors), never warmstart or above.
 """
 
+from metalearn.knowledge_base.queries import ScoredConfiguration
 from metalearn.knowledge_base.repository import (
     DatasetInfo,
     KnowledgeBase,
     RunRecord,
-    ScoredConfiguration,
     canonical_json,
     config_hash,
 )

@@ -113,3 +113,14 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     run_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class EnsembleMemberRow(Base):
+    """A member of an ensemble run (origin ``ensemble``): which trial's run, with which weight."""
+
+    __tablename__ = "ensemble_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ensemble_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    member_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    weight: Mapped[float] = mapped_column(Float)

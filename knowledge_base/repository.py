@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy import Engine, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from metalearn.errors import KnowledgeBaseError
 from metalearn.knowledge_base import migrate
 from metalearn.knowledge_base.engine import create_kb_engine, is_sqlite
+from metalearn.knowledge_base.ensembles import EnsembleRecords
 from metalearn.knowledge_base.models import (
     ConfigurationRow,
     DatasetRow,
@@ -24,7 +25,14 @@ from metalearn.knowledge_base.models import (
     SearchRow,
     utcnow,
 )
-from metalearn.protocol import ACTIVE_STATUSES, CROSS_EVAL_ORIGIN, RUN_STATUSES, SEARCH_STATUSES, TERMINAL_STATUSES
+from metalearn.knowledge_base.queries import EvidenceQueries
+from metalearn.protocol import (
+    ACTIVE_STATUSES,
+    ENSEMBLE_ORIGIN,
+    RUN_STATUSES,
+    SEARCH_STATUSES,
+    TERMINAL_STATUSES,
+)
 from metalearn.settings import database_url
 from metalearn.space import SPACE_VERSION, canonical_json, config_hash
 
@@ -73,19 +81,7 @@ class DatasetInfo:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
-class ScoredConfiguration:
-    """A configuration with its (mean) score on one dataset."""
-
-    configuration_id: int
-    algorithm: str
-    config: dict[str, Any]
-    score: float
-    std: float | None
-    n_runs: int
-
-
-class KnowledgeBase:
+class KnowledgeBase(EnsembleRecords, EvidenceQueries):
     """Datasets, meta-features, configurations, runs and searches, behind one object.
 
     ``url`` is a file path (SQLite) or any SQLAlchemy URL; ``None`` reads ``METALEARN_DB``.
@@ -324,8 +320,9 @@ class KnowledgeBase:
             return set(session.scalars(select(RunRow.run_key).where(RunRow.run_key.startswith(prefix))))
 
     def runs_frame(self, dataset_id: int | None = None, search_id: int | None = None,
-                   run_key_prefix: str | None = None) -> pd.DataFrame:
-        """Runs (with algorithm and configuration JSON) as a DataFrame, oldest first."""
+                   run_key_prefix: str | None = None, ensembles: bool = False) -> pd.DataFrame:
+        """Runs (with algorithm and configuration JSON) as a DataFrame, oldest first; the runs that record a
+        search's ensemble (origin ``ensemble``) only with ``ensembles=True``."""
         query = (select(RunRow.id, RunRow.dataset_id, RunRow.configuration_id, RunRow.search_id, RunRow.metric,
                         RunRow.score, RunRow.score_std, RunRow.seconds, RunRow.status, RunRow.budget,
                         RunRow.origin, RunRow.seed, RunRow.error, RunRow.created_at, RunRow.run_key,
@@ -337,36 +334,12 @@ class KnowledgeBase:
             query = query.where(RunRow.search_id == search_id)
         if run_key_prefix is not None:
             query = query.where(RunRow.run_key.startswith(run_key_prefix))
+        if not ensembles:
+            query = query.where(RunRow.origin != ENSEMBLE_ORIGIN)
         with self.reading() as session:
             return pd.DataFrame(session.execute(query).all(), columns=[
                 "id", "dataset_id", "configuration_id", "search_id", "metric", "score", "score_std", "seconds",
                 "status", "budget", "origin", "seed", "error", "created_at", "run_key", "algorithm", "config_json"])
-
-    def performance(self, metric: str, space_version: str | Collection[str] | None = None,
-                    budget: float = 1.0) -> pd.DataFrame:
-        """Mean score of every (dataset, configuration) pair with successful full-budget runs."""
-        query = (select(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
-                        func.avg(RunRow.score).label("score"), func.count().label("n_runs"))
-                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
-                 .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == budget)
-                 .group_by(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm))
-        if space_version is not None:
-            versions = [space_version] if isinstance(space_version, str) else list(space_version)
-            query = query.where(ConfigurationRow.space_version.in_(versions))
-        with self.reading() as session:
-            return pd.DataFrame(session.execute(query).all(),
-                                columns=["dataset_id", "configuration_id", "algorithm", "score", "n_runs"])
-
-    def discovery(self) -> pd.DataFrame:
-        """Distinct (configuration_id, dataset_id) pairs where a search proposed the configuration.
-
-        Cross-evaluation runs (origin ``cross_eval``) are left out: they copy a configuration found on
-        one dataset to the others, so they say nothing about where it came from.
-        """
-        query = (select(RunRow.configuration_id, RunRow.dataset_id).where(RunRow.origin != CROSS_EVAL_ORIGIN)
-                 .distinct())
-        with self.reading() as session:
-            return pd.DataFrame(session.execute(query).all(), columns=["configuration_id", "dataset_id"])
 
     def configurations(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         ids = list(ids)
@@ -374,26 +347,6 @@ class KnowledgeBase:
             rows = session.execute(select(ConfigurationRow.id, ConfigurationRow.config_json).where(
                 ConfigurationRow.id.in_(ids))).all() if ids else []
         return {r.id: json.loads(r.config_json) for r in rows}
-
-    def best_configurations(self, dataset_id: int, metric: str, limit: int = 10,
-                            space_version: str | Collection[str] | None = None,
-                            budget: float = 1.0) -> list[ScoredConfiguration]:
-        """The best configurations seen on a dataset, by mean score over their runs."""
-        score = func.avg(RunRow.score)
-        query = (select(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json,
-                        score.label("score"), func.max(RunRow.score_std).label("std"),
-                        func.count().label("n"))
-                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
-                 .where(RunRow.dataset_id == dataset_id, RunRow.metric == metric, RunRow.status == "success",
-                        RunRow.budget == budget)
-                 .group_by(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json)
-                 .order_by(score.desc(), RunRow.configuration_id).limit(limit))
-        if space_version is not None:
-            versions = [space_version] if isinstance(space_version, str) else list(space_version)
-            query = query.where(ConfigurationRow.space_version.in_(versions))
-        with self.reading() as session:
-            return [ScoredConfiguration(r.configuration_id, r.algorithm, json.loads(r.config_json), float(r.score),
-                                        r.std, int(r.n)) for r in session.execute(query)]
 
     # ------------------------------------------------------------------ searches
 
@@ -456,29 +409,3 @@ class KnowledgeBase:
                 count += int(result.rowcount or 0)
         return count
 
-    # ------------------------------------------------------------------ statistics
-
-    def stats(self) -> dict[str, Any]:
-        """Counts for ``kb stats`` and the API's health and stats endpoints."""
-        with self.reading() as session:
-            n_datasets = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
-            n_runs = session.scalar(select(func.count()).select_from(RunRow)) or 0
-            n_configs = session.scalar(select(func.count()).select_from(ConfigurationRow)) or 0
-            n_searches = session.scalar(select(func.count()).select_from(SearchRow)) or 0
-            with_mf = session.scalar(select(func.count(func.distinct(MetaFeatureRow.dataset_id)))) or 0
-            openml_linked = session.scalar(select(func.count()).select_from(DatasetRow).where(
-                DatasetRow.openml_id.is_not(None))) or 0
-            by_source: dict[str, dict[str, int]] = {}
-            for source, count in session.execute(select(DatasetRow.source, func.count()).group_by(DatasetRow.source)):
-                by_source[source] = {"datasets": int(count), "runs": 0}
-            for source, count in session.execute(select(DatasetRow.source, func.count(RunRow.id)).join(
-                    RunRow, RunRow.dataset_id == DatasetRow.id).group_by(DatasetRow.source)):
-                by_source.setdefault(source, {"datasets": 0, "runs": 0})["runs"] = int(count)
-            by_status = {s: int(c) for s, c in session.execute(
-                select(RunRow.status, func.count()).group_by(RunRow.status))}
-            by_origin = {s: int(c) for s, c in session.execute(
-                select(RunRow.origin, func.count()).group_by(RunRow.origin))}
-        return {"datasets": int(n_datasets), "runs": int(n_runs), "configurations": int(n_configs),
-                "datasets_with_metafeatures": int(with_mf), "searches": int(n_searches),
-                "datasets_linked_to_openml": int(openml_linked), "by_source": by_source,
-                "runs_by_status": by_status, "runs_by_origin": by_origin}

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -81,15 +78,9 @@ def metafeatures(file: Path, target: TargetOption, name: NameOption = None, json
     if json_:
         _print_json(mf.to_json())
         return
-    from rich.console import Console
-    from rich.table import Table
+    from metalearn.console import print_metafeatures
 
-    table = Table(title=f"{dataset.name}: {len(mf.features)} meta-features ({mf.extractor}, {mf.seconds:.2f} s)")
-    table.add_column("meta-feature")
-    table.add_column("value", justify="right")
-    for key, value in mf.features.items():
-        table.add_row(key, "—" if value is None else f"{value:.6g}")
-    Console().print(table)
+    print_metafeatures(dataset, mf)
 
 
 @app.command()
@@ -106,24 +97,9 @@ def recommend(file: Path, target: TargetOption, name: NameOption = None,
     if json_:
         _print_json(report.to_json())
         return
-    from rich.console import Console
-    from rich.table import Table
+    from metalearn.console import print_recommendations
 
-    console = Console()
-    console.print(f"[bold]{dataset.name}[/]: {dataset.n_rows} rows, {dataset.n_features} features, "
-                  f"{dataset.n_classes} classes")
-    console.print("nearest datasets: " + ", ".join(f"{n.name} ({n.distance:.3f})" for n in report.neighbors))
-    if report.far:
-        console.print("[yellow]the knowledge base holds nothing close: the global portfolio leads[/]")
-    table = Table()
-    for col in ("rank", "algorithm", "expected", "range", "source", "evidence"):
-        table.add_column(col)
-    for r in report.recommendations:
-        span = f"{r.expected_range[0]:.3f}–{r.expected_range[1]:.3f}" if r.expected_range else "—"
-        evidence = ", ".join(f"{e.dataset}={e.score:.3f}" for e in r.evidence[:3])
-        expected = f"{r.expected_score:.3f}" if r.expected_score is not None else "—"
-        table.add_row(str(r.rank), r.algorithm, expected, span, r.source, evidence)
-    console.print(table)
+    print_recommendations(dataset, report)
 
 
 @app.command()
@@ -143,88 +119,32 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
                                                                  "(and for `metalearn report`).")] = None,
            dask_scheduler: Annotated[str | None, typer.Option(help="Use this Dask scheduler (tcp://HOST:PORT).")]
            = None,
-           output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the best model here.")] = None,
+           ensemble_size: Annotated[int, typer.Option(min=0, help="Rounds of greedy ensemble selection over the "
+                                                               "best trials (0: the single best pipeline).")]
+           = DEFAULTS.ensemble_size,
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the final model here.")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
-    from metalearn import service
+    from metalearn import console, service
     from metalearn.warmstart.search import SearchSettings
 
     dataset = _load(file, target, name)
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
-                              max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size)
+                              max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size,
+                              ensemble_size=ensemble_size)
     kb = _kb(db)
-    with _first_ctrl_c_stops() as stopped:
+    with console.first_ctrl_c_stops() as stopped:
         if json_ or not sys.stderr.isatty():
             result = service.search(kb, dataset, settings, should_stop=stopped.is_set, output=output)
         else:
-            result = _search_with_progress(kb, dataset, settings, stopped, output)
+            result = console.search_with_progress(kb, dataset, settings, stopped, output)
     if stopped.is_set() and result.status == "cancelled":
         result.status = "interrupted"
     if json_:
         _print_json(result.to_json())
         return
-    _print_leaderboard(result, output if result.model is not None else None)
-
-
-@contextlib.contextmanager
-def _first_ctrl_c_stops() -> Iterator[threading.Event]:
-    """The first Ctrl-C sets the event (the running trial finishes and is stored); a second one interrupts."""
-    stopped = threading.Event()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stopped.is_set():
-            raise KeyboardInterrupt
-        stopped.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield stopped
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _search_with_progress(kb: Any, dataset: Any, settings: Any, stopped: threading.Event, output: Path | None) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from metalearn import service
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), transient=True) as progress:
-        task = progress.add_task(f"{settings.strategy} search on {dataset.name}", total=settings.n_trials, best="—")
-
-        def on_trial(trial: Any, result: Any) -> None:
-            best = result.best_score
-            progress.update(task, completed=len(result.trials), best=f"{best:.4f}" if best is not None else "—")
-
-        return service.search(kb, dataset, settings, callback=on_trial, should_stop=stopped.is_set, output=output)
-
-
-def _print_leaderboard(result: Any, output: Path | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    board = result.leaderboard.head(10)
-    table = Table(title=f"search {result.search_id} on {result.dataset['name']} ({result.settings.strategy}, "
-                        f"{len(result.trials)} trials, {result.seconds:.1f} s, {result.settings.metric})")
-    for col in ("trial", "algorithm", "score", "std", "status", "origin", "seconds"):
-        table.add_column(col, justify="right" if col in ("trial", "score", "std", "seconds") else "left",
-                         no_wrap=True)
-    for row in board.itertuples():
-        table.add_row(str(row.trial), row.algorithm, "—" if row.score != row.score or row.score is None
-                      else f"{row.score:.4f}", "—" if row.std != row.std or row.std is None else f"{row.std:.4f}",
-                      row.status, row.origin, f"{row.seconds:.2f}")
-    console.print(table)
-    best = result.best
-    if best is None:
-        console.print("[red]no trial succeeded[/]")
-        return
-    console.print(f"best: trial {best.number}, {best.algorithm}, CV {result.settings.metric} {best.score:.4f}")
-    if result.extra.get("test_score") is not None:
-        console.print(f"held-out test {result.settings.metric}: {result.extra['test_score']:.4f}")
-    if output is not None:
-        console.print(f"model saved to {output}")
+    console.print_leaderboard(result, output if result.model is not None else None)
 
 
 @app.command()

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pynisher
 from sklearn.base import clone
-from sklearn.metrics import get_scorer, log_loss, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, f1_score, get_scorer, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
 
@@ -28,10 +28,12 @@ __all__ = [
     "DEFAULT_METRIC",
     "METRICS",
     "TrialResult",
+    "aligned_proba",
     "check_metric",
     "cross_validate",
     "evaluate_config",
     "evaluate_pipeline",
+    "score_proba",
     "worst_score",
 ]
 
@@ -46,6 +48,8 @@ class TrialResult:
     seconds: float
     fold_scores: list[float] = field(default_factory=list)
     error: str | None = None
+    #: out-of-fold class probabilities (rows of X x sorted labels, float32), when asked for and CV ran fully
+    predictions: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -103,8 +107,16 @@ def cross_validate(
 ) -> list[float]:
     """Fold scores of ``pipeline`` (an unfitted estimator), trained on a ``budget`` fraction of each
     training fold; raises whatever the estimator raises."""
+    return _cross_validate(pipeline, X, y, metric, folds, holdout, seed, budget)[0]
+
+
+def _cross_validate(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int, holdout: float | None,
+                    seed: int, budget: float, keep: bool = False) -> tuple[list[float], np.ndarray | None]:
+    """Fold scores and, with ``keep`` (full CV at the full budget), the out-of-fold probabilities."""
     scorer = get_scorer(METRICS[check_metric(metric)])
     labels = np.unique(y)
+    keep = keep and not holdout and budget >= 1.0
+    oof = np.full((len(y), len(labels)), np.nan, dtype=np.float32) if keep else None
     scores = []
     for train, test in _splits(y, folds, holdout, seed):
         train = _fraction(train, y, budget, seed)
@@ -112,41 +124,54 @@ def cross_validate(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X.iloc[train], y.iloc[train])
+            if metric in ("roc_auc", "log_loss") or oof is not None:
+                proba = aligned_proba(model, X.iloc[test], labels)
+                if oof is not None:
+                    oof[test] = proba
             if metric in ("roc_auc", "log_loss"):
-                scores.append(_proba_score(model, X.iloc[test], y.iloc[test], metric, labels))
+                scores.append(score_proba(metric, y.iloc[test], proba, labels))
             else:
                 scores.append(float(scorer(model, X.iloc[test], y.iloc[test])))
-    return scores
+    return scores, oof
 
 
-def _proba_score(model: Any, X: pd.DataFrame, y: pd.Series, metric: str, labels: np.ndarray) -> float:
-    """Probability metrics with every class of the full data (folds may miss a class)."""
-    proba = model.predict_proba(X)
+def aligned_proba(model: Any, X: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """Class probabilities of ``model`` with one column per label of ``labels`` (absent classes get 0);
+    a model without ``predict_proba`` gives one-hot predictions."""
     full = np.zeros((len(X), len(labels)))
-    for j, cls in enumerate(model.classes_):
-        full[:, int(np.searchsorted(labels, cls))] = proba[:, j]
+    if hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(X))
+        for j, cls in enumerate(model.classes_):
+            full[:, int(np.searchsorted(labels, cls))] = proba[:, j]
+    else:
+        full[np.arange(len(X)), np.searchsorted(labels, model.predict(X))] = 1.0
+    return full
+
+
+def score_proba(metric: str, y: Any, proba: np.ndarray, labels: np.ndarray) -> float:
+    """``metric`` (higher is better) of class probabilities ``proba`` (columns = ``labels``) against ``y``."""
+    y = np.asarray(y)
     if metric == "log_loss":
-        return -float(log_loss(y, np.clip(full, 1e-15, 1), labels=labels))
-    present = np.isin(labels, np.unique(y))
-    if len(labels) == 2:
-        return float(roc_auc_score(y, full[:, 1]))
-    full = full[:, present] / np.clip(full[:, present].sum(axis=1, keepdims=True), 1e-15, None)
-    return float(roc_auc_score(y, full, multi_class="ovr", labels=labels[present]))
+        return -float(log_loss(y, np.clip(proba, 1e-15, 1), labels=labels))
+    if metric == "roc_auc":
+        present = np.isin(labels, np.unique(y))
+        if len(labels) == 2:
+            return float(roc_auc_score(y, proba[:, 1]))
+        part = proba[:, present] / np.clip(proba[:, present].sum(axis=1, keepdims=True), 1e-15, None)
+        return float(roc_auc_score(y, part, multi_class="ovr", labels=labels[present]))
+    predicted = labels[np.argmax(proba, axis=1)]
+    if metric == "balanced_accuracy":
+        return float(balanced_accuracy_score(y, predicted))
+    if metric == "accuracy":
+        return float(np.mean(predicted == y))
+    return float(f1_score(y, predicted, average="macro"))
 
 
-def _run(
-    pipeline: Any,
-    X: pd.DataFrame,
-    y: pd.Series,
-    metric: str,
-    folds: int,
-    holdout: float | None,
-    seed: int,
-    budget: float = 1.0,
-) -> list[float]:
+def _run(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int, holdout: float | None, seed: int,
+         budget: float = 1.0, keep: bool = False) -> tuple[list[float], np.ndarray | None]:
     # one BLAS/OpenMP thread per trial: HistGradientBoosting's OpenMP threads otherwise fight over the cores
     with threadpool_limits(1):
-        return cross_validate(pipeline, X, y, metric, folds, holdout, seed, budget)
+        return _cross_validate(pipeline, X, y, metric, folds, holdout, seed, budget, keep)
 
 
 def evaluate_pipeline(
@@ -159,16 +184,18 @@ def evaluate_pipeline(
     seed: int = 0,
     time_limit: float | None = None,
     budget: float = 1.0,
+    keep_predictions: bool = False,
 ) -> TrialResult:
-    """Cross-validate ``pipeline``; with ``time_limit`` (seconds) it runs in a forked child killed on time."""
+    """Cross-validate ``pipeline``; with ``time_limit`` (seconds) it runs in a forked child killed on time.
+    With ``keep_predictions`` a successful full-budget CV also returns its out-of-fold probabilities."""
     check_metric(metric)
     start = time.perf_counter()
     try:
         if time_limit is None:
-            scores = _run(pipeline, X, y, metric, folds, holdout, seed, budget)
+            scores, oof = _run(pipeline, X, y, metric, folds, holdout, seed, budget, keep_predictions)
         else:
             limited = pynisher.limit(_run, wall_time=(max(1.0, float(time_limit)), "s"), context="fork", warnings=False)
-            scores = limited(pipeline, X, y, metric, folds, holdout, seed, budget)
+            scores, oof = limited(pipeline, X, y, metric, folds, holdout, seed, budget, keep_predictions)
     except Exception as exc:  # the trial failed: record it and move on
         seconds = time.perf_counter() - start
         if type(exc).__name__ in ("WallTimeoutException", "TimeoutException", "CpuTimeoutException"):
@@ -179,7 +206,10 @@ def evaluate_pipeline(
     values = np.asarray(scores, dtype=float)
     if not np.all(np.isfinite(values)):
         return TrialResult("crash", None, None, seconds, list(map(float, values)), "non-finite score")
-    return TrialResult("success", float(values.mean()), float(values.std()), seconds, [float(v) for v in values])
+    if oof is not None and not np.all(np.isfinite(oof)):
+        oof = None
+    return TrialResult("success", float(values.mean()), float(values.std()), seconds, [float(v) for v in values],
+                       predictions=oof)
 
 
 def evaluate_config(
@@ -193,6 +223,7 @@ def evaluate_config(
     seed: int = 0,
     time_limit: float | None = None,
     budget: float = 1.0,
+    keep_predictions: bool = False,
 ) -> TrialResult:
     """Build the pipeline of ``config`` (see :mod:`metalearn.pipeline`) and evaluate it."""
     numeric = [c for c in X.columns if c not in set(categorical)]
@@ -200,4 +231,4 @@ def evaluate_config(
         pipeline = build_pipeline(config, numeric, categorical, n_features=X.shape[1], random_state=seed)
     except Exception as exc:
         return TrialResult("crash", None, None, 0.0, error=f"cannot build pipeline: {exc}")
-    return evaluate_pipeline(pipeline, X, y, metric, folds, holdout, seed, time_limit, budget)
+    return evaluate_pipeline(pipeline, X, y, metric, folds, holdout, seed, time_limit, budget, keep_predictions)

@@ -46,8 +46,10 @@ TERMINAL_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 SEARCH_STATUSES: tuple[str, ...] = ACTIVE_STATUSES + TERMINAL_STATUSES
 
 #: where a trial's configuration came from
-ORIGINS: tuple[str, ...] = ("warm_start", "smac_initial", "smac", "random", "cross_eval")
+ORIGINS: tuple[str, ...] = ("warm_start", "smac_initial", "smac", "random", "cross_eval", "ensemble")
 CROSS_EVAL_ORIGIN = "cross_eval"
+#: the run that records a search's final ensemble (its members are other runs of the search)
+ENSEMBLE_ORIGIN = "ensemble"
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Defaults:
     top: int = 5
     min_budget: float = 0.1
     eta: int = 3
+    #: greedy ensemble selection rounds (0: the single best pipeline) over the best ``ensemble_candidates``
+    ensemble_size: int = 25
+    ensemble_candidates: int = 20
 
 
 DEFAULTS = Defaults()

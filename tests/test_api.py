@@ -141,6 +141,9 @@ def test_round_trip_upload_recommend_search_model_predict(server, client, upload
     trials = client.trials(started["id"])
     assert [t["trial"] for t in trials] == [1, 2, 3] and all(t["configuration"]["classifier"] for t in trials)
     assert max(t["score"] for t in trials if t["status"] == "success") == final["best"]["score"]
+    ensemble = final["ensemble"]  # the final model is the ensemble of the best trials, recorded with the search
+    assert ensemble["oof_score"] >= 0.5 and sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1.0)
+    assert {m["trial"] for m in ensemble["members"]} <= {t["trial"] for t in trials}
 
     path = client.download_model(started["id"], tmp_path / "model.joblib")
     payload = joblib.load(path)

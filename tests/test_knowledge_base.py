@@ -140,8 +140,9 @@ def test_migration_upgrades_an_old_schema_without_loss(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "metalearn.cli", "kb", "upgrade", "--db", url],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "0001 -> 0002" in proc.stdout
+    assert f"0001 -> {migrate.head_revision()}" in proc.stdout
     assert "ix_runs_origin" in {i["name"] for i in inspect(engine).get_indexes("runs")}
+    assert inspect(engine).has_table("ensemble_members")  # 0003
     kb = KnowledgeBase(url)
     assert [d.name for d in kb.datasets()] == ["old"]
     assert migrate.current_revision(kb.engine) == migrate.head_revision()

@@ -18,13 +18,14 @@ from metalearn.warmstart.search import SearchResult, SearchSettings, WarmStartSe
 def search(X: Any, y: Any, *, strategy: str = DEFAULTS.strategy, n_trials: int | None = DEFAULTS.n_trials,
            time_budget: float | None = None, trial_time_limit: float | None = None,
            metric: str = DEFAULTS.metric, folds: int = DEFAULTS.folds, seed: int = DEFAULTS.seed,
-           max_rows: int | None = DEFAULTS.max_rows, categorical: list[str] | None = None, name: str = "dataset",
+           max_rows: int | None = DEFAULTS.max_rows, ensemble_size: int = DEFAULTS.ensemble_size,
+           categorical: list[str] | None = None, name: str = "dataset",
            kb: KnowledgeBase | str | None = None, callback: Any = None) -> SearchResult:
     """Run a (by default warm-started) search on ``X, y``; every trial is stored in the knowledge base."""
     dataset = from_xy(X, y, name=name, categorical=categorical)
     settings = SearchSettings(strategy=strategy, n_trials=n_trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, folds=folds, seed=seed,
-                              max_rows=max_rows)
+                              max_rows=max_rows, ensemble_size=ensemble_size)
     return WarmStartSearch(kb, settings).run(dataset, callback=callback)
 
 
@@ -41,14 +42,16 @@ def recommend(X: Any, y: Any, *, top: int = DEFAULTS.top, k: int = DEFAULTS.k, m
 class AutoClassifier(ClassifierMixin, BaseEstimator):
     """Warm-started AutoML classifier with the scikit-learn estimator API.
 
-    After ``fit``: ``best_config_``, ``best_score_``, ``leaderboard_``, ``trajectory_``,
-    ``search_id_``, ``model_`` (the refitted pipeline) and ``classes_``.
+    After ``fit``: ``best_config_``, ``best_score_``, ``leaderboard_``, ``trajectory_``, ``search_id_``,
+    ``model_`` (the final model: the ensemble of the best trials, or the single best pipeline with
+    ``ensemble_size=0``), ``ensemble_`` (its members, weights and out-of-fold score, or None) and ``classes_``.
     """
 
     def __init__(self, strategy: str = DEFAULTS.strategy, n_trials: int | None = DEFAULTS.n_trials,
                  time_budget: float | None = None, trial_time_limit: float | None = None,
                  metric: str = DEFAULTS.metric, folds: int = DEFAULTS.folds, seed: int = DEFAULTS.seed,
-                 max_rows: int | None = DEFAULTS.max_rows, kb: str | None = None) -> None:
+                 max_rows: int | None = DEFAULTS.max_rows, ensemble_size: int = DEFAULTS.ensemble_size,
+                 kb: str | None = None) -> None:
         self.strategy = strategy
         self.n_trials = n_trials
         self.time_budget = time_budget
@@ -57,17 +60,19 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
         self.folds = folds
         self.seed = seed
         self.max_rows = max_rows
+        self.ensemble_size = ensemble_size
         self.kb = kb
 
     def fit(self, X: Any, y: Any) -> AutoClassifier:
         result = search(X, y, strategy=self.strategy, n_trials=self.n_trials, time_budget=self.time_budget,
                         trial_time_limit=self.trial_time_limit, metric=self.metric, folds=self.folds,
-                        seed=self.seed, max_rows=self.max_rows, kb=self.kb)
+                        seed=self.seed, max_rows=self.max_rows, ensemble_size=self.ensemble_size, kb=self.kb)
         if result.model is None:
             raise RuntimeError("no trial succeeded; see leaderboard_ for the errors")
         self.result_ = result
         self.bundle_ = result.bundle()
         self.model_ = result.model
+        self.ensemble_ = result.ensemble
         self.best_config_ = result.best_config
         self.best_score_ = result.best_score
         self.leaderboard_ = result.leaderboard

@@ -138,6 +138,7 @@ class Recommender:
         found = self.kb.discovery()
         self._found_on = {int(c): frozenset(int(d) for d in group)
                           for c, group in found.groupby("configuration_id")["dataset_id"]}
+        self._pooled_by = self.kb.pooled_by(self.metric)
         self._hidden_cache: dict[frozenset[int], frozenset[int]] = {}
         matrix = self.kb.metafeature_matrix(self.extractor)
         matrix = matrix[matrix.index.isin(self.scores.index)]
@@ -175,16 +176,19 @@ class Recommender:
                                 exclude_hashes=exclude_hashes)
 
     def hidden_configurations(self, excluded: Collection[int] = ()) -> frozenset[int]:
-        """Configurations found only on excluded datasets (or outside ``restrict_to``).
+        """Configurations found only on excluded datasets (or outside ``restrict_to``), and configurations
+        pooled for cross-evaluation only because they were best on excluded datasets.
 
-        The cross-evaluation copies every dataset's best configurations to all others, so a
-        held-out dataset's own winner would otherwise come back through its neighbours' rows.
+        The cross-evaluation copies every dataset's best configurations to all others, so a held-out
+        dataset's own winner would otherwise come back through its neighbours' rows, even when another
+        search happened to propose it once.
         """
         key = frozenset(excluded)
         if key not in self._hidden_cache:
             allowed = set(self._row) - key
-            self._hidden_cache[key] = frozenset(c for c, found in self._found_on.items()
-                                                if found.isdisjoint(allowed))
+            hidden = {c for c, found in self._found_on.items() if found.isdisjoint(allowed)}
+            hidden |= {c for c, winners in self._pooled_by.items() if winners.isdisjoint(allowed)}
+            self._hidden_cache[key] = frozenset(hidden)
         return self._hidden_cache[key]
 
     def portfolio(self, excluded: Collection[int] = ()) -> list[tuple[int, float]]:

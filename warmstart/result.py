@@ -24,7 +24,7 @@ import pandas as pd
 from metalearn.datasets import FeatureSchema
 from metalearn.errors import MetalearnError
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import to_jsonable
+from metalearn.protocol import ENSEMBLE_ORIGIN, to_jsonable
 
 
 @dataclass
@@ -83,6 +83,8 @@ def trials_from_runs(runs: pd.DataFrame, started: Any = None, run_key_prefix: st
     ``elapsed`` is measured from ``started`` (a timestamp) when given, else 0.
     """
     trials = []
+    if "origin" in runs.columns:  # an ensemble run records the search's final model, not a trial
+        runs = runs[runs["origin"] != ENSEMBLE_ORIGIN]
     for position, run in enumerate(runs.sort_values("id").itertuples(index=False), start=1):
         number = position
         key = _value(getattr(run, "run_key", None))
@@ -131,6 +133,8 @@ class SearchResult:
     extra: dict[str, Any] = field(default_factory=dict)
     schema: FeatureSchema | None = None
     warm_start: WarmStartReport | None = None
+    #: the ensemble the search ended with (an ``EnsembleReport``), or None for the single best pipeline
+    ensemble: Any = None
 
     @property
     def best(self) -> Trial | None:
@@ -183,7 +187,7 @@ class SearchResult:
                             "cv_score": best.score if best else None,
                             "algorithm": best.algorithm if best else None, "trial": best.number if best else None,
                             "configuration": best.configuration if best else None,
-                            "target": self.dataset.get("target")} | schema)
+                            "ensemble": self.ensemble, "target": self.dataset.get("target")} | schema)
 
     def to_json(self) -> dict[str, Any]:
         best = self.best
@@ -200,7 +204,23 @@ class SearchResult:
                                                "budget": best.budget},
             "test_score": self.extra.get("test_score"),
             "warm_start": self.warm_start,
+            "ensemble": self.ensemble,
             "trials": [{"trial": t.number, "score": t.score, "status": t.status, "seconds": t.seconds,
                         "origin": t.origin, "algorithm": t.algorithm, "budget": t.budget} for t in self.trials],
             "trajectory": trajectory(self.trials),
         })
+
+
+def stored_ensemble(record: dict[str, Any] | None, trials: Sequence[Trial]) -> dict[str, Any] | None:
+    """A stored ensemble (``KnowledgeBase.ensemble_of``) in the terms of the search's trials: its members
+    with their trial numbers, algorithms and weights, and its out-of-fold score."""
+    if record is None:
+        return None
+    by_run = {t.run_id: t for t in trials}
+    members = []
+    for member in record["members"]:
+        trial = by_run.get(member["run_id"])
+        members.append({"trial": None if trial is None else trial.number, "run_id": member["run_id"],
+                        "algorithm": None if trial is None else trial.algorithm, "weight": member["weight"],
+                        "cv_score": None if trial is None else trial.score})
+    return to_jsonable({"run_id": record["run_id"], "oof_score": record["score"], "members": members})

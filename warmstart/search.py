@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import get_scorer
 from smac import HyperparameterOptimizationFacade, MultiFidelityFacade, RandomFacade, Scenario
 from smac.initial_design import SobolInitialDesign
@@ -44,6 +45,7 @@ from metalearn.metafeatures import EXTRACTOR_VERSION, extract_metafeatures
 from metalearn.pipeline import build_pipeline
 from metalearn.protocol import DEFAULTS, METRICS, MULTI_FIDELITY, STRATEGIES, WARM_STRATEGIES, check_choice
 from metalearn.space import build_space, config_from_dict
+from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.executors import make_executor
 from metalearn.warmstart.loop import TrialLoop
 from metalearn.warmstart.recommend import RecommendationReport, Recommender
@@ -95,6 +97,8 @@ class SearchSettings:
     test_size: float | None = None
     min_budget: float = DEFAULTS.min_budget
     eta: int = DEFAULTS.eta
+    ensemble_size: int = DEFAULTS.ensemble_size
+    ensemble_candidates: int = DEFAULTS.ensemble_candidates
 
     def validate(self) -> SearchSettings:
         check_choice("strategy", self.strategy, STRATEGIES)
@@ -113,7 +117,10 @@ class SearchSettings:
                   (not 0 < self.min_budget <= 1, f"min_budget must be in (0, 1], got {self.min_budget}"),
                   (self.folds < 2, f"folds must be at least 2, got {self.folds}"),
                   (self.max_rows is not None and self.max_rows < 1,
-                   f"max_rows must be at least 1, got {self.max_rows}")]
+                   f"max_rows must be at least 1, got {self.max_rows}"),
+                  (self.ensemble_size < 0, f"ensemble_size must be 0 or more, got {self.ensemble_size}"),
+                  (self.ensemble_candidates < 1,
+                   f"ensemble_candidates must be at least 1, got {self.ensemble_candidates}")]
         for failed, message in checks:
             if failed:
                 raise MetalearnError(message)
@@ -235,26 +242,35 @@ class WarmStartSearch:
         if s.test_size:  # keep a test split aside: trials and the refit only see the rest
             dataset, result.extra["test"] = dataset.split(s.test_size, s.seed)
         outdir = Path(tempfile.mkdtemp(prefix="metalearn-smac-"))
+        X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed)
+        pool = CandidatePool(outdir / "predictions", s.ensemble_candidates if self.ensembles else 0)
         executor = make_executor(s.workers, s.dask_scheduler)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._loop(dataset, dataset_id, result, executor, outdir, start, should_stop, callback,
-                           run_key_prefix).run()
+                self._loop(X, y, dataset.categorical, dataset_id, result, executor, outdir, start, should_stop,
+                           callback, run_key_prefix, pool).run()
             if result.status == "running":
                 result.status = "succeeded" if result.best else "failed"
         except KeyboardInterrupt:
             result.status = "interrupted"
         finally:
             executor.close()
-            shutil.rmtree(outdir, ignore_errors=True)
             if result.status == "running":
                 result.status = "failed"
             if finish and self.record and result.search_id is not None:
                 self.finish(result)
-        self._refit_and_test(result, dataset)
+        try:
+            self._final_model(result, dataset, dataset_id, pool, y)
+        finally:
+            shutil.rmtree(outdir, ignore_errors=True)
         result.seconds = time.perf_counter() - start
         return result
+
+    @property
+    def ensembles(self) -> bool:
+        """Whether this search ends with an ensemble (it refits, and the ensemble size is not 0)."""
+        return self.settings.refit and self.settings.ensemble_size > 0
 
     def finish(self, result: SearchResult, error: str | None = None) -> bool:
         """Write the search's final status (``interrupted`` is stored as ``cancelled``) and best run."""
@@ -283,11 +299,10 @@ class WarmStartSearch:
                                              run_key_prefix=run_key_prefix)
         return result, dataset_id
 
-    def _loop(self, dataset: Dataset, dataset_id: int | None, result: SearchResult, executor: Any, outdir: Path,
-              start: float, should_stop: Callable[[], bool] | None, callback: TrialCallback | None,
-              run_key_prefix: str | None) -> TrialLoop:
+    def _loop(self, X: pd.DataFrame, y: pd.Series, categorical: list[str], dataset_id: int | None,
+              result: SearchResult, executor: Any, outdir: Path, start: float, should_stop: Callable[[], bool] | None,
+              callback: TrialCallback | None, run_key_prefix: str | None, pool: CandidatePool) -> TrialLoop:
         s = self.settings
-        X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed)
         space = build_space(seed=s.seed)
         initial, result.warm_start = self.initial_configs(space, result.recommendations)
         if not STRATEGY_TABLE[s.strategy].warm:
@@ -295,10 +310,11 @@ class WarmStartSearch:
         data = (executor.scatter(X), executor.scatter(y))
 
         def evaluate(config: dict[str, Any], budget: float, time_limit: float | None) -> Any:
-            return executor.submit(evaluate_config, config, data[0], data[1], dataset.categorical, s.metric,
-                                   s.folds, seed=s.seed, time_limit=time_limit, budget=budget)
+            return executor.submit(evaluate_config, config, data[0], data[1], categorical, s.metric, s.folds,
+                                   seed=s.seed, time_limit=time_limit, budget=budget, keep_predictions=pool.size > 0)
 
         def record(trial: Trial, outcome: TrialResult) -> int | None:
+            pool.offer(trial, outcome.predictions)
             if not self.record:
                 return None
             key = f"{run_key_prefix}{trial.number}" if run_key_prefix is not None else None
@@ -308,13 +324,25 @@ class WarmStartSearch:
                          lambda in_flight: self._budget_spent(result, in_flight, start),
                          lambda: self._trial_limit(start), start, should_stop, callback)
 
-    def _refit_and_test(self, result: SearchResult, dataset: Dataset) -> None:
-        if not self.settings.refit or result.best is None:
+    def _final_model(self, result: SearchResult, dataset: Dataset, dataset_id: int | None, pool: CandidatePool,
+                     y: pd.Series) -> None:
+        """Refit the best pipeline, or build the ensemble of the best trials; score the kept test split."""
+        s = self.settings
+        if not s.refit or result.best is None:
             return
-        result.model = self.refit(result.best.configuration, dataset)
+        built = (build_ensemble(pool, result.trials, y, s.metric, s.ensemble_size,
+                                lambda config: self.refit(config, dataset)) if self.ensembles else None)
+        if built is None:
+            result.model = self.refit(result.best.configuration, dataset)
+        else:
+            result.model, result.ensemble = built
+            if self.record and dataset_id is not None:
+                members = [(m["run_id"], m["weight"]) for m in result.ensemble.members if m["run_id"] is not None]
+                result.ensemble.run_id = self.kb.record_ensemble(
+                    dataset_id, result.search_id, s.metric, result.ensemble.oof_score, 0.0, members, s.seed)
         test = result.extra.get("test")
         if test is not None:
-            scorer = get_scorer(METRICS[self.settings.metric])
+            scorer = get_scorer(METRICS[s.metric])
             result.extra["test_score"] = float(scorer(result.model, test.X, test.y))
 
     def _budget_spent(self, result: SearchResult, in_flight: int, start: float) -> bool:

@@ -33,7 +33,7 @@ from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, NotFoun
 from metalearn.model_io import ModelBundle
 from metalearn.protocol import ACTIVE_STATUSES, to_jsonable
 from metalearn.report import MEDIA_TYPES, build_report, render_report
-from metalearn.warmstart.result import Trial, incumbent, trajectory, trials_from_runs
+from metalearn.warmstart.result import Trial, incumbent, stored_ensemble, trajectory, trials_from_runs
 from metalearn.warmstart.search import SearchSettings
 
 router = APIRouter(prefix="/v1/searches", tags=["searches"], dependencies=[Depends(require_api_key)],
@@ -89,6 +89,7 @@ def _status(state: AppState, search: dict[str, Any], trials: list[Trial]) -> dic
         "finished_at": _aware(search["finished_at"]),
         "model_available": search["status"] not in ACTIVE_STATUSES and state.store.model_path(search_id).is_file(),
         "cancel_requested": state.store.cancel_requested(search_id), "settings": to_jsonable(settings),
+        "ensemble": stored_ensemble(state.kb.ensemble_of(search_id), trials),
     }
 
 
@@ -108,7 +109,7 @@ def start_search(body: SearchRequest, response: Response, state: State) -> dict[
     settings = SearchSettings(
         strategy=body.strategy, n_trials=body.n_trials, time_budget=body.time_budget,
         trial_time_limit=body.trial_time_limit or state.settings.trial_time_limit, metric=body.metric,
-        folds=body.folds, seed=body.seed, max_rows=body.max_rows,
+        folds=body.folds, seed=body.seed, max_rows=body.max_rows, ensemble_size=body.ensemble_size,
     ).validate()
     search_id = state.jobs.submit(info.id, settings)  # QueueFull -> 429, ServiceStopping -> 503
     response.headers["Location"] = f"/v1/searches/{search_id}"

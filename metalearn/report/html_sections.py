@@ -192,6 +192,13 @@ def render_search(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         origin = "from the warm start" if d.get("best_from_warm_start") else f"origin {best['origin']}"
         out.append(f"<p>Best: trial {best['trial']} ({esc(best.get('algorithm'))}), score {fmt(best['score'])}, "
                    f"{esc(origin)}.</p>")
+    ensemble = d.get("ensemble")
+    if ensemble:
+        out.append(f"<p>Final model: an ensemble of {len(ensemble['members'])} trials, out-of-fold score "
+                   f"{fmt(ensemble['oof_score'])}.</p>")
+        out.append(table(["trial", "algorithm", "weight", "CV score"],
+                         [(m["trial"], m.get("algorithm"), m["weight"], m.get("cv_score"))
+                          for m in ensemble["members"]], left=1))
     counts = ", ".join(f"{esc(k)}: {v}" for k, v in d.get("origins", {}).items())
     out.append(f"<p>Trials by origin: {counts or '—'}. Warm-start trials: "
                f"{', '.join(map(str, d.get('warm_start_trials', []))) or 'none'}"

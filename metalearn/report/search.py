@@ -18,7 +18,14 @@ from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSION
 from metalearn.protocol import DEFAULT_METRIC, DEFAULTS
 from metalearn.warmstart.recommend import Recommender
-from metalearn.warmstart.result import SearchResult, Trial, incumbent, trajectory, trials_from_runs
+from metalearn.warmstart.result import (
+    SearchResult,
+    Trial,
+    incumbent,
+    stored_ensemble,
+    trajectory,
+    trials_from_runs,
+)
 
 NOT_WARM = "none (not a warm-started search)"
 
@@ -55,7 +62,8 @@ def search_section_from_result(result: SearchResult) -> dict[str, Any]:
     """The ``search`` section from a :class:`~metalearn.warmstart.result.SearchResult`."""
     data = {"source": "search result", "search_id": result.search_id, "strategy": result.settings.strategy,
             "status": result.status, "settings": asdict(result.settings),
-            **_summary(result.trials, _trial_rows(result.trials), result.settings.metric)}
+            **_summary(result.trials, _trial_rows(result.trials), result.settings.metric),
+            "ensemble": None if result.ensemble is None else result.ensemble.to_json()}
     rec = result.recommendations
     if rec is not None:
         data["neighbors"] = [{"dataset": n.name, "dataset_id": n.dataset_id, "family": n.family,
@@ -95,7 +103,7 @@ def search_section_from_kb(kb: KnowledgeBase, search_id: int, *, neighbors: bool
     data = {"source": "knowledge base", "search_id": search_id, "strategy": search["strategy"],
             "status": search["status"], "settings": settings, "dataset_id": search["dataset_id"],
             **_summary(trials, _trial_rows(trials, run_ids=True), metric), "neighbors": [],
-            "neighbors_source": NOT_WARM}
+            "neighbors_source": NOT_WARM, "ensemble": stored_ensemble(kb.ensemble_of(search_id), trials)}
     if neighbors and search["strategy"] == "warm":
         try:
             data["neighbors"], data["neighbors_source"] = _kb_neighbors(kb, search["dataset_id"], settings)

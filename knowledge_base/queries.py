@@ -1,0 +1,127 @@
+"""Read-only queries over the runs that the recommender, the seeding and the statistics work from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
+from metalearn.protocol import CROSS_EVAL_ORIGIN, ENSEMBLE_ORIGIN
+
+
+@dataclass(frozen=True)
+class ScoredConfiguration:
+    """A configuration with its (mean) score on one dataset."""
+
+    configuration_id: int
+    algorithm: str
+    config: dict[str, Any]
+    score: float
+    std: float | None
+    n_runs: int
+
+
+class EvidenceQueries:
+    """Mixin of :class:`~metalearn.knowledge_base.KnowledgeBase`: the performance matrix, where configurations
+    were found, why they were pooled, the best configurations of a dataset and the statistics."""
+
+    reading: Callable[[], AbstractContextManager[Session]]  # provided by KnowledgeBase
+
+    def performance(self, metric: str, space_version: str | Collection[str] | None = None,
+                    budget: float = 1.0) -> pd.DataFrame:
+        """Mean score of every (dataset, configuration) pair with successful full-budget runs (ensemble runs,
+        which are not points of the search space, left out)."""
+        query = (select(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
+                        func.avg(RunRow.score).label("score"), func.count().label("n_runs"))
+                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
+                 .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == budget,
+                        RunRow.origin != ENSEMBLE_ORIGIN)
+                 .group_by(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm))
+        if space_version is not None:
+            versions = [space_version] if isinstance(space_version, str) else list(space_version)
+            query = query.where(ConfigurationRow.space_version.in_(versions))
+        with self.reading() as session:
+            return pd.DataFrame(session.execute(query).all(),
+                                columns=["dataset_id", "configuration_id", "algorithm", "score", "n_runs"])
+
+    def discovery(self) -> pd.DataFrame:
+        """Distinct (configuration_id, dataset_id) pairs where a search proposed the configuration.
+
+        Cross-evaluation runs (origin ``cross_eval``) are left out: they copy a configuration found on
+        one dataset to the others, so they say nothing about where it came from.
+        """
+        query = (select(RunRow.configuration_id, RunRow.dataset_id).where(RunRow.origin != CROSS_EVAL_ORIGIN)
+                 .distinct())
+        with self.reading() as session:
+            return pd.DataFrame(session.execute(query).all(), columns=["configuration_id", "dataset_id"])
+
+    def pooled_by(self, metric: str) -> dict[int, frozenset[int]]:
+        """For each cross-evaluated configuration, the datasets whose own searches found it best: the reason it
+        was pooled for cross-evaluation (library defaults, pooled for every dataset, have none)."""
+        searched = (select(RunRow.dataset_id, RunRow.configuration_id, func.avg(RunRow.score).label("score"))
+                    .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == 1.0,
+                           RunRow.origin.not_in((CROSS_EVAL_ORIGIN, ENSEMBLE_ORIGIN)))
+                    .group_by(RunRow.dataset_id, RunRow.configuration_id))
+        pooled = select(RunRow.configuration_id).where(RunRow.origin == CROSS_EVAL_ORIGIN).distinct()
+        with self.reading() as session:
+            scores = pd.DataFrame(session.execute(searched).all(), columns=["dataset_id", "configuration_id", "score"])
+            crossed = set(session.scalars(pooled))
+        if scores.empty:
+            return {}
+        best = scores.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
+        winners = best.groupby("dataset_id").head(1)
+        winners = winners[winners["configuration_id"].isin(crossed)]
+        grouped = winners.groupby("configuration_id")["dataset_id"]
+        return {int(c): frozenset(int(d) for d in group) for c, group in grouped}
+
+    def best_configurations(self, dataset_id: int, metric: str, limit: int = 10,
+                            space_version: str | Collection[str] | None = None,
+                            budget: float = 1.0) -> list[ScoredConfiguration]:
+        """The best configurations seen on a dataset, by mean score over their runs."""
+        score = func.avg(RunRow.score)
+        query = (select(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json,
+                        score.label("score"), func.max(RunRow.score_std).label("std"),
+                        func.count().label("n"))
+                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
+                 .where(RunRow.dataset_id == dataset_id, RunRow.metric == metric, RunRow.status == "success",
+                        RunRow.budget == budget, RunRow.origin != ENSEMBLE_ORIGIN)
+                 .group_by(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json)
+                 .order_by(score.desc(), RunRow.configuration_id).limit(limit))
+        if space_version is not None:
+            versions = [space_version] if isinstance(space_version, str) else list(space_version)
+            query = query.where(ConfigurationRow.space_version.in_(versions))
+        with self.reading() as session:
+            return [ScoredConfiguration(r.configuration_id, r.algorithm, json.loads(r.config_json), float(r.score),
+                                        r.std, int(r.n)) for r in session.execute(query)]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for ``kb stats`` and the API's health and stats endpoints."""
+        with self.reading() as session:
+            n_datasets = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+            n_runs = session.scalar(select(func.count()).select_from(RunRow)) or 0
+            n_configs = session.scalar(select(func.count()).select_from(ConfigurationRow)) or 0
+            n_searches = session.scalar(select(func.count()).select_from(SearchRow)) or 0
+            with_mf = session.scalar(select(func.count(func.distinct(MetaFeatureRow.dataset_id)))) or 0
+            openml_linked = session.scalar(select(func.count()).select_from(DatasetRow).where(
+                DatasetRow.openml_id.is_not(None))) or 0
+            by_source: dict[str, dict[str, int]] = {}
+            for source, count in session.execute(select(DatasetRow.source, func.count()).group_by(DatasetRow.source)):
+                by_source[source] = {"datasets": int(count), "runs": 0}
+            for source, count in session.execute(select(DatasetRow.source, func.count(RunRow.id)).join(
+                    RunRow, RunRow.dataset_id == DatasetRow.id).group_by(DatasetRow.source)):
+                by_source.setdefault(source, {"datasets": 0, "runs": 0})["runs"] = int(count)
+            by_status = {s: int(c) for s, c in session.execute(
+                select(RunRow.status, func.count()).group_by(RunRow.status))}
+            by_origin = {s: int(c) for s, c in session.execute(
+                select(RunRow.origin, func.count()).group_by(RunRow.origin))}
+        return {"datasets": int(n_datasets), "runs": int(n_runs), "configurations": int(n_configs),
+                "datasets_with_metafeatures": int(with_mf), "searches": int(n_searches),
+                "datasets_linked_to_openml": int(openml_linked), "by_source": by_source,
+                "runs_by_status": by_status, "runs_by_origin": by_origin}

@@ -1,0 +1,113 @@
+"""Terminal rendering of the CLI (rich): tables of meta-features, recommendations, leaderboards and progress.
+
+Imported only when a CLI command runs, so ``metalearn --help`` stays fast; it turns the service's results
+into text and holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from metalearn import service
+from metalearn.datasets import Dataset
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.metafeatures import MetaFeatures
+from metalearn.warmstart.recommend import RecommendationReport
+from metalearn.warmstart.result import SearchResult
+from metalearn.warmstart.search import SearchSettings
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return "—" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def print_metafeatures(dataset: Dataset, mf: MetaFeatures) -> None:
+    table = Table(title=f"{dataset.name}: {len(mf.features)} meta-features ({mf.extractor}, {mf.seconds:.2f} s)")
+    table.add_column("meta-feature")
+    table.add_column("value", justify="right")
+    for key, value in mf.features.items():
+        table.add_row(key, "—" if value is None else f"{value:.6g}")
+    Console().print(table)
+
+
+def print_recommendations(dataset: Dataset, report: RecommendationReport) -> None:
+    console = Console()
+    console.print(f"[bold]{dataset.name}[/]: {dataset.n_rows} rows, {dataset.n_features} features, "
+                  f"{dataset.n_classes} classes")
+    console.print("nearest datasets: " + ", ".join(f"{n.name} ({n.distance:.3f})" for n in report.neighbors))
+    if report.far:
+        console.print("[yellow]the knowledge base holds nothing close: the global portfolio leads[/]")
+    table = Table()
+    for col in ("rank", "algorithm", "expected", "range", "source", "evidence"):
+        table.add_column(col)
+    for r in report.recommendations:
+        span = f"{r.expected_range[0]:.3f}–{r.expected_range[1]:.3f}" if r.expected_range else "—"
+        evidence = ", ".join(f"{e.dataset}={e.score:.3f}" for e in r.evidence[:3])
+        table.add_row(str(r.rank), r.algorithm, _number(r.expected_score, 3), span, r.source, evidence)
+    console.print(table)
+
+
+@contextlib.contextmanager
+def first_ctrl_c_stops() -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the event (the running trial finishes and is stored); a second one interrupts."""
+    stopped = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def search_with_progress(kb: KnowledgeBase, dataset: Dataset, settings: SearchSettings, stopped: threading.Event,
+                         output: Path | None) -> SearchResult:
+    """``service.search`` with a progress bar of trials and the best score so far."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task(f"{settings.strategy} search on {dataset.name}", total=settings.n_trials, best="—")
+
+        def on_trial(trial: Any, result: SearchResult) -> None:
+            progress.update(task, completed=len(result.trials), best=_number(result.best_score))
+
+        return service.search(kb, dataset, settings, callback=on_trial, should_stop=stopped.is_set, output=output)
+
+
+def print_leaderboard(result: SearchResult, output: Path | None) -> None:
+    console = Console()
+    table = Table(title=f"search {result.search_id} on {result.dataset['name']} ({result.settings.strategy}, "
+                        f"{len(result.trials)} trials, {result.seconds:.1f} s, {result.settings.metric})")
+    for col in ("trial", "algorithm", "score", "std", "status", "origin", "seconds"):
+        table.add_column(col, justify="right" if col in ("trial", "score", "std", "seconds") else "left",
+                         no_wrap=True)
+    for row in result.leaderboard.head(10).itertuples():
+        table.add_row(str(row.trial), row.algorithm, _number(row.score), _number(row.std), row.status, row.origin,
+                      f"{row.seconds:.2f}")
+    console.print(table)
+    best = result.best
+    if best is None:
+        console.print("[red]no trial succeeded[/]")
+        return
+    console.print(f"best: trial {best.number}, {best.algorithm}, CV {result.settings.metric} {best.score:.4f}")
+    if result.ensemble is not None:
+        members = ", ".join(f"{m['trial']} {m['algorithm']} {m['weight']:.2f}" for m in result.ensemble.members)
+        console.print(f"ensemble of {len(result.ensemble.members)}: out-of-fold {result.settings.metric} "
+                      f"{result.ensemble.oof_score:.4f} (best single trial {result.ensemble.best_single_oof_score:.4f})"
+                      f"; members (trial, algorithm, weight): {members}")
+    if result.extra.get("test_score") is not None:
+        console.print(f"held-out test {result.settings.metric}: {result.extra['test_score']:.4f}")
+    if output is not None:
+        console.print(f"model saved to {output}")
