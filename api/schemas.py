@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from metalearn.protocol import DEFAULTS, METRICS, ORIGINS, RUN_STATUSES, SEARCH_STATUSES, STRATEGIES
+from metalearn.protocol import DEFAULTS, METRICS, ORIGINS, RUN_STATUSES, SEARCH_STATUSES, STRATEGIES, TASKS
 
 #: the largest values a request may ask for
 MAX_TRIALS = 1000
@@ -17,6 +17,7 @@ MAX_ID = 2**62
 
 Metric = Literal[tuple(METRICS)]
 Strategy = Literal[tuple(STRATEGIES)]
+Task = Literal[tuple(TASKS)]
 DatasetId = Field(ge=1, le=MAX_ID, description="Id of a dataset in the knowledge base.", examples=[42])
 
 EXAMPLE_CONFIG = {"class_weight": "none", "classifier": "random_forest", "encoding": "one_hot",
@@ -149,9 +150,10 @@ class DatasetSummary(BaseModel):
     target: str | None
     n_rows: int
     n_features: int
-    n_classes: int
+    n_classes: int | None
     n_categorical: int
     content_hash: str
+    task: str = "classification"
     stored: bool = Field(description="Whether this server holds the table, i.e. searches can run on it "
                                      "(datasets from the shipped seed have meta-features and runs only).")
 
@@ -174,7 +176,9 @@ class DatasetCreated(BaseModel):
     name: str = Field(examples=["breast_cancer"])
     n_rows: int = Field(examples=[569])
     n_features: int = Field(examples=[30])
-    n_classes: int = Field(examples=[2])
+    n_classes: int | None = Field(examples=[2], description="Classes of the target (null for regression).")
+    task: str = Field("classification", examples=["classification"], description="classification or regression.")
+    task_reason: str | None = Field(None, description="Why: the detection's reason, or \"given\".")
     target: str = Field(examples=["diagnosis"])
     categorical: list[str] = Field(examples=[[]])
     content_hash: str
@@ -194,7 +198,8 @@ class RecommendationRequest(Strict):
     dataset_id: int = DatasetId
     top: int = Field(DEFAULTS.top, ge=1, le=100, description="Number of pipelines to recommend.")
     k: int = Field(DEFAULTS.k, ge=1, le=100, description="Number of nearest datasets consulted.")
-    metric: Metric = Field(DEFAULTS.metric, description="Metric the evidence is measured in.")
+    metric: Metric | None = Field(None, description="Metric the evidence is measured in (default: the dataset's "
+                                                    "task's, balanced_accuracy or r2).")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dataset_id": 42, "top": 5, "k": 5}]})
 
@@ -256,7 +261,8 @@ class SearchRequest(Strict):
     n_trials: int | None = Field(DEFAULTS.n_trials, ge=1, le=MAX_TRIALS,
                                  description="Number of trials (null: time budget only).")
     time_budget: float | None = Field(None, gt=0, le=MAX_TIME_BUDGET, description="Wall-clock budget in seconds.")
-    metric: Metric = DEFAULTS.metric
+    metric: Metric | None = Field(None, description="Metric to optimise (default: balanced_accuracy for "
+                                                    "classification, r2 for regression; errors are negated).")
     seed: int = Field(DEFAULTS.seed, ge=0, le=2**31 - 1)
     trial_time_limit: float | None = Field(None, gt=0, le=MAX_TRIAL_TIME_LIMIT,
                                            description="Seconds allowed per trial (default: the server's).")

@@ -17,10 +17,10 @@ from metalearn.errors import Conflict, KnowledgeBaseError, NotFound
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import to_jsonable
+from metalearn.protocol import DEFAULT_METRICS, metric_for, to_jsonable
 from metalearn.warmstart.recommend import Recommender
 
-DATASET_FIELDS = ("name", "n_rows", "n_features", "n_classes", "n_categorical", "content_hash", "source",
+DATASET_FIELDS = ("name", "n_rows", "n_features", "n_classes", "n_categorical", "task", "content_hash", "source",
                   "family", "openml_id")
 
 
@@ -161,6 +161,7 @@ class RecommendationService:
         self._recommenders: dict[str, tuple[tuple[int, ...], Recommender]] = {}
         self._responses = _LRU(cache_size)
         self._datasets = _LRU(cache_size)
+        self._tasks: dict[int, str] = {}
 
     @staticmethod
     def _version_key(version: tuple[int, ...]) -> tuple[int, ...]:
@@ -219,6 +220,25 @@ class RecommendationService:
     def forget(self, dataset_id: int) -> None:
         self._datasets.pop_where(lambda key: key[0] == dataset_id)
 
+    def known_metric(self, dataset_id: int, metric: str | None) -> str | None:
+        """``metric``, or the default metric of the dataset's task when this process already knows the task
+        (no database access: safe on the event loop); None when it does not."""
+        if metric is not None:
+            return metric
+        task = self._tasks.get(dataset_id)
+        return None if task is None else DEFAULT_METRICS[task]
+
+    def resolve_metric(self, dataset_id: int, metric: str | None) -> str:
+        """``metric`` checked against the dataset's task, or that task's default metric."""
+        task = self._tasks.get(dataset_id)
+        if task is None:
+            try:
+                task = self.kb.dataset(dataset_id).task
+            except KnowledgeBaseError:
+                raise NotFound(f"no dataset with id {dataset_id}") from None
+            self._tasks[dataset_id] = task
+        return metric_for(task, metric)
+
     def peek(self, dataset_id: int, top: int, k: int, metric: str) -> bytes | None:
         """The cached response if it is current as far as :meth:`KBVersion.fresh` knows; no database access,
         so it can run on the event loop."""
@@ -232,8 +252,9 @@ class RecommendationService:
             return None
         return self._responses.fetch((metric, current[0], dataset_id, top, k))
 
-    def recommend(self, dataset_id: int, top: int, k: int, metric: str) -> tuple[bytes, bool]:
+    def recommend(self, dataset_id: int, top: int, k: int, metric: str | None) -> tuple[bytes, bool]:
         """JSON bytes of the report (as ``metalearn recommend --json``) and whether it came from the cache."""
+        metric = self.resolve_metric(dataset_id, metric)
         version, recommender = self.recommender(metric)
         key = (metric, version, dataset_id, top, k)
         if self.response_cache:

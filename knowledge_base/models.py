@@ -42,6 +42,9 @@ class DatasetRow(Base):
     n_features: Mapped[int] = mapped_column(Integer)
     n_classes: Mapped[int] = mapped_column(Integer)
     n_categorical: Mapped[int] = mapped_column(Integer, default=0)
+    #: classification or regression (``n_classes`` is 0 for regression)
+    task: Mapped[str] = mapped_column(String(16), default="classification", server_default="classification",
+                                      index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -69,6 +72,8 @@ class ConfigurationRow(Base):
     algorithm: Mapped[str] = mapped_column(String(64), index=True)
     config_json: Mapped[str] = mapped_column(Text)
     config_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    task: Mapped[str] = mapped_column(String(16), default="classification", server_default="classification",
+                                      index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
-from metalearn.protocol import CROSS_EVAL_ORIGIN, ENSEMBLE_ORIGIN
+from metalearn.protocol import CROSS_EVAL_ORIGIN, ENSEMBLE_ORIGIN, TASKS
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,16 @@ class EvidenceQueries:
             return [ScoredConfiguration(r.configuration_id, r.algorithm, json.loads(r.config_json), float(r.score),
                                         r.std, int(r.n)) for r in session.execute(query)]
 
+    def _counts_by(self, session: Session, column: Any) -> dict[str, dict[str, int]]:
+        """Datasets and runs per value of a dataset column (source, task)."""
+        out: dict[str, dict[str, int]] = {}
+        for value, count in session.execute(select(column, func.count()).group_by(column)):
+            out[value] = {"datasets": int(count), "runs": 0}
+        for value, count in session.execute(select(column, func.count(RunRow.id)).join(
+                RunRow, RunRow.dataset_id == DatasetRow.id).group_by(column)):
+            out.setdefault(value, {"datasets": 0, "runs": 0})["runs"] = int(count)
+        return out
+
     def stats(self) -> dict[str, Any]:
         """Counts for ``kb stats`` and the API's health and stats endpoints."""
         with self.reading() as session:
@@ -111,17 +121,13 @@ class EvidenceQueries:
             with_mf = session.scalar(select(func.count(func.distinct(MetaFeatureRow.dataset_id)))) or 0
             openml_linked = session.scalar(select(func.count()).select_from(DatasetRow).where(
                 DatasetRow.openml_id.is_not(None))) or 0
-            by_source: dict[str, dict[str, int]] = {}
-            for source, count in session.execute(select(DatasetRow.source, func.count()).group_by(DatasetRow.source)):
-                by_source[source] = {"datasets": int(count), "runs": 0}
-            for source, count in session.execute(select(DatasetRow.source, func.count(RunRow.id)).join(
-                    RunRow, RunRow.dataset_id == DatasetRow.id).group_by(DatasetRow.source)):
-                by_source.setdefault(source, {"datasets": 0, "runs": 0})["runs"] = int(count)
+            by_source = self._counts_by(session, DatasetRow.source)
+            by_task = {task: {"datasets": 0, "runs": 0} for task in TASKS} | self._counts_by(session, DatasetRow.task)
             by_status = {s: int(c) for s, c in session.execute(
                 select(RunRow.status, func.count()).group_by(RunRow.status))}
             by_origin = {s: int(c) for s, c in session.execute(
                 select(RunRow.origin, func.count()).group_by(RunRow.origin))}
         return {"datasets": int(n_datasets), "runs": int(n_runs), "configurations": int(n_configs),
                 "datasets_with_metafeatures": int(with_mf), "searches": int(n_searches),
-                "datasets_linked_to_openml": int(openml_linked), "by_source": by_source,
+                "datasets_linked_to_openml": int(openml_linked), "by_source": by_source, "by_task": by_task,
                 "runs_by_status": by_status, "runs_by_origin": by_origin}

@@ -28,13 +28,14 @@ from metalearn.knowledge_base.models import (
 from metalearn.knowledge_base.queries import EvidenceQueries
 from metalearn.protocol import (
     ACTIVE_STATUSES,
+    DEFAULT_TASK,
     ENSEMBLE_ORIGIN,
     RUN_STATUSES,
     SEARCH_STATUSES,
     TERMINAL_STATUSES,
 )
 from metalearn.settings import database_url
-from metalearn.space import SPACE_VERSION, canonical_json, config_hash
+from metalearn.space import SPACE_VERSIONS, canonical_json, config_hash, task_of_config
 
 
 @dataclass
@@ -69,13 +70,15 @@ class DatasetInfo:
     target: str | None
     n_rows: int
     n_features: int
-    n_classes: int
+    n_classes: int | None
     n_categorical: int
+    task: str = DEFAULT_TASK
 
     @classmethod
     def from_row(cls, row: DatasetRow) -> DatasetInfo:
+        regression = row.task == "regression"
         return cls(row.id, row.name, row.content_hash, row.source, row.openml_id, row.family, row.target,
-                   row.n_rows, row.n_features, row.n_classes, row.n_categorical)
+                   row.n_rows, row.n_features, None if regression else row.n_classes, row.n_categorical, row.task)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -149,6 +152,7 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
         family: str | None = None,
         openml_id: int | None = None,
         target: str | None = None,
+        task: str = DEFAULT_TASK,
     ) -> int:
         """Id of the dataset with this content hash, registering it first if new."""
         with self.writing() as session:
@@ -160,8 +164,8 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
                     row.openml_id = row.openml_id or openml_id
                 return existing
             row = DatasetRow(name=name, content_hash=content_hash, n_rows=n_rows, n_features=n_features,
-                             n_classes=n_classes, n_categorical=n_categorical, source=source, family=family,
-                             openml_id=openml_id, target=target)
+                             n_classes=n_classes or 0, n_categorical=n_categorical, source=source, family=family,
+                             openml_id=openml_id, target=target, task=task)
             session.add(row)
             session.flush()
             return row.id
@@ -172,7 +176,7 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
             name=dataset.name, content_hash=dataset.content_hash, n_rows=dataset.n_rows,
             n_features=dataset.n_features, n_classes=dataset.n_classes,
             n_categorical=len(dataset.categorical), source=dataset.source, family=dataset.family,
-            openml_id=dataset.openml_id, target=dataset.target,
+            openml_id=dataset.openml_id, target=dataset.target, task=getattr(dataset, "task", DEFAULT_TASK),
         )
 
     def dataset(self, dataset_id: int) -> DatasetInfo:
@@ -233,7 +237,8 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
         try:
             with session.begin_nested():
                 row = ConfigurationRow(space_version=space_version, algorithm=algorithm,
-                                       config_json=canonical_json(config), config_hash=digest)
+                                       config_json=canonical_json(config), config_hash=digest,
+                                       task=task_of_config(config))
                 session.add(row)
             return row.id
         except IntegrityError:  # another writer inserted it meanwhile (PostgreSQL)
@@ -251,9 +256,10 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
                 raise KnowledgeBaseError(f"no configuration with id {configuration_id}")
             return json.loads(row.config_json)
 
-    def _configuration_ids(self, session: Session, runs: Sequence[RunRecord], default_space: str) -> list[int]:
+    def _configuration_ids(self, session: Session, runs: Sequence[RunRecord]) -> list[int]:
         """Configuration id of every run, inserting the new configurations in one statement."""
-        keys = [(run.space_version or default_space, canonical_json(run.config)) for run in runs]
+        keys = [(run.space_version or SPACE_VERSIONS[task_of_config(run.config)], canonical_json(run.config))
+                for run in runs]
         hashes = [config_hash(run.config, space) for run, (space, _) in zip(runs, keys, strict=True)]
         unique = list(dict.fromkeys(hashes))
         found: dict[str, int] = {}
@@ -265,7 +271,7 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
         for run, (space, text), digest in zip(runs, keys, hashes, strict=True):
             if digest not in found and digest not in missing:
                 missing[digest] = {"space_version": space, "algorithm": run.algorithm, "config_json": text,
-                                   "config_hash": digest, "created_at": utcnow()}
+                                   "config_hash": digest, "task": task_of_config(run.config), "created_at": utcnow()}
         if missing:
             try:
                 with session.begin_nested():
@@ -305,7 +311,7 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
                 fresh.append(run)
             if not fresh:
                 return []
-            config_ids = self._configuration_ids(session, fresh, SPACE_VERSION)
+            config_ids = self._configuration_ids(session, fresh)
             now = utcnow()
             rows = [{"dataset_id": run.dataset_id, "configuration_id": config_id, "search_id": run.search_id,
                      "metric": run.metric, "score": run.score, "score_std": run.score_std, "seconds": run.seconds,

@@ -22,7 +22,7 @@ from metalearn.knowledge_base.repository import KnowledgeBase
 FORMAT = "metalearn-kb/1"
 SEED_NAME = "seed-kb.json.gz"
 DATASET_FIELDS = ("name", "content_hash", "source", "openml_id", "family", "target", "n_rows", "n_features",
-                  "n_classes", "n_categorical")
+                  "n_classes", "n_categorical", "task")
 RUN_FIELDS = ("dataset", "configuration", "metric", "score", "score_std", "seconds", "status", "budget", "origin",
               "seed", "run_key")
 
@@ -50,7 +50,7 @@ def export_snapshot(kb: KnowledgeBase, path: str | Path, *, origins: tuple[str, 
         "datasets": [{f: getattr(d, f) for f in DATASET_FIELDS} for d in datasets],
         "metafeatures": [{"dataset": index[m.dataset_id], "extractor": m.extractor, "seconds": m.seconds,
                           "values": m.values} for m in mfs],
-        "configurations": [{"space_version": c.space_version, "algorithm": c.algorithm,
+        "configurations": [{"space_version": c.space_version, "algorithm": c.algorithm, "task": c.task,
                             "config": json.loads(c.config_json), "hash": c.config_hash} for c in configs],
         "run_fields": list(RUN_FIELDS),
         "runs": [[index[r.dataset_id], cindex[r.configuration_id], r.metric,
@@ -97,6 +97,7 @@ def import_snapshot(kb: KnowledgeBase, path: str | Path) -> dict:
         if new_configs:
             session.execute(insert(ConfigurationRow), [
                 {"space_version": c["space_version"], "algorithm": c["algorithm"],
+                 "task": c.get("task", "classification"),
                  "config_json": json.dumps(c["config"], sort_keys=True, separators=(",", ":")),
                  "config_hash": c["hash"]} for c in new_configs])
             chash = dict(session.execute(select(ConfigurationRow.config_hash, ConfigurationRow.id)).all())

@@ -1,4 +1,4 @@
-"""metalearn: meta-learning AutoML for tabular classification.
+"""metalearn: meta-learning AutoML for tabular classification and regression.
 
 dataset -> meta-features (pymfe) -> nearest datasets in the knowledge base -> their best
 pipelines as SMAC's initial design -> search -> every trial back into the knowledge base.
@@ -21,12 +21,14 @@ _LAZY = {
     "search": "metalearn.warmstart.estimator",
     "recommend": "metalearn.warmstart.estimator",
     "AutoClassifier": "metalearn.warmstart.estimator",
+    "AutoRegressor": "metalearn.warmstart.estimator",
     "KnowledgeBase": "metalearn.knowledge_base",
     "Client": "metalearn.client",
     "MetalearnError": "metalearn.errors",
 }
 
-__all__ = ["AutoClassifier", "Client", "KnowledgeBase", "MetalearnError", "__version__", "recommend", "search"]
+__all__ = ["AutoClassifier", "AutoRegressor", "Client", "KnowledgeBase", "MetalearnError", "__version__", "recommend",
+           "search"]
 
 
 def __getattr__(name: str) -> Any:

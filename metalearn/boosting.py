@@ -6,6 +6,7 @@ ranges like the ones FLAML's and AutoGluon's portfolios search. Every estimator 
 limit kills it like any other trial. ``class_weight="balanced"`` is LightGBM's own ``class_weight`` and
 balanced sample weights for XGBoost and CatBoost, which also get labels encoded as 0..k-1 (XGBoost needs
 them; CatBoost's ``predict`` answers in a column) through :class:`EncodedLabelsClassifier`.
+The regressors (:data:`BOOSTING_REGRESSORS`, same hyperparameters, library defaults) need no label encoding.
 The libraries are imported when a pipeline is built, so importing the space stays fast.
 """
 
@@ -23,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from metalearn.registry import BuildContext, Component, Params, When
 
-__all__ = ["BOOSTING_FAMILIES", "EncodedLabelsClassifier"]
+__all__ = ["BOOSTING_FAMILIES", "BOOSTING_REGRESSORS", "EncodedLabelsClassifier"]
 
 
 class EncodedLabelsClassifier(ClassifierMixin, BaseEstimator):
@@ -67,15 +68,25 @@ def _lightgbm_space(p: str) -> list[Hyperparameter]:
     ]
 
 
-def _lightgbm(p: Params, ctx: BuildContext) -> Any:
-    from lightgbm import LGBMClassifier
-
-    return LGBMClassifier(
+def _lightgbm_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
+    return dict(
         n_estimators=p["n_estimators"], num_leaves=p["num_leaves"], min_child_samples=p["min_child_samples"],
         learning_rate=p["learning_rate"], colsample_bytree=p["colsample_bytree"], subsample=p["subsample"],
         subsample_freq=1 if p["subsample"] < 1.0 else 0, reg_alpha=p["reg_alpha"], reg_lambda=p["reg_lambda"],
-        class_weight=ctx.class_weight, random_state=ctx.random_state, n_jobs=1, verbose=-1,
+        random_state=ctx.random_state, n_jobs=1, verbose=-1,
     )
+
+
+def _lightgbm(p: Params, ctx: BuildContext) -> Any:
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(**_lightgbm_params(p, ctx), class_weight=ctx.class_weight)
+
+
+def _lightgbm_regressor(p: Params, ctx: BuildContext) -> Any:
+    from lightgbm import LGBMRegressor
+
+    return LGBMRegressor(**_lightgbm_params(p, ctx))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -94,16 +105,25 @@ def _xgboost_space(p: str) -> list[Hyperparameter]:
     ]
 
 
-def _xgboost(p: Params, ctx: BuildContext) -> EncodedLabelsClassifier:
-    from xgboost import XGBClassifier
-
-    booster = XGBClassifier(
+def _xgboost_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
+    return dict(
         n_estimators=p["n_estimators"], max_depth=p["max_depth"], learning_rate=p["learning_rate"],
         min_child_weight=p["min_child_weight"], subsample=p["subsample"], colsample_bytree=p["colsample_bytree"],
         reg_alpha=p["reg_alpha"], reg_lambda=p["reg_lambda"], tree_method="hist", n_jobs=1, verbosity=0,
         random_state=ctx.random_state,
     )
-    return EncodedLabelsClassifier(booster, balanced=ctx.class_weight == "balanced")
+
+
+def _xgboost(p: Params, ctx: BuildContext) -> EncodedLabelsClassifier:
+    from xgboost import XGBClassifier
+
+    return EncodedLabelsClassifier(XGBClassifier(**_xgboost_params(p, ctx)), balanced=ctx.class_weight == "balanced")
+
+
+def _xgboost_regressor(p: Params, ctx: BuildContext) -> Any:
+    from xgboost import XGBRegressor
+
+    return XGBRegressor(**_xgboost_params(p, ctx))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,15 +139,25 @@ def _catboost_space(p: str) -> list[Hyperparameter]:
     ]
 
 
-def _catboost(p: Params, ctx: BuildContext) -> EncodedLabelsClassifier:
-    from catboost import CatBoostClassifier
-
-    booster = CatBoostClassifier(
+def _catboost_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
+    return dict(
         iterations=p["iterations"], depth=p["depth"], l2_leaf_reg=p["l2_leaf_reg"],
         learning_rate=p["learning_rate"] if p["learning_rate_mode"] == "value" else None,
         random_seed=ctx.random_state, thread_count=1, verbose=False, allow_writing_files=False,
     )
+
+
+def _catboost(p: Params, ctx: BuildContext) -> EncodedLabelsClassifier:
+    from catboost import CatBoostClassifier
+
+    booster = CatBoostClassifier(**_catboost_params(p, ctx))
     return EncodedLabelsClassifier(booster, balanced=ctx.class_weight == "balanced")
+
+
+def _catboost_regressor(p: Params, ctx: BuildContext) -> Any:
+    from catboost import CatBoostRegressor
+
+    return CatBoostRegressor(**_catboost_params(p, ctx))
 
 
 BOOSTING_FAMILIES: tuple[Component, ...] = (
@@ -137,3 +167,12 @@ BOOSTING_FAMILIES: tuple[Component, ...] = (
               class_weight=True),
 )
 """LightGBM, XGBoost and CatBoost, appended to :data:`metalearn.families.FAMILIES`."""
+
+_CATBOOST_CONDITIONS = {"learning_rate": When("learning_rate_mode", "value")}
+
+BOOSTING_REGRESSORS: tuple[Component, ...] = (
+    Component("lightgbm", _lightgbm_regressor, _lightgbm_space),
+    Component("xgboost", _xgboost_regressor, _xgboost_space),
+    Component("catboost", _catboost_regressor, _catboost_space, conditions=_CATBOOST_CONDITIONS),
+)
+"""The LightGBM, XGBoost and CatBoost regressors, appended to :data:`metalearn.regressors.REGRESSORS`."""

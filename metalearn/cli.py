@@ -25,6 +25,12 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Knowledge base path 
                                                              "(default: METALEARN_DB).")]
 TargetOption = Annotated[str, typer.Option("--target", "-t", help="Name of the target column.")]
 NameOption = Annotated[str | None, typer.Option("--name", help="Dataset name (default: the file's stem).")]
+TaskOption = Annotated[str | None, typer.Option("--task", help="classification or regression (default: detected "
+                                                                "from the target, and the reason printed).")]
+MetricOption = Annotated[str | None, typer.Option("--metric", help="balanced_accuracy, accuracy, f1_macro, roc_auc, "
+                                                                    "log_loss; r2, rmse, mae, mape (errors are "
+                                                                    "reported negated: higher is better). Default: "
+                                                                    "balanced_accuracy or r2.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -57,10 +63,14 @@ def _kb(db: str | None) -> Any:
     return open_kb(db)
 
 
-def _load(file: Path, target: str, name: str | None) -> Any:
+def _load(file: Path, target: str, name: str | None, task: str | None = None) -> Any:
+    from metalearn.datasets import detect_task
     from metalearn.service import load_dataset
 
-    return load_dataset(file, target, name)
+    dataset = load_dataset(file, target, name, task=task)
+    reason = "forced with --task" if task else detect_task(dataset.y)[1]
+    typer.echo(f"task: {dataset.task} ({reason})", err=True)  # standard error: --json output stays clean
+    return dataset
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -68,12 +78,13 @@ def _load(file: Path, target: str, name: str | None) -> Any:
 
 @app.command()
 @user_errors
-def metafeatures(file: Path, target: TargetOption, name: NameOption = None, json_: JsonOption = False,
+def metafeatures(file: Path, target: TargetOption, name: NameOption = None, task: TaskOption = None,
+                 json_: JsonOption = False,
                  seed: int = 0) -> None:
     """Extract the meta-feature vector of a dataset."""
     from metalearn import service
 
-    dataset = _load(file, target, name)
+    dataset = _load(file, target, name, task)
     mf = service.metafeatures(dataset, seed=seed)
     if json_:
         _print_json(mf.to_json())
@@ -88,11 +99,12 @@ def metafeatures(file: Path, target: TargetOption, name: NameOption = None, json
 def recommend(file: Path, target: TargetOption, name: NameOption = None,
               top: Annotated[int, typer.Option(min=1, max=100)] = DEFAULTS.top,
               k: Annotated[int, typer.Option(min=1, max=100, help="Number of neighbours.")] = DEFAULTS.k,
-              metric: str = DEFAULTS.metric, db: DbOption = None, json_: JsonOption = False) -> None:
+              metric: MetricOption = None, task: TaskOption = None, db: DbOption = None,
+              json_: JsonOption = False) -> None:
     """Recommend pipelines for a dataset, with the evidence behind each one."""
     from metalearn import service
 
-    dataset = _load(file, target, name)
+    dataset = _load(file, target, name, task)
     report = service.recommend(_kb(db), dataset, top=top, k=k, metric=metric)
     if json_:
         _print_json(report.to_json())
@@ -111,7 +123,8 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
            trial_time_limit: Annotated[float | None, typer.Option(help="Seconds allowed per trial.")]
            = DEFAULTS.trial_time_limit,
            strategy: Annotated[str, typer.Option(help=", ".join(STRATEGIES) + ".")] = DEFAULTS.strategy,
-           metric: str = DEFAULTS.metric, seed: int = DEFAULTS.seed, folds: int = DEFAULTS.folds,
+           metric: MetricOption = None, task: TaskOption = None, seed: int = DEFAULTS.seed,
+           folds: int = DEFAULTS.folds,
            max_rows: Annotated[int, typer.Option(min=1, help="Row cap (stratified) for the trials.")]
            = DEFAULTS.max_rows,
            workers: Annotated[int, typer.Option(min=1, help="Parallel trials on a local Dask cluster.")] = 1,
@@ -128,7 +141,7 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
     from metalearn import console, service
     from metalearn.warmstart.search import SearchSettings
 
-    dataset = _load(file, target, name)
+    dataset = _load(file, target, name, task)
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
                               max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size,

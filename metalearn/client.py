@@ -111,10 +111,13 @@ class Client:
     # ------------------------------------------------------------------ datasets
 
     def upload_dataset(self, frame_or_path: Any, target: str, name: str | None = None,
-                       categorical: Iterable[str] | None = None) -> dict[str, Any]:
+                       categorical: Iterable[str] | None = None, task: str | None = None) -> dict[str, Any]:
         """Upload a DataFrame (sent as parquet) or a CSV / parquet / ARFF file; returns
-        ``{"id", "name", "n_rows", "n_features", "meta_features", ...}``."""
+        ``{"id", "name", "n_rows", "n_features", "task", "meta_features", ...}``. ``task`` (classification or
+        regression) is detected from the target when not given."""
         data = {"target": target}
+        if task is not None:
+            data["task"] = task
         if name is not None:
             data["name"] = name
         if categorical:
@@ -156,7 +159,7 @@ class Client:
     # ------------------------------------------------------------------ recommendations
 
     def recommend(self, dataset_id: int, top: int = DEFAULTS.top, k: int = DEFAULTS.k,
-                  metric: str = DEFAULTS.metric) -> dict[str, Any]:
+                  metric: str | None = None) -> dict[str, Any]:
         """Recommended pipelines with evidence (the body of ``metalearn recommend --json``)."""
         return self._json("POST", "/v1/recommendations",
                           json={"dataset_id": int(dataset_id), "top": top, "k": k, "metric": metric})
@@ -164,7 +167,7 @@ class Client:
     # ------------------------------------------------------------------ searches
 
     def start_search(self, dataset_id: int, strategy: str = DEFAULTS.strategy, n_trials: int | None = DEFAULTS.n_trials,
-                     time_budget: float | None = None, metric: str = DEFAULTS.metric, seed: int = DEFAULTS.seed,
+                     time_budget: float | None = None, metric: str | None = None, seed: int = DEFAULTS.seed,
                      **options: Any) -> dict[str, Any]:
         """Queue a search (``{"id", "status", "dataset_id"}``). ``options``: ``trial_time_limit``, ``folds``,
         ``max_rows``."""

@@ -1,9 +1,10 @@
 """Custom scikit-learn steps used by the pipelines of the search space (see :mod:`metalearn.pipeline`).
 
 They carry the data-dependent safeguards that the space cannot express: a capped KNN imputer, polynomial
-features only when cheap, feature selectors that keep at least one feature, and a k-nearest-neighbours
-classifier that never asks for more neighbours than training rows. Everything is defined at module level so
-that fitted pipelines pickle.
+features only when cheap, feature selectors that keep at least one feature, and k-nearest-neighbours
+estimators that never ask for more neighbours than training rows. For regression, RFE ranks features with a
+ridge regression and L1 selection uses a Lasso whose penalty is relative to the data (:class:`RelativeLasso`).
+Everything is defined at module level so that fitted pipelines pickle.
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.feature_selection import RFE, SelectFromModel, SelectPercentile
 from sklearn.impute import KNNImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.preprocessing import PolynomialFeatures
 
 __all__ = [
     "CappedKNNImputer",
     "CappedKNeighborsClassifier",
+    "CappedKNeighborsRegressor",
     "FractionRFE",
+    "FractionRidgeRFE",
     "PolynomialIfCheap",
+    "RelativeLasso",
     "SelectFromModelAtLeastOne",
     "SelectPercentileAtLeastOne",
     "l1_importances",
@@ -156,9 +160,12 @@ class FractionRFE(TransformerMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         self.n_features_in_ = X.shape[1]
         n_select = max(1, int(round(self.n_features_fraction * X.shape[1])))
-        estimator = LogisticRegression(max_iter=200, random_state=self.random_state)
-        self.rfe_ = RFE(estimator, n_features_to_select=n_select, step=self.step).fit(X, y)
+        self.rfe_ = RFE(self._ranking_estimator(), n_features_to_select=n_select, step=self.step).fit(X, y)
         return self
+
+    def _ranking_estimator(self) -> Any:
+        """The linear model whose coefficients rank the features."""
+        return LogisticRegression(max_iter=200, random_state=self.random_state)
 
     def transform(self, X: Any) -> np.ndarray:
         return self.rfe_.transform(np.asarray(X, dtype=np.float64))
@@ -190,8 +197,57 @@ class CappedKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         return self.estimator_.predict_proba(X)
 
 
+class FractionRidgeRFE(FractionRFE):
+    """:class:`FractionRFE` for regression: the features are ranked by a ridge regression (``alpha=1``)."""
+
+    def _ranking_estimator(self) -> Any:
+        return Ridge()
+
+
+class CappedKNeighborsRegressor(RegressorMixin, BaseEstimator):
+    """KNeighborsRegressor whose ``n_neighbors`` is clipped to the number of training rows."""
+
+    def __init__(self, n_neighbors: int = 5, weights: str = "uniform", p: int = 2) -> None:
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.p = p
+
+    def fit(self, X: Any, y: Any) -> CappedKNeighborsRegressor:
+        k = max(1, min(self.n_neighbors, len(X)))
+        self.estimator_ = KNeighborsRegressor(n_neighbors=k, weights=self.weights, p=self.p, n_jobs=1)
+        self.estimator_.fit(X, y)
+        self.n_features_in_ = self.estimator_.n_features_in_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.estimator_.predict(X)
+
+
+class RelativeLasso(RegressorMixin, BaseEstimator):
+    """Lasso with ``alpha = alpha_ratio * alpha_max``, where ``alpha_max = max |X_c^T y_c| / n`` is the smallest
+    penalty that zeroes every coefficient: the same ratio means the same sparsity whatever the target's scale."""
+
+    def __init__(self, alpha_ratio: float = 0.01, max_iter: int = 1000) -> None:
+        self.alpha_ratio = alpha_ratio
+        self.max_iter = max_iter
+
+    def fit(self, X: Any, y: Any) -> RelativeLasso:
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64).ravel()
+        alpha_max = float(np.max(np.abs((X - X.mean(axis=0)).T @ (y - y.mean())), initial=0.0)) / max(len(y), 1)
+        alpha = self.alpha_ratio * alpha_max if alpha_max > 0 else 1.0  # no signal: any penalty zeroes all
+        self.lasso_ = Lasso(alpha=alpha, max_iter=self.max_iter).fit(X, y)
+        self.coef_ = self.lasso_.coef_
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.lasso_.predict(np.asarray(X, dtype=np.float64))
+
+
 def _l1_importances(estimator: Any) -> np.ndarray:
-    """|coef| summed over classes, for a LogisticRegression or a OneVsRestClassifier of them."""
+    """|coef| summed over classes, for a LogisticRegression or a OneVsRestClassifier of them (or a
+    :class:`RelativeLasso`)."""
     estimators = getattr(estimator, "estimators_", [estimator])
     return np.sum([np.abs(np.atleast_2d(e.coef_)).sum(axis=0) for e in estimators], axis=0)
 

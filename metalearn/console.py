@@ -41,8 +41,8 @@ def print_metafeatures(dataset: Dataset, mf: MetaFeatures) -> None:
 
 def print_recommendations(dataset: Dataset, report: RecommendationReport) -> None:
     console = Console()
-    console.print(f"[bold]{dataset.name}[/]: {dataset.n_rows} rows, {dataset.n_features} features, "
-                  f"{dataset.n_classes} classes")
+    target = f"{dataset.n_classes} classes" if dataset.task == "classification" else "numeric target (regression)"
+    console.print(f"[bold]{dataset.name}[/]: {dataset.n_rows} rows, {dataset.n_features} features, {target}")
     console.print("nearest datasets: " + ", ".join(f"{n.name} ({n.distance:.3f})" for n in report.neighbors))
     if report.far:
         console.print("[yellow]the knowledge base holds nothing close: the global portfolio leads[/]")

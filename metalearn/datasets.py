@@ -1,10 +1,11 @@
-"""Load and validate tabular classification datasets.
+"""Load and validate tabular classification and regression datasets.
 
 Sources: CSV / parquet / ARFF files, OpenML datasets and tasks (through the ``openml``
 package, cached in :func:`metalearn.settings.cache_dir`), and directories holding a
 ``manifest.json`` in the format of ``../shared/datasets/manifest.json``. Every loader ends
-in :func:`from_frame`, which validates the table and raises :class:`DatasetError` with a
-one-line message when it cannot be used.
+in :func:`from_frame`, which detects the task from the target (see :mod:`metalearn.tasks`) unless it
+is given, validates the table and raises :class:`DatasetError` with a one-line message when it cannot be
+used.
 """
 
 from __future__ import annotations
@@ -25,13 +26,20 @@ from sklearn.model_selection import train_test_split
 
 from metalearn.errors import DatasetError
 from metalearn.settings import Limits, cache_dir
+from metalearn.tasks import check_task, detect_task, strata, stratified_subsample, validate_target
+
+__all__ = [
+    "SUPPORTED_SUFFIXES", "Dataset", "FeatureSchema", "ManifestEntry", "as_text", "configure_openml",
+    "detect_task", "from_frame", "from_xy", "load_file", "load_openml_dataset", "load_openml_task",
+    "openml_suite_tasks", "read_manifest", "read_table", "stratified_subsample",
+]
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".arff")
 
 
 @dataclass
 class Dataset:
-    """A validated classification table: features ``X``, labels ``y`` and provenance."""
+    """A validated table: features ``X``, target ``y`` (class labels, or floats for regression), provenance."""
 
     name: str
     X: pd.DataFrame
@@ -41,6 +49,7 @@ class Dataset:
     source: str = "user"
     family: str | None = None
     openml_id: int | None = None
+    task: str = "classification"
     _hash: str | None = field(default=None, repr=False)
 
     @property
@@ -57,17 +66,24 @@ class Dataset:
         return int(self.X.shape[1])
 
     @property
-    def n_classes(self) -> int:
-        return int(self.y.nunique())
+    def n_classes(self) -> int | None:
+        """Number of classes; None for regression."""
+        return None if self.task == "regression" else int(self.y.nunique())
 
     @property
     def content_hash(self) -> str:
-        """SHA-256 over column names, cell values and labels: the same data is the same dataset."""
+        """SHA-256 over column names, cell values and target values: the same data is the same dataset.
+
+        A regression dataset also hashes its task (a classification hash is unchanged), so the same table
+        loaded once per task -- e.g. a fractional target, whose text form is the same either way -- gives
+        two datasets."""
         if self._hash is None:
             digest = hashlib.sha256()
             digest.update(json.dumps([str(c) for c in self.X.columns]).encode())
             digest.update(pd.util.hash_pandas_object(self.X, index=False).to_numpy().tobytes())
             digest.update(pd.util.hash_pandas_object(self.y.astype(str), index=False).to_numpy().tobytes())
+            if self.task != "classification":
+                digest.update(f"task:{self.task}".encode())
             self._hash = digest.hexdigest()
         return self._hash
 
@@ -75,14 +91,17 @@ class Dataset:
         """The rows at positions ``rows`` as a new dataset (same columns, target and provenance)."""
         return Dataset(name=name or self.name, X=self.X.iloc[rows].reset_index(drop=True),
                        y=self.y.iloc[rows].reset_index(drop=True), categorical=list(self.categorical),
-                       target=self.target, source=self.source, family=self.family, openml_id=self.openml_id)
+                       target=self.target, source=self.source, family=self.family, openml_id=self.openml_id,
+                       task=self.task)
 
     def split(self, test_size: float, seed: int = 0) -> tuple[Dataset, Dataset]:
-        """Stratified ``(train, test)`` split (plain random when a class has a single row)."""
+        """Stratified ``(train, test)`` split: on the classes (plain random when a class has a single row),
+        for regression on quantile bins of the target (plain random when the data are too small)."""
         if not 0 < test_size < 1:
             raise DatasetError(f"test_size must be between 0 and 1, got {test_size}")
         index = np.arange(self.n_rows)
-        stratify = self.y if self.y.value_counts().min() >= 2 else None
+        n_test = int(np.ceil(test_size * self.n_rows))
+        stratify = strata(self.y, self.task, min(n_test, self.n_rows - n_test))
         try:
             train, test = train_test_split(index, test_size=test_size, stratify=stratify, random_state=seed)
         except ValueError as exc:
@@ -92,6 +111,7 @@ class Dataset:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "task": self.task,
             "n_rows": self.n_rows,
             "n_features": self.n_features,
             "n_classes": self.n_classes,
@@ -119,6 +139,7 @@ def from_frame(
     name: str = "dataset",
     categorical: Sequence[str] | None = None,
     *,
+    task: str | None = None,
     source: str = "user",
     family: str | None = None,
     openml_id: int | None = None,
@@ -127,9 +148,13 @@ def from_frame(
     """Validate ``frame`` and split it into features and target.
 
     Non-numeric columns (and any listed in ``categorical``) become string categoricals with
-    missing values kept as NaN. Rows with a missing target are dropped.
+    missing values kept as NaN. Rows with a missing target are dropped. ``task`` None detects the task
+    from the target (:func:`detect_task`); classification labels become int64 or text, regression
+    targets float64.
     """
     limits = limits or Limits.from_env()
+    if task is not None:
+        check_task(task)
     if not isinstance(frame, pd.DataFrame):
         raise DatasetError(f"expected a pandas DataFrame, got {type(frame).__name__}")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
@@ -155,17 +180,8 @@ def from_frame(
     if frame.shape[1] < 2:
         raise DatasetError(f"dataset {name!r} has no feature columns besides the target {target!r}")
     y = frame[target]
-    n_classes = y.nunique()
-    if n_classes < 2:
-        raise DatasetError(
-            f"target {target!r} of {name!r} has {n_classes} class(es) in {len(frame)} labelled rows; "
-            "classification needs at least 2"
-        )
-    if pd.api.types.is_float_dtype(y) and n_classes > max(50, len(y) // 2):
-        raise DatasetError(
-            f"target {target!r} of {name!r} looks continuous ({n_classes} distinct values); "
-            "metalearn handles classification only"
-        )
+    task = task or detect_task(y)[0]
+    y = validate_target(y.reset_index(drop=True), task, target, name)
     X = frame.drop(columns=[target]).reset_index(drop=True)
     declared = set(categorical or ())
     unknown = declared - set(X.columns)
@@ -178,27 +194,11 @@ def from_frame(
             cats.append(column)
         elif not pd.api.types.is_float_dtype(X[column]):
             X[column] = X[column].astype(float)
-    y = y.reset_index(drop=True)
-    y = _labels(y)
     y.name = target
     return Dataset(
         name=name, X=X, y=y, categorical=cats, target=target, source=source, family=family,
-        openml_id=openml_id,
+        openml_id=openml_id, task=task,
     )
-
-
-def _labels(y: pd.Series) -> pd.Series:
-    """Integer labels stay (or become, from integer-like text) ``int64``; others plain Python strings.
-
-    scikit-learn mishandles pandas' Arrow-backed string dtype, and text labels such as "0" / "1"
-    (forests with ``class_weight="balanced"`` fail on them), hence the normalisation.
-    """
-    if pd.api.types.is_bool_dtype(y):
-        return y.astype("int64")
-    numeric = pd.to_numeric(y.astype(object), errors="coerce")
-    if numeric.notna().all() and np.all(np.mod(numeric.to_numpy(dtype=float), 1) == 0):
-        return numeric.astype("int64")
-    return pd.Series([str(v) for v in y], dtype=object)
 
 
 def read_table(path: str | os.PathLike[str], limits: Limits | None = None) -> pd.DataFrame:
@@ -251,14 +251,18 @@ def load_file(
     name: str | None = None,
     categorical: Sequence[str] | None = None,
     limits: Limits | None = None,
+    task: str | None = None,
 ) -> Dataset:
-    """Load a CSV / parquet / ARFF file; the name defaults to the file's stem."""
+    """Load a CSV / parquet / ARFF file; the name defaults to the file's stem, the task is detected when None."""
     frame = read_table(path, limits)
-    return from_frame(frame, target, name or Path(path).stem, categorical, limits=limits)
+    return from_frame(frame, target, name or Path(path).stem, categorical, task=task, limits=limits)
 
 
-def from_xy(X: Any, y: Any, name: str = "dataset", categorical: Sequence[str] | None = None) -> Dataset:
-    """Build a dataset from array-likes, as scikit-learn's ``fit(X, y)`` receives them."""
+def from_xy(
+    X: Any, y: Any, name: str = "dataset", categorical: Sequence[str] | None = None, task: str | None = None
+) -> Dataset:
+    """Build a dataset from array-likes, as scikit-learn's ``fit(X, y)`` receives them (task detected when
+    None)."""
     frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
     frame.columns = [str(c) for c in frame.columns]
     target = "__target__"
@@ -268,12 +272,15 @@ def from_xy(X: Any, y: Any, name: str = "dataset", categorical: Sequence[str] | 
     if labels.ndim != 1 or len(labels) != len(frame):
         raise DatasetError(f"y must be 1-d with {len(frame)} entries, got shape {labels.shape}")
     frame[target] = labels
-    dataset = from_frame(frame.reset_index(drop=True), target, name, categorical)
+    dataset = from_frame(frame.reset_index(drop=True), target, name, categorical, task=task)
     dataset.y.name = "target"
     return dataset
 
 
 # --------------------------------------------------------------------------- OpenML
+
+_OPENML_TASK_TYPES = {openml.tasks.TaskType.SUPERVISED_CLASSIFICATION: "classification",
+                      openml.tasks.TaskType.SUPERVISED_REGRESSION: "regression"}
 
 
 def configure_openml(cache: str | os.PathLike[str] | None = None) -> Path:
@@ -292,8 +299,11 @@ def _openml_call(what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         raise DatasetError(f"cannot load {what} from OpenML: {detail}") from None
 
 
-def load_openml_dataset(dataset_id: int, target: str | None = None, cache: str | None = None) -> Dataset:
-    """Load OpenML dataset ``dataset_id`` (its default target unless ``target`` is given)."""
+def load_openml_dataset(
+    dataset_id: int, target: str | None = None, cache: str | None = None, task: str | None = None
+) -> Dataset:
+    """Load OpenML dataset ``dataset_id`` (its default target unless ``target`` is given; the task is
+    detected from the target when None)."""
     configure_openml(cache)
     ds = _openml_call(
         f"dataset {dataset_id}", openml.datasets.get_dataset, dataset_id,
@@ -312,15 +322,17 @@ def load_openml_dataset(dataset_id: int, target: str | None = None, cache: str |
               if c in frame.columns and c != target]
     frame = frame.drop(columns=ignore)
     cats = [c for c in cats if c not in ignore]
-    return from_frame(frame, target, ds.name, cats, source="openml", openml_id=int(dataset_id), family=ds.name)
+    return from_frame(frame, target, ds.name, cats, task=task, source="openml", openml_id=int(dataset_id),
+                      family=ds.name)
 
 
 def load_openml_task(task_id: int, cache: str | None = None) -> Dataset:
-    """Load the dataset and target of OpenML task ``task_id``."""
+    """Load the dataset and target of OpenML task ``task_id`` (a regression task gives a regression dataset)."""
     configure_openml(cache)
     task = _openml_call(f"task {task_id}", openml.tasks.get_task, task_id, download_data=False)
     target = getattr(task, "target_name", None)
-    return load_openml_dataset(task.dataset_id, target=target, cache=cache)
+    kind = _OPENML_TASK_TYPES.get(getattr(task, "task_type_id", None))
+    return load_openml_dataset(task.dataset_id, target=target, cache=cache, task=kind)
 
 
 def openml_suite_tasks(suite: str | int, cache: str | None = None) -> list[int]:
@@ -345,17 +357,20 @@ class ManifestEntry:
     source: str
     openml_id: int | None
     n_rows: int | None = None
+    task: str = "classification"
+    target_unique: int | None = None
 
     def load(self, limits: Limits | None = None) -> Dataset:
         frame = read_table(self.path, limits)
         return from_frame(
-            frame, self.target, self.name, list(self.categorical), source="manifest",
+            frame, self.target, self.name, list(self.categorical), task=self.task, source="manifest",
             family=self.family, openml_id=self.openml_id, limits=limits,
         )
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ManifestEntry]:
-    """Entries of a manifest (the directory or its ``manifest.json``)."""
+    """Entries of a manifest (the directory or its ``manifest.json``); an entry's ``task`` defaults to
+    classification."""
     path = Path(path)
     manifest = path / "manifest.json" if path.is_dir() else path
     if not manifest.is_file():
@@ -376,26 +391,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestEntry]:
                 source=str(item.get("source") or "manifest"),
                 openml_id=int(item["openml_id"]) if item.get("openml_id") is not None else None,
                 n_rows=int(item["n_rows"]) if item.get("n_rows") is not None else None,
+                task=check_task(str(item.get("task") or "classification")),
+                target_unique=int(item["target_unique"]) if item.get("target_unique") is not None else None,
             ))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, DatasetError) as exc:
             raise DatasetError(f"manifest {manifest} entry {i} is malformed: {exc}") from None
     return entries
-
-
-def stratified_subsample(
-    X: pd.DataFrame, y: pd.Series, max_rows: int | None, seed: int = 0
-) -> tuple[pd.DataFrame, pd.Series]:
-    """At most ``max_rows`` rows, keeping class proportions (and every class present)."""
-    if max_rows is None or len(X) <= max_rows:
-        return X, y
-    counts = y.value_counts()
-    keep_all = y.isin(counts[counts < 2].index)
-    rest = ~keep_all
-    size = max(max_rows - int(keep_all.sum()), len(counts))
-    idx_rest = np.flatnonzero(rest.to_numpy())
-    chosen, _ = train_test_split(idx_rest, train_size=size, stratify=y.iloc[idx_rest], random_state=seed)
-    idx = np.sort(np.concatenate([np.flatnonzero(keep_all.to_numpy()), chosen]))
-    return X.iloc[idx].reset_index(drop=True), y.iloc[idx].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -408,6 +409,9 @@ class FeatureSchema:
 
     @classmethod
     def of(cls, dataset: Dataset) -> FeatureSchema:
+        """The schema of ``dataset``; ``classes`` is None for regression."""
+        if dataset.task == "regression":
+            return cls(tuple(dataset.X.columns), tuple(dataset.categorical), None)
         classes = tuple(v.item() if hasattr(v, "item") else v for v in sorted(dataset.y.unique()))
         return cls(tuple(dataset.X.columns), tuple(dataset.categorical), classes)
 

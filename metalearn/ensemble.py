@@ -12,17 +12,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from metalearn.evaluation import aligned_proba, score_proba
 
-__all__ = ["EnsembleClassifier", "ensemble_selection"]
+__all__ = ["EnsembleClassifier", "EnsembleRegressor", "ensemble_of", "ensemble_selection"]
 
 
-def ensemble_selection(predictions: Sequence[np.ndarray], y: Any, labels: np.ndarray, metric: str,
+def ensemble_selection(predictions: Sequence[np.ndarray], y: Any, labels: np.ndarray | None, metric: str,
                        size: int) -> tuple[np.ndarray, float]:
-    """Weights (summing to 1) over ``predictions`` (out-of-fold probabilities, columns = ``labels``) chosen by
+    """Weights (summing to 1) over ``predictions`` (out-of-fold probabilities, columns = ``labels``; for
+    regression one column of predicted values and ``labels`` None) chosen by
     greedy forward selection with replacement, and the ensemble's out-of-fold score.
 
     The ``size`` rounds are cut back to the round with the best score (the earliest of equals), so the
@@ -77,3 +78,38 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class EnsembleRegressor(RegressorMixin, BaseEstimator):
+    """Weighted average of the predictions of fitted regressor ``members``."""
+
+    def __init__(self, members: Sequence[Any] = (), weights: Sequence[float] = ()) -> None:
+        self.members = members
+        self.weights = weights
+
+    def fit(self, X: Any, y: Any) -> EnsembleRegressor:
+        for member in self.members:
+            member.fit(X, y)
+        return self._finish()
+
+    @classmethod
+    def from_fitted(cls, members: Sequence[Any], weights: Sequence[float]) -> EnsembleRegressor:
+        return cls(list(members), [float(w) for w in weights])._finish()
+
+    def _finish(self) -> EnsembleRegressor:
+        if len(self.members) != len(self.weights) or not self.members:
+            raise ValueError("an ensemble needs one weight per member, and at least one member")
+        self.n_members_ = len(self.members)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "n_members_")
+        weights = np.asarray(self.weights, dtype=float)
+        total = sum(w * np.asarray(m.predict(X), dtype=float) for m, w in zip(self.members, weights, strict=True))
+        return total / weights.sum()
+
+
+def ensemble_of(members: Sequence[Any], weights: Sequence[float], regression: bool) -> Any:
+    """The fitted ensemble of ``members`` (a regressor or a classifier)."""
+    kind = EnsembleRegressor if regression else EnsembleClassifier
+    return kind.from_fitted(members, weights)

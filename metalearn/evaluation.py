@@ -17,12 +17,22 @@ import numpy as np
 import pandas as pd
 import pynisher
 from sklearn.base import clone
-from sklearn.metrics import balanced_accuracy_score, f1_score, get_scorer, log_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    f1_score,
+    get_scorer,
+    log_loss,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    r2_score,
+    roc_auc_score,
+)
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
 
 from metalearn.pipeline import build_pipeline
-from metalearn.protocol import DEFAULT_METRIC, METRICS, check_choice
+from metalearn.protocol import DEFAULT_METRIC, METRICS, REGRESSION_METRICS, check_choice, task_of_metric
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -62,12 +72,18 @@ def check_metric(metric: str) -> str:
 
 
 def worst_score(metric: str) -> float:
-    """Score used for the optimiser's cost when a trial fails."""
-    return -10.0 if metric == "log_loss" else 0.0
+    """Score used for the optimiser's cost when a trial fails (below what a useful model scores)."""
+    return {"log_loss": -10.0, "r2": -1.0, "mape": -10.0}.get(metric, -1e6 if metric in ("rmse", "mae") else 0.0)
 
 
-def _splits(y: pd.Series, folds: int, holdout: float | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _splits(y: pd.Series, folds: int, holdout: float | None, seed: int,
+            regression: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     index = np.arange(len(y))
+    if regression:  # plain shuffled K-fold (stratification is for class labels)
+        if holdout:
+            train, test = train_test_split(index, test_size=holdout, random_state=seed)
+            return [(train, test)]
+        return list(KFold(n_splits=max(2, min(folds, len(y))), shuffle=True, random_state=seed).split(index))
     min_count = int(y.value_counts().min())
     if holdout:
         stratify = y if min_count >= 2 else None
@@ -80,10 +96,13 @@ def _splits(y: pd.Series, folds: int, holdout: float | None, seed: int) -> list[
         return list(splitter.split(index, y))
 
 
-def _fraction(train: np.ndarray, y: pd.Series, fraction: float, seed: int) -> np.ndarray:
+def _fraction(train: np.ndarray, y: pd.Series, fraction: float, seed: int, regression: bool = False) -> np.ndarray:
     """A stratified ``fraction`` of the training rows (multi-fidelity budget), every class kept."""
     if fraction >= 1.0:
         return train
+    if regression:
+        size = min(len(train), max(int(round(fraction * len(train))), 10))
+        return np.sort(np.random.default_rng(seed).choice(train, size=size, replace=False))
     n_classes = y.iloc[train].nunique()
     size = max(int(round(fraction * len(train))), 2 * n_classes)
     if size >= len(train):
@@ -114,12 +133,13 @@ def _cross_validate(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, f
                     seed: int, budget: float, keep: bool = False) -> tuple[list[float], np.ndarray | None]:
     """Fold scores and, with ``keep`` (full CV at the full budget), the out-of-fold probabilities."""
     scorer = get_scorer(METRICS[check_metric(metric)])
-    labels = np.unique(y)
+    regression = task_of_metric(metric) == "regression"
+    labels = None if regression else np.unique(y)
     keep = keep and not holdout and budget >= 1.0
-    oof = np.full((len(y), len(labels)), np.nan, dtype=np.float32) if keep else None
+    oof = np.full((len(y), 1 if regression else len(labels)), np.nan, dtype=np.float32) if keep else None
     scores = []
-    for train, test in _splits(y, folds, holdout, seed):
-        train = _fraction(train, y, budget, seed)
+    for train, test in _splits(y, folds, holdout, seed, regression):
+        train = _fraction(train, y, budget, seed, regression)
         model = clone(pipeline)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -135,9 +155,12 @@ def _cross_validate(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, f
     return scores, oof
 
 
-def aligned_proba(model: Any, X: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+def aligned_proba(model: Any, X: pd.DataFrame, labels: np.ndarray | None) -> np.ndarray:
     """Class probabilities of ``model`` with one column per label of ``labels`` (absent classes get 0);
-    a model without ``predict_proba`` gives one-hot predictions."""
+    a model without ``predict_proba`` gives one-hot predictions. For a regressor (``labels`` None): its
+    predictions as one column."""
+    if labels is None:
+        return np.asarray(model.predict(X), dtype=float).reshape(-1, 1)
     full = np.zeros((len(X), len(labels)))
     if hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(X))
@@ -148,9 +171,12 @@ def aligned_proba(model: Any, X: pd.DataFrame, labels: np.ndarray) -> np.ndarray
     return full
 
 
-def score_proba(metric: str, y: Any, proba: np.ndarray, labels: np.ndarray) -> float:
-    """``metric`` (higher is better) of class probabilities ``proba`` (columns = ``labels``) against ``y``."""
+def score_proba(metric: str, y: Any, proba: np.ndarray, labels: np.ndarray | None) -> float:
+    """``metric`` (higher is better) of class probabilities ``proba`` (columns = ``labels``) against ``y``;
+    for a regression metric ``proba`` is the one column of predictions (``labels`` None)."""
     y = np.asarray(y)
+    if metric in REGRESSION_METRICS:
+        return _regression_score(metric, y.astype(float), np.asarray(proba, dtype=float).reshape(-1))
     if metric == "log_loss":
         return -float(log_loss(y, np.clip(proba, 1e-15, 1), labels=labels))
     if metric == "roc_auc":
@@ -165,6 +191,16 @@ def score_proba(metric: str, y: Any, proba: np.ndarray, labels: np.ndarray) -> f
     if metric == "accuracy":
         return float(np.mean(predicted == y))
     return float(f1_score(y, predicted, average="macro"))
+
+
+def _regression_score(metric: str, y: np.ndarray, predicted: np.ndarray) -> float:
+    if metric == "r2":
+        return float(r2_score(y, predicted))
+    if metric == "rmse":
+        return -float(np.sqrt(mean_squared_error(y, predicted)))
+    if metric == "mae":
+        return -float(mean_absolute_error(y, predicted))
+    return -float(mean_absolute_percentage_error(y, predicted))
 
 
 def _run(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int, holdout: float | None, seed: int,

@@ -1,5 +1,7 @@
 """The classifier families of the search space: one :class:`~metalearn.registry.Component` each.
 
+(The regressor families are in :mod:`metalearn.regressors`; they share some spaces defined here.)
+
 A family's hyperparameters are named ``<family>:<parameter>`` and are active when ``classifier`` is the
 family (or below another parameter, see ``conditions``). To add a family, write its ``_<family>_space``
 and ``_<family>`` builder and append a ``Component`` to :data:`FAMILIES`; the order of the entries is the
@@ -34,7 +36,17 @@ from metalearn.boosting import BOOSTING_FAMILIES
 from metalearn.components import CappedKNeighborsClassifier, logistic_regression
 from metalearn.registry import BuildContext, Component, Params, Registry, When, boolean
 
-__all__ = ["CALIBRATION_CV", "FAMILIES", "MLP_MAX_ITER", "calibrated"]
+__all__ = [
+    "CALIBRATION_CV",
+    "FAMILIES",
+    "MLP_MAX_ITER",
+    "calibrated",
+    "decision_tree_space",
+    "hist_gradient_boosting_space",
+    "k_neighbors_space",
+    "mlp_hidden_layers",
+    "mlp_space",
+]
 
 CALIBRATION_CV = 3
 MLP_MAX_ITER = 200
@@ -83,7 +95,7 @@ def _forest(cls: type, p: Params, ctx: BuildContext) -> Any:
 _FOREST_CONDITIONS = {"max_features_fraction": When("max_features", "fraction")}
 
 
-def _hist_gradient_boosting_space(p: str) -> list[Hyperparameter]:
+def hist_gradient_boosting_space(p: str) -> list[Hyperparameter]:
     return [
         Float(f"{p}learning_rate", (0.01, 1.0), log=True, default=0.1),
         Integer(f"{p}max_iter", (10, 500), log=True, default=100),
@@ -126,9 +138,10 @@ def _adaboost(p: Params, ctx: BuildContext) -> AdaBoostClassifier:
     )
 
 
-def _decision_tree_space(p: str) -> list[Hyperparameter]:
+def decision_tree_space(p: str, criteria: tuple[str, ...] = ("gini", "entropy")) -> list[Hyperparameter]:
+    """A decision tree's hyperparameters (the first of ``criteria`` is the default criterion)."""
     return [
-        Categorical(f"{p}criterion", ["gini", "entropy"], default="gini"),
+        Categorical(f"{p}criterion", list(criteria), default=criteria[0]),
         boolean(f"{p}limit_depth", False),
         Integer(f"{p}max_depth", (1, 30), log=True, default=10),
         Integer(f"{p}min_samples_split", (2, 20), default=2),
@@ -238,7 +251,7 @@ def _svc_rbf(p: Params, ctx: BuildContext) -> CalibratedClassifierCV:
 # --------------------------------------------------------------------------------------------------
 # Other families
 # --------------------------------------------------------------------------------------------------
-def _k_neighbors_space(p: str) -> list[Hyperparameter]:
+def k_neighbors_space(p: str) -> list[Hyperparameter]:
     return [
         Integer(f"{p}n_neighbors", (1, 50), log=True, default=5),
         Categorical(f"{p}weights", ["uniform", "distance"], default="uniform"),
@@ -250,7 +263,7 @@ def _k_neighbors(p: Params, ctx: BuildContext) -> CappedKNeighborsClassifier:
     return CappedKNeighborsClassifier(n_neighbors=p["n_neighbors"], weights=p["weights"], p=p["p"])
 
 
-def _mlp_space(p: str) -> list[Hyperparameter]:
+def mlp_space(p: str) -> list[Hyperparameter]:
     return [
         Integer(f"{p}n_layers", (1, 3), default=1),
         Integer(f"{p}layer_1_units", (16, 256), log=True, default=100),
@@ -263,9 +276,14 @@ def _mlp_space(p: str) -> list[Hyperparameter]:
     ]
 
 
+def mlp_hidden_layers(p: Params) -> tuple[int, ...]:
+    """The ``hidden_layer_sizes`` of an MLP configuration (``n_layers`` widths)."""
+    return tuple(p[f"layer_{i}_units"] for i in range(1, p["n_layers"] + 1))
+
+
 def _mlp(p: Params, ctx: BuildContext) -> MLPClassifier:
     return MLPClassifier(
-        hidden_layer_sizes=tuple(p[f"layer_{i}_units"] for i in range(1, p["n_layers"] + 1)),
+        hidden_layer_sizes=mlp_hidden_layers(p),
         activation=p["activation"],
         alpha=p["alpha"],
         learning_rate_init=p["learning_rate_init"],
@@ -320,12 +338,12 @@ FAMILIES = Registry(
             conditions=_FOREST_CONDITIONS,
             class_weight=True,
         ),
-        Component("hist_gradient_boosting", _hist_gradient_boosting, _hist_gradient_boosting_space, class_weight=True),
+        Component("hist_gradient_boosting", _hist_gradient_boosting, hist_gradient_boosting_space, class_weight=True),
         Component("adaboost", _adaboost, _adaboost_space),
         Component(
             "decision_tree",
             _decision_tree,
-            _decision_tree_space,
+            decision_tree_space,
             conditions={"max_depth": When("limit_depth", True)},
             class_weight=True,
         ),
@@ -360,14 +378,14 @@ FAMILIES = Registry(
         Component(
             "k_neighbors",
             _k_neighbors,
-            _k_neighbors_space,
+            k_neighbors_space,
             # Distances gain nothing from explicit products but pay for the extra columns.
             incompatible={"feature_preprocessing": "polynomial"},
         ),
         Component(
             "mlp",
             _mlp,
-            _mlp_space,
+            mlp_space,
             # Layer widths beyond the first are active only when there are that many layers.
             conditions={"layer_2_units": When("n_layers", 1, ">"), "layer_3_units": When("n_layers", 2, ">")},
             # Slow to converge (and rarely good) on unscaled features.

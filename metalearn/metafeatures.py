@@ -1,6 +1,13 @@
-"""Dataset meta-features for warm starting: a fixed-length vector per classification dataset.
+"""Dataset meta-features for warm starting: a fixed-length vector per dataset, one layout per task.
 
-The vector has two parts, both keyed by stable names listed in :data:`FEATURE_NAMES`:
+``extract_metafeatures(X, y, categorical, seed, max_rows, task)`` returns :class:`MetaFeatures` whose
+``extractor`` is :data:`EXTRACTOR_VERSIONS` ``[task]``. Regression (``task="regression"``) has its own
+names, :data:`REGRESSION_FEATURE_NAMES`, described in :mod:`metalearn.metafeatures_regression`; the rest
+of this docstring describes the classification vector (the default task), whose caps, categorical and
+missing-value handling, failure handling and threading the regression vector shares
+(:mod:`metalearn.metafeatures_common`).
+
+The classification vector has two parts, both keyed by stable names listed in :data:`FEATURE_NAMES`:
 
 ``simple.*`` (computed here, on the *full* table, before any subsampling; always defined)
     ``log_n_rows``, ``log_n_features``, ``log_rows_per_feature`` (natural logs), ``n_classes``,
@@ -34,8 +41,8 @@ Bounding the cost
     and merges the rest into one ``__other__`` level, keeping at most :data:`MAX_CAT_LEVELS` levels and,
     over all categorical columns, about :data:`MAX_DUMMIES` dummy columns (at least 2 levels each), which
     bounds the width of the encoded numeric matrix to ~``MAX_COLS + MAX_DUMMIES``. With the defaults,
-    100k rows x 100 columns take about 2 s and ~0.5 GiB peak RSS (whole process, table included) on
-    2 cores (``benchmarks/bench_metafeatures.py``).
+    100k rows x 100 columns take about 2-4 s and ~0.5 GiB peak RSS (whole process, table included) on
+    2 cores, regression about 3 s (``benchmarks/bench_metafeatures.py``).
     The ``simple.*`` features always describe the full table, the pymfe ones describe the bounded copy
     (so e.g. ``nr_attr`` is at most ``MAX_COLS`` and ``nodes_per_inst`` refers to the subsample).
 
@@ -61,15 +68,14 @@ Threads
     process-wide while pymfe runs.
 
 Output is deterministic for the same data and ``seed``. :data:`EXTRACTOR_VERSION` names the pymfe
-version and this configuration; it must change whenever groups, features, summaries or caps change.
+version and this configuration; it must change whenever groups, features, summaries or caps change
+(likewise :data:`REGRESSION_EXTRACTOR_VERSION` for the regression vector).
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,41 +83,52 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pymfe
-from pymfe.mfe import MFE
-from threadpoolctl import threadpool_limits
 
 from metalearn.errors import DatasetError
+from metalearn.metafeatures_common import (
+    LANDMARK_FOLDS,
+    MAX_CAT_LEVELS,
+    MAX_COLS,
+    MAX_DUMMIES,
+    MAX_ROWS,
+    MIN_ROWS_PER_CLASS,
+    SUMMARIES,
+    capped_columns,
+    checked_input,
+    finite_or_none,
+    group_names,
+    prepare_for_pymfe,
+    pymfe_features,
+    stratified_rows,
+    table_features,
+)
+from metalearn.metafeatures_regression import (
+    REGRESSION_EXTRACTOR_VERSION,
+    REGRESSION_FEATURE_NAMES,
+    REGRESSION_PYMFE_FEATURES,
+    regression_features,
+)
+from metalearn.tasks import check_task
 
 __all__ = [
     "EXTRACTOR_VERSION",
+    "EXTRACTOR_VERSIONS",
     "FEATURE_NAMES",
+    "FEATURE_NAMES_BY_TASK",
+    "LANDMARK_FOLDS",
+    "MAX_CAT_LEVELS",
     "MAX_COLS",
+    "MAX_DUMMIES",
     "MAX_ROWS",
+    "MIN_ROWS_PER_CLASS",
+    "REGRESSION_EXTRACTOR_VERSION",
+    "REGRESSION_FEATURE_NAMES",
+    "REGRESSION_PYMFE_FEATURES",
+    "SUMMARIES",
     "MetaFeatures",
     "extract_metafeatures",
+    "feature_names",
 ]
-
-MAX_ROWS: int = 2000
-"""Default cap on the rows handed to pymfe (stratified, seeded subsample)."""
-
-MAX_COLS: int = 100
-"""Cap on the columns handed to pymfe (seeded random subset when the table is wider)."""
-
-MAX_CAT_LEVELS: int = 10
-"""Most levels a categorical column keeps (its most frequent ones; the rest are merged as ``__other__``)."""
-
-MAX_DUMMIES: int = 200
-"""Budget of dummy columns over all categoricals: with ``c`` categorical columns each keeps at most
-``max(2, min(MAX_CAT_LEVELS, 1 + MAX_DUMMIES // c))`` levels, so the encoded width stays bounded."""
-
-LANDMARK_FOLDS: int = 5
-"""Cross-validation folds for the landmarking group."""
-
-MIN_ROWS_PER_CLASS: int = 2
-"""Every class keeps at least ``min(MIN_ROWS_PER_CLASS, class size)`` rows in the subsample."""
-
-SUMMARIES: tuple[str, ...] = ("nanmean", "nansd")
-"""pymfe summary functions for multi-valued features."""
 
 PYMFE_FEATURES: dict[str, tuple[str, ...]] = {
     "general": ("freq_class", "nr_attr", "nr_bin", "nr_cat", "nr_num"),
@@ -150,10 +167,16 @@ PYMFE_FEATURES: dict[str, tuple[str, ...]] = {
         "worst_node",
     ),
 }
-"""pymfe groups and the features requested from each."""
+"""pymfe groups and the features requested from each (classification)."""
 
 EXTRACTOR_VERSION: str = f"pymfe-{pymfe.__version__}/ml-1"
-"""Identifies the extractor configuration; bump the ``ml-N`` suffix whenever the settings above change."""
+"""Identifies the classification extractor; bump the ``ml-N`` suffix whenever its settings change."""
+
+EXTRACTOR_VERSIONS: dict[str, str] = {
+    "classification": EXTRACTOR_VERSION,
+    "regression": REGRESSION_EXTRACTOR_VERSION,
+}
+"""The extractor version of each task (what :attr:`MetaFeatures.extractor` holds)."""
 
 SIMPLE_FEATURE_NAMES: tuple[str, ...] = (
     "simple.log_n_rows",
@@ -167,91 +190,53 @@ SIMPLE_FEATURE_NAMES: tuple[str, ...] = (
     "simple.minority_class_ratio",
 )
 
-_SUMMARISED = "{}.nanmean", "{}.nansd"
-_SCALAR = "{}"
-# How pymfe names each requested feature after summarisation: scalar features keep their bare name,
-# multi-valued ones get one name per summary. Checked against real pymfe output by the tests.
-_PYMFE_NAME_PATTERNS: dict[str, tuple[str, ...]] = {
-    # general
-    "freq_class": _SUMMARISED,
-    "nr_attr": (_SCALAR,),
-    "nr_bin": (_SCALAR,),
-    "nr_cat": (_SCALAR,),
-    "nr_num": (_SCALAR,),
-    # statistical
-    "can_cor": _SUMMARISED,
-    "cor": _SUMMARISED,
-    "kurtosis": _SUMMARISED,
-    "nr_cor_attr": (_SCALAR,),
-    "nr_disc": (_SCALAR,),
-    "nr_norm": (_SCALAR,),
-    "nr_outliers": (_SCALAR,),
-    "skewness": _SUMMARISED,
-    "sparsity": _SUMMARISED,
-    "w_lambda": (_SCALAR,),
-    # info-theory
-    "attr_ent": _SUMMARISED,
-    "class_ent": (_SCALAR,),
-    "eq_num_attr": (_SCALAR,),
-    "joint_ent": _SUMMARISED,
-    "mut_inf": _SUMMARISED,
-    "ns_ratio": (_SCALAR,),
-    # model-based
-    "leaves": (_SCALAR,),
-    "leaves_branch": _SUMMARISED,
-    "leaves_per_class": _SUMMARISED,
-    "nodes": (_SCALAR,),
-    "nodes_per_attr": (_SCALAR,),
-    "nodes_per_inst": (_SCALAR,),
-    "tree_depth": _SUMMARISED,
-    "tree_imbalance": _SUMMARISED,
-    "tree_shape": _SUMMARISED,
-    "var_importance": _SUMMARISED,
-    # landmarking
-    "best_node": _SUMMARISED,
-    "elite_nn": _SUMMARISED,
-    "linear_discr": _SUMMARISED,
-    "naive_bayes": _SUMMARISED,
-    "one_nn": _SUMMARISED,
-    "random_node": _SUMMARISED,
-    "worst_node": _SUMMARISED,
-}
-
-_GROUP_NAMES: dict[str, tuple[str, ...]] = {
-    group: tuple(
-        sorted(pattern.format(feature) for feature in features for pattern in _PYMFE_NAME_PATTERNS[feature])
-    )
-    for group, features in PYMFE_FEATURES.items()
-}
-
 PYMFE_FEATURE_NAMES: tuple[str, ...] = tuple(
-    sorted(name for names in _GROUP_NAMES.values() for name in names)
+    sorted(name for names in group_names(PYMFE_FEATURES).values() for name in names)
 )
 """Names of the pymfe part of the vector, in pymfe's (sorted) output order."""
 
 FEATURE_NAMES: tuple[str, ...] = SIMPLE_FEATURE_NAMES + PYMFE_FEATURE_NAMES
-"""All feature names, in vector order; identical for every dataset."""
+"""All classification feature names, in vector order; identical for every classification dataset."""
 
-_MISSING_LEVEL = "__missing__"
-_OTHER_LEVEL = "__other__"
+FEATURE_NAMES_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": FEATURE_NAMES,
+    "regression": REGRESSION_FEATURE_NAMES,
+}
+"""The feature names of each task, in vector order."""
+
+_stratified_rows = stratified_rows  # the classification row subsample (name kept for callers and tests)
+
+
+def feature_names(extractor: str) -> tuple[str, ...]:
+    """The vector names of an extractor version or a task name (classification's for unknown versions)."""
+    if extractor in FEATURE_NAMES_BY_TASK:
+        return FEATURE_NAMES_BY_TASK[extractor]
+    return REGRESSION_FEATURE_NAMES if extractor == REGRESSION_EXTRACTOR_VERSION else FEATURE_NAMES
 
 
 @dataclass(frozen=True)
 class MetaFeatures:
     """Meta-features of one dataset.
 
-    ``features`` has exactly the keys of :data:`FEATURE_NAMES` (in that order); values are finite floats,
-    or ``None`` where a feature is undefined for the dataset. ``seconds`` is the extraction wall time.
+    ``features`` has exactly the keys of the extractor's names (:data:`FEATURE_NAMES` for classification,
+    :data:`REGRESSION_FEATURE_NAMES` for regression; in that order); values are finite floats, or ``None``
+    where a feature is undefined for the dataset. ``seconds`` is the extraction wall time.
     """
 
     extractor: str
     seconds: float
     features: dict[str, float | None]
 
+    @property
+    def task(self) -> str:
+        """The task the vector describes (from the extractor version)."""
+        return "regression" if self.extractor == REGRESSION_EXTRACTOR_VERSION else "classification"
+
     def vector(self) -> np.ndarray:
-        """Float array in :data:`FEATURE_NAMES` order, ``nan`` where a feature is ``None``."""
+        """Float array in the extractor's name order, ``nan`` where a feature is ``None``."""
         return np.array(
-            [np.nan if self.features.get(name) is None else self.features[name] for name in FEATURE_NAMES],
+            [np.nan if self.features.get(name) is None else self.features[name]
+             for name in feature_names(self.extractor)],
             dtype=float,
         )
 
@@ -266,36 +251,35 @@ def extract_metafeatures(
     categorical: Sequence[str] = (),
     seed: int = 0,
     max_rows: int = MAX_ROWS,
+    task: str | None = None,
 ) -> MetaFeatures:
-    """Compute the meta-features of a classification dataset (see the module docstring for details).
+    """Compute the meta-features of a dataset (see the module docstring for details).
 
-    ``X`` holds the predictive columns only; ``y`` the class labels (same length; rows with a missing
-    label are dropped). ``categorical`` names columns to treat as categorical in addition to those with a
+    ``X`` holds the predictive columns only; ``y`` the class labels or, for ``task="regression"``, the
+    numeric target (same length; rows with a missing target are dropped). ``task`` None means
+    classification. ``categorical`` names columns to treat as categorical in addition to those with a
     non-numeric dtype. ``seed`` drives the row/column subsamples and pymfe's randomness; ``max_rows``
     caps the rows handed to pymfe. Raises ``ValueError`` for a negative ``seed`` or ``max_rows < 1``.
 
     Raises :class:`~metalearn.errors.DatasetError` if the table has no columns, no labelled rows, fewer
-    than two classes, a length mismatch with ``y``, or names an unknown categorical column.
+    than two classes (regression: a non-numeric, infinite or constant target), a length mismatch with
+    ``y``, or names an unknown categorical column, or for an unknown task.
     """
     start = time.perf_counter()
-    if not isinstance(X, pd.DataFrame):
-        raise DatasetError(f"X must be a pandas DataFrame, got {type(X).__name__}")
-    if max_rows < 1:
-        raise ValueError(f"max_rows must be positive, got {max_rows}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")  # numpy's legacy seeding, used by pymfe
-    y = pd.Series(y) if not isinstance(y, pd.Series) else y
-    if len(y) != len(X):
-        raise DatasetError(f"X has {len(X)} rows but y has {len(y)} values")
-    if X.shape[1] == 0:
-        raise DatasetError("the table has no feature columns")
-    unknown = [name for name in categorical if name not in X.columns]
-    if unknown:
-        raise DatasetError(f"categorical columns not in the table: {', '.join(map(str, unknown))}")
+    task = check_task(task or "classification")
+    X, y, is_cat = checked_input(X, y, categorical, seed, max_rows)
+    if task == "regression":
+        features = regression_features(X, y, is_cat, int(seed), max_rows)
+    else:
+        features = _classification_features(X, y, is_cat, int(seed), max_rows)
+    return MetaFeatures(extractor=EXTRACTOR_VERSIONS[task], seconds=time.perf_counter() - start,
+                        features=features)
 
-    labelled = y.notna().to_numpy()
-    if not labelled.all():
-        X, y = X.loc[labelled], y.loc[labelled]
+
+def _classification_features(
+    X: pd.DataFrame, y: pd.Series, is_cat: list[bool], seed: int, max_rows: int
+) -> dict[str, float | None]:
+    """The classification vector of a checked table, ``{name: finite float or None}`` in vector order."""
     try:
         codes, classes = pd.factorize(y, sort=True)
     except TypeError:  # labels of mixed, unorderable types
@@ -305,171 +289,25 @@ def extract_metafeatures(
     if len(classes) < 2:
         raise DatasetError(f"the target has {len(classes)} class; at least 2 are needed")
 
-    declared = set(categorical)
-    is_cat = [X.columns[j] in declared or not _is_numeric_dtype(X.dtypes.iloc[j]) for j in range(X.shape[1])]
     features: dict[str, float | None] = dict.fromkeys(FEATURE_NAMES)
     features.update(_simple_features(X, codes, is_cat))
 
-    rows = _stratified_rows(codes, max_rows, seed)
-    cols = _capped_columns(X.shape[1], MAX_COLS, seed)
-    data, cat_cols = _prepare_for_pymfe(X.iloc[rows, cols], [is_cat[j] for j in cols])
-    features.update(_pymfe_features(data, codes[rows], cat_cols, int(seed)))
-
-    clean = {name: _finite_or_none(features[name]) for name in FEATURE_NAMES}
-    return MetaFeatures(extractor=EXTRACTOR_VERSION, seconds=time.perf_counter() - start, features=clean)
-
-
-def _is_numeric_dtype(dtype: Any) -> bool:
-    """Numeric dtypes are numeric; bool, object, string and category are categorical (as in datasets.py)."""
-    return bool(pd.api.types.is_numeric_dtype(dtype)) and not pd.api.types.is_bool_dtype(dtype)
+    rows = stratified_rows(codes, max_rows, seed)
+    cols = capped_columns(X.shape[1], MAX_COLS, seed)
+    data, cat_cols = prepare_for_pymfe(X.iloc[rows, cols], [is_cat[j] for j in cols])
+    features.update(pymfe_features(data, codes[rows], cat_cols, seed, PYMFE_FEATURES))
+    return {name: finite_or_none(features[name]) for name in FEATURE_NAMES}
 
 
 def _simple_features(X: pd.DataFrame, codes: np.ndarray, is_cat: Sequence[bool]) -> dict[str, float]:
     """Cheap, always-defined features of the full table."""
-    n_rows, n_cols = X.shape
-    missing = X.isna().to_numpy()
     counts = np.bincount(codes)
     counts = counts[counts > 0]
     probs = counts / counts.sum()
     entropy = float(-(probs * np.log(probs)).sum())
     return {
-        "simple.log_n_rows": math.log(n_rows),
-        "simple.log_n_features": math.log(n_cols),
-        "simple.log_rows_per_feature": math.log(n_rows / n_cols),
+        **table_features(X, is_cat),
         "simple.n_classes": float(len(counts)),
-        "simple.cat_ratio": float(np.mean(is_cat)),
-        "simple.missing_ratio": float(missing.mean()),
-        "simple.rows_with_missing_ratio": float(missing.any(axis=1).mean()),
         "simple.class_entropy": entropy / math.log(len(counts)),
-        "simple.minority_class_ratio": float(counts.min() / n_rows),
+        "simple.minority_class_ratio": float(counts.min() / X.shape[0]),
     }
-
-
-def _stratified_rows(codes: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
-    """Sorted row positions of a seeded class-stratified subsample of about ``max_rows`` rows.
-
-    Quotas are proportional to class sizes (largest-remainder rounding), with at least
-    ``min(MIN_ROWS_PER_CLASS, class size)`` rows per class, taken from the largest quotas; the total
-    exceeds ``max_rows`` only if these minimums alone do. Returns all rows if there are few enough.
-    """
-    n = len(codes)
-    if n <= max_rows:
-        return np.arange(n)
-    counts = np.bincount(codes)
-    exact = counts * (max_rows / n)
-    quota = np.floor(exact).astype(int)
-    spare = max_rows - quota.sum()
-    if spare > 0:
-        order = np.lexsort((np.arange(len(counts)), -(exact - quota)))
-        quota[order[:spare]] += 1
-    floor = np.minimum(counts, MIN_ROWS_PER_CLASS)
-    quota = np.maximum(quota, floor)
-    for _ in range(max(0, int(quota.sum()) - max_rows)):  # pay for raised minimums from the largest
-        largest = int(np.argmax(quota - floor))
-        if quota[largest] <= floor[largest]:
-            break
-        quota[largest] -= 1
-    rng = np.random.default_rng(seed)
-    chosen = [
-        rng.choice(np.flatnonzero(codes == k), size=q, replace=False) for k, q in enumerate(quota) if q > 0
-    ]
-    return np.sort(np.concatenate(chosen))
-
-
-def _capped_columns(n_cols: int, max_cols: int, seed: int) -> np.ndarray:
-    """Sorted positions of at most ``max_cols`` columns (a seeded random subset when there are more)."""
-    if n_cols <= max_cols:
-        return np.arange(n_cols)
-    rng = np.random.default_rng([seed, n_cols])
-    return np.sort(rng.choice(n_cols, size=max_cols, replace=False))
-
-
-def _prepare_for_pymfe(X: pd.DataFrame, is_cat: Sequence[bool]) -> tuple[np.ndarray, list[int]]:
-    """Impute/encode the bounded table into the array pymfe expects, plus its categorical positions."""
-    cat_cols = [j for j, cat in enumerate(is_cat) if cat]
-    max_levels = max(2, min(MAX_CAT_LEVELS, 1 + MAX_DUMMIES // max(1, len(cat_cols))))
-    columns: list[np.ndarray] = []
-    for j, cat in enumerate(is_cat):
-        column = X.iloc[:, j]
-        columns.append(_categorical_column(column, max_levels) if cat else _numeric_column(column))
-    if not cat_cols:
-        return np.column_stack(columns).astype(float), []
-    data = np.empty((len(X), len(columns)), dtype=object)
-    for j, values in enumerate(columns):
-        data[:, j] = values
-    return data, cat_cols
-
-
-def _numeric_column(column: pd.Series) -> np.ndarray:
-    """Float values with +-inf/missing replaced by the median (0 when nothing is finite)."""
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    finite = np.isfinite(values)
-    if finite.all():
-        return values
-    fill = float(np.median(values[finite])) if finite.any() else 0.0
-    return np.where(finite, values, fill)
-
-
-def _categorical_column(column: pd.Series, max_levels: int) -> np.ndarray:
-    """String levels; missing is ``__missing__``; beyond ``max_levels`` the rarest become ``__other__``."""
-    values = np.array([_MISSING_LEVEL if pd.isna(v) else str(v) for v in column.to_numpy(dtype=object)])
-    counts = Counter(values.tolist())
-    if len(counts) > max_levels:
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        keep = {level for level, _ in ranked[: max_levels - 1]}
-        values = np.where(np.isin(values, list(keep)), values, _OTHER_LEVEL)
-    return values.astype(object)
-
-
-def _pymfe_features(data: np.ndarray, y: np.ndarray, cat_cols: list[int], seed: int) -> dict[str, Any]:
-    """Run pymfe on the bounded table; features it cannot compute come back as NaN (or are absent)."""
-    try:
-        return _run_mfe(data, y, cat_cols, seed, list(PYMFE_FEATURES))
-    except Exception:  # pymfe raised outside its own guards: isolate the failing group(s)
-        results: dict[str, Any] = {}
-        for group in PYMFE_FEATURES:
-            try:
-                results.update(_run_mfe(data, y, cat_cols, seed, [group]))
-            except Exception:
-                results.update(dict.fromkeys(_GROUP_NAMES[group]))
-        return results
-
-
-def _run_mfe(data: np.ndarray, y: np.ndarray, cat_cols: list[int], seed: int, groups: list[str]) -> dict:
-    """One silenced pymfe fit/extract for ``groups``; numpy's global RNG state is left untouched."""
-    rng_state = np.random.get_state()
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"), threadpool_limits(limits=1):
-            warnings.simplefilter("ignore")
-            mfe = MFE(
-                groups=groups,
-                features=[feature for group in groups for feature in PYMFE_FEATURES[group]],
-                summary=list(SUMMARIES),
-                num_cv_folds=LANDMARK_FOLDS,
-                shuffle_cv_folds=True,
-                random_state=seed,
-                suppress_warnings=True,
-            )
-            mfe.fit(
-                data,
-                y,
-                cat_cols=cat_cols,
-                transform_num=True,
-                transform_cat="gray",
-                suppress_warnings=True,
-            )
-            names, values = mfe.extract(suppress_warnings=True)
-    finally:
-        np.random.set_state(rng_state)
-    return dict(zip(names, values, strict=True))
-
-
-def _finite_or_none(value: Any) -> float | None:
-    """``float(value)`` if it is a finite number, else ``None``."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

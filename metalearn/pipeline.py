@@ -1,16 +1,20 @@
-"""Configuration of the search space -> unfitted scikit-learn Pipeline.
+"""Configuration of a search space -> unfitted scikit-learn Pipeline.
 
-The feature preprocessor and the classifier are built by their entries in the registries
-(:data:`metalearn.preprocessors.PREPROCESSORS`, :data:`metalearn.families.FAMILIES`) that also define their
-hyperparameters in :func:`metalearn.space.build_space`. Data-dependent safeguards (the space cannot know the
-data) are applied here and in :mod:`metalearn.components`:
+The feature preprocessor and the estimator are built by their entries in the registries that also define their
+hyperparameters in :func:`metalearn.space.build_space`: :data:`metalearn.preprocessors.PREPROCESSORS` and
+:data:`metalearn.families.FAMILIES` for a classification configuration (last step ``classifier``),
+:data:`metalearn.preprocessors.REGRESSION_PREPROCESSORS` and :data:`metalearn.regressors.REGRESSORS` for a
+regression one (last step ``regressor``, wrapped by its ``target_transform``, see :mod:`metalearn.target`).
+Data-dependent safeguards (the space cannot know the data) are applied here, in :mod:`metalearn.components`
+and in :mod:`metalearn.target`:
 
 * polynomial features are only expanded when the transformed input has at most
   ``POLYNOMIAL_MAX_INPUT_FEATURES`` columns;
 * one-hot encoding keeps at most ``ONE_HOT_MAX_CATEGORIES`` columns per categorical feature;
 * KNN imputation uses at most ``KNN_IMPUTER_MAX_REFERENCE_ROWS`` training rows as neighbours;
 * feature selectors (L1, percentile, RFE) always keep at least one feature;
-* k-nearest-neighbours uses ``min(n_neighbors, n_training_rows)`` neighbours.
+* k-nearest-neighbours uses ``min(n_neighbors, n_training_rows)`` neighbours;
+* ``log1p`` of the target falls back to the identity when the training target has negative values.
 
 Estimators get ``n_jobs=1``; HistGradientBoosting (OpenMP) and BLAS-backed steps cannot be limited
 through parameters, so trial runners should fit inside ``threadpoolctl.threadpool_limits(1)``.
@@ -38,9 +42,11 @@ from sklearn.preprocessing import (
 from metalearn.components import CappedKNNImputer, to_float_array, to_object_array, to_str_array
 from metalearn.errors import MetalearnError
 from metalearn.families import FAMILIES
-from metalearn.preprocessors import POLYNOMIAL_MAX_INPUT_FEATURES, PREPROCESSORS
+from metalearn.preprocessors import POLYNOMIAL_MAX_INPUT_FEATURES, PREPROCESSORS, REGRESSION_PREPROCESSORS
 from metalearn.registry import BuildContext
-from metalearn.space import config_from_dict
+from metalearn.regressors import REGRESSORS
+from metalearn.space import ALGORITHM_KEYS, config_from_dict, task_of_config
+from metalearn.target import with_target_transform
 
 __all__ = [
     "KNN_IMPUTER_MAX_REFERENCE_ROWS",
@@ -48,7 +54,9 @@ __all__ = [
     "ONE_HOT_MAX_CATEGORIES",
     "POLYNOMIAL_MAX_INPUT_FEATURES",
     "build_classifier",
+    "build_estimator",
     "build_pipeline",
+    "build_regressor",
 ]
 
 ONE_HOT_MAX_CATEGORIES = 32
@@ -131,6 +139,19 @@ def build_classifier(config: Mapping[str, Any], random_state: int = 0) -> Any:
     return FAMILIES.build(config, context)
 
 
+def build_regressor(config: Mapping[str, Any], random_state: int = 0) -> Any:
+    """The unfitted regressor of a validated regression configuration, wrapped by its ``target_transform``."""
+    regressor = REGRESSORS.build(config, BuildContext(random_state=random_state))
+    return with_target_transform(regressor, str(config.get("target_transform", "none")), random_state)
+
+
+def build_estimator(config: Mapping[str, Any], random_state: int = 0) -> Any:
+    """The unfitted classifier or regressor of a validated configuration (its task told by its key)."""
+    if task_of_config(config) == "regression":
+        return build_regressor(config, random_state)
+    return build_classifier(config, random_state)
+
+
 def build_pipeline(
     config: Mapping[str, Any],
     numeric_columns: Sequence[str],
@@ -138,21 +159,24 @@ def build_pipeline(
     n_features: int | None = None,
     random_state: int = 0,
 ) -> Pipeline:
-    """An unfitted pipeline for ``config`` that takes a DataFrame with the given columns.
+    """An unfitted pipeline for ``config`` (classification or regression) that takes a DataFrame with the given
+    columns.
 
     Steps: ``preprocess`` (ColumnTransformer: numeric imputer -> scaler, categorical imputer ->
-    encoder; dense output), ``feature_preprocessing`` and ``classifier``. ``n_features`` is the number
-    of input feature columns when known: polynomial features are replaced by ``"passthrough"`` when it
+    encoder; dense output), ``feature_preprocessing`` and ``classifier`` or ``regressor``. ``n_features`` is the
+    number of input feature columns when known: polynomial features are replaced by ``"passthrough"`` when it
     exceeds ``POLYNOMIAL_MAX_INPUT_FEATURES`` (otherwise they are still skipped at fit time if the
     encoded data has too many columns). Every stochastic step gets ``random_state``; ``n_jobs=1``.
     """
     c = config_from_dict(config)
+    task = task_of_config(c)
     preprocess = _preprocess(c, list(numeric_columns), list(categorical_columns), random_state)
     context = BuildContext(random_state=random_state, n_features=n_features)
+    preprocessors = REGRESSION_PREPROCESSORS if task == "regression" else PREPROCESSORS
     return Pipeline(
         [
             ("preprocess", preprocess),
-            ("feature_preprocessing", PREPROCESSORS.build(c, context)),
-            ("classifier", build_classifier(c, random_state)),
+            ("feature_preprocessing", preprocessors.build(c, context)),
+            (ALGORITHM_KEYS[task], build_estimator(c, random_state)),
         ]
     )

@@ -1,7 +1,11 @@
-"""The feature preprocessors of the search space (after encoding, before the classifier).
+"""The feature preprocessors of the search spaces (after encoding, before the classifier or regressor).
 
 Each is a :class:`~metalearn.registry.Component` whose hyperparameters are named
-``feature_preprocessing:<choice>:<parameter>``. Feature selectors always keep at least one feature, and
+``feature_preprocessing:<choice>:<parameter>``. :data:`PREPROCESSORS` serves classification and
+:data:`REGRESSION_PREPROCESSORS` regression: the same choices, with the supervised ones scoring features
+against a continuous target (``f_regression`` / ``mutual_info_regression``, RFE ranking with a ridge
+regression, L1 selection with a :class:`~metalearn.components.RelativeLasso`). Feature selectors always keep at
+least one feature, and
 polynomial features are only expanded when the input has at most ``POLYNOMIAL_MAX_INPUT_FEATURES`` columns
 (replaced by ``"passthrough"`` when the caller already knows ``n_features`` is larger, and checked again at
 fit time on the encoded feature count).
@@ -15,12 +19,14 @@ from typing import Any
 from ConfigSpace import Categorical, Float
 from ConfigSpace.hyperparameters import Hyperparameter
 from sklearn.decomposition import PCA
-from sklearn.feature_selection import f_classif, mutual_info_classif
+from sklearn.feature_selection import f_classif, f_regression, mutual_info_classif, mutual_info_regression
 from sklearn.multiclass import OneVsRestClassifier
 
 from metalearn.components import (
     FractionRFE,
+    FractionRidgeRFE,
     PolynomialIfCheap,
+    RelativeLasso,
     SelectFromModelAtLeastOne,
     SelectPercentileAtLeastOne,
     l1_importances,
@@ -28,7 +34,7 @@ from metalearn.components import (
 )
 from metalearn.registry import BuildContext, Component, Params, Registry, boolean
 
-__all__ = ["POLYNOMIAL_MAX_INPUT_FEATURES", "PREPROCESSORS"]
+__all__ = ["POLYNOMIAL_MAX_INPUT_FEATURES", "PREPROCESSORS", "REGRESSION_PREPROCESSORS"]
 
 POLYNOMIAL_MAX_INPUT_FEATURES = 20
 
@@ -97,13 +103,50 @@ def _polynomial(p: Params, ctx: BuildContext) -> Any:
     return PolynomialIfCheap(p["interaction_only"], max_input_features=POLYNOMIAL_MAX_INPUT_FEATURES)
 
 
+# --------------------------------------------------------------------------------------------------
+# Regression variants of the supervised selectors
+# --------------------------------------------------------------------------------------------------
+def _select_percentile_regression_space(p: str) -> list[Hyperparameter]:
+    return [
+        Categorical(f"{p}score_func", ["f_regression", "mutual_info"], default="f_regression"),
+        Float(f"{p}percentile", (5.0, 95.0), default=50.0),
+    ]
+
+
+def _select_percentile_regression(p: Params, ctx: BuildContext) -> SelectPercentileAtLeastOne:
+    score_func: Any = f_regression
+    if p["score_func"] == "mutual_info":
+        score_func = functools.partial(mutual_info_regression, random_state=ctx.random_state)
+    return SelectPercentileAtLeastOne(score_func=score_func, percentile=p["percentile"])
+
+
+def _l1_selection_regression_space(p: str) -> list[Hyperparameter]:
+    # The penalty as a fraction of the smallest one that removes every feature (scale-free).
+    return [Float(f"{p}alpha_ratio", (1e-3, 0.5), log=True, default=0.01)]
+
+
+def _l1_selection_regression(p: Params, ctx: BuildContext) -> SelectFromModelAtLeastOne:
+    return SelectFromModelAtLeastOne(
+        RelativeLasso(alpha_ratio=p["alpha_ratio"]), threshold=1e-5, importance_getter=l1_importances
+    )
+
+
+def _rfe_regression(p: Params, ctx: BuildContext) -> FractionRidgeRFE:
+    return FractionRidgeRFE(p["n_features_fraction"], p["step"], random_state=ctx.random_state)
+
+
+_NONE = Component("none", _passthrough)
+_PCA = Component("pca", _pca, _pca_space)
+# Squares/products of unscaled features are numerically badly conditioned.
+_POLYNOMIAL = Component("polynomial", _polynomial, _polynomial_space, incompatible={"scaling": "none"})
+
 PREPROCESSORS = Registry(
     name="feature_preprocessing",
     default="none",
     prefix_format="feature_preprocessing:{}:",
     components=(
-        Component("none", _passthrough),
-        Component("pca", _pca, _pca_space),
+        _NONE,
+        _PCA,
         Component("select_percentile", _select_percentile, _select_percentile_space),
         Component(
             "l1_selection",
@@ -113,8 +156,22 @@ PREPROCESSORS = Registry(
             forbidden=({"scaling": "none", "feature_preprocessing:l1_selection:solver": "saga"},),
         ),
         Component("rfe", _rfe, _rfe_space),
-        # Squares/products of unscaled features are numerically badly conditioned.
-        Component("polynomial", _polynomial, _polynomial_space, incompatible={"scaling": "none"}),
+        _POLYNOMIAL,
     ),
 )
-"""The feature preprocessors, in the order of the ``feature_preprocessing`` choices."""
+"""The feature preprocessors of classification, in the order of the ``feature_preprocessing`` choices."""
+
+REGRESSION_PREPROCESSORS = Registry(
+    name="feature_preprocessing",
+    default="none",
+    prefix_format="feature_preprocessing:{}:",
+    components=(
+        _NONE,
+        _PCA,
+        Component("select_percentile", _select_percentile_regression, _select_percentile_regression_space),
+        Component("l1_selection", _l1_selection_regression, _l1_selection_regression_space),
+        Component("rfe", _rfe_regression, _rfe_space),
+        _POLYNOMIAL,
+    ),
+)
+"""The feature preprocessors of regression: the same choices as :data:`PREPROCESSORS`."""

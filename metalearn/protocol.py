@@ -18,7 +18,7 @@ import pandas as pd
 
 from metalearn.errors import MetalearnError
 
-TASKS: tuple[str, ...] = ("classification",)
+TASKS: tuple[str, ...] = ("classification", "regression")
 
 #: single-fidelity strategies
 SINGLE_FIDELITY: tuple[str, ...] = ("warm", "cold", "random")
@@ -28,15 +28,45 @@ STRATEGIES: tuple[str, ...] = SINGLE_FIDELITY + MULTI_FIDELITY
 #: strategies that start from the knowledge base's recommendations
 WARM_STRATEGIES: tuple[str, ...] = ("warm", *MULTI_FIDELITY)
 
-#: metric name -> scikit-learn scorer name (every score is higher-is-better; log loss is negated)
-METRICS: dict[str, str] = {
+#: metric name -> scikit-learn scorer name. ONE rule everywhere: every score is higher-is-better, so the
+#: error metrics (log loss, rmse, mae, mape) are stored, compared and printed negated, as scikit-learn's
+#: ``neg_*`` scorers give them
+CLASSIFICATION_METRICS: dict[str, str] = {
     "balanced_accuracy": "balanced_accuracy",
     "accuracy": "accuracy",
     "f1_macro": "f1_macro",
     "roc_auc": "roc_auc_ovr",
     "log_loss": "neg_log_loss",
 }
-DEFAULT_METRIC = "balanced_accuracy"
+REGRESSION_METRICS: dict[str, str] = {
+    "r2": "r2",
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+    "mape": "neg_mean_absolute_percentage_error",
+}
+METRICS: dict[str, str] = CLASSIFICATION_METRICS | REGRESSION_METRICS
+#: the metrics reported negated (lower error is better, so higher stored score is better)
+NEGATED_METRICS: tuple[str, ...] = ("log_loss", "rmse", "mae", "mape")
+DEFAULT_METRICS: dict[str, str] = {"classification": "balanced_accuracy", "regression": "r2"}
+DEFAULT_METRIC = DEFAULT_METRICS["classification"]
+DEFAULT_TASK = "classification"
+
+
+def task_of_metric(metric: str) -> str:
+    """The task a metric belongs to (a :class:`MetalearnError` for an unknown one)."""
+    check_choice("metric", metric, METRICS)
+    return "regression" if metric in REGRESSION_METRICS else "classification"
+
+
+def metric_for(task: str, metric: str | None = None) -> str:
+    """``metric`` checked against ``task`` (the task's default when None)."""
+    check_choice("task", task, TASKS)
+    if metric is None:
+        return DEFAULT_METRICS[task]
+    if task_of_metric(metric) != task:
+        choices = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+        raise MetalearnError(f"metric {metric!r} is not a {task} metric; choose one of {', '.join(choices)}")
+    return metric
 
 #: how a trial ended
 RUN_STATUSES: tuple[str, ...] = ("success", "crash", "timeout")

@@ -1,6 +1,6 @@
 """Registries of pipeline components: one self-contained :class:`Component` per choice of a step.
 
-A component (a classifier family, a feature preprocessor) declares its hyperparameters, the conditions
+A component (a classifier or regressor family, a feature preprocessor) declares its hyperparameters, the conditions
 between them, its forbidden combinations and how to build its scikit-learn object. :mod:`metalearn.space`
 assembles the search space from the registries and :mod:`metalearn.pipeline` builds pipelines from the very
 same entries, so adding a choice is adding one entry to a :class:`Registry`.

@@ -36,11 +36,18 @@ from metalearn.datasets import (
 from metalearn.errors import MetalearnError
 from metalearn.evaluation import evaluate_config
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
-from metalearn.protocol import CROSS_EVAL_ORIGIN, DEFAULT_METRIC
-from metalearn.space import ALGORITHMS, COMPATIBLE_SPACE_VERSIONS, SPACE_VERSION, algorithm_of, default_configuration
+from metalearn.protocol import CROSS_EVAL_ORIGIN, DEFAULT_TASK, metric_for
+from metalearn.space import (
+    ALGORITHMS,
+    SPACE_VERSIONS,
+    algorithm_of,
+    algorithms,
+    compatible_space_versions,
+    default_configuration,
+)
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
-#: algorithms whose library defaults join the cross-evaluation: every family of the space
+#: classification algorithms whose library defaults join the cross-evaluation: every family of the space
 DEFAULT_POOL: tuple[str, ...] = ALGORITHMS
 
 
@@ -51,8 +58,12 @@ class SeedProtocol:
     max_rows: int = 2000
     trial_time_limit: float = 60.0
     seed: int = 0
-    metric: str = DEFAULT_METRIC
+    #: None: the task's default metric (balanced accuracy or R^2)
+    metric: str | None = None
     cross_evaluate: int = 0
+
+    def metric_for(self, task: str) -> str:
+        return metric_for(task, self.metric)
 
 
 @dataclass(frozen=True)
@@ -61,10 +72,11 @@ class DatasetSource:
 
     key: str
     loader: Callable[[], Dataset]
+    task: str = DEFAULT_TASK
 
 
 def manifest_sources(path: str) -> list[DatasetSource]:
-    return [DatasetSource(f"manifest:{e.name}", e.load) for e in read_manifest(path)]
+    return [DatasetSource(f"manifest:{e.name}", e.load, e.task) for e in read_manifest(path)]
 
 
 def openml_dataset_sources(ids: Iterable[int], cache: str | None = None) -> list[DatasetSource]:
@@ -108,7 +120,7 @@ def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str
     with _opened_kb(db) as kb:
         settings = SearchSettings(strategy="cold", n_trials=protocol.n_trials, folds=protocol.folds,
                                   max_rows=protocol.max_rows, trial_time_limit=protocol.trial_time_limit,
-                                  seed=protocol.seed, metric=protocol.metric, refit=False)
+                                  seed=protocol.seed, metric=protocol.metric_for(dataset.task), refit=False)
         prefix = seed_key(dataset, protocol)
         engine = WarmStartSearch(kb, settings)
         dataset_id = kb.register(dataset)
@@ -118,7 +130,7 @@ def seed_one(source: DatasetSource, db: str, protocol: SeedProtocol) -> dict[str
             result = None
         else:
             result = engine.run(dataset, run_key_prefix=prefix)
-        best = kb.best_configurations(dataset_id, protocol.metric, 1)
+        best = kb.best_configurations(dataset_id, settings.metric, 1)
         return {"key": source.key, "dataset": dataset.name, "dataset_id": dataset_id, "status": "done",
                 "new_trials": 0 if result is None else len(result.trials) - before,
                 "trials": len(kb.run_keys(prefix)), "best_score": best[0].score if best else None,
@@ -131,22 +143,23 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
     dataset, error = _load(source)
     if dataset is None:
         return {"key": source.key, "status": "skipped", "error": error}
+    metric = protocol.metric_for(dataset.task)
     with _opened_kb(db) as kb:
         dataset_id = kb.register(dataset)
         prefix = f"xeval:{dataset.content_hash[:16]}:"
         done = kb.run_keys(prefix)
-        already = set(kb.performance(protocol.metric).query("dataset_id == @dataset_id")["configuration_id"])
+        already = set(kb.performance(metric).query("dataset_id == @dataset_id")["configuration_id"])
         configs = kb.configurations(config_ids)
-        X, y = stratified_subsample(dataset.X, dataset.y, protocol.max_rows, protocol.seed)
+        X, y = stratified_subsample(dataset.X, dataset.y, protocol.max_rows, protocol.seed, task=dataset.task)
         written = 0
         for config_id in config_ids:
             key = f"{prefix}{config_id}"
             if key in done or config_id in already:
                 continue
-            outcome = evaluate_config(configs[config_id], X, y, dataset.categorical, protocol.metric,
+            outcome = evaluate_config(configs[config_id], X, y, dataset.categorical, metric,
                                       protocol.folds, seed=protocol.seed, time_limit=protocol.trial_time_limit)
             kb.record_runs([RunRecord(dataset_id=dataset_id, config=configs[config_id],
-                                      algorithm=algorithm_of(configs[config_id]), metric=protocol.metric,
+                                      algorithm=algorithm_of(configs[config_id]), metric=metric,
                                       status=outcome.status, score=outcome.score, score_std=outcome.std,
                                       seconds=outcome.seconds, origin=CROSS_EVAL_ORIGIN, seed=protocol.seed,
                                       error=outcome.error, run_key=key)])
@@ -155,16 +168,19 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
                 "seconds": time.perf_counter() - start}
 
 
-def _pooled_top_configs(db: str, protocol: SeedProtocol) -> list[int]:
-    """The ``cross_evaluate`` best configurations of every dataset, plus the library defaults of ``DEFAULT_POOL``."""
+def _pooled_top_configs(db: str, protocol: SeedProtocol, task: str) -> list[int]:
+    """The ``cross_evaluate`` best configurations of every dataset of ``task``, plus the library defaults of every
+    family of that task's space."""
+    versions = compatible_space_versions(task)
     kb = KnowledgeBase(db)
     try:
-        perf = kb.performance(protocol.metric, COMPATIBLE_SPACE_VERSIONS)
+        perf = kb.performance(protocol.metric_for(task), versions)
         if perf.empty:
             return []
         top = (perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
                .groupby("dataset_id").head(protocol.cross_evaluate))
-        defaults = [kb.register_configuration(default_configuration(a), a, SPACE_VERSION) for a in DEFAULT_POOL]
+        defaults = [kb.register_configuration(default_configuration(a, task=task), a, SPACE_VERSIONS[task])
+                    for a in algorithms(task)]
     finally:
         kb.dispose()
     return sorted(set(int(c) for c in top["configuration_id"]) | set(defaults))
@@ -200,8 +216,8 @@ def seed(sources: list[DatasetSource], db: str, protocol: SeedProtocol, jobs: in
     KnowledgeBase(db).dispose()  # create the schema once, before the workers start
     summaries = _map(partial(seed_one, db=db, protocol=protocol), sources, jobs, "seeding", report)
     cross: list[dict] = []
-    if protocol.cross_evaluate > 0:
-        config_ids = _pooled_top_configs(db, protocol)
-        cross = _map(partial(cross_evaluate_one, db=db, protocol=protocol, config_ids=config_ids), sources, jobs,
-                     "cross-evaluating", report)
+    for task in sorted({source.task for source in sources}) if protocol.cross_evaluate > 0 else []:
+        config_ids = _pooled_top_configs(db, protocol, task)
+        cross += _map(partial(cross_evaluate_one, db=db, protocol=protocol, config_ids=config_ids),
+                      [source for source in sources if source.task == task], jobs, f"cross-evaluating ({task})", report)
     return {"protocol": asdict(protocol), "datasets": summaries, "cross_evaluation": cross}

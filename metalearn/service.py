@@ -40,18 +40,18 @@ def open_kb(db: str | None = None, *, seed: bool = True) -> KnowledgeBase:
     return kb
 
 
-def load_dataset(path: str | Path, target: str, name: str | None = None) -> Dataset:
-    """A validated dataset from a CSV / parquet / ARFF file."""
-    return load_file(path, target, name)
+def load_dataset(path: str | Path, target: str, name: str | None = None, task: str | None = None) -> Dataset:
+    """A validated dataset from a CSV / parquet / ARFF file (its task detected from the target unless given)."""
+    return load_file(path, target, name, task=task)
 
 
 def metafeatures(dataset: Dataset, seed: int = DEFAULTS.seed) -> MetaFeatures:
     """The dataset's meta-feature vector (not stored)."""
-    return extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=seed)
+    return extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=seed, task=dataset.task)
 
 
 def recommend(kb: KnowledgeBase, dataset: Dataset, *, top: int = DEFAULTS.top, k: int = DEFAULTS.k,
-              metric: str = DEFAULTS.metric) -> RecommendationReport:
+              metric: str | None = None) -> RecommendationReport:
     """Register the dataset with its meta-features and recommend pipelines with their evidence."""
     engine = WarmStartSearch(kb, SearchSettings(metric=metric, k=k))
     _, features = engine.prepare(dataset)

@@ -1,20 +1,24 @@
-"""The one search space of metalearn, and the identity of its configurations.
+"""The search spaces of metalearn (one per task), and the identity of their configurations.
 
-Every dataset is searched in the same :class:`ConfigurationSpace` (see :func:`build_space`), so
+Every dataset of a task is searched in the same :class:`ConfigurationSpace` (see :func:`build_space`), so
 configurations from past runs in the knowledge base can be replayed on new datasets. A configuration
 describes a whole pipeline (built by :func:`metalearn.pipeline.build_pipeline`)::
 
     ColumnTransformer(numeric: imputer -> scaler, categorical: imputer -> encoder)
-        -> feature preprocessing -> classifier
+        -> feature preprocessing -> classifier | regressor
 
 Hyperparameter names are ``<component>`` for a choice and ``<component>:<choice>:<parameter>`` (or
-``<classifier>:<parameter>``) for the parameters of that choice. Invalid combinations are removed by
-conditions and forbidden clauses of the space, never by catching errors at fit time. The feature
-preprocessors and the classifier families come from the registries :data:`metalearn.preprocessors.PREPROCESSORS`
-and :data:`metalearn.families.FAMILIES`; the data preprocessing choices are defined here.
+``<classifier>:<parameter>``, ``<regressor>:<parameter>``) for the parameters of that choice. Invalid
+combinations are removed by conditions and forbidden clauses of the space, never by catching errors at fit
+time. The feature preprocessors and the estimator families come from registries: classification from
+:data:`metalearn.preprocessors.PREPROCESSORS` and :data:`metalearn.families.FAMILIES` (plus the ``class_weight``
+hyperparameter), regression from :data:`metalearn.preprocessors.REGRESSION_PREPROCESSORS` and
+:data:`metalearn.regressors.REGRESSORS` (plus ``target_transform``, see :mod:`metalearn.target`); the data
+preprocessing choices are defined here and shared. A configuration's task is told by its key: ``"classifier"``
+or ``"regressor"`` (:func:`task_of_config`).
 
-``SPACE_VERSION`` must be bumped whenever the space (names, ranges, defaults, conditions, forbidden
-clauses) or the mapping to scikit-learn changes; it is stored next to every configuration.
+``SPACE_VERSIONS[task]`` must be bumped whenever that space (names, ranges, defaults, conditions, forbidden
+clauses) or its mapping to scikit-learn changes; it is stored next to every configuration.
 """
 
 from __future__ import annotations
@@ -66,32 +70,66 @@ from metalearn.components import l1_importances, to_float_array, to_object_array
 from metalearn.errors import MetalearnError
 from metalearn.families import FAMILIES
 from metalearn.preprocessors import POLYNOMIAL_MAX_INPUT_FEATURES as POLYNOMIAL_MAX_INPUT_FEATURES
-from metalearn.preprocessors import PREPROCESSORS
+from metalearn.preprocessors import PREPROCESSORS, REGRESSION_PREPROCESSORS
+from metalearn.protocol import TASKS, check_choice
 from metalearn.registry import Component, Registry
+from metalearn.regressors import REGRESSORS
+from metalearn.target import TARGET_TRANSFORMS
 
 __all__ = [
     "ALGORITHMS",
+    "ALGORITHMS_BY_TASK",
+    "ALGORITHM_KEYS",
     "COMPATIBLE_SPACE_VERSIONS",
+    "COMPATIBLE_SPACE_VERSIONS_BY_TASK",
+    "DEFAULT_ALGORITHMS",
+    "REGRESSION_ALGORITHMS",
+    "REGRESSION_SPACE_VERSION",
     "SPACE_VERSION",
+    "SPACE_VERSIONS",
+    "TARGET_TRANSFORMS",
     "algorithm_of",
+    "algorithms",
     "build_space",
     "canonical_config",
     "canonical_json",
     "config_from_dict",
+    "compatible_space_versions",
     "config_hash",
     "default_configuration",
+    "task_of_config",
 ]
 
 SPACE_VERSION: str = "2026.11-2"
-"""Version of the search space; bump on any change of names, ranges, defaults, conditions or mapping."""
+"""Version of the classification space; bump on any change of names, ranges, defaults, conditions or mapping."""
+REGRESSION_SPACE_VERSION: str = "2026.11-r1"
+"""Version of the regression space (bumped on its own)."""
+#: task -> version of its space
+SPACE_VERSIONS: dict[str, str] = {"classification": SPACE_VERSION, "regression": REGRESSION_SPACE_VERSION}
 
 #: versions whose configurations are valid configurations of this space too (it only gained families since:
 #: 2026.11-2 added LightGBM, XGBoost and CatBoost), so their runs still count as evidence
 COMPATIBLE_SPACE_VERSIONS: tuple[str, ...] = (SPACE_VERSION, "2026.11-1")
+#: task -> the versions whose runs count as evidence for that task's space
+COMPATIBLE_SPACE_VERSIONS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": COMPATIBLE_SPACE_VERSIONS,
+    "regression": (REGRESSION_SPACE_VERSION,),
+}
 
 #: the classifier families, in the order of the ``classifier`` choices
 ALGORITHMS: tuple[str, ...] = FAMILIES.names
 DEFAULT_ALGORITHM = FAMILIES.default
+#: the regressor families, in the order of the ``regressor`` choices
+REGRESSION_ALGORITHMS: tuple[str, ...] = REGRESSORS.names
+#: task -> its families; task -> the hyperparameter naming the family; task -> the default family
+ALGORITHMS_BY_TASK: dict[str, tuple[str, ...]] = {"classification": ALGORITHMS, "regression": REGRESSION_ALGORITHMS}
+ALGORITHM_KEYS: dict[str, str] = {"classification": FAMILIES.name, "regression": REGRESSORS.name}
+DEFAULT_ALGORITHMS: dict[str, str] = {"classification": FAMILIES.default, "regression": REGRESSORS.default}
+#: task -> (feature preprocessors, estimator families)
+_REGISTRIES: dict[str, tuple[Registry, Registry]] = {
+    "classification": (PREPROCESSORS, FAMILIES),
+    "regression": (REGRESSION_PREPROCESSORS, REGRESSORS),
+}
 
 NUMERIC_IMPUTERS = ("mean", "median", "most_frequent", "knn")
 CATEGORICAL_IMPUTERS = ("most_frequent", "constant")
@@ -191,22 +229,35 @@ def _forbidden(cs: ConfigurationSpace, registries: Iterable[Registry]) -> list[F
     return clauses
 
 
-def build_space(seed: int | None = None) -> ConfigurationSpace:
-    """Build the search space (identical for every dataset); ``seed`` seeds its sampler."""
-    cs = ConfigurationSpace(name=f"metalearn-{SPACE_VERSION}", seed=seed)
+def build_space(seed: int | None = None, task: str = "classification") -> ConfigurationSpace:
+    """Build the search space of ``task`` (identical for every dataset); ``seed`` seeds its sampler.
+
+    Classification adds ``class_weight`` (for the families that take one); regression adds
+    ``target_transform`` (``none``, ``log1p``, ``quantile``; see :mod:`metalearn.target`).
+    """
+    check_choice("task", task, TASKS)
+    preprocessors, estimators = _REGISTRIES[task]
+    cs = ConfigurationSpace(name=f"metalearn-{SPACE_VERSIONS[task]}", seed=seed)
     _add_data_preprocessing(cs)
-    _add_choice(cs, PREPROCESSORS)
-    classifier = _add_choice(cs, FAMILIES)
-    class_weight = Categorical("class_weight", ["none", "balanced"], default="none")
-    cs.add(class_weight, InCondition(class_weight, classifier, list(CLASS_WEIGHT_ALGORITHMS)))
-    cs.add(_forbidden(cs, (PREPROCESSORS, FAMILIES)))
+    _add_choice(cs, preprocessors)
+    estimator = _add_choice(cs, estimators)
+    if task == "classification":
+        class_weight = Categorical("class_weight", ["none", "balanced"], default="none")
+        cs.add(class_weight, InCondition(class_weight, estimator, list(CLASS_WEIGHT_ALGORITHMS)))
+    else:
+        cs.add(Categorical("target_transform", TARGET_TRANSFORMS, default="none"))
+    cs.add(_forbidden(cs, (preprocessors, estimators)))
     return cs
 
 
-@functools.lru_cache(maxsize=1)
-def _reference_space() -> ConfigurationSpace:
+@functools.lru_cache(maxsize=len(TASKS))
+def _reference_space(task: str = "classification") -> ConfigurationSpace:
     """A shared space for validation only (never sampled from, so its RNG state does not matter)."""
-    return build_space(seed=0)
+    return build_space(seed=0, task=task)
+
+
+def _version_of(space: ConfigurationSpace) -> str:
+    return str(space.name).removeprefix("metalearn-")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,13 +273,35 @@ def config_hash(config: Mapping[str, Any], space_version: str) -> str:
     return hashlib.sha256(f"{space_version}|{canonical_json(config)}".encode()).hexdigest()
 
 
+def task_of_config(config: Mapping[str, Any]) -> str:
+    """``"classification"`` for a configuration with a ``classifier``, ``"regression"`` for one with a
+    ``regressor`` (a :class:`MetalearnError` for neither or both)."""
+    tasks = [task for task, key in ALGORITHM_KEYS.items() if key in config]
+    if len(tasks) != 1:
+        keys = [repr(key) for key in ALGORITHM_KEYS.values()]
+        which = f"both {' and '.join(keys)} hyperparameters" if tasks else f"no {' or '.join(keys)} hyperparameter"
+        raise MetalearnError(f"configuration has {which}")
+    return tasks[0]
+
+
+def algorithms(task: str = "classification") -> tuple[str, ...]:
+    """The families of ``task``'s space, in the order of its ``classifier`` / ``regressor`` choices."""
+    return ALGORITHMS_BY_TASK[check_choice("task", task, TASKS)]
+
+
+def compatible_space_versions(task: str = "classification") -> tuple[str, ...]:
+    """The space versions whose configurations (and runs) are valid for ``task``'s current space."""
+    return COMPATIBLE_SPACE_VERSIONS_BY_TASK[check_choice("task", task, TASKS)]
+
+
+def _task_or_default(config: Mapping[str, Any]) -> str:
+    """The task of ``config``; classification when it names no family (its space then reports the problem)."""
+    return "regression" if ALGORITHM_KEYS["regression"] in config and "classifier" not in config else "classification"
+
+
 def algorithm_of(config: Mapping[str, Any]) -> str:
-    """The classifier family of a configuration, e.g. ``"random_forest"``."""
-    try:
-        algorithm = config["classifier"]
-    except KeyError:
-        raise MetalearnError("configuration has no 'classifier' hyperparameter") from None
-    return str(algorithm)
+    """The family of a configuration, e.g. ``"random_forest"``: its ``classifier`` or its ``regressor``."""
+    return str(config[ALGORITHM_KEYS[task_of_config(config)]])
 
 
 def _native(value: Any) -> Any:
@@ -271,14 +344,15 @@ def _active_values(space: ConfigurationSpace, values: Mapping[str, Any]) -> dict
 def config_from_dict(d: Mapping[str, Any], space: ConfigurationSpace | None = None) -> Configuration:
     """Validate ``d`` (e.g. loaded from JSON) and return it as a Configuration of ``space``.
 
+    Without ``space``, the space of the configuration's task (a ``regressor`` key means regression).
     Raises :class:`MetalearnError` for unknown, missing, inactive, out-of-range or forbidden values.
     """
-    space = _reference_space() if space is None else space
     if isinstance(d, Configuration):
         d = dict(d)
     if not isinstance(d, Mapping):
         raise MetalearnError(f"a configuration must be a mapping, got {type(d).__name__}")
-    where = f"search space {SPACE_VERSION}"
+    space = _reference_space(_task_or_default(d)) if space is None else space
+    where = f"search space {_version_of(space)}"
     unknown = sorted(set(d) - set(space))
     if unknown:
         raise MetalearnError(f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} in {where}")
@@ -304,28 +378,31 @@ def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Works for a Configuration or a plain mapping (inactive entries of a mapping are dropped); the
     result is validated and round-trips through :func:`config_from_dict`.
     """
-    space = _reference_space()
     raw = dict(config)
+    space = _reference_space(_task_or_default(raw))
     unknown = sorted(set(raw) - set(space))
     if unknown:
         raise MetalearnError(
-            f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} in search space {SPACE_VERSION}"
+            f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} in search space {_version_of(space)}"
         )
     coerced = {name: _coerce(space[name], value) for name, value in raw.items()}
     valid = config_from_dict(_active_values(space, coerced), space)
     return {name: _coerce(space[name], valid[name]) for name in sorted(valid)}
 
 
-def default_configuration(algorithm: str | None = None) -> dict[str, Any]:
-    """The default configuration of the space, or of the space with ``classifier=algorithm``.
+def default_configuration(algorithm: str | None = None, task: str = "classification") -> dict[str, Any]:
+    """The default configuration of ``task``'s space, or of that space with its family set to ``algorithm``.
 
-    All other hyperparameters take their defaults (scikit-learn's defaults for classifiers).
+    All other hyperparameters take their defaults (scikit-learn's defaults for the estimators). The default
+    families are ``random_forest`` (classification) and ``hist_gradient_boosting`` (regression).
     """
-    space = _reference_space()
+    check_choice("task", task, TASKS)
+    space = _reference_space(task)
     if algorithm is None:
         return canonical_config(space.get_default_configuration())
-    if algorithm not in ALGORITHMS:
-        raise MetalearnError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
+    algorithms = ALGORITHMS_BY_TASK[task]
+    if algorithm not in algorithms:
+        raise MetalearnError(f"unknown algorithm {algorithm!r} for {task}; expected one of {', '.join(algorithms)}")
     defaults = {name: _native(hp.default_value) for name, hp in space.items()}
-    defaults["classifier"] = algorithm
+    defaults[ALGORITHM_KEYS[task]] = algorithm
     return canonical_config(_active_values(space, defaults))

@@ -8,11 +8,11 @@ numbering), ``executors`` (serial or Dask) and ``estimator`` (``search``, ``reco
 front ends above it.
 """
 
-from metalearn.warmstart.estimator import AutoClassifier, recommend, search
+from metalearn.warmstart.estimator import AutoClassifier, AutoRegressor, recommend, search
 from metalearn.warmstart.recommend import Recommendation, RecommendationReport, Recommender
 from metalearn.warmstart.result import SearchResult, Trial, incumbent, trajectory, trials_from_runs
 from metalearn.warmstart.search import STRATEGIES, SearchSettings, WarmStartSearch
 
-__all__ = ["STRATEGIES", "AutoClassifier", "Recommendation", "RecommendationReport", "Recommender",
+__all__ = ["STRATEGIES", "AutoClassifier", "AutoRegressor", "Recommendation", "RecommendationReport", "Recommender",
            "SearchResult", "SearchSettings", "Trial", "WarmStartSearch", "incumbent", "recommend", "search",
            "trajectory", "trials_from_runs"]

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metalearn.ensemble import EnsembleClassifier, ensemble_selection
+from metalearn.ensemble import ensemble_of, ensemble_selection
 from metalearn.evaluation import score_proba
-from metalearn.protocol import to_jsonable
+from metalearn.protocol import task_of_metric, to_jsonable
 from metalearn.warmstart.result import Trial
 
 
@@ -73,12 +73,13 @@ def build_ensemble(pool: CandidatePool, trials: list[Trial], y: pd.Series, metri
     candidates = pool.best_first()
     if not candidates:
         return None
-    labels = np.unique(np.asarray(y))
+    regression = task_of_metric(metric) == "regression"
+    labels = None if regression else np.unique(np.asarray(y))
     weights, oof_score = ensemble_selection([p for _, p in candidates], y, labels, metric, size)
     by_number = {t.number: t for t in trials}
     chosen = [(by_number[number], float(w)) for (number, _), w in zip(candidates, weights, strict=True) if w > 0]
     fitted = [refit(trial.configuration) for trial, _ in chosen]
-    model = fitted[0] if len(fitted) == 1 else EnsembleClassifier.from_fitted(fitted, [w for _, w in chosen])
+    model = fitted[0] if len(fitted) == 1 else ensemble_of(fitted, [w for _, w in chosen], regression)
     best_number, best_oof = candidates[0]
     report = EnsembleReport(
         members=[{"trial": t.number, "run_id": t.run_id, "algorithm": t.algorithm, "weight": w, "cv_score": t.score}

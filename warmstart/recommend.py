@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from metalearn.knowledge_base import KnowledgeBase
-from metalearn.metafeatures import EXTRACTOR_VERSION
-from metalearn.protocol import DEFAULT_METRIC
-from metalearn.space import COMPATIBLE_SPACE_VERSIONS, default_configuration
+from metalearn.metafeatures import EXTRACTOR_VERSIONS
+from metalearn.protocol import DEFAULT_METRIC, task_of_metric
+from metalearn.space import compatible_space_versions, default_configuration
 from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
 from metalearn.warmstart.portfolio import build_portfolio, greedy_selection, normalized_matrix
 
@@ -44,9 +44,13 @@ WEIGHT_EPS = 0.01
 #: how neighbour candidates are ordered: ``greedy`` (similarity-weighted greedy portfolio, default)
 #: or ``percentile`` (weighted mean percentile rank)
 RANKINGS = ("greedy", "percentile")
-#: what an empty knowledge base recommends (source "defaults"), strongest first
-DEFAULT_ALGORITHMS = ("hist_gradient_boosting", "random_forest", "extra_trees", "logistic_regression", "svc_rbf",
-                      "k_neighbors", "mlp", "lda", "gaussian_nb", "decision_tree")
+#: what an empty knowledge base recommends (source "defaults"), strongest first, per task
+DEFAULT_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "classification": ("hist_gradient_boosting", "random_forest", "extra_trees", "logistic_regression", "svc_rbf",
+                       "k_neighbors", "mlp", "lda", "gaussian_nb", "decision_tree"),
+    "regression": ("hist_gradient_boosting", "random_forest", "extra_trees", "ridge", "svr_rbf", "k_neighbors",
+                   "mlp", "lasso", "elastic_net", "decision_tree"),
+}
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,9 @@ class Recommender:
                  distance: str = "l1", portfolio_size: int = 16, min_datasets: int = 5,
                  restrict_to: Collection[int] | None = None, ranking: str = "greedy",
                  global_weight: float = 0.5) -> None:
-        self.kb, self.metric = kb, metric
-        self.extractor = extractor or EXTRACTOR_VERSION
-        self.space_version = COMPATIBLE_SPACE_VERSIONS
+        self.kb, self.metric, self.task = kb, metric, task_of_metric(metric)
+        self.extractor = extractor or EXTRACTOR_VERSIONS[self.task]
+        self.space_version = compatible_space_versions(self.task)
         self.distance, self.portfolio_size, self.min_datasets = distance, portfolio_size, min_datasets
         self.restrict_to = set(restrict_to) if restrict_to is not None else None
         if ranking not in RANKINGS:
@@ -143,7 +147,8 @@ class Recommender:
         matrix = self.kb.metafeature_matrix(self.extractor)
         matrix = matrix[matrix.index.isin(self.scores.index)]
         self.info = {d.id: (d.name, d.family, d.content_hash) for d in self.kb.datasets()
-                     if d.id in set(matrix.index)}
+                     if d.id in set(matrix.index) and d.task == self.task}  # only datasets of this task
+        matrix = matrix[matrix.index.isin(list(self.info))]
         self.index = NeighborIndex(matrix, self.info, self.distance) if len(matrix) else None
         self._portfolios.clear()
         self._far = None
@@ -250,8 +255,8 @@ class Recommender:
     def _defaults(self, top: int) -> list[Recommendation]:
         """Library defaults of strong algorithms, for a knowledge base with nothing to go on."""
         recs = []
-        for rank, algorithm in enumerate(DEFAULT_ALGORITHMS[:top], start=1):
-            config = default_configuration(algorithm)
+        for rank, algorithm in enumerate(DEFAULT_ALGORITHMS[self.task][:top], start=1):
+            config = default_configuration(algorithm, task=self.task)
             recs.append(Recommendation(rank, algorithm, config, -1, None, None, "defaults", 0.0, []))
         return recs
 

@@ -24,7 +24,7 @@ import pandas as pd
 from metalearn.datasets import FeatureSchema
 from metalearn.errors import MetalearnError
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import ENSEMBLE_ORIGIN, to_jsonable
+from metalearn.protocol import ENSEMBLE_ORIGIN, task_of_metric, to_jsonable
 
 
 @dataclass
@@ -182,8 +182,9 @@ class SearchResult:
         best = self.best
         schema = self.schema.to_json() if self.schema is not None else {
             "columns": self.extra.get("columns"), "categorical": self.extra.get("categorical")}
-        return to_jsonable({"search_id": self.search_id, "dataset": self.dataset.get("name"),
-                            "metric": getattr(self.settings, "metric", None),
+        metric = getattr(self.settings, "metric", None)
+        return to_jsonable({"search_id": self.search_id, "dataset": self.dataset.get("name"), "metric": metric,
+                            "task": self.dataset.get("task") or (task_of_metric(metric) if metric else None),
                             "cv_score": best.score if best else None,
                             "algorithm": best.algorithm if best else None, "trial": best.number if best else None,
                             "configuration": best.configuration if best else None,

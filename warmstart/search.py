@@ -25,7 +25,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,19 @@ from metalearn.datasets import Dataset, FeatureSchema, stratified_subsample
 from metalearn.errors import MetalearnError
 from metalearn.evaluation import TrialResult, check_metric, evaluate_config
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
-from metalearn.metafeatures import EXTRACTOR_VERSION, extract_metafeatures
+from metalearn.metafeatures import EXTRACTOR_VERSIONS, extract_metafeatures
 from metalearn.pipeline import build_pipeline
-from metalearn.protocol import DEFAULTS, METRICS, MULTI_FIDELITY, STRATEGIES, WARM_STRATEGIES, check_choice
+from metalearn.protocol import (
+    DEFAULT_METRIC,
+    DEFAULTS,
+    METRICS,
+    MULTI_FIDELITY,
+    STRATEGIES,
+    WARM_STRATEGIES,
+    check_choice,
+    metric_for,
+    task_of_metric,
+)
 from metalearn.space import build_space, config_from_dict
 from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.executors import make_executor
@@ -84,7 +94,8 @@ class SearchSettings:
     n_trials: int | None = DEFAULTS.n_trials
     time_budget: float | None = None
     trial_time_limit: float | None = None
-    metric: str = DEFAULTS.metric
+    #: None: the task's default (balanced_accuracy for classification, r2 for regression)
+    metric: str | None = None
     folds: int = DEFAULTS.folds
     seed: int = DEFAULTS.seed
     max_rows: int | None = DEFAULTS.max_rows
@@ -102,7 +113,8 @@ class SearchSettings:
 
     def validate(self) -> SearchSettings:
         check_choice("strategy", self.strategy, STRATEGIES)
-        check_metric(self.metric)
+        if self.metric is not None:
+            check_metric(self.metric)
         if self.n_trials is None and self.time_budget is None:
             raise MetalearnError("give a budget: a number of trials, a time budget in seconds, or both")
         checks = [(self.n_trials is not None and self.n_trials < 1,
@@ -153,18 +165,25 @@ class WarmStartSearch:
 
     @property
     def recommender(self) -> Recommender:
-        if self._recommender is None:
-            self._recommender = Recommender(self.kb, self.settings.metric)
+        if self._recommender is None or self._recommender.metric != self.settings.metric:
+            self._recommender = Recommender(self.kb, self.settings.metric or DEFAULT_METRIC)
         return self._recommender
+
+    def for_task(self, dataset: Dataset) -> SearchSettings:
+        """The settings with the metric resolved for the dataset's task (its default when none was given);
+        a metric of the other task is a :class:`MetalearnError`."""
+        self.settings = replace(self.settings, metric=metric_for(dataset.task, self.settings.metric))
+        return self.settings
 
     # ------------------------------------------------------------------ steps
 
     def prepare(self, dataset: Dataset) -> tuple[int, dict[str, float | None]]:
         """Register the dataset and its meta-features (extracted once per extractor version)."""
+        self.for_task(dataset)
         dataset_id = self.kb.register(dataset)
-        features = self.kb.metafeatures(dataset_id, EXTRACTOR_VERSION)
+        features = self.kb.metafeatures(dataset_id, EXTRACTOR_VERSIONS[dataset.task])
         if features is None:
-            mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=0)
+            mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=0, task=dataset.task)
             self.kb.store_metafeatures(dataset_id, mf.extractor, mf.features, mf.seconds)
             features = mf.features
         return dataset_id, features
@@ -237,12 +256,13 @@ class WarmStartSearch:
         stored run gets the key ``f"{prefix}{trial number}"`` and a search with the same prefix resumes.
         With ``finish=False`` the search row is left active: the caller sets its final status.
         """
-        s, start = self.settings, time.perf_counter()
+        start = time.perf_counter()
+        s = self.for_task(dataset)
         result, dataset_id = self._start(dataset, search_id, run_key_prefix)
         if s.test_size:  # keep a test split aside: trials and the refit only see the rest
             dataset, result.extra["test"] = dataset.split(s.test_size, s.seed)
         outdir = Path(tempfile.mkdtemp(prefix="metalearn-smac-"))
-        X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed)
+        X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed, task=dataset.task)
         pool = CandidatePool(outdir / "predictions", s.ensemble_candidates if self.ensembles else 0)
         executor = make_executor(s.workers, s.dask_scheduler)
         try:
@@ -286,7 +306,8 @@ class WarmStartSearch:
         if self.record:
             dataset_id, features = self.prepare(dataset)
         else:
-            dataset_id, features = None, extract_metafeatures(dataset.X, dataset.y, dataset.categorical).features
+            dataset_id = None
+            features = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, task=dataset.task).features
         report = self.recommend(dataset, features, s.n_warm) if STRATEGY_TABLE[s.strategy].warm else None
         if self.record and search_id is None:
             search_id = self.kb.start_search(dataset_id, s.strategy, asdict(s))
@@ -303,7 +324,7 @@ class WarmStartSearch:
               result: SearchResult, executor: Any, outdir: Path, start: float, should_stop: Callable[[], bool] | None,
               callback: TrialCallback | None, run_key_prefix: str | None, pool: CandidatePool) -> TrialLoop:
         s = self.settings
-        space = build_space(seed=s.seed)
+        space = build_space(seed=s.seed, task=task_of_metric(s.metric))
         initial, result.warm_start = self.initial_configs(space, result.recommendations)
         if not STRATEGY_TABLE[s.strategy].warm:
             result.warm_start = None

@@ -23,13 +23,13 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
 from metalearn.api.dependencies import AppState, DatasetPathId, State
-from metalearn.api.schemas import MAX_ID, DatasetCreated, DatasetDetail, DatasetList, error_responses
+from metalearn.api.schemas import MAX_ID, DatasetCreated, DatasetDetail, DatasetList, Task, error_responses
 from metalearn.api.security import require_api_key
 from metalearn.api.services import count_datasets
-from metalearn.datasets import Dataset, from_frame, read_table
+from metalearn.datasets import Dataset, detect_task, from_frame, read_table
 from metalearn.errors import DatasetError, KnowledgeBaseError, NotFound
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
-from metalearn.metafeatures import EXTRACTOR_VERSION, extract_metafeatures
+from metalearn.metafeatures import EXTRACTOR_VERSIONS, extract_metafeatures
 from metalearn.protocol import to_jsonable
 from metalearn.settings import Limits, ServerSettings
 
@@ -161,6 +161,8 @@ def upload_dataset(
     categorical: Annotated[str | None, Form(max_length=100_000, description="Comma-separated columns to treat as "
                                                                             "categorical (text columns always "
                                                                             "are).")] = None,
+    task: Annotated[Task | None, Form(description="classification or regression (default: detected from the "
+                                                  "target).")] = None,
 ) -> dict[str, Any]:
     """Validate the table, register it with its meta-features and keep it for searches.
 
@@ -172,13 +174,15 @@ def upload_dataset(
     frame = read_upload(filename, file.file, file.size, settings)
     columns = [c.strip() for c in (categorical or "").split(",") if c.strip()]
     dataset_name = (name or "").strip() or Path(filename).stem or "dataset"
-    dataset = from_frame(frame, target, dataset_name, columns, limits=_limits(settings))  # DatasetError -> 400
+    dataset = from_frame(frame, target, dataset_name, columns, task=task, limits=_limits(settings))  # 400 if bad
     dataset_id, features, existing = _register(state.kb, dataset)
     state.store.save_dataset(dataset_id, dataset)
     state.recommendations.forget(dataset_id)
     info = state.kb.dataset(dataset_id)
+    reason = detect_task(dataset.y)[1] if task is None else "forced by the request"
     return {"id": dataset_id, "name": info.name, "n_rows": dataset.n_rows, "n_features": dataset.n_features,
-            "n_classes": dataset.n_classes, "target": dataset.target, "categorical": list(dataset.categorical),
+            "n_classes": dataset.n_classes, "task": dataset.task, "task_reason": reason,
+            "target": dataset.target, "categorical": list(dataset.categorical),
             "content_hash": dataset.content_hash, "existing": existing,
             "meta_features": to_jsonable(features)}
 
@@ -186,10 +190,11 @@ def upload_dataset(
 def _register(kb: KnowledgeBase, dataset: Dataset) -> tuple[int, dict[str, float | None], bool]:
     """The dataset's id and meta-features, registering both unless known; and whether it was known."""
     existing = kb.dataset_by_hash(dataset.content_hash)
-    features = kb.metafeatures(existing.id, EXTRACTOR_VERSION) if existing is not None else None
+    extractor = EXTRACTOR_VERSIONS[dataset.task]
+    features = kb.metafeatures(existing.id, extractor) if existing is not None else None
     if existing is not None and features is not None:
         return existing.id, features, True
-    mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=0)  # first: a failure leaves nothing
+    mf = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, seed=0, task=dataset.task)  # first
     dataset_id = kb.register(dataset)
     kb.store_metafeatures(dataset_id, mf.extractor, mf.features, mf.seconds)
     return dataset_id, mf.features, existing is not None
@@ -209,8 +214,9 @@ def list_datasets(state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 10
 def get_dataset(dataset_id: DatasetPathId, state: State) -> dict[str, Any]:
     """A dataset with its meta-feature vector."""
     info = dataset_or_404(state, dataset_id)
-    features = state.kb.metafeatures(dataset_id, EXTRACTOR_VERSION)
-    return _summary(state, info) | {"extractor": EXTRACTOR_VERSION,
+    extractor = EXTRACTOR_VERSIONS[info.task]
+    features = state.kb.metafeatures(dataset_id, extractor)
+    return _summary(state, info) | {"extractor": extractor,
                                     "meta_features": None if features is None else to_jsonable(features)}
 
 

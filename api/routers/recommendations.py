@@ -25,7 +25,8 @@ async def recommend(body: RecommendationRequest, state: State) -> Response:
     response was cached.
     """
     service = state.recommendations
-    content = service.peek(body.dataset_id, body.top, body.k, body.metric)  # in memory, on the event loop
+    known = service.known_metric(body.dataset_id, body.metric)
+    content = service.peek(body.dataset_id, body.top, body.k, known) if known else None  # in memory, on the loop
     hit = content is not None
     if content is None:
         content, hit = await run_in_threadpool(service.recommend, body.dataset_id, body.top, body.k, body.metric)

@@ -31,7 +31,7 @@ from metalearn.api.schemas import (
 from metalearn.api.security import require_api_key
 from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, NotFound
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import ACTIVE_STATUSES, to_jsonable
+from metalearn.protocol import ACTIVE_STATUSES, metric_for, to_jsonable
 from metalearn.report import MEDIA_TYPES, build_report, render_report
 from metalearn.warmstart.result import Trial, incumbent, stored_ensemble, trajectory, trials_from_runs
 from metalearn.warmstart.search import SearchSettings
@@ -108,7 +108,8 @@ def start_search(body: SearchRequest, response: Response, state: State) -> dict[
                        "base, not from an upload); upload the data with POST /v1/datasets to search on it")
     settings = SearchSettings(
         strategy=body.strategy, n_trials=body.n_trials, time_budget=body.time_budget,
-        trial_time_limit=body.trial_time_limit or state.settings.trial_time_limit, metric=body.metric,
+        trial_time_limit=body.trial_time_limit or state.settings.trial_time_limit,
+        metric=metric_for(info.task, body.metric),  # the task's default, or 400 for the other task's metric
         folds=body.folds, seed=body.seed, max_rows=body.max_rows, ensemble_size=body.ensemble_size,
     ).validate()
     search_id = state.jobs.submit(info.id, settings)  # QueueFull -> 429, ServiceStopping -> 503

@@ -40,14 +40,14 @@ def _subset(dataset: Dataset, index: np.ndarray, X: pd.DataFrame | None = None, 
     X = dataset.X.iloc[index].reset_index(drop=True) if X is None else X
     y = dataset.y.iloc[index].reset_index(drop=True) if y is None else y
     return Dataset(name=name or dataset.name, X=X, y=y, categorical=list(dataset.categorical), target=dataset.target,
-                   source="benchmark", family=dataset.family, openml_id=dataset.openml_id)
+                   source="benchmark", family=dataset.family, openml_id=dataset.openml_id, task=dataset.task)
 
 
 def _capped(part: Dataset, max_rows: int | None, seed: int) -> Dataset:
     """``part`` with at most ``max_rows`` rows (a stratified subsample)."""
     if max_rows is None or part.n_rows <= max_rows:
         return part
-    X, y = stratified_subsample(part.X, part.y, max_rows, seed)
+    X, y = stratified_subsample(part.X, part.y, max_rows, seed, task=part.task)
     return _subset(part, np.arange(len(X)), X=X, y=y, name=part.name)
 
 

@@ -7,14 +7,18 @@ This package owns the model report, from the figures to the page. It sits above 
   and a :class:`Dataset` and returns a :class:`ModelReport` whose ``data`` is plain JSON; the entry points
   :func:`report_for_result`, :func:`report_for_model` and :func:`report_for_search`;
 * :mod:`~metalearn.report.model` -- :class:`ReportOptions`, :class:`ModelReport`, :func:`render_report`;
-* :mod:`~metalearn.report.sections` (metrics, confusion matrix, calibration),
+* :mod:`~metalearn.report.evaluate` (the evaluation predictions), :mod:`~metalearn.report.sections`
+  (classification: metrics, confusion matrix, calibration), :mod:`~metalearn.report.regression` (regression:
+  metrics, predicted-vs-actual and residuals),
   :mod:`~metalearn.report.explanations` (permutation importance, partial dependence, surrogate tree),
-  :mod:`~metalearn.report.attributions` (SHAP, LIME), :mod:`~metalearn.report.fairness`,
+  :mod:`~metalearn.report.attributions` (SHAP), :mod:`~metalearn.report.lime_local` (LIME),
+  :mod:`~metalearn.report.fairness`,
   :mod:`~metalearn.report.search` (the search section, through :mod:`metalearn.warmstart.result`);
 * :mod:`~metalearn.report.html` -- the page, drawn from the data alone, so a stored JSON report can be
   rendered again.
 
-Methods (also stated in the report itself):
+The task is the dataset's (``Dataset.task``; :func:`report_for_model` takes it from the model file's metadata,
+:func:`report_for_search` from the search's settings). Methods (also stated in the report itself):
 
 * **Evaluation** -- with a test split (``test=``, or ``SearchResult.extra["test"]``) the final
   pipeline (fitted on the dataset unless already fitted) predicts the test rows. Without one the
@@ -53,6 +57,19 @@ Methods (also stated in the report itself):
   positive class. Multiclass: one-vs-rest for every class ("predicted == k" against "is k"); the
   summary is the largest difference over the classes. Differences above ``fairness_threshold``
   raise a warning.
+* **Regression** -- a regression report (``meta.task == "regression"``; ``meta.dataset.n_classes`` None)
+  evaluates predicted values the same way (test split, or ``cross_val_predict(method="predict")`` over
+  shuffled folds). ``metrics``: R², RMSE, MAE, MAPE (None when a target is zero), median absolute error,
+  explained variance, max error, mean residual, and the search's higher-is-better ``scores`` (error metrics
+  negated); ``residuals`` (residual = actual - predicted): predicted-vs-actual and residual points (at most
+  500, evenly spaced over the rows sorted by the actual value), residual quantiles, histogram and deciles
+  of the prediction. ``confusion-matrix`` and ``calibration`` hold a "not applicable to regression" note.
+  Permutation importance scores with the regression metric (default ``r2``); partial dependence is one
+  mean-prediction curve per feature; SHAP and LIME (regression mode) explain the predicted value; the
+  surrogate is a ``DecisionTreeRegressor`` whose fidelity is its R² against the model's predictions;
+  fairness gives per-group MAE, RMSE, mean residual, mean actual and mean prediction, the gap (largest
+  minus smallest group) of each and the largest gap relative to the overall MAE / RMSE, with a warning
+  above ``fairness_threshold``.
 * **Search** -- trials (origin ``warm_start`` / ``smac_initial`` / ``smac`` / ``random``), the best
   trial and the best score over trials and over time (as :mod:`metalearn.warmstart.result` defines
   them), and the neighbour datasets of the warm start with their distances (from a
@@ -61,9 +78,17 @@ Methods (also stated in the report itself):
 """
 
 from metalearn.report.build import build_report, report_for_model, report_for_result, report_for_search
-from metalearn.report.model import MEDIA_TYPES, REPORT_FORMAT, SECTIONS, ModelReport, ReportOptions, render_report
+from metalearn.report.model import (
+    MEDIA_TYPES,
+    REGRESSION_SECTIONS,
+    REPORT_FORMAT,
+    SECTIONS,
+    ModelReport,
+    ReportOptions,
+    render_report,
+)
 from metalearn.report.search import best_configuration, search_section_from_kb, search_section_from_result
 
-__all__ = ["MEDIA_TYPES", "REPORT_FORMAT", "SECTIONS", "ModelReport", "ReportOptions", "best_configuration",
-           "build_report", "render_report", "report_for_model", "report_for_result", "report_for_search",
-           "search_section_from_kb", "search_section_from_result"]
+__all__ = ["MEDIA_TYPES", "REGRESSION_SECTIONS", "REPORT_FORMAT", "SECTIONS", "ModelReport", "ReportOptions",
+           "best_configuration", "build_report", "render_report", "report_for_model", "report_for_result",
+           "report_for_search", "search_section_from_kb", "search_section_from_result"]

@@ -1,7 +1,8 @@
-"""Feature attributions of individual predictions: SHAP values (and their global summary) and LIME.
+"""Feature attributions of individual predictions: SHAP values (and their global summary).
 
-Both work on the *raw* columns: :class:`Codec` codes categorical columns as integers for the explainer and
-decodes them back to strings before ``pipeline.predict_proba``, so every value belongs to an original column.
+SHAP works on the *raw* columns: :class:`Codec` codes categorical columns as integers for the explainer and
+decodes them back to strings before ``pipeline.predict_proba`` (``predict`` for regression), so every value
+belongs to an original column. LIME (:mod:`metalearn.report.lime_local`) uses the same codec.
 """
 
 from __future__ import annotations
@@ -102,6 +103,23 @@ def local_rows(proba: np.ndarray, y_true: np.ndarray, classes: np.ndarray, n: in
     return chosen
 
 
+def regression_local_rows(predicted: np.ndarray, y_true: np.ndarray, n: int) -> list[tuple[int, str]]:
+    """Row positions worth explaining: largest error, most accurate, highest and lowest prediction, ..."""
+    error = np.abs(y_true - predicted)
+    candidates = [(int(np.argmax(error)), "largest error"), (int(np.argmin(error)), "most accurate prediction"),
+                  (int(np.argmax(predicted)), "highest prediction"), (int(np.argmin(predicted)), "lowest prediction")]
+    candidates += [(int(i), "large error") for i in np.argsort(-error, kind="stable")]
+    chosen: list[tuple[int, str]] = []
+    seen = set()
+    for i, why in candidates:
+        if len(chosen) >= n:
+            break
+        if i not in seen:
+            chosen.append((i, why))
+            seen.add(i)
+    return chosen
+
+
 def _model_speed(predict: Callable[[np.ndarray], Any], Z: np.ndarray, rows: int) -> float:
     """Seconds per predicted row for batches of about ``rows`` rows (plus the per-call overhead)."""
     batch = Z[np.resize(np.arange(len(Z)), rows)]
@@ -112,19 +130,23 @@ def _model_speed(predict: Callable[[np.ndarray], Any], Z: np.ndarray, rows: int)
 
 @dataclass
 class _Output:
-    """The explained output: P(positive class) of a binary model, P(class) of every class otherwise."""
+    """The explained output: P(positive class) of a binary model, P(class) of every class of a multiclass one,
+    the predicted value of a regression model (``classes`` None)."""
 
     model: Any
     codec: Codec
     positive: Any
+    regression: bool = False
 
     def __post_init__(self) -> None:
-        self.classes = np.asarray(self.model.classes_)
-        self.binary = len(self.classes) == 2
+        self.classes = None if self.regression else np.asarray(self.model.classes_)
+        self.binary = self.classes is not None and len(self.classes) == 2
         self.k_pos = (int(np.flatnonzero(self.classes == self.positive)[0])
                       if self.binary and self.positive in self.classes else 1)
 
     def direct(self, X: pd.DataFrame) -> np.ndarray:
+        if self.regression:
+            return np.asarray(self.model.predict(X), dtype=float)
         proba = self.model.predict_proba(X)
         return proba[:, self.k_pos] if self.binary else proba
 
@@ -187,10 +209,10 @@ def _fit_budget(explain: _Explainer, n_rows: int, opts: ReportOptions) -> tuple[
 def _global(values: np.ndarray, output: _Output) -> tuple[list[dict[str, Any]], list[Any], np.ndarray]:
     """Mean |SHAP| per feature (per class too for multiclass), the output names and the feature order."""
     columns = output.codec.columns
-    if output.binary:
+    if output.binary or output.regression:
         mean_abs = np.abs(values).mean(axis=0)
         per_class = None
-        outputs = [as_label(output.classes[output.k_pos])]
+        outputs = ["prediction"] if output.regression else [as_label(output.classes[output.k_pos])]
     else:
         per_class = np.abs(values).mean(axis=0)  # (m, K)
         mean_abs = per_class.sum(axis=1)
@@ -237,42 +259,80 @@ def _feature_values(order: np.ndarray, codec: Codec, X: pd.DataFrame) -> dict[st
     return values
 
 
+def _regression_locals(local: list[tuple[int, str]], predicted: np.ndarray, values: np.ndarray, base: np.ndarray,
+                       output: _Output, X_exp: pd.DataFrame, y_exp: np.ndarray) -> list[dict[str, Any]]:
+    """The individual predictions explained: the ten largest contributions to the predicted value."""
+    columns = output.codec.columns
+    out = []
+    for pos, (row, why) in enumerate(local):
+        vals, b = values[pos], float(base[pos])
+        top = np.argsort(-np.abs(vals), kind="stable")[:10]
+        raw = X_exp.iloc[row]
+        out.append({"row": int(row), "why": why, "true": float(y_exp[row]), "predicted": float(predicted[row]),
+                    "base_value": b, "output": float(b + vals.sum()),
+                    "contributions": [{"feature": columns[j], "value": to_jsonable(raw[columns[j]]),
+                                       "shap": float(vals[j])} for j in top]})
+    return out
+
+
+def _explained_rows(output: _Output, X_exp: pd.DataFrame, y_exp: np.ndarray, classes: np.ndarray | None,
+                    n_rows: int, opts: ReportOptions,
+                    rng: np.random.Generator) -> tuple[list[tuple[int, str]], np.ndarray, np.ndarray]:
+    """The local rows, then a random sample for the global summary; and the predictions on ``X_exp``
+    (aligned probabilities, or predicted values for regression)."""
+    if output.regression:
+        predicted = output.direct(X_exp)
+        local = regression_local_rows(predicted, np.asarray(y_exp, dtype=float), opts.n_local)
+    else:
+        predicted = align_proba(output.model.predict_proba(X_exp), output.classes, classes)
+        local = local_rows(predicted, y_exp, classes, opts.n_local)
+    order = [i for i, _ in local]
+    rest = np.setdiff1d(np.arange(len(X_exp)), order)
+    rng.shuffle(rest)
+    return local, np.array(order + rest[: max(0, n_rows - len(order))].tolist(), dtype=int), predicted
+
+
 def shap_section(model: Any, codec: Codec, X_exp: pd.DataFrame, y_exp: np.ndarray, background: pd.DataFrame,
-                 classes: np.ndarray, positive: Any, opts: ReportOptions) -> tuple[dict[str, Any], dict[str, Any]]:
-    """SHAP values (Permutation explainer, Independent masker) of the local rows and a sample for the summary."""
+                 classes: np.ndarray | None, positive: Any,
+                 opts: ReportOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """SHAP values (Permutation explainer, Independent masker) of the local rows and a sample for the summary.
+
+    ``classes`` None: a regression model, whose predicted value is explained.
+    """
     import shap
 
-    output = _Output(model, codec, positive)
+    output = _Output(model, codec, positive, regression=classes is None)
     rng = np.random.default_rng(opts.seed)
     bg_rows = background.iloc[np.sort(rng.choice(len(background), min(opts.shap_background, len(background)),
                                                  replace=False))]
     Z_bg = codec.encode(bg_rows)
     explain = _Explainer(shap, output, Z_bg, opts.seed)
     n_rows, permutations, notes = _fit_budget(explain, min(opts.shap_rows, len(X_exp)), opts)
-    # the rows to explain: the local ones first, then a stratified sample for the global summary
-    proba_exp = align_proba(model.predict_proba(X_exp), output.classes, classes)
-    local = local_rows(proba_exp, y_exp, classes, opts.n_local)
-    order = [i for i, _ in local]
-    rest = np.setdiff1d(np.arange(len(X_exp)), order)
-    rng.shuffle(rest)
-    idx = np.array(order + rest[: max(0, n_rows - len(order))].tolist(), dtype=int)
+    local, idx, predicted = _explained_rows(output, X_exp, y_exp, classes, n_rows, opts, rng)
     max_evals = 2 * len(codec.columns) * permutations + 1
     explanation = explain(codec.encode(X_exp.iloc[idx]), max_evals)
     values = np.asarray(explanation.values, dtype=float)  # (n, m) or (n, m, K)
     base = np.asarray(explanation.base_values, dtype=float)  # (n,) or (n, K)
     direct = output.direct(X_exp.iloc[idx])  # independent of the codec: checks the round trip too
     global_, outputs, order_f = _global(values, output)
+    if output.regression:
+        explained = "predicted value"
+        locals_ = _regression_locals(local, predicted, values, base, output, X_exp, y_exp)
+    else:
+        explained = f"P({outputs[0]})" if output.binary else "P(class), one output per class"
+        locals_ = _locals(local, predicted, values, base, classes, output, X_exp, y_exp)
     data = {
         "explainer": "shap.explainers.Permutation (model-agnostic) on the raw columns; categorical columns coded "
-                     "as integers for SHAP and decoded back before predict_proba",
+                     "as integers for SHAP and decoded back before " + ("predict" if output.regression
+                                                                         else "predict_proba"),
         "masker": f"shap.maskers.Independent over {len(Z_bg)} background rows",
-        "output": f"P({outputs[0]})" if output.binary else "P(class), one output per class",
+        "output": explained,
         "outputs": outputs,
         "n_rows": int(len(idx)), "rows": [int(i) for i in idx], "n_background": int(len(Z_bg)),
         "permutations": permutations, "max_evals": max_evals,
         "features": codec.columns,
         "global": global_,
-        "local": _locals(local, proba_exp, values, base, classes, output, X_exp, y_exp),
+        "local": locals_,
         "values": as_floats(values, 6), "base_values": as_floats(base, 6),
         "feature_values": _feature_values(order_f, codec, X_exp.iloc[idx]),
         "additivity_max_error": float(np.max(np.abs(base + values.sum(axis=1) - direct))),
@@ -281,43 +341,3 @@ def shap_section(model: Any, codec: Codec, X_exp: pd.DataFrame, y_exp: np.ndarra
     return data, {"shap_values": values, "shap_base": base, "shap_rows": idx, "shap_direct": direct}
 
 
-def lime_section(model: Any, codec: Codec, X_exp: pd.DataFrame, y_exp: np.ndarray, background: pd.DataFrame,
-                 rows: list[tuple[int, str]], reason: str, opts: ReportOptions) -> dict[str, Any]:
-    """LIME (``lime_tabular``) for the individual predictions ``rows``, on the raw columns."""
-    from lime.lime_tabular import LimeTabularExplainer
-
-    model_classes = np.asarray(model.classes_)
-    train = codec.encode(background)
-    medians = np.nanmedian(np.where(np.isfinite(train), train, np.nan), axis=0)
-    medians = np.where(np.isfinite(medians), medians, 0.0)
-    train = np.where(np.isnan(train), medians, train)
-
-    def predict(Z: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return model.predict_proba(codec.decode(Z))
-
-    explainer = LimeTabularExplainer(
-        train, mode="classification", feature_names=codec.columns, class_names=[str(c) for c in model_classes],
-        categorical_features=codec.categorical_index,
-        categorical_names={j: codec.names(j) for j in codec.categorical_index},
-        discretize_continuous=True, random_state=opts.seed)
-    out = []
-    proba = model.predict_proba(X_exp.iloc[[r for r, _ in rows]])
-    for (row, why), probs in zip(rows, proba, strict=True):
-        z = codec.encode(X_exp.iloc[[row]])[0]
-        z = np.where(np.isnan(z), medians, z)
-        k = int(np.argmax(probs))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            exp = explainer.explain_instance(z, predict, labels=(k,), num_features=min(10, len(codec.columns)),
-                                             num_samples=opts.lime_samples)
-        out.append({"row": int(row), "why": why, "true": as_label(y_exp[row]), "predicted": as_label(model_classes[k]),
-                    "probability": float(probs[k]), "explained_class": as_label(model_classes[k]),
-                    "weights": [{"condition": str(cond), "weight": float(w)} for cond, w in exp.as_list(label=k)],
-                    "intercept": float(exp.intercept[k]), "local_prediction": float(np.ravel(exp.local_pred)[0]),
-                    "r2": float(exp.score)})
-    return {"used": True, "reason": reason, "n_samples": opts.lime_samples,
-            "method": "lime.lime_tabular.LimeTabularExplainer on the raw columns (categorical columns as coded "
-                      "levels, missing numeric values replaced by the median for the perturbation)",
-            "local": out}

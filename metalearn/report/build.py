@@ -1,6 +1,6 @@
-"""Building a report: :func:`build_report` evaluates and explains a pipeline on a dataset; the entry points
-:func:`report_for_result`, :func:`report_for_model` and :func:`report_for_search` start from a search result,
-a saved model or a stored search."""
+"""Building a report: :func:`build_report` evaluates and explains a pipeline (a classifier or a regressor) on
+a dataset; the entry points :func:`report_for_result`, :func:`report_for_model` and :func:`report_for_search`
+start from a search result, a saved model or a stored search."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+from sklearn.base import is_classifier, is_regressor
 from threadpoolctl import threadpool_limits
 
 from metalearn import __version__
@@ -23,17 +22,25 @@ from metalearn.errors import MetalearnError
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.model_io import ModelBundle
 from metalearn.pipeline import build_pipeline
-from metalearn.protocol import DEFAULT_METRIC, to_jsonable
-from metalearn.report.attributions import Codec, TooSlow, lime_section, local_rows, shap_section
-from metalearn.report.common import SectionTimer, align_proba, column_roles, error_text, eval_xy, is_fitted
+from metalearn.protocol import METRICS, TASKS, check_choice, metric_for, task_of_metric, to_jsonable
+from metalearn.report.attributions import Codec, TooSlow, local_rows, regression_local_rows, shap_section
+from metalearn.report.common import SectionTimer, align_proba, column_roles, error_text, is_fitted
+from metalearn.report.evaluate import Evaluation, evaluate, positive_class
 from metalearn.report.explanations import (
     partial_dependence_section,
     permutation_section,
     scoring_for,
     surrogate_section,
 )
-from metalearn.report.fairness import fairness_section, sensitive_frame
+from metalearn.report.fairness import fairness_section, regression_fairness_section, sensitive_frame
+from metalearn.report.lime_local import lime_regression_section, lime_section
 from metalearn.report.model import REPORT_FORMAT, ModelReport, ReportOptions
+from metalearn.report.regression import (
+    CLASSIFICATION_ONLY,
+    not_applicable,
+    regression_metrics_section,
+    residuals_section,
+)
 from metalearn.report.search import best_configuration, search_section_from_kb, search_section_from_result
 from metalearn.report.sections import calibration_section, confusion_section, metrics_section
 from metalearn.space import algorithm_of
@@ -57,25 +64,6 @@ class _Context:
         return self.timer.run(name, func, self.warn)
 
 
-@dataclass
-class _Evaluation:
-    """The final pipeline's predictions on the evaluation rows (test split or out of fold)."""
-
-    model: Any
-    X: pd.DataFrame
-    y: pd.Series
-    classes: np.ndarray
-    proba: np.ndarray
-    info: dict[str, Any]  # the report's meta.evaluation
-    rows: str  # where the explanations' rows come from
-    y_true: np.ndarray = field(init=False)
-    y_pred: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.y_true = np.asarray(self.y.to_numpy())
-        self.y_pred = self.classes[np.argmax(self.proba, axis=1)]
-
-
 def _options(options: ReportOptions | None, overrides: Mapping[str, Any]) -> ReportOptions:
     opts = options or ReportOptions()
     if overrides:
@@ -86,64 +74,39 @@ def _options(options: ReportOptions | None, overrides: Mapping[str, Any]) -> Rep
     return opts.validate()
 
 
-def _on_test(model: Any, fitted: bool, dataset: Dataset, test: Any) -> _Evaluation:
-    X_eval, y_eval = eval_xy(test, list(dataset.X.columns))
-    final = model if fitted else clone(model).fit(dataset.X, dataset.y)
-    classes = np.asarray(final.classes_)
-    proba = align_proba(final.predict_proba(X_eval), np.asarray(final.classes_), classes)
-    info = {"method": "test split", "n_rows": int(len(X_eval)),
-            "model": "the final pipeline" + ("" if fitted else " fitted on the dataset")}
-    return _Evaluation(final, X_eval, y_eval, classes, proba, info, "the test split")
-
-
-def _out_of_fold(model: Any, fitted: bool, dataset: Dataset, ctx: _Context) -> _Evaluation:
-    X, y = dataset.X, dataset.y
-    min_count = int(y.value_counts().min())
-    folds = ctx.opts.folds or (5 if len(X) <= 5000 else 3)
-    n_splits = max(2, min(folds, min_count))
-    cv = (StratifiedKFold(n_splits, shuffle=True, random_state=ctx.opts.seed) if min_count >= 2
-          else KFold(n_splits, shuffle=True, random_state=ctx.opts.seed))
-    classes = np.unique(y.to_numpy())
-    proba = cross_val_predict(clone(model), X, y, cv=cv, method="predict_proba", n_jobs=1)
-    final = model if fitted else clone(model).fit(X, y)
-    info = {"method": "cross-validated predictions",
-            "detail": f"cross_val_predict(method='predict_proba') over {n_splits} "
-                      f"{'stratified ' if min_count >= 2 else ''}folds of a clone of the pipeline; "
-                      "explanations use the pipeline fitted on all rows",
-            "folds": n_splits, "n_rows": int(len(X))}
-    if min_count < 2:
-        ctx.warn.append("a class has a single row: plain (not stratified) folds were used")
-    rows = ("the rows the final model was fitted on (no test split: importances show what the model uses, not what "
-            "generalises)")
-    return _Evaluation(final, X, y, classes, proba, info, rows)
-
-
-def _positive_class(ev: _Evaluation, opts: ReportOptions) -> Any:
-    classes = ev.classes
-    positive = opts.positive_class if opts.positive_class is not None else (
-        classes[1] if len(classes) == 2 else None)
-    if len(classes) == 2 and positive not in set(classes.tolist()):
-        raise MetalearnError(f"positive class {positive!r} is not one of {classes.tolist()}")
-    return positive
-
-
-def _evaluate(model: Any, fitted: bool, dataset: Dataset, test: Any, ctx: _Context) -> tuple[_Evaluation, Any]:
-    """Predictions, then the metrics, confusion-matrix and calibration sections; returns the positive class."""
-    t0 = time.perf_counter()
-    ev = _on_test(model, fitted, dataset, test) if test is not None else _out_of_fold(model, fitted, dataset, ctx)
-    ctx.timer.seconds["evaluation"] = round(time.perf_counter() - t0, 3)
-    positive = _positive_class(ev, ctx.opts)
-    ctx.artifacts.update(model=ev.model, y_true=ev.y_true, y_pred=ev.y_pred, proba=ev.proba, classes=ev.classes,
-                         X_eval=ev.X)
+def _classification_sections(ctx: _Context, ev: Evaluation, positive: Any) -> None:
     y_true, y_pred, proba, classes = ev.y_true, ev.y_pred, ev.proba, ev.classes
     ctx.sections["metrics"] = ctx.run("metrics", lambda: metrics_section(y_true, y_pred, proba, classes, positive))
     ctx.sections["confusion-matrix"] = ctx.run("confusion-matrix", lambda: confusion_section(y_true, y_pred, classes))
     ctx.sections["calibration"] = ctx.run("calibration", lambda: calibration_section(
         y_true, y_pred, proba, classes, positive, ctx.opts.calibration_bins))
+
+
+def _regression_sections(ctx: _Context, ev: Evaluation) -> None:
+    y_true, y_pred = ev.y_true, ev.y_pred
+    ctx.sections["metrics"] = ctx.run("metrics", lambda: regression_metrics_section(y_true, y_pred))
+    ctx.sections["residuals"] = ctx.run("residuals", lambda: residuals_section(y_true, y_pred))
+    for name in CLASSIFICATION_ONLY:
+        ctx.sections[name] = not_applicable(name)
+
+
+def _evaluate(model: Any, fitted: bool, dataset: Dataset, test: Any, ctx: _Context) -> tuple[Evaluation, Any]:
+    """Predictions, then the evaluation sections (classification: metrics, confusion matrix and calibration;
+    regression: metrics and residuals); returns the positive class (None unless binary)."""
+    t0 = time.perf_counter()
+    ev = evaluate(model, fitted, dataset, test, ctx.opts, ctx.warn)
+    ctx.timer.seconds["evaluation"] = round(time.perf_counter() - t0, 3)
+    positive = positive_class(ev, ctx.opts)
+    ctx.artifacts.update(model=ev.model, y_true=ev.y_true, y_pred=ev.y_pred, proba=ev.proba, classes=ev.classes,
+                         X_eval=ev.X)
+    if ev.task == "regression":
+        _regression_sections(ctx, ev)
+    else:
+        _classification_sections(ctx, ev, positive)
     return ev, positive
 
 
-def _shap_step(ctx: _Context, ev: _Evaluation, codec: Codec, X_sub: pd.DataFrame, y_sub: np.ndarray,
+def _shap_step(ctx: _Context, ev: Evaluation, codec: Codec, X_sub: pd.DataFrame, y_sub: np.ndarray,
                background: pd.DataFrame, positive: Any) -> tuple[dict[str, Any], str | None]:
     """The SHAP section, and why LIME should stand in (None when SHAP worked)."""
     if not ctx.opts.shap:
@@ -165,17 +128,21 @@ def _shap_step(ctx: _Context, ev: _Evaluation, codec: Codec, X_sub: pd.DataFrame
     return data, reason
 
 
-def _attributions(ctx: _Context, ev: _Evaluation, dataset: Dataset, categorical: list[str], X_sub: pd.DataFrame,
+def _attributions(ctx: _Context, ev: Evaluation, dataset: Dataset, categorical: list[str], X_sub: pd.DataFrame,
                   y_sub: pd.Series, positive: Any) -> None:
     """SHAP, and LIME where SHAP does not serve (or always with ``lime=True``)."""
     opts = ctx.opts
     codec = Codec([dataset.X, ev.X], list(dataset.X.columns), categorical)
-    background = stratified_subsample(dataset.X, dataset.y, opts.sample_size, opts.seed + 1)[0]
+    background = stratified_subsample(dataset.X, dataset.y, opts.sample_size, opts.seed + 1, task=dataset.task)[0]
     y_sub_arr = np.asarray(y_sub.to_numpy())
     ctx.sections["shap"], reason = _shap_step(ctx, ev, codec, X_sub, y_sub_arr, background, positive)
     reason = "requested (lime=True)" if opts.lime is True else reason
     if opts.lime is not False and reason is not None:
         def run_lime() -> dict[str, Any]:
+            if ev.task == "regression":
+                predicted = np.asarray(ev.model.predict(X_sub), dtype=float)
+                rows = regression_local_rows(predicted, y_sub_arr.astype(float), opts.n_local)
+                return lime_regression_section(ev.model, codec, X_sub, y_sub_arr, background, rows, reason, opts)
             proba_sub = align_proba(ev.model.predict_proba(X_sub), np.asarray(ev.model.classes_), ev.classes)
             rows = local_rows(proba_sub, y_sub_arr, ev.classes, opts.n_local)
             return lime_section(ev.model, codec, X_sub, y_sub_arr, background, rows, reason, opts)
@@ -183,14 +150,14 @@ def _attributions(ctx: _Context, ev: _Evaluation, dataset: Dataset, categorical:
         ctx.sections["lime"] = ctx.run("lime", run_lime)
 
 
-def _explain(ctx: _Context, ev: _Evaluation, dataset: Dataset, roles: tuple[list[str], list[str]], metric: str,
+def _explain(ctx: _Context, ev: Evaluation, dataset: Dataset, roles: tuple[list[str], list[str]], metric: str,
              positive: Any) -> pd.DataFrame:
     """Permutation importance, partial dependence, SHAP / LIME and the surrogate; returns the subsample used."""
     opts, (numeric, categorical) = ctx.opts, roles
     X_sub, y_sub = stratified_subsample(ev.X.reset_index(drop=True), ev.y.reset_index(drop=True),
-                                        opts.sample_size, opts.seed)
+                                        opts.sample_size, opts.seed, task=dataset.task)
     ctx.artifacts.update(X_sub=X_sub, y_sub=y_sub)
-    scoring = scoring_for(metric, len(ev.classes))
+    scoring = scoring_for(metric, 0 if ev.classes is None else len(ev.classes))
     perm = ctx.run("permutation-importance", lambda: permutation_section(
         ev.model, X_sub, y_sub, scoring, opts.permutation_repeats, opts.seed, ev.rows))
     ctx.sections["permutation-importance"] = perm
@@ -201,7 +168,8 @@ def _explain(ctx: _Context, ev: _Evaluation, dataset: Dataset, roles: tuple[list
     _attributions(ctx, ev, dataset, categorical, X_sub, y_sub, positive)
 
     def run_surrogate() -> dict[str, Any]:
-        data, extra = surrogate_section(ev.model, ev.X.reset_index(drop=True), numeric, categorical, ev.y_true, opts)
+        data, extra = surrogate_section(ev.model, ev.X.reset_index(drop=True), numeric, categorical, ev.y_true, opts,
+                                        ev.task)
         ctx.artifacts.update(extra)
         return data
 
@@ -209,15 +177,18 @@ def _explain(ctx: _Context, ev: _Evaluation, dataset: Dataset, roles: tuple[list
     return X_sub
 
 
-def _fairness(ctx: _Context, ev: _Evaluation, positive: Any, sensitive: Any,
+def _fairness(ctx: _Context, ev: Evaluation, positive: Any, sensitive: Any,
               sensitive_data: pd.DataFrame | None) -> None:
     sens = sensitive_frame(sensitive, ev.X, sensitive_data)
     if sens is None:
         return
 
     def run_fairness() -> dict[str, Any]:
-        data, extra_warn = fairness_section(ev.y_true, ev.y_pred, ev.classes, positive, sens,
-                                            ctx.opts.fairness_threshold)
+        if ev.task == "regression":
+            data, extra_warn = regression_fairness_section(ev.y_true, ev.y_pred, sens, ctx.opts.fairness_threshold)
+        else:
+            data, extra_warn = fairness_section(ev.y_true, ev.y_pred, ev.classes, positive, sens,
+                                                ctx.opts.fairness_threshold)
         ctx.warn.extend(extra_warn)
         return data
 
@@ -247,16 +218,17 @@ def _model_meta(configuration: dict[str, Any] | None, final: Any, fitted: bool) 
             "estimator": type(final).__name__, "was_fitted": fitted}
 
 
-def _meta(ctx: _Context, ev: _Evaluation, dataset: Dataset, n_categorical: int, model: dict[str, Any],
+def _meta(ctx: _Context, ev: Evaluation, dataset: Dataset, n_categorical: int, model: dict[str, Any],
           metric: str, X_sub: pd.DataFrame, title: str | None) -> dict[str, Any]:
-    """The report's ``meta`` block (timings added by the caller)."""
-    return {
+    """The report's ``meta`` block (timings added by the caller); a regression report also has ``task``."""
+    meta = {
         "format": REPORT_FORMAT,
         "title": title or f"Model report: {dataset.name}",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metalearn_version": __version__,
         "dataset": {"name": dataset.name, "target": dataset.target, "n_rows": dataset.n_rows,
-                    "n_features": dataset.n_features, "n_classes": int(len(ev.classes)),
+                    "n_features": dataset.n_features,
+                    "n_classes": None if ev.classes is None else int(len(ev.classes)),
                     "n_categorical": n_categorical, "content_hash": dataset.content_hash},
         "model": model,
         "evaluation": ev.info,
@@ -267,6 +239,27 @@ def _meta(ctx: _Context, ev: _Evaluation, dataset: Dataset, n_categorical: int, 
                              f"{len(X_sub)} of {len(ev.X)} rows"},
         "options": asdict(ctx.opts),
     }
+    if ev.task == "regression":  # a classification report has no task key (its format predates regression)
+        meta["task"] = "regression"
+        meta["sampling"]["note"] = (f"permutation importance, partial dependence and SHAP use a subsample of "
+                                    f"{len(X_sub)} of {len(ev.X)} rows stratified on quantile bins of the target")
+    return meta
+
+
+def _check_model(model: Any, dataset: Dataset) -> None:
+    """The model fits the dataset's task: a classifier with probabilities, or a regressor."""
+    name = type(model).__name__
+    if dataset.task == "regression":
+        if is_classifier(model):
+            raise MetalearnError(f"{name} is a classifier but {dataset.name!r} is a regression dataset")
+        if not hasattr(model, "predict"):
+            raise MetalearnError(f"{name} has no predict; the report needs predictions")
+        return
+    if is_regressor(model):
+        raise MetalearnError(f"{name} is a regressor but {dataset.name!r} is a classification dataset "
+                             "(load the data with task='regression')")
+    if not hasattr(model, "predict_proba"):
+        raise MetalearnError(f"{name} has no predict_proba; the report needs probabilities")
 
 
 def build_report(model: Any, dataset: Dataset, *, test: Any = None, search: SearchResult | None = None,
@@ -282,7 +275,9 @@ def build_report(model: Any, dataset: Dataset, *, test: Any = None, search: Sear
     column name or list of names (looked up in the evaluation rows, then in ``sensitive_data``, a frame
     aligned with them) or a Series / DataFrame of values aligned with the evaluation rows.
     ``configuration`` names the search-space configuration of a given pipeline (shown in the report).
-    ``overrides`` are :class:`ReportOptions` fields.
+    ``overrides`` are :class:`ReportOptions` fields. The task is the dataset's (``dataset.task``): the model
+    is a classifier with ``predict_proba``, or a regressor; the metric (the ``metric`` option, else the
+    search's, else the task's default) must be one of the task's metrics.
     """
     ctx = _Context(_options(options, overrides))
     start = time.perf_counter()
@@ -291,13 +286,12 @@ def build_report(model: Any, dataset: Dataset, *, test: Any = None, search: Sear
         configuration = dict(model)
         model = build_pipeline(configuration, dataset.numeric, dataset.categorical, n_features=dataset.n_features,
                                random_state=ctx.opts.seed)
-    if not hasattr(model, "predict_proba"):
-        raise MetalearnError(f"{type(model).__name__} has no predict_proba; the report needs probabilities")
+    _check_model(model, dataset)
     if search is not None and configuration is None and search.best is not None:
         configuration = search.best.configuration
     fitted = is_fitted(model)
     roles = column_roles(model, dataset)
-    metric = ctx.opts.metric or (search.settings.metric if search is not None else None) or DEFAULT_METRIC
+    metric = metric_for(dataset.task, ctx.opts.metric or (search.settings.metric if search is not None else None))
     if test is None and search is not None:
         test = (getattr(search, "extra", None) or {}).get("test")
 
@@ -326,9 +320,22 @@ def report_for_result(result: SearchResult, dataset: Dataset, **kwargs: Any) -> 
     return build_report(model, dataset, search=result, **kwargs)
 
 
+def _model_task(model: Any, metadata: Mapping[str, Any]) -> str | None:
+    """The task of a saved model: from its metadata (``task``, else its metric), else from the estimator's
+    type; None when nothing tells (the task is then detected from the target)."""
+    if metadata.get("task"):
+        return check_choice("task", str(metadata["task"]), TASKS)
+    if metadata.get("metric") in METRICS:
+        return task_of_metric(str(metadata["metric"]))
+    if is_regressor(model):
+        return "regression"
+    return "classification" if is_classifier(model) else None
+
+
 def _model_dataset(model: Any, metadata: Mapping[str, Any], frame: pd.DataFrame, target: str,
                    name: str) -> Dataset:
-    """``frame`` as the model's dataset: its columns typed by its :class:`FeatureSchema` (as at prediction time).
+    """``frame`` as the model's dataset: its columns typed by its :class:`FeatureSchema` (as at prediction time),
+    for the model's task (:func:`_model_task`).
 
     A model file without a schema takes every column but the target, typed from the data.
     """
@@ -338,11 +345,12 @@ def _model_dataset(model: Any, metadata: Mapping[str, Any], frame: pd.DataFrame,
     categorical = list(metadata.get("categorical") or column_roles(model, probe)[1])
     bundle = ModelBundle(model, {**metadata, "categorical": categorical})
     schema = bundle.schema
+    task = _model_task(model, metadata)
     if schema is None:
-        return from_frame(frame, target, name, categorical)
+        return from_frame(frame, target, name, categorical, task=task)
     X = bundle.features(frame)
     return from_frame(pd.concat([X, frame[[target]]], axis=1), target, name,
-                      [c for c in schema.categorical if c in schema.columns])
+                      [c for c in schema.categorical if c in schema.columns], task=task)
 
 
 def report_for_model(model: Any, metadata: Mapping[str, Any], frame: pd.DataFrame, *, target: str | None = None,
@@ -368,6 +376,14 @@ def report_for_model(model: Any, metadata: Mapping[str, Any], frame: pd.DataFram
     return report
 
 
+def _search_task(settings: Mapping[str, Any]) -> str | None:
+    """The task of a stored search: its settings' ``task``, else its metric's (None: detected from the data)."""
+    if settings.get("task"):
+        return check_choice("task", str(settings["task"]), TASKS)
+    metric = settings.get("metric")
+    return task_of_metric(str(metric)) if metric in METRICS else None
+
+
 def report_for_search(kb: KnowledgeBase, search_id: int, frame: pd.DataFrame, *, target: str | None = None,
                       name: str | None = None, **kwargs: Any) -> ModelReport:
     """Refit a stored search's best configuration on ``frame`` (the knowledge base keeps no raw data) and report.
@@ -384,9 +400,9 @@ def report_for_search(kb: KnowledgeBase, search_id: int, frame: pd.DataFrame, *,
     if target not in frame.columns:
         raise MetalearnError(f"target column {target!r} not found in the data")
     frame = frame[frame[target].notna()].reset_index(drop=True)
-    dataset = from_frame(frame, target, name or info.name)
-    configuration = best_configuration(kb, search_id)
     settings = search.get("settings") or {}
+    dataset = from_frame(frame, target, name or info.name, task=_search_task(settings))
+    configuration = best_configuration(kb, search_id)
     pipeline = build_pipeline(configuration, dataset.numeric, dataset.categorical, n_features=dataset.n_features,
                               random_state=int(settings.get("seed") or 0))
     kwargs.setdefault("metric", settings.get("metric"))

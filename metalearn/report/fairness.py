@@ -1,4 +1,5 @@
-"""Fairness section: per-group metrics and demographic-parity / equalized-odds differences (fairlearn)."""
+"""Fairness section: per-group metrics and demographic-parity / equalized-odds differences (fairlearn) for
+classification; per-group errors (MAE, RMSE, mean residual) and their gaps for regression."""
 
 from __future__ import annotations
 
@@ -140,4 +141,59 @@ def fairness_section(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
                   for column in sensitive.columns]
     warn = [a["message"] for a in attributes if "message" in a]
     return {"threshold": threshold, "attributes": attributes,
+            "predictions": "evaluation predictions (test split or out-of-fold)"}, warn
+
+
+def _error_table(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> list[dict[str, Any]]:
+    """Count, MAE, RMSE, mean residual (actual - predicted), mean actual and mean prediction of every group."""
+    frame = pd.DataFrame({"group": groups, "y": y_true, "p": y_pred, "r": y_true - y_pred})
+    rows = []
+    for group, part in frame.groupby("group", sort=True):
+        rows.append({"group": str(group), "count": int(len(part)), "mae": float(part["r"].abs().mean()),
+                     "rmse": float(np.sqrt(np.mean(part["r"] ** 2))), "mean_residual": float(part["r"].mean()),
+                     "mean_actual": float(part["y"].mean()), "mean_predicted": float(part["p"].mean())})
+    return rows
+
+
+def _error_attribute(column: Any, values: pd.Series, y_true: np.ndarray, y_pred: np.ndarray,
+                     overall: dict[str, float], threshold: float) -> dict[str, Any]:
+    """The error gaps of one sensitive attribute (``message`` set when the largest relative gap is too large)."""
+    groups, binning = _groups(values.reset_index(drop=True))
+    table = _error_table(y_true, y_pred, groups)
+    scale = {"mae": overall["mae"], "rmse": overall["rmse"], "mean_residual": overall["mae"]}
+    gaps, relative, extremes = {}, {}, {}
+    for key in ("mae", "rmse", "mean_residual"):
+        worst = max(table, key=lambda g: abs(g[key]) if key == "mean_residual" else g[key])
+        gaps[key] = max(g[key] for g in table) - min(g[key] for g in table)
+        relative[key] = gaps[key] / scale[key] if scale[key] > 0 else None
+        extremes[key] = worst["group"]
+    ranked = [k for k in relative if relative[k] is not None]
+    key = max(ranked, key=lambda k: relative[k]) if ranked else "mae"
+    largest = {"metric": key, "gap": gaps[key], "relative": relative[key], "worst_group": extremes[key]}
+    flagged = relative[key] is not None and relative[key] > threshold and len(table) > 1
+    attribute = {
+        "attribute": str(column), "binning": binning, "groups": table, "gaps": gaps, "relative_gaps": relative,
+        "largest_gap": largest, "warning": bool(flagged),
+        "small_groups": [g["group"] for g in table if g["count"] < 30],
+        "method": "regression: per-group errors of the evaluation predictions; gap = largest minus smallest group "
+                  "value; relative gap = gap / overall MAE (MAE, mean residual) or / overall RMSE (RMSE)",
+    }
+    if flagged:
+        attribute["message"] = (f"fairness: {key.replace('_', ' ')} gap for {column!r} is {relative[key]:.3f} of "
+                                f"the overall {'RMSE' if key == 'rmse' else 'MAE'}, above {threshold:g} "
+                                f"(worst group {extremes[key]!r})")
+    return attribute
+
+
+def regression_fairness_section(y_true: np.ndarray, y_pred: np.ndarray, sensitive: pd.DataFrame,
+                                threshold: float) -> tuple[dict[str, Any], list[str]]:
+    """Per-group error figures and their gaps for each sensitive column, and the warnings of those whose
+    largest relative gap is above ``threshold``."""
+    residual = y_true - y_pred
+    overall = {"mae": float(np.mean(np.abs(residual))), "rmse": float(np.sqrt(np.mean(residual ** 2))),
+               "mean_residual": float(np.mean(residual))}
+    attributes = [_error_attribute(column, sensitive[column], y_true, y_pred, overall, threshold)
+                  for column in sensitive.columns]
+    warn = [a["message"] for a in attributes if "message" in a]
+    return {"task": "regression", "threshold": threshold, "overall": overall, "attributes": attributes,
             "predictions": "evaluation predictions (test split or out-of-fold)"}, warn

@@ -13,6 +13,14 @@ from typing import Any
 
 from metalearn.report.html_explanations import render_lime, render_shap, render_surrogate
 from metalearn.report.html_parts import esc, unavailable
+from metalearn.report.html_regression import (
+    render_regression_fairness,
+    render_regression_lime,
+    render_regression_metrics,
+    render_regression_shap,
+    render_regression_surrogate,
+    render_residuals,
+)
 from metalearn.report.html_sections import (
     render_calibration,
     render_confusion,
@@ -25,6 +33,7 @@ from metalearn.report.html_sections import (
 
 TITLES = {
     "metrics": "Hold-out metrics",
+    "residuals": "Predicted vs actual and residuals",
     "confusion-matrix": "Confusion matrix",
     "calibration": "Calibration",
     "permutation-importance": "Permutation importance",
@@ -35,8 +44,11 @@ TITLES = {
     "fairness": "Fairness",
     "search": "The search",
 }
-#: Section ids, in page order (``lime`` and ``fairness`` only when used).
-SECTIONS = tuple(TITLES)
+#: Section ids of a classification report, in page order (``lime`` and ``fairness`` only when used).
+SECTIONS = tuple(sid for sid in TITLES if sid != "residuals")
+#: Section ids of a regression report, in page order (``confusion-matrix`` and ``calibration`` hold a
+#: "not applicable to regression" note; ``lime`` and ``fairness`` only when used).
+REGRESSION_SECTIONS = tuple(TITLES)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -70,22 +82,35 @@ RENDERERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], str]] = {
     "fairness": render_fairness,
     "search": render_search,
 }
+#: the renderers of a regression report (the others are shared)
+REGRESSION_RENDERERS = {
+    **RENDERERS,
+    "metrics": render_regression_metrics,
+    "residuals": render_residuals,
+    "shap": render_regression_shap,
+    "lime": render_regression_lime,
+    "surrogate": render_regression_surrogate,
+    "fairness": render_regression_fairness,
+}
 
 
 def render_html(data: Mapping[str, Any]) -> str:
     """The whole page: header, warnings, navigation, one ``<section>`` per report section."""
     meta, sections = data["meta"], data["sections"]
     ds, model = meta["dataset"], meta["model"]
+    regression = meta.get("task") == "regression"
+    renderers = REGRESSION_RENDERERS if regression else RENDERERS
+    order = REGRESSION_SECTIONS if regression else SECTIONS
     body = []
-    for sid in SECTIONS:
+    for sid in order:
         if sid not in sections:
             continue
         try:
-            content = unavailable(sections[sid]) or RENDERERS[sid](sections[sid], meta)
+            content = unavailable(sections[sid]) or renderers[sid](sections[sid], meta)
         except Exception as exc:  # a figure that cannot be drawn must not lose the page
             content = f'<div class="warn">Could not render this section: {esc(type(exc).__name__)}: {esc(exc)}</div>'
         body.append(section(sid, content))
-    nav = "".join(f'<a href="#{sid}">{esc(TITLES[sid])}</a>' for sid in SECTIONS if sid in sections)
+    nav = "".join(f'<a href="#{sid}">{esc(TITLES[sid])}</a>' for sid in order if sid in sections)
     warnings = "".join(f"<li>{esc(w)}</li>" for w in data.get("warnings", []))
     config = json.dumps(model.get("configuration"), indent=1, sort_keys=True) if model.get("configuration") else None
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in meta.get("timings", {}).items())
@@ -102,7 +127,8 @@ def render_html(data: Mapping[str, Any]) -> str:
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{esc(meta['title'])}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(meta['title'])}</h1><p>{esc(ds['name'])}: {ds['n_rows']:,} rows, {ds['n_features']} "
-        f"features ({ds['n_categorical']} categorical), {ds['n_classes']} classes, target {esc(ds['target'])}</p>"
+        f"features ({ds['n_categorical']} categorical), "
+        + ("regression" if regression else f"{ds['n_classes']} classes") + f", target {esc(ds['target'])}</p>"
         "</header>"
         f"<nav>{nav}</nav><main>"
         + '<section id="summary"><h2>Summary</h2>' + "".join(summary)

@@ -36,19 +36,20 @@ def render_shap(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     out += ["<h3>Global importance</h3>", img(fig, "SHAP global summary")]
     values = np.asarray(d["values"], dtype=float) if d.get("values") else None
     if values is not None and values.ndim == 2 and d.get("feature_values"):
-        out.append(_beeswarm(d, values))
+        out.append(beeswarm(d, values))
     out.append("<h3>Individual predictions</h3>")
     for local in d["local"]:
         out.append(f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {esc(local['true'])}, predicted "
                    f"{esc(local['predicted'])} with p = {local['probability']:.3f}; explained output "
                    f"P({esc(local['output_class'])}) = {local['base_value']:.3f} (base) + Σ SHAP = "
                    f"{local['output']:.3f}</p>")
-        out.append(_contributions([f"{c['feature']} = {short(c['value'], 14)}" for c in local["contributions"]],
-                                  [c["shap"] for c in local["contributions"]], "SHAP value", f"row {local['row']}"))
+        out.append(contributions_figure([f"{c['feature']} = {short(c['value'], 14)}" for c in local["contributions"]],
+                                        [c["shap"] for c in local["contributions"]], "SHAP value",
+                                        f"row {local['row']}"))
     return "".join(out)
 
 
-def _beeswarm(d: Mapping[str, Any], values: np.ndarray) -> str:
+def beeswarm(d: Mapping[str, Any], values: np.ndarray) -> str:
     features = list(d["feature_values"])
     index = {f: j for j, f in enumerate(d["features"])}
     fig = figure(7.5, 1.2 + 0.32 * len(features))
@@ -72,7 +73,7 @@ def _beeswarm(d: Mapping[str, Any], values: np.ndarray) -> str:
     return "<h3>Distribution over the explained rows</h3>" + img(fig, "SHAP beeswarm")
 
 
-def _contributions(labels: list[str], values: list[float], xlabel: str, alt: str) -> str:
+def contributions_figure(labels: list[str], values: list[float], xlabel: str, alt: str) -> str:
     fig = figure(7.5, 0.9 + 0.26 * len(values))
     ax = fig.add_subplot()
     ax.barh([short(label, 40) for label in labels][::-1], values[::-1],
@@ -92,8 +93,9 @@ def render_lime(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         out.append(f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {esc(local['true'])}, predicted "
                    f"{esc(local['predicted'])} with p = {local['probability']:.3f}; local linear model: intercept "
                    f"{local['intercept']:.3f}, prediction {local['local_prediction']:.3f}, R² {local['r2']:.3f}</p>")
-        out.append(_contributions([w["condition"] for w in local["weights"]], [w["weight"] for w in local["weights"]],
-                                  f"weight for P({local['explained_class']})", f"LIME row {local['row']}"))
+        out.append(contributions_figure([w["condition"] for w in local["weights"]],
+                                        [w["weight"] for w in local["weights"]],
+                                        f"weight for P({local['explained_class']})", f"LIME row {local['row']}"))
     return "".join(out)
 
 
@@ -109,11 +111,12 @@ def render_surrogate(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             + f'<p class="{quality}">The tree agrees with the model on {100 * d["fidelity_holdout"]:.1f}% of held-out '
               "rows" + ("" if quality == "ok" else ": read its rules as a rough sketch only") + ".</p>"
             + '<table class="kv">' + "".join(f"<tr><td>{esc(k)}</td><td>{fmt(v)}</td></tr>" for k, v in rows)
-            + "</table>" + img(_tree_figure(d["tree"], d["classes"]), "surrogate decision tree")
+            + "</table>" + img(tree_figure(d["tree"], d["classes"]), "surrogate decision tree")
             + f"<details><summary>Rules (text)</summary><pre>{esc(d['rules'])}</pre></details>")
 
 
-def _tree_figure(nodes: list[dict[str, Any]], classes: list[Any]) -> Any:
+def tree_figure(nodes: list[dict[str, Any]], classes: list[Any] | None) -> Any:
+    """The surrogate tree drawn from its nodes (leaves: class and share, or the mean prediction ``value``)."""
     by_id = {n["id"]: n for n in nodes}
     x: dict[int, float] = {}
     counter = [0]
@@ -135,7 +138,9 @@ def _tree_figure(nodes: list[dict[str, Any]], classes: list[Any]) -> Any:
     ax.set_xlim(-0.6, leaves - 0.4)
     ax.set_ylim(-depth - 0.6, 0.6)
     ax.axis("off")
-    colour = {c: PALETTE[i % 10] for i, c in enumerate(classes)}
+    colour = {c: PALETTE[i % 10] for i, c in enumerate(classes or [])}
+    values = [n["value"] for n in nodes if n.get("value") is not None]  # regression: leaf colour by value
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
     for node in nodes:
         if node["leaf"]:
             continue
@@ -145,8 +150,12 @@ def _tree_figure(nodes: list[dict[str, Any]], classes: list[Any]) -> Any:
                     fontsize=7, color="#555", ha="center", va="center", zorder=3,
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"})
     for node in nodes:
-        share = max(node["fractions"]) if node["fractions"] else 0
-        if node["leaf"]:
+        share = max(node["fractions"]) if node.get("fractions") else 0
+        if node["leaf"] and "value" in node:
+            text = f"ŷ = {node['value']:.4g}\nn={node['samples']}"
+            level = (node["value"] - low) / (high - low) if high > low else 0.5
+            box = {"boxstyle": "round,pad=0.3", "fc": (level, 0.35, 1 - level), "ec": "#333", "alpha": 0.45}
+        elif node["leaf"]:
             text = f"{short(node['class'], 14)}\n{share:.0%} · n={node['samples']}"
             face = colour.get(node["class"], "#ccc")
             box = {"boxstyle": "round,pad=0.3", "fc": face, "ec": "#333", "alpha": 0.35 + 0.5 * share}

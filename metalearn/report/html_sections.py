@@ -108,15 +108,17 @@ def render_pdp(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     fig = figure(min(4.0 * n, 16), 3.6)
     axes = np.atleast_1d(fig.subplots(1, n, sharey=True))
     for ax, f in zip(axes, features, strict=False):
-        for i, (cls, values) in enumerate(list(f["average"].items())[:10]):
+        curves = f["average"] if isinstance(f["average"], Mapping) else {"prediction": f["average"]}  # regression
+        for i, (cls, values) in enumerate(list(curves.items())[:10]):
             ax.plot(f["grid"], values, color=PALETTE[i % 10], label=short(cls, 14))
         deciles = [v for v in f.get("deciles", []) if v is not None]
         if deciles:
             lo, hi = ax.get_ylim()
             ax.vlines(deciles, lo, lo + 0.05 * (hi - lo), color="#333", lw=1)
         ax.set_xlabel(short(f["feature"], 24))
-    axes[0].set_ylabel("average predicted probability")
-    axes[0].legend(fontsize=7)
+    axes[0].set_ylabel(f"average {d.get('output', 'predicted probability')}")
+    if any(isinstance(f["average"], Mapping) for f in features):  # one curve per class (not for regression)
+        axes[0].legend(fontsize=7)
     return note(f"{d['method']}; {d['n_rows']} rows; ticks at the bottom are deciles of the feature.") + img(
         fig, "partial dependence")
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from metalearn.errors import MetalearnError
 from metalearn.protocol import to_jsonable
-from metalearn.report.html import SECTIONS, render_html
+from metalearn.report.html import REGRESSION_SECTIONS, SECTIONS, render_html
 
-__all__ = ["MEDIA_TYPES", "REPORT_FORMAT", "SECTIONS", "ModelReport", "ReportOptions", "render_report"]
+__all__ = ["MEDIA_TYPES", "REGRESSION_SECTIONS", "REPORT_FORMAT", "SECTIONS", "ModelReport", "ReportOptions",
+           "render_report"]
 
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "json": "application/json"}
 REPORT_FORMAT = "metalearn-report/1"
@@ -42,7 +43,7 @@ class ReportOptions:
     calibration_bins: int = 10
     fairness_threshold: float = 0.1
     positive_class: Any = None  # binary problems; default: the second of the sorted classes
-    metric: str | None = None  # permutation-importance scoring; default: the search's metric or balanced accuracy
+    metric: str | None = None  # permutation-importance scoring; default: the search's metric or the task's default
 
     def validate(self) -> ReportOptions:
         if self.sample_size < 10:
