@@ -14,15 +14,20 @@ Lifecycle of a search (its status lives in the knowledge base, so any server pro
   (``GET /v1/searches/{id}`` reads them from there), saves the refitted model to the data directory
   and only then sets the final status itself
   (``succeeded``, ``failed`` or ``cancelled``): a client that sees ``succeeded`` can download the model.
-* Cancellation writes a flag file that the worker's ``should_stop`` checks between trials; a worker
-  still busy ``cancel_grace`` seconds later (a long trial) is killed and the search marked cancelled.
-  Trials finished before stay in the knowledge base in every case.
+* Cancellation writes a flag file; a thread of the worker sees it within half a second and kills the
+  running trial (stored ``cancelled``), and the search stops before its next trial. A worker still busy
+  ``cancel_grace`` seconds later is killed and the search marked cancelled. Trials finished before stay
+  in the knowledge base in every case.
 * Every status change goes through the knowledge base's repository (``set_search_status``,
-  ``finish_search``, ``fail_running_searches``), which only moves a search forward.
-* A worker that dies marks nothing: the scheduler sees its exit code and marks the search failed.
-  At shutdown, queued and running searches are marked failed and worker processes are killed; at
-  startup, searches left ``queued``/``running`` by a previous server are marked failed
-  (:func:`metalearn.service.recover_searches`).
+  ``finish_search``, ``interrupt_orphaned_searches``), which only moves a search forward.
+* Honest states: the scheduler beats for its queued and running searches and the worker's search for
+  itself, so another process can tell a live search from an orphan. A worker that dies marks nothing:
+  the scheduler sees its exit code and marks the search failed. At shutdown, queued and running
+  searches are marked ``interrupted`` and worker processes are killed. A worker dies with its server
+  (``PR_SET_PDEATHSIG``, and it checks its parent), so after a ``kill -9`` of the server no orphan
+  finishes a search or writes its model; at the next startup the searches whose owner is gone are
+  marked ``interrupted`` (:func:`metalearn.service.recover_searches`), and a search another live
+  process runs (a CLI search on the same knowledge base) is left alone.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ from typing import Any
 
 from metalearn.api.storage import DataStore
 from metalearn.errors import MetalearnError, QueueFull, ServiceStopping
+from metalearn.evaluation import cancel_running_trials, die_with_parent
 from metalearn.knowledge_base import KnowledgeBase
+from metalearn.knowledge_base.searches import HEARTBEAT_INTERVAL
 from metalearn.service import STOPPED_QUEUED, STOPPED_RUNNING
 from metalearn.settings import ServerSettings
 from metalearn.warmstart.result import SearchResult
@@ -148,7 +155,7 @@ class JobManager:
             return "cancelling"
 
     def close(self) -> None:
-        """Stop scheduling; mark queued and running searches failed and kill their workers."""
+        """Stop scheduling; kill the workers and mark their searches and the queued ones interrupted."""
         with self._cond:
             if self._closed:
                 return
@@ -158,16 +165,17 @@ class JobManager:
             self._running.clear()
             self._cond.notify_all()
         for job in queued:
-            self.kb.set_search_status(job.search_id, "failed", error=STOPPED_QUEUED)
+            self.kb.set_search_status(job.search_id, "interrupted", error=STOPPED_QUEUED)
         for search_id, run in running.items():
             _kill(run.process)
-            self.kb.set_search_status(search_id, "failed", error=STOPPED_RUNNING)
+            self.kb.set_search_status(search_id, "interrupted", error=STOPPED_RUNNING)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     # ------------------------------------------------------------------ scheduler
 
     def _loop(self) -> None:
+        beaten = time.monotonic()
         while True:
             finished: list[int] = []
             with self._cond:
@@ -176,6 +184,9 @@ class JobManager:
                 try:
                     finished = self._reap()
                     self._launch()
+                    if time.monotonic() - beaten >= HEARTBEAT_INTERVAL:
+                        beaten = time.monotonic()
+                        self.kb.beat([job.search_id for job in self._queue] + list(self._running))
                 except Exception:  # keep scheduling whatever happens to one search
                     log.exception("search scheduler error")
                 self._cond.wait(timeout=0.25)
@@ -190,7 +201,7 @@ class JobManager:
                 continue  # cancelled meanwhile
             payload = {"search_id": job.search_id, "dataset_id": job.dataset_id, "settings": job.settings,
                        "db_url": self.kb.url, "data_dir": str(self.store.root),
-                       "niceness": self.settings.worker_niceness}
+                       "niceness": self.settings.worker_niceness, "parent": os.getpid()}
             process = self._ctx.Process(target=run_search_job, args=(payload,),
                                         name=f"metalearn-search-{job.search_id}", daemon=False)
             try:
@@ -254,32 +265,53 @@ def _detach(niceness: int | None) -> None:
             pass
 
 
-def _finish(engine: WarmStartSearch, result: SearchResult, orphaned: bool) -> None:
+def _finish(engine: WarmStartSearch, result: SearchResult) -> None:
     """Record the final status of a search that ran to its end (after its model was saved)."""
     best = result.best
-    if orphaned:  # the server died under us: same outcome as recover_searches() at its restart
-        engine.kb.finish_search(result.search_id, "failed", best.run_id if best else None, STOPPED_RUNNING)
-    elif result.status in ("cancelled", "interrupted"):
+    if result.status == "cancelled":
         engine.finish(result, "cancelled by request" + ("" if best is not None else "; no trial had succeeded"))
     else:
         engine.finish(result)
 
 
+def _watch_cancel(store: DataStore, search_id: int, done: threading.Event) -> None:
+    """Kill the running trial as soon as the search is cancelled (the loop then stops before the next one)."""
+    while not done.wait(0.5):
+        if store.cancel_requested(search_id):
+            cancel_running_trials()
+            return
+
+
 def _search(kb: KnowledgeBase, payload: dict[str, Any]) -> None:
-    """Run the search of ``payload``, save its model, then record its final status."""
+    """Run the search of ``payload``, save its model, then record its final status.
+
+    An orphan (its server died: it should have died with it) stops, saves nothing and leaves the search
+    ``interrupted``, the state the next server's startup gives it too.
+    """
     search_id = int(payload["search_id"])
     store = DataStore(Path(payload["data_dir"]))
     dataset = store.load_dataset(int(payload["dataset_id"]))
     engine = WarmStartSearch(kb, SearchSettings.from_dict(payload["settings"]))
     parent = os.getppid()
 
-    def should_stop() -> bool:
-        return store.cancel_requested(search_id) or os.getppid() != parent
+    def orphaned() -> bool:
+        return os.getppid() != parent
 
-    result = engine.run(dataset, should_stop=should_stop, search_id=search_id, finish=False)
+    def should_stop() -> str | bool:
+        return "interrupted" if orphaned() else store.cancel_requested(search_id)
+
+    done = threading.Event()
+    threading.Thread(target=_watch_cancel, args=(store, search_id, done), daemon=True).start()
+    try:
+        result = engine.run(dataset, should_stop=should_stop, search_id=search_id, finish=False)
+    finally:
+        done.set()
+    if orphaned():
+        engine.kb.finish_search(search_id, "interrupted", error=STOPPED_RUNNING)
+        return
     if result.model is not None:
         result.bundle().save(store.model_path(search_id))
-    _finish(engine, result, orphaned=os.getppid() != parent)
+    _finish(engine, result)
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -293,6 +325,7 @@ def _failure_message(exc: BaseException) -> str:
 
 def run_search_job(payload: dict[str, Any]) -> None:
     """Entry point of a worker process: run one search, save its model, set its final status."""
+    die_with_parent(payload.get("parent"))
     _detach(payload.get("niceness"))
     warnings.simplefilter("ignore")
     kb: KnowledgeBase | None = None

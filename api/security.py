@@ -5,6 +5,15 @@ hashed and compared with every stored digest using :func:`hmac.compare_digest`. 
 configured, every ``/v1/`` endpoint except ``/v1/health`` answers 401 without a valid
 ``Authorization: Bearer <key>`` header. The documentation (``/docs``, ``/redoc``,
 ``/openapi.json``) stays readable without a key.
+
+A key may hold any Unicode text: both sides hash its UTF-8 bytes. HTTP headers arrive as bytes that
+Starlette decodes as latin-1; :func:`key_bytes` recovers the bytes sent and reads them as UTF-8 (or as
+latin-1 when they are not UTF-8), so a client sending the key in either encoding matches.
+
+A client address that presents more than :data:`MAX_AUTH_FAILURES` wrong keys (or malformed headers)
+within :data:`AUTH_FAILURE_WINDOW` seconds gets 429 with ``Retry-After`` on every protected path until
+its failures age out of the window (a request without any key is not counted). Behind a reverse proxy
+every client has the proxy's address unless uvicorn trusts its forwarding headers (``--forwarded-allow-ips``).
 """
 
 from __future__ import annotations
@@ -12,7 +21,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -22,6 +34,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 OPEN_PATHS = frozenset({"/v1/health"})
 PROTECTED_PREFIX = "/v1/"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+MAX_AUTH_FAILURES = 10
+AUTH_FAILURE_WINDOW = 60.0  # seconds
+MAX_TRACKED_CLIENTS = 10_000
 
 bearer_scheme = HTTPBearer(auto_error=False, scheme_name="APIKey",
                            description="An API key from METALEARN_API_KEYS, sent as `Authorization: Bearer <key>`.")
@@ -34,11 +49,23 @@ def key_is_valid(presented: str | None, digests: Iterable[bytes]) -> bool:
         return True
     if not presented:
         return False
-    candidate = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+    candidate = hashlib.sha256(key_bytes(presented)).digest()
     valid = False
     for digest in digests:
         valid |= hmac.compare_digest(candidate, digest)
     return valid
+
+
+def key_bytes(presented: str) -> bytes:
+    """The UTF-8 bytes of a presented key, whether it is a header value (bytes read as latin-1) or plain text."""
+    try:
+        raw = presented.encode("latin-1")
+    except UnicodeEncodeError:  # text beyond latin-1: not from a header, already decoded
+        return presented.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8").encode("utf-8")
+    except UnicodeDecodeError:  # a client that sent latin-1
+        return raw.decode("latin-1").encode("utf-8")
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -80,19 +107,71 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-class APIKeyMiddleware:
-    """401 for ``/v1/`` requests without a valid key (before the body is read)."""
+class FailureLimiter:
+    """Failed authentications per client address in a sliding window (the oldest clients forgotten first)."""
 
-    def __init__(self, app: ASGIApp, digests: tuple[bytes, ...], open_paths: Iterable[str] = OPEN_PATHS) -> None:
+    def __init__(self, limit: int = MAX_AUTH_FAILURES, window: float = AUTH_FAILURE_WINDOW,
+                 clock: Callable[[], float] = time.monotonic, max_clients: int = MAX_TRACKED_CLIENTS) -> None:
+        self.limit, self.window, self.clock, self.max_clients = limit, window, clock, max_clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or ``None`` when it is not blocked."""
+        now = self.clock()
+        failures = self._recent(client, now)
+        if not failures:
+            self._failures.pop(client, None)
+            return None
+        if len(failures) < self.limit:
+            return None
+        return max(1, math.ceil(failures[-self.limit] + self.window - now))
+
+    def record(self, client: str) -> None:
+        now = self.clock()
+        failures = self._recent(client, now)
+        failures.append(now)
+        self._failures[client] = failures
+        self._failures.move_to_end(client)
+        while len(self._failures) > self.max_clients:
+            self._failures.popitem(last=False)
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class APIKeyMiddleware:
+    """401 for ``/v1/`` requests without a valid key (before the body is read); 429 for a client after too many
+    wrong keys (see :class:`FailureLimiter`)."""
+
+    def __init__(self, app: ASGIApp, digests: tuple[bytes, ...], open_paths: Iterable[str] = OPEN_PATHS,
+                 limiter: FailureLimiter | None = None) -> None:
         self.app = app
         self.digests = tuple(digests)
         self.open_paths = frozenset(open_paths)
+        self.limiter = limiter or FailureLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and self.digests and scope["path"].startswith(PROTECTED_PREFIX)
                 and scope["path"].rstrip("/") not in self.open_paths):
-            reason = auth_failure(_header(scope, b"authorization"), self.digests)
+            client = _client(scope)
+            wait = self.limiter.retry_after(client)
+            if wait is not None:  # checked before the key, so a blocked client learns nothing about its guesses
+                await _send_json(send, 429, f"too many failed authentications from this client: retry in {wait} s",
+                                 [(b"retry-after", str(wait).encode())])
+                return
+            authorization = _header(scope, b"authorization")
+            reason = auth_failure(authorization, self.digests)
             if reason is not None:
+                if authorization:
+                    self.limiter.record(client)
                 await _send_json(send, 401, reason, [(b"www-authenticate", b'Bearer realm="metalearn"')])
                 return
         await self.app(scope, receive, send)

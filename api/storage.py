@@ -7,6 +7,7 @@ Layout under the data directory::
     searches/<id>/model.joblib  the refitted best pipeline (a metalearn.model_io.ModelBundle)
     searches/<id>/cancel        a cancellation request, checked by the worker between trials
     searches/<id>/report.json   the model report, built once
+    searches/<id>/report.lock   held (flock) by the process building the report, so it is built once
 
 Every file is written atomically: a uniquely named temporary file in the same folder, then
 :func:`os.replace`, so concurrent writers never share a temporary file and readers never see half a file.
@@ -14,11 +15,13 @@ Every file is written atomically: a uniquely named temporary file in the same fo
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,5 +129,21 @@ class DataStore:
         except (OSError, ValueError):
             return None
 
+    def has_report(self, search_id: int) -> bool:
+        return self.report_path(search_id).is_file()
+
     def save_report(self, search_id: int, data: dict[str, Any]) -> None:
         atomic_write_text(self.report_path(search_id), json.dumps(data))
+
+    @contextmanager
+    def report_lock(self, search_id: int) -> Iterator[None]:
+        """Hold the exclusive lock on building the report of a search, across processes (``flock``); it is
+        released when the holder ends, even when it is killed."""
+        path = self.search_dir(search_id) / "report.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

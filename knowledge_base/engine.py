@@ -1,4 +1,9 @@
-"""Engines for the knowledge base: SQLite (WAL, several processes) or any SQLAlchemy URL."""
+"""Engines for the knowledge base: SQLite (WAL, several processes) or any SQLAlchemy URL.
+
+A database URL is only ever shown through :func:`metalearn.settings.redact_url` (password hidden), and a
+knowledge base that cannot be opened (server unreachable, bad password, a file that is not SQLite) raises
+one :class:`KnowledgeBaseError` instead of a driver exception.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 
 from metalearn.errors import KnowledgeBaseError
+from metalearn.settings import redact_url
 
 
 def is_sqlite(url: str) -> bool:
@@ -24,16 +30,19 @@ def create_kb_engine(url: str, *, immediate: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise KnowledgeBaseError(f"invalid knowledge base URL {url!r}: {exc}") from None
+        raise KnowledgeBaseError(f"invalid knowledge base URL {redact_url(url)!r}: {exc}") from None
     if parsed.get_backend_name() != "sqlite":
         try:
-            return create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True)
         except Exception as exc:  # unknown dialect, missing driver
-            raise KnowledgeBaseError(f"invalid knowledge base URL {url!r}: {exc}") from None
+            raise KnowledgeBaseError(f"invalid knowledge base URL {redact_url(url)!r}: {exc}") from None
+        _report_open_errors(engine, url)
+        return engine
     database = parsed.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    _report_open_errors(engine, url)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -50,3 +59,17 @@ def create_kb_engine(url: str, *, immediate: bool = False) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _report_open_errors(engine: Engine, url: str) -> None:
+    """Turn a failure to connect (or a file that is not a database) into one :class:`KnowledgeBaseError`."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        if context.connection is not None or context.is_pre_ping:
+            return  # an error of a statement: the caller handles it
+        original = context.original_exception
+        detail = " ".join(line.strip() for line in str(original).splitlines() if line.strip())
+        hint = " (is it a SQLite knowledge base?)" if "file is not a database" in detail else ""
+        raise KnowledgeBaseError(f"cannot open knowledge base {redact_url(url)}: {detail or type(original).__name__}"
+                                 f"{hint}") from None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, insert, inspect, select, update
+from sqlalchemy import Engine, insert, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,19 +22,12 @@ from metalearn.knowledge_base.models import (
     DatasetRow,
     MetaFeatureRow,
     RunRow,
-    SearchRow,
     utcnow,
 )
 from metalearn.knowledge_base.queries import EvidenceQueries
-from metalearn.protocol import (
-    ACTIVE_STATUSES,
-    DEFAULT_TASK,
-    ENSEMBLE_ORIGIN,
-    RUN_STATUSES,
-    SEARCH_STATUSES,
-    TERMINAL_STATUSES,
-)
-from metalearn.settings import database_url
+from metalearn.knowledge_base.searches import SearchRecords
+from metalearn.protocol import DEFAULT_TASK, ENSEMBLE_ORIGIN, RUN_STATUSES
+from metalearn.settings import database_url, redact_url
 from metalearn.space import SPACE_VERSIONS, canonical_json, config_hash, task_of_config
 
 
@@ -84,7 +77,7 @@ class DatasetInfo:
         return dict(self.__dict__)
 
 
-class KnowledgeBase(EnsembleRecords, EvidenceQueries):
+class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
     """Datasets, meta-features, configurations, runs and searches, behind one object.
 
     ``url`` is a file path (SQLite) or any SQLAlchemy URL; ``None`` reads ``METALEARN_DB``.
@@ -105,7 +98,7 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
         return self._reader
 
     def __repr__(self) -> str:
-        return f"KnowledgeBase({self.url!r})"
+        return f"KnowledgeBase({redact_url(self.url)!r})"
 
     def create_schema(self) -> None:
         """Create or migrate the schema to the newest Alembic revision (a no-op when up to date)."""
@@ -113,7 +106,7 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
             if migrate.current_revision(self._reader) != migrate.head_revision():
                 self.upgrade()
         except OperationalError as exc:
-            raise KnowledgeBaseError(f"cannot open knowledge base {self.url}: {exc.orig}") from None
+            raise KnowledgeBaseError(f"cannot open knowledge base {redact_url(self.url)}: {exc.orig}") from None
 
     def upgrade(self) -> tuple[str | None, str]:
         """Apply pending migrations; returns (revision before, revision after)."""
@@ -353,65 +346,3 @@ class KnowledgeBase(EnsembleRecords, EvidenceQueries):
             rows = session.execute(select(ConfigurationRow.id, ConfigurationRow.config_json).where(
                 ConfigurationRow.id.in_(ids))).all() if ids else []
         return {r.id: json.loads(r.config_json) for r in rows}
-
-    # ------------------------------------------------------------------ searches
-
-    def start_search(self, dataset_id: int, strategy: str, settings: Mapping[str, Any],
-                     status: str = "running") -> int:
-        """A new search row (``running``, or ``queued`` for a job that waits for a worker)."""
-        if status not in ACTIVE_STATUSES:
-            raise KnowledgeBaseError(f"a search starts as one of {ACTIVE_STATUSES}, not {status!r}")
-        with self.writing() as session:
-            row = SearchRow(dataset_id=dataset_id, strategy=strategy, settings=dict(settings), status=status,
-                            started_at=utcnow())
-            session.add(row)
-            session.flush()
-            return row.id
-
-    def set_search_status(self, search_id: int, status: str, *, when: Iterable[str] = ACTIVE_STATUSES,
-                          error: str | None = None, best_run_id: int | None = None) -> bool:
-        """Move a search to ``status`` if it is now one of ``when``; returns whether it moved.
-
-        The only writer of a search's status: states move only forward (queued -> running -> one of
-        the terminal statuses), so a late writer can never undo a final status.
-        """
-        if status not in SEARCH_STATUSES:
-            raise KnowledgeBaseError(f"unknown search status {status!r}")
-        allowed = [s for s in when if SEARCH_STATUSES.index(s) < SEARCH_STATUSES.index(status)
-                   and s not in TERMINAL_STATUSES]
-        values: dict[str, Any] = {"status": status}
-        if status in TERMINAL_STATUSES:
-            values.update(finished_at=utcnow(), error=error, best_run_id=best_run_id)
-        elif status == "running":
-            values["started_at"] = utcnow()
-        with self.writing() as session:
-            result = session.execute(update(SearchRow).where(SearchRow.id == search_id,
-                                                             SearchRow.status.in_(allowed)).values(**values))
-            return bool(result.rowcount)
-
-    def finish_search(self, search_id: int, status: str, best_run_id: int | None = None,
-                      error: str | None = None) -> bool:
-        """Set the final status of an active search (a finished one keeps its status)."""
-        return self.set_search_status(search_id, status, error=error, best_run_id=best_run_id)
-
-    def search(self, search_id: int) -> dict[str, Any]:
-        with self.reading() as session:
-            row = session.get(SearchRow, search_id)
-            if row is None:
-                raise KnowledgeBaseError(f"no search with id {search_id}")
-            return {"id": row.id, "dataset_id": row.dataset_id, "strategy": row.strategy,
-                    "settings": row.settings, "status": row.status, "error": row.error,
-                    "best_run_id": row.best_run_id, "started_at": row.started_at, "finished_at": row.finished_at}
-
-    def fail_running_searches(self, reason: str, queued_reason: str | None = None) -> int:
-        """Mark searches left running (and, with ``queued_reason``, queued) by a stopped server as failed."""
-        count = 0
-        for status, why in (("running", reason), ("queued", queued_reason)):
-            if why is None:
-                continue
-            with self.writing() as session:
-                result = session.execute(update(SearchRow).where(SearchRow.status == status).values(
-                    status="failed", error=why, finished_at=utcnow()))
-                count += int(result.rowcount or 0)
-        return count
-

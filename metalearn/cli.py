@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from metalearn.errors import MetalearnError
+from metalearn.errors import KnowledgeBaseError, MetalearnError
 from metalearn.protocol import DEFAULTS, STRATEGIES
 
 app = typer.Typer(help="Meta-learning AutoML for tabular classification.", no_args_is_help=True,
@@ -49,6 +50,30 @@ def user_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def kb_errors(func: F) -> F:
+    """For the ``kb`` commands: a database error is one ``error:`` line (under :func:`user_errors`), never a
+    traceback; the knowledge base's own errors already hide the URL's password."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return func(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise KnowledgeBaseError(f"knowledge base error: {lines[0] if lines else type(exc).__name__}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _shown(url: str) -> str:
+    """A database URL as printed: the password hidden."""
+    from metalearn.settings import redact_url
+
+    return redact_url(url)
 
 
 def _print_json(data: Any) -> None:
@@ -160,14 +185,41 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
     console.print_leaderboard(result, output if result.model is not None else None)
 
 
+TrustOption = Annotated[bool, typer.Option("--trust-unsigned", help="Load a model file without a valid signature "
+                                                                    "(an unsigned file from an older version, or one "
+                                                                    "signed with another key). Loading a model runs "
+                                                                    "code from it: only for files you trust.")]
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(frame: Any) -> Any:
+    """``frame`` with text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first)
+    prefixed with ``'`` (OWASP CSV injection); numbers, and text that is a plain number such as ``-1.5``, stay."""
+    def cell(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+            return "'" + value
+        return value
+
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype.kind not in "biufcmM":  # text, object or categorical
+            safe[column] = safe[column].map(cell)
+    return safe
+
+
 @app.command()
 @user_errors
 def predict(model: Path, file: Path,
-            output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV to write.")] = None) -> None:
-    """Apply a saved model to a table (CSV / parquet / ARFF); the target column, if present, is ignored."""
+            output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV to write.")] = None,
+            trust_unsigned: TrustOption = False) -> None:
+    """Apply a saved model to a table (CSV / parquet / ARFF); the target column, if present, is ignored.
+
+    Text cells that a spreadsheet would read as a formula are written with a leading ' (CSV injection).
+    """
     from metalearn import service
 
-    predictions = service.predict(model, file)
+    predictions = _csv_safe(service.predict(model, file, trust_unsigned=trust_unsigned))
     if output is None:
         typer.echo(predictions.to_csv(index=False), nl=False)
     else:
@@ -195,6 +247,7 @@ def report(
     shap_seconds: Annotated[float, typer.Option(min=0.1, help="Time budget of the SHAP step (fewer rows and "
                                                               "permutations are explained to fit it).")] = 20.0,
     seed: int = 0,
+    trust_unsigned: TrustOption = False,
 ) -> None:
     """Model report: metrics, calibration, explanations (permutation, PDP, SHAP, surrogate), fairness, the search.
 
@@ -208,7 +261,7 @@ def report(
                              "hold no raw data)")
     columns = [c.strip() for item in sensitive or [] for c in item.split(",") if c.strip()]
     result = service.report(source, data, target=target, db=db, sensitive=columns, sample_size=sample_size, seed=seed,
-                            shap_seconds=shap_seconds)
+                            shap_seconds=shap_seconds, trust_unsigned=trust_unsigned)
     for message in result.warnings:
         typer.echo(f"warning: {message}", err=True)
     if json_ and output is None:
@@ -231,13 +284,17 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     import uvicorn
 
     from metalearn.api.app import create_app
-    from metalearn.settings import ServerSettings, database_url
+    from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
 
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
     settings = ServerSettings.from_env(db_url=database_url(db))  # bad settings: one line and exit 2, before uvicorn
-    typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {settings.db_url}, "
-               f"data in {settings.data_dir}", err=True)
+    if not os.environ.get("METALEARN_MODEL_KEY", "").strip():
+        # the key follows the environment, not --db: pin it for the worker processes (METALEARN_DB may change below)
+        os.environ["METALEARN_MODEL_KEY_FILE"] = str(model_key_path())
+    key = model_key()  # generated now if missing; a bad key is one line and exit 2
+    typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {redact_url(settings.db_url)}, "
+               f"data in {settings.data_dir}, models signed with the key in {key.source}", err=True)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
         return
@@ -305,6 +362,7 @@ def benchmark(
 
 @kb_app.command("init")
 @user_errors
+@kb_errors
 def kb_init(db: DbOption = None,
             seed: Annotated[bool, typer.Option(help="Load the shipped seed knowledge base.")] = True) -> None:
     """Create the knowledge base (and load the shipped seed into it when it is empty)."""
@@ -314,12 +372,13 @@ def kb_init(db: DbOption = None,
     kb = KnowledgeBase(db)
     loaded = ensure_seeded(kb) if seed else None
     stats = kb.stats()
-    typer.echo(f"knowledge base at {kb.url}: {stats['datasets']} datasets, {stats['runs']} runs"
+    typer.echo(f"knowledge base at {_shown(kb.url)}: {stats['datasets']} datasets, {stats['runs']} runs"
                + (f" (loaded seed {loaded})" if loaded else ""))
 
 
 @kb_app.command("stats")
 @user_errors
+@kb_errors
 def kb_stats(db: DbOption = None, json_: JsonOption = False) -> None:
     """Counts of datasets, runs and configurations, by source."""
     stats = _kb(db).stats()
@@ -335,17 +394,19 @@ def kb_stats(db: DbOption = None, json_: JsonOption = False) -> None:
 
 @kb_app.command("upgrade")
 @user_errors
+@kb_errors
 def kb_upgrade(db: DbOption = None) -> None:
     """Apply pending schema migrations (Alembic) to the knowledge base, keeping its data."""
     from metalearn.knowledge_base import KnowledgeBase
 
     kb = KnowledgeBase(db, create=False)
     before, after = kb.upgrade()
-    typer.echo(f"knowledge base at {kb.url}: schema {before or 'empty'} -> {after}")
+    typer.echo(f"knowledge base at {_shown(kb.url)}: schema {before or 'empty'} -> {after}")
 
 
 @kb_app.command("seed")
 @user_errors
+@kb_errors
 def kb_seed(
     manifest: Annotated[Path | None, typer.Option(help="A manifest.json (or its directory).")] = None,
     openml_suite: Annotated[str | None, typer.Option(help="OpenML suite id or alias.")] = None,
@@ -394,11 +455,12 @@ def kb_seed(
 
     outcome = seeding.seed(sources, url, protocol, jobs=jobs, report=report)
     done = sum(1 for s in outcome["datasets"] if s.get("status") == "done")
-    typer.echo(f"seeded {done}/{len(sources)} datasets into {url}")
+    typer.echo(f"seeded {done}/{len(sources)} datasets into {_shown(url)}")
 
 
 @kb_app.command("export")
 @user_errors
+@kb_errors
 def kb_export(output: Path, db: DbOption = None) -> None:
     """Write a portable snapshot (meta-features, configurations, runs; no raw data)."""
     from metalearn.knowledge_base import KnowledgeBase
@@ -411,6 +473,7 @@ def kb_export(output: Path, db: DbOption = None) -> None:
 
 @kb_app.command("import")
 @user_errors
+@kb_errors
 def kb_import(snapshot: Path, db: DbOption = None) -> None:
     """Merge a snapshot into the knowledge base (idempotent)."""
     from metalearn.knowledge_base import KnowledgeBase

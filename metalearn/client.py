@@ -54,7 +54,7 @@ class Client:
                  transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Accept": "application/json", "User-Agent": "metalearn-client"}
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+            headers["Authorization"] = f"Bearer {api_key}".encode()  # UTF-8: httpx refuses non-ASCII str headers
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
                                   transport=transport)

@@ -1,24 +1,28 @@
 """Terminal rendering of the CLI (rich): tables of meta-features, recommendations, leaderboards and progress.
 
 Imported only when a CLI command runs, so ``metalearn --help`` stays fast; it turns the service's results
-into text and holds no logic of its own.
+into text, and stops a search at once on SIGINT / SIGTERM (:func:`first_ctrl_c_stops`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from metalearn import service
 from metalearn.datasets import Dataset
+from metalearn.evaluation import cancel_running_trials
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import MetaFeatures
 from metalearn.warmstart.recommend import RecommendationReport
@@ -56,24 +60,61 @@ def print_recommendations(dataset: Dataset, report: RecommendationReport) -> Non
     console.print(table)
 
 
+class StopRequest(threading.Event):
+    """Set by the first SIGINT or SIGTERM. ``is_set()`` then returns ``"interrupted"``, which the search
+    records as its final status; ``exit_code`` is the status the command exits with (130 or 143)."""
+
+    signum: int | None = None
+
+    def is_set(self) -> Any:
+        return "interrupted" if super().is_set() else False
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.signum is None else 128 + self.signum
+
+
 @contextlib.contextmanager
-def first_ctrl_c_stops() -> Iterator[threading.Event]:
-    """The first Ctrl-C sets the event (the running trial finishes and is stored); a second one interrupts."""
-    stopped = threading.Event()
+def first_ctrl_c_stops() -> Iterator[StopRequest]:
+    """SIGINT (Ctrl-C) or SIGTERM stops the search at once: the running trial is killed and stored ``cancelled``,
+    the finished ones stay, the search is stored ``interrupted`` and the command then exits with 130 (SIGINT)
+    or 143 (SIGTERM). A second signal raises ``KeyboardInterrupt``, cutting short what is left to do."""
+    stop = StopRequest()
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stopped.is_set():
+    def on_signal(signum: int, frame: Any) -> None:
+        if stop.is_set():
             raise KeyboardInterrupt
-        stopped.set()
+        stop.signum = signum
+        stop.set()
+        cancel_running_trials()  # may raise TrialCancelled into a trial running right here
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, on_signal) for signum in signals}
     try:
-        yield stopped
+        yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if stop.exit_code is not None:
+            gc.freeze()  # the process ends now: spare its exit a collection of every object (seconds after a search)
+            _exit_after_command(stop.exit_code)
 
 
-def search_with_progress(kb: KnowledgeBase, dataset: Dataset, settings: SearchSettings, stopped: threading.Event,
+def _exit_after_command(code: int) -> None:
+    """Make the running CLI command exit with ``code`` once it has printed its result (outside one: nothing)."""
+    try:  # typer's (vendored click) context of the running command
+        context = typer._click.globals.get_current_context(silent=True)
+    except AttributeError:
+        context = None
+    if context is not None:
+        context.call_on_close(functools.partial(_exit, code))
+
+
+def _exit(code: int) -> None:
+    raise typer.Exit(code)
+
+
+def search_with_progress(kb: KnowledgeBase, dataset: Dataset, settings: SearchSettings, stopped: StopRequest,
                          output: Path | None) -> SearchResult:
     """``service.search`` with a progress bar of trials and the best score so far."""
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

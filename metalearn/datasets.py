@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import arff  # liac-arff, a dependency of openml
 import numpy as np
 import openml
 import pandas as pd
@@ -26,6 +27,7 @@ from sklearn.model_selection import train_test_split
 
 from metalearn.errors import DatasetError
 from metalearn.settings import Limits, cache_dir
+from metalearn.tables import TableBudget, read_arff, read_parquet
 from metalearn.tasks import check_task, detect_task, strata, stratified_subsample, validate_target
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".arff")
+_MANGLED = re.compile(r".+\.\d+")  # how pandas renames a repeated CSV column name
 
 
 @dataclass
@@ -201,9 +204,14 @@ def from_frame(
     )
 
 
-def read_table(path: str | os.PathLike[str], limits: Limits | None = None) -> pd.DataFrame:
-    """Read a CSV, parquet or ARFF file into a DataFrame with clear errors."""
+def read_table(path: str | os.PathLike[str], limits: Limits | None = None,
+               budget: TableBudget | None = None) -> pd.DataFrame:
+    """Read a CSV, parquet or ARFF file into a DataFrame with clear errors.
+
+    Parquet and ARFF files are checked against ``budget`` (default: from ``limits``) before they are loaded
+    (:mod:`metalearn.tables`); :class:`~metalearn.tables.TableTooLarge` when they exceed it."""
     limits = limits or Limits.from_env()
+    budget = budget or TableBudget.from_limits(limits)
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"file not found: {path}")
@@ -218,31 +226,40 @@ def read_table(path: str | os.PathLike[str], limits: Limits | None = None) -> pd
             f"{limits.max_file_bytes / 2**20:.0f} MiB (METALEARN_MAX_FILE_MB)"
         )
     suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DatasetError(f"unsupported file type {suffix or '(none)'!r} for {path.name}; use one of "
+                           f"{', '.join(SUPPORTED_SUFFIXES)}")
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, nrows=limits.max_rows + 1, low_memory=False)
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix == ".arff":
-            return _read_arff(path)
+            frame = pd.read_csv(path, nrows=limits.max_rows + 1, low_memory=False)
+            _check_csv_header(path, frame)
+        elif suffix in (".parquet", ".pq"):
+            frame = read_parquet(path, budget)
+        else:
+            frame = read_arff(path, budget)
     except DatasetError:
         raise
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except Exception as exc:  # pandas, pyarrow and liac-arff raise their own exception types
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DatasetError(f"cannot read {path.name} as {suffix[1:]}: {detail}") from None
-    except Exception as exc:  # pyarrow and liac-arff raise their own exception types
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DatasetError(f"cannot read {path.name} as {suffix[1:]}: {detail}") from None
-    raise DatasetError(
-        f"unsupported file type {suffix or '(none)'!r} for {path.name}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
-    )
+    _check_unique_columns(path, list(frame.columns))
+    return frame
 
 
-def _read_arff(path: Path) -> pd.DataFrame:
-    with path.open() as handle:
-        data = arff.load(handle)
-    columns = [name for name, _ in data["attributes"]]
-    return pd.DataFrame(data["data"], columns=columns)
+def _check_unique_columns(path: Path, names: Sequence[Any]) -> None:
+    """A :class:`DatasetError` naming the column names that occur more than once."""
+    counts = Counter(name for name in names if not (isinstance(name, str) and name == ""))
+    dupes = sorted(str(name) for name, count in counts.items() if count > 1)
+    if dupes:
+        shown = ", ".join(repr(name) for name in dupes[:5]) + (", ..." if len(dupes) > 5 else "")
+        raise DatasetError(f"{path.name} has duplicate column names: {shown}; give every column its own name")
+
+
+def _check_csv_header(path: Path, frame: pd.DataFrame) -> None:
+    """pandas renames a repeated CSV header ``a`` to ``a.1``: check the header row as written instead."""
+    if any(isinstance(name, str) and _MANGLED.fullmatch(name) for name in frame.columns):
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, low_memory=False)
+        _check_unique_columns(path, header.iloc[0].tolist())
 
 
 def load_file(

@@ -2,10 +2,21 @@
 
 Every score is "higher is better" (log loss is reported negated). A crash or a timeout is a
 recorded :class:`TrialResult` status, never an exception, so a search can store it and go on.
+
+A trial with a time limit runs in a forked child process, killed when its time is up (``timeout``) or at
+once by :func:`cancel_running_trials` (a search stopped by a signal: the trial comes back ``cancelled``).
+The child dies with its parent (:func:`die_with_parent`), so a killed search leaves no trial running.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 import traceback
 import warnings
@@ -15,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pynisher
+import psutil
 from sklearn.base import clone
 from sklearn.metrics import (
     balanced_accuracy_score,
@@ -37,10 +48,13 @@ from metalearn.protocol import DEFAULT_METRIC, METRICS, REGRESSION_METRICS, chec
 __all__ = [
     "DEFAULT_METRIC",
     "METRICS",
+    "TrialCancelled",
     "TrialResult",
     "aligned_proba",
+    "cancel_running_trials",
     "check_metric",
     "cross_validate",
+    "die_with_parent",
     "evaluate_config",
     "evaluate_pipeline",
     "score_proba",
@@ -52,7 +66,7 @@ __all__ = [
 class TrialResult:
     """Outcome of evaluating one configuration."""
 
-    status: str  # "success" | "crash" | "timeout"
+    status: str  # "success" | "crash" | "timeout" | "cancelled"
     score: float | None
     std: float | None
     seconds: float
@@ -210,6 +224,140 @@ def _run(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int, 
         return _cross_validate(pipeline, X, y, metric, folds, holdout, seed, budget, keep)
 
 
+# ------------------------------------------------------------------ running and stopping a trial
+
+PR_SET_PDEATHSIG = 1
+CANCELLED = "cancelled: the search was stopped while this trial ran"
+_FORK = multiprocessing.get_context("fork")
+
+
+class TrialCancelled(KeyboardInterrupt):
+    """Raised into a trial running in the calling thread by :func:`cancel_running_trials`."""
+
+
+class TrialTimeout(Exception):
+    """A trial in a child process ran past its time limit."""
+
+
+class TrialFailed(Exception):
+    """A trial in a child process raised (the message is its exception, formatted in the child)."""
+
+
+@dataclass
+class _RunningTrial:
+    owner: int = field(default_factory=os.getpid)
+    thread: int = field(default_factory=threading.get_ident)
+    forked: bool = False
+    pid: int | None = None
+    cancelled: bool = False
+
+
+#: the trials running in this process (no lock: a signal handler reads it in the thread that may be adding)
+_RUNNING: list[_RunningTrial] = []
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Have Linux kill this process (SIGKILL) when the thread that started it ends (``prctl(PR_SET_PDEATHSIG)``);
+    exit at once when the parent, pid ``parent``, is already gone. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def cancel_running_trials() -> int:
+    """Stop every trial running in this process; each one's :class:`TrialResult` is ``cancelled``.
+
+    A trial in a child process (one with a time limit) is killed at once, with its children. A trial running
+    in the calling thread (no time limit) is stopped by raising :class:`TrialCancelled` here: call this from a
+    signal handler. Returns how many trials were stopped.
+    """
+    me, here, inline = os.getpid(), threading.get_ident(), False
+    stopped = 0
+    for trial in list(_RUNNING):
+        if trial.owner != me or trial.cancelled:
+            continue
+        trial.cancelled, stopped = True, stopped + 1
+        if trial.pid is not None:
+            _kill_tree(trial.pid)
+        elif not trial.forked and trial.thread == here:
+            inline = True
+    if inline:
+        raise TrialCancelled
+    return stopped
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL process ``pid`` and its descendants (not reaped here: the trial's runner joins it)."""
+    try:
+        root = psutil.Process(pid)
+        targets = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for target in targets:
+        with contextlib.suppress(psutil.Error):
+            target.send_signal(signal.SIGKILL)
+
+
+def _child(send: Any, parent: int, args: tuple[Any, ...]) -> None:
+    """The trial's child process: run :func:`_run`, send back ("ok", result) or ("error", formatted exception)."""
+    die_with_parent(parent)
+    with contextlib.suppress(ValueError):  # the search process decides what a Ctrl-C stops
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        response: tuple[str, Any] = ("ok", _run(*args))
+    except BaseException as exc:  # everything goes back to the search, which records it
+        response = ("error", "".join(traceback.format_exception_only(type(exc), exc)).strip())
+    try:
+        send.send(response)
+    except Exception as exc:  # e.g. a result too large to pickle
+        send.send(("error", f"cannot return the trial's result: {exc}"))
+    finally:
+        send.close()
+
+
+def _forked(time_limit: float, trial: _RunningTrial, args: tuple[Any, ...]) -> tuple[list[float], np.ndarray | None]:
+    """:func:`_run` in a forked child that is killed after ``time_limit`` seconds (or when cancelled)."""
+    receive, send = _FORK.Pipe(duplex=False)
+    process = _FORK.Process(target=_child, args=(send, os.getpid(), args), daemon=False, name="metalearn-trial")
+    trial.forked = True
+    if trial.cancelled:
+        raise TrialCancelled
+    process.start()
+    trial.pid = process.pid
+    send.close()  # the child holds the only sending end: its death is an end of file here
+    deadline = time.monotonic() + time_limit
+    try:
+        if trial.cancelled:  # stopped while the child started
+            _kill_tree(process.pid)
+        while not receive.poll(min(0.25, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                raise TrialTimeout(f"exceeded {time_limit:g} s")
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            process.join(1)
+            raise TrialFailed(f"the trial's process died (exit code {process.exitcode})") from None
+        if kind != "ok":
+            raise TrialFailed(value)
+        return value
+    finally:
+        receive.close()
+        if process.is_alive():
+            _kill_tree(process.pid)
+        process.join()
+        process.close()
+
+
+def _trial_scores(time_limit: float | None, trial: _RunningTrial,
+                  args: tuple[Any, ...]) -> tuple[list[float], np.ndarray | None]:
+    if time_limit is None:
+        return _run(*args)
+    return _forked(max(1.0, float(time_limit)), trial, args)
+
+
 def evaluate_pipeline(
     pipeline: Any,
     X: pd.DataFrame,
@@ -225,18 +373,25 @@ def evaluate_pipeline(
     """Cross-validate ``pipeline``; with ``time_limit`` (seconds) it runs in a forked child killed on time.
     With ``keep_predictions`` a successful full-budget CV also returns its out-of-fold probabilities."""
     check_metric(metric)
-    start = time.perf_counter()
+    start, trial = time.perf_counter(), _RunningTrial()
     try:
-        if time_limit is None:
-            scores, oof = _run(pipeline, X, y, metric, folds, holdout, seed, budget, keep_predictions)
-        else:
-            limited = pynisher.limit(_run, wall_time=(max(1.0, float(time_limit)), "s"), context="fork", warnings=False)
-            scores, oof = limited(pipeline, X, y, metric, folds, holdout, seed, budget, keep_predictions)
+        try:
+            _RUNNING.append(trial)
+            scores, oof = _trial_scores(time_limit, trial,
+                                        (pipeline, X, y, metric, folds, holdout, seed, budget, keep_predictions))
+        finally:
+            with contextlib.suppress(ValueError):
+                _RUNNING.remove(trial)
+    except TrialCancelled:
+        return TrialResult("cancelled", None, None, time.perf_counter() - start, error=CANCELLED)
     except Exception as exc:  # the trial failed: record it and move on
         seconds = time.perf_counter() - start
-        if type(exc).__name__ in ("WallTimeoutException", "TimeoutException", "CpuTimeoutException"):
-            return TrialResult("timeout", None, None, seconds, error=f"exceeded {time_limit:g} s")
-        message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if trial.cancelled:
+            return TrialResult("cancelled", None, None, seconds, error=CANCELLED)
+        if isinstance(exc, TrialTimeout):
+            return TrialResult("timeout", None, None, seconds, error=str(exc))
+        message = str(exc) if isinstance(exc, TrialFailed) else \
+            "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return TrialResult("crash", None, None, seconds, error=message[-2000:])
     seconds = time.perf_counter() - start
     values = np.asarray(scores, dtype=float)

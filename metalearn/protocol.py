@@ -68,11 +68,12 @@ def metric_for(task: str, metric: str | None = None) -> str:
         raise MetalearnError(f"metric {metric!r} is not a {task} metric; choose one of {', '.join(choices)}")
     return metric
 
-#: how a trial ended
-RUN_STATUSES: tuple[str, ...] = ("success", "crash", "timeout")
+#: how a trial ended (``cancelled``: killed in flight when its search was stopped)
+RUN_STATUSES: tuple[str, ...] = ("success", "crash", "timeout", "cancelled")
 #: how a search stands; a search moves only forward: queued -> running -> one of TERMINAL
+#: (``cancelled``: stopped on request; ``interrupted``: its process was stopped by a signal or died)
 ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
-TERMINAL_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+TERMINAL_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled", "interrupted")
 SEARCH_STATUSES: tuple[str, ...] = ACTIVE_STATUSES + TERMINAL_STATUSES
 
 #: where a trial's configuration came from

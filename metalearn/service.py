@@ -84,20 +84,25 @@ def stored_search(kb: KnowledgeBase, search_id: int) -> StoredSearch:
     return StoredSearch(row, trials_from_runs(kb.runs_frame(search_id=search_id), started=row["started_at"]))
 
 
-def predict(model: str | Path | ModelBundle, frame: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """Predictions of a saved model for a table (a frame or a file); columns it does not use are ignored."""
-    bundle = model if isinstance(model, ModelBundle) else ModelBundle.load(model)
+def predict(model: str | Path | ModelBundle, frame: pd.DataFrame | str | Path, *,
+            trust_unsigned: bool = False) -> pd.DataFrame:
+    """Predictions of a saved model for a table (a frame or a file); columns it does not use are ignored.
+
+    A model file must carry a valid signature unless ``trust_unsigned`` (see :meth:`ModelBundle.load`).
+    """
+    bundle = model if isinstance(model, ModelBundle) else ModelBundle.load(model, trust_unsigned=trust_unsigned)
     table = frame if isinstance(frame, pd.DataFrame) else read_table(frame)
     return pd.DataFrame({"prediction": bundle.predict(table)})
 
 
 def report(source: str, data: str | Path, *, target: str | None = None, db: str | None = None,
-           sensitive: Sequence[str] = (), **options: Any) -> ModelReport:
-    """Model report of a saved model file or of a search in the knowledge base, evaluated on ``data``."""
+           sensitive: Sequence[str] = (), trust_unsigned: bool = False, **options: Any) -> ModelReport:
+    """Model report of a saved model file (signed, unless ``trust_unsigned``) or of a search in the knowledge
+    base, evaluated on ``data``."""
     frame, path = read_table(data), Path(source)
     options = {"sensitive": list(sensitive) or None, **options}
     if path.is_file():
-        bundle = ModelBundle.load(path)
+        bundle = ModelBundle.load(path, trust_unsigned=trust_unsigned)
         kb = KnowledgeBase(db) if db is not None and bundle.metadata.get("search_id") is not None else None
         return report_for_model(bundle.model, bundle.metadata, frame, target=target, kb=kb, name=Path(data).stem,
                                 **options)

@@ -8,22 +8,33 @@ Library and CLI:
   ``datasets_cache/`` of a source checkout, else the user cache directory.
 - ``METALEARN_MAX_ROWS`` (1,000,000), ``METALEARN_MAX_COLUMNS`` (5,000) and
   ``METALEARN_MAX_FILE_MB`` (1,024): the largest table / file accepted.
+- ``METALEARN_MODEL_KEY``: the secret that signs model files (HMAC-SHA256; at least 16 characters).
+  Unset: the key in ``METALEARN_MODEL_KEY_FILE``, default ``model.key`` beside the knowledge base of
+  ``METALEARN_DB`` (the folder of its SQLite file; ``<user data dir>/metalearn/`` for a database server),
+  generated at the first save (32 random bytes as hex, mode 0600). ``--db`` options never move the key: it
+  follows the environment, so every command (and ``metalearn serve`` with its worker processes) of one
+  environment signs and verifies with the same key. See :func:`model_key`.
 
 HTTP API: see :class:`ServerSettings`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
+import re
+import secrets
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from metalearn.errors import MetalearnError
 
@@ -83,6 +94,20 @@ def database_url(value: str | os.PathLike[str] | None = None) -> str:
     if "://" in raw:
         return raw
     return f"sqlite:///{Path(raw).expanduser().resolve()}"
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^/@:?#]*:)[^@/?#]*@")
+
+
+def redact_url(url: str | os.PathLike[str]) -> str:
+    """``url`` with its password replaced by ``***``: the only form in which a database URL is printed or logged."""
+    text = str(url)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return _PASSWORD_IN_URL.sub(r"\1***@", text)
 
 
 def cache_dir(value: str | os.PathLike[str] | None = None) -> Path:
@@ -151,6 +176,9 @@ def default_data_dir(db_url: str) -> Path:
     return Path(platformdirs.user_data_dir("metalearn")) / "api-data"
 
 
+UNCOMPRESSED_PER_UPLOAD_BYTE = 4  # default in-memory limit of an upload: this many times the upload limit
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Settings of the HTTP service (environment variable in brackets).
@@ -163,6 +191,9 @@ class ServerSettings:
     - ``max_upload_bytes`` [``METALEARN_API_MAX_UPLOAD_BYTES`` or ``METALEARN_API_MAX_UPLOAD_MB``; 100 MiB],
       ``max_rows`` [``METALEARN_API_MAX_ROWS``; 1,000,000], ``max_columns`` [``METALEARN_API_MAX_COLUMNS``;
       2,000], ``max_cells`` [``METALEARN_API_MAX_CELLS``; 50,000,000]: the largest upload accepted.
+    - ``max_uncompressed_bytes`` [``METALEARN_API_MAX_UNCOMPRESSED_MB``; 4 x the upload limit]: the largest
+      size of an uploaded table once decompressed and decoded (parquet and sparse ARFF can be far larger in
+      memory than on the wire); checked before the table is loaded.
     - ``max_body_bytes`` [``METALEARN_API_MAX_BODY_MB``; 16 MiB]: the largest JSON request body.
     - ``max_predict_rows`` [``METALEARN_API_MAX_PREDICT_ROWS``; 10,000].
     - ``search_workers`` [``METALEARN_API_SEARCH_WORKERS``; 1] searches run at once, each in its own
@@ -186,6 +217,7 @@ class ServerSettings:
     max_rows: int = 1_000_000
     max_columns: int = 2_000
     max_cells: int = 50_000_000
+    max_uncompressed_bytes: int = UNCOMPRESSED_PER_UPLOAD_BYTE * 100 * 2**20
     max_body_bytes: int = 16 * 2**20
     max_predict_rows: int = 10_000
     search_workers: int = 1
@@ -214,6 +246,8 @@ class ServerSettings:
             "max_rows": env_int("METALEARN_API_MAX_ROWS", cls.max_rows, env=env),
             "max_columns": env_int("METALEARN_API_MAX_COLUMNS", cls.max_columns, env=env),
             "max_cells": env_int("METALEARN_API_MAX_CELLS", cls.max_cells, env=env),
+            "max_uncompressed_bytes": env_int("METALEARN_API_MAX_UNCOMPRESSED_MB",
+                                              max(1, UNCOMPRESSED_PER_UPLOAD_BYTE * upload // 2**20), env=env) * 2**20,
             "max_body_bytes": env_int("METALEARN_API_MAX_BODY_MB", cls.max_body_bytes // 2**20, env=env) * 2**20,
             "max_predict_rows": env_int("METALEARN_API_MAX_PREDICT_ROWS", cls.max_predict_rows, env=env),
             "search_workers": env_int("METALEARN_API_SEARCH_WORKERS", cls.search_workers, env=env),
@@ -234,3 +268,82 @@ class ServerSettings:
     @property
     def auth_required(self) -> bool:
         return bool(self.api_key_hashes)
+
+
+MODEL_KEY_FILE = "model.key"
+MIN_MODEL_KEY_CHARS = 16
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """The secret that signs model files and where it came from (an environment variable or a file)."""
+
+    secret: bytes = field(repr=False)
+    source: str
+
+    @property
+    def id(self) -> str:
+        """A short public fingerprint of the key, written into signed files to tell keys apart."""
+        return hashlib.sha256(b"metalearn-model-key:" + self.secret).hexdigest()[:16]
+
+
+def model_key_path(env: Mapping[str, str] | None = None) -> Path:
+    """``METALEARN_MODEL_KEY_FILE``, else ``model.key`` beside the knowledge base of ``METALEARN_DB``."""
+    raw = _raw("METALEARN_MODEL_KEY_FILE", env)
+    if raw:
+        return Path(raw).expanduser().resolve()
+    try:
+        url = make_url(database_url(_raw("METALEARN_DB", env) or None))
+    except (ArgumentError, ValueError):
+        url = None  # the knowledge base itself reports a malformed URL
+    if url is not None and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).parent / MODEL_KEY_FILE
+    return Path(platformdirs.user_data_dir("metalearn")) / MODEL_KEY_FILE
+
+
+def model_key(env: Mapping[str, str] | None = None, *, create: bool = True) -> ModelKey | None:
+    """The model-signing key: ``METALEARN_MODEL_KEY``, else the key file (generated when missing and ``create``).
+
+    The key is the text of the variable or file, stripped, as UTF-8 bytes: ``METALEARN_MODEL_KEY="$(cat
+    model.key)"`` is the same key as the file. ``None`` when there is no key file and ``create`` is false.
+    """
+    raw = _raw("METALEARN_MODEL_KEY", env)
+    if raw:
+        if len(raw) < MIN_MODEL_KEY_CHARS:
+            raise MetalearnError(f"METALEARN_MODEL_KEY must be at least {MIN_MODEL_KEY_CHARS} characters")
+        return ModelKey(raw.encode("utf-8"), "METALEARN_MODEL_KEY")
+    path = model_key_path(env)
+    if not path.is_file():
+        if not create:
+            return None
+        _create_key_file(path)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MetalearnError(f"cannot read the model key {path}: {exc}") from None
+    if len(text) < MIN_MODEL_KEY_CHARS:
+        raise MetalearnError(f"the model key {path} is shorter than {MIN_MODEL_KEY_CHARS} characters")
+    return ModelKey(text.encode("utf-8"), str(path))
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new random key to ``path`` (mode 0600) unless another process got there first."""
+    key = (secrets.token_hex(32) + "\n").encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(key)
+            os.link(tmp, path)  # atomic, and never replaces a key another process has just written
+        except FileExistsError:
+            pass
+        except OSError:  # no hard links on this file system: create the file exclusively instead
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(key)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        raise MetalearnError(f"cannot create the model key {path}: {exc} (or set METALEARN_MODEL_KEY)") from None

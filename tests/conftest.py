@@ -17,11 +17,19 @@ OPENML_FIXTURE = SHARED / "fixtures" / "openml-cache"
 CORPUS = SHARED / "datasets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_model_key(tmp_path_factory: pytest.TempPathFactory):
+    """One model-signing key for the whole run (set before any fixture of a wider scope saves a model)."""
+    os.environ["METALEARN_MODEL_KEY_FILE"] = str(tmp_path_factory.getbasetemp() / "model.key")
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the user's knowledge base or cache: point METALEARN_DB / METALEARN_CACHE_DIR at temp dirs."""
     root = tmp_path_factory.mktemp("env")
     monkeypatch.setenv("METALEARN_DB", str(root / "default-kb.sqlite"))
+
     monkeypatch.setenv("METALEARN_CACHE_DIR", str(root / "cache"))
 
 

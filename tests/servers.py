@@ -26,7 +26,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_server(root: Path, env: dict[str, str]) -> Iterator[SimpleNamespace]:
     """``metalearn serve`` on a free loopback port with ``env`` on top of this process's environment;
-    yields ``(url, log)`` once ``/v1/health`` answers (at most 60 s), and stops it with SIGTERM."""
+    yields ``(url, log, process)`` once ``/v1/health`` answers (at most 60 s), and stops it with SIGTERM
+    (unless a test killed it already: :func:`kill_hard`)."""
     port, log_path = free_port(), root / f"server-{time.monotonic_ns()}.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--host", "127.0.0.1", "--port",
@@ -43,7 +44,7 @@ def running_server(root: Path, env: dict[str, str]) -> Iterator[SimpleNamespace]
             if time.monotonic() > deadline:
                 pytest.fail(f"server did not come up in 60 s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield SimpleNamespace(url=url, log=log_path)
+        yield SimpleNamespace(url=url, log=log_path, process=proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -51,3 +52,9 @@ def running_server(root: Path, env: dict[str, str]) -> Iterator[SimpleNamespace]
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def kill_hard(server: SimpleNamespace) -> None:
+    """``kill -9`` the server of :func:`running_server` (no shutdown code runs) and reap it."""
+    server.process.kill()
+    server.process.wait(timeout=10)

@@ -15,7 +15,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +22,8 @@ from conftest import breast_cancer_frame, messy_iris_frame
 from servers import running_server
 
 from metalearn.client import APIError, Client
+from metalearn.model_io import ModelBundle
+from metalearn.settings import model_key
 
 API_KEY = "test-key-7f3c9a"
 OTHER_KEY = "second-key-51d0"
@@ -46,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def client(server):
-    with Client(server.url, api_key=API_KEY, timeout=60) as c:
+    with Client(server.url, api_key=API_KEY, timeout=180) as c:  # a report builds in a worker process
         yield c
 
 
@@ -146,11 +147,11 @@ def test_round_trip_upload_recommend_search_model_predict(server, client, upload
     assert {m["trial"] for m in ensemble["members"]} <= {t["trial"] for t in trials}
 
     path = client.download_model(started["id"], tmp_path / "model.joblib")
-    payload = joblib.load(path)
-    assert payload["format"] == "metalearn-model/1"
-    model = payload["model"]
+    assert path.read_bytes().startswith(b'{"format": "metalearn-model/2"')  # signed by the server's key
+    bundle = ModelBundle.load(path, key=model_key({"METALEARN_DB": server.db}, create=False))
+    model = bundle.model
     features = bc_frame.drop(columns="target")
-    assert payload["metadata"]["columns"] == list(features.columns)
+    assert bundle.metadata["columns"] == list(features.columns)
 
     answer = client.predict(started["id"], features.head(10))
     assert answer["predictions"] == list(model.predict(features.head(10)))

@@ -1,8 +1,8 @@
 """Where trials run: in this process (serial) or in parallel on a Dask cluster.
 
-Both executors expose ``submit(fn, *args, **kwargs)``, ``wait_any(futures)`` and ``close()``, so
-the search loop is the same code whether trials run one at a time or on many workers. Results
-come back to the search process, which alone writes to the knowledge base: no run is lost or
+Both executors expose ``submit(fn, *args, **kwargs)``, ``wait_any(futures, timeout)``, ``cancel(futures)``
+and ``close()``, so the search loop is the same code whether trials run one at a time or on many workers.
+Results come back to the search process, which alone writes to the knowledge base: no run is lost or
 written twice however many workers there are.
 """
 
@@ -31,7 +31,7 @@ class SerialExecutor:
     def scatter(self, value: Any) -> Any:
         return value
 
-    def wait_any(self, futures: Sequence[Any]) -> list[Any]:
+    def wait_any(self, futures: Sequence[Any], timeout: float | None = None) -> list[Any]:
         return list(futures)
 
     def cancel(self, futures: Sequence[Any]) -> None:
@@ -65,10 +65,14 @@ class DaskExecutor:
     def scatter(self, value: Any) -> Any:
         return self.client.scatter(value, broadcast=True)
 
-    def wait_any(self, futures: Sequence[Any]) -> list[Any]:
+    def wait_any(self, futures: Sequence[Any], timeout: float | None = None) -> list[Any]:
+        """The finished futures once one has finished, or none after ``timeout`` seconds."""
         from distributed import wait
 
-        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
+        try:
+            done, _ = wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return []
         return list(done)
 
     def cancel(self, futures: Sequence[Any]) -> None:
@@ -76,6 +80,7 @@ class DaskExecutor:
             self.client.cancel(list(futures))
 
     def close(self) -> None:
+        """Disconnect; a local cluster is shut down, its running trials killed with their worker processes."""
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()

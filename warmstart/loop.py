@@ -1,11 +1,13 @@
 """SMAC's ask/tell loop over an executor: the one place trials are asked for, run, recorded and told back.
 
-The loop stops when the trial or time budget is spent, when ``should_stop()`` says so (cancelled) or
-on ``KeyboardInterrupt`` (interrupted); finished trials stay recorded in every case.
+The loop stops when the trial or time budget is spent, when ``should_stop()`` says so (``cancelled``, or
+``interrupted`` when it returns that word: a signal) or on ``KeyboardInterrupt`` (``interrupted``). Finished
+trials stay recorded in every case; the trials in flight when it stops are recorded ``cancelled``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,11 +15,15 @@ from typing import Any
 
 from smac.runhistory import StatusType, TrialValue
 
-from metalearn.evaluation import TrialResult, worst_score
+from metalearn.evaluation import CANCELLED, TrialResult, worst_score
 from metalearn.space import algorithm_of, canonical_config, canonical_json
 from metalearn.warmstart.result import SearchResult, Trial
 
 MAX_REPEATS = 200
+#: seconds the loop waits for a parallel trial before it looks at ``should_stop`` again
+POLL_SECONDS = 0.5
+
+log = logging.getLogger(__name__)
 
 #: stores a finished trial and returns its run id in the knowledge base (or None)
 Recorder = Callable[[Trial, TrialResult], int | None]
@@ -46,7 +52,8 @@ class TrialLoop:
 
     ``evaluate(config_values, budget, time_limit)`` submits one evaluation and returns a future;
     ``record(trial, outcome)`` stores a finished trial and returns its run id; ``budget_spent(in_flight)``
-    and ``time_limit()`` apply the search's budget.
+    and ``time_limit()`` apply the search's budget. ``should_stop()`` is asked before every trial and while
+    parallel trials run: a truthy value stops the search, ``"interrupted"`` naming it interrupted.
     """
 
     smac: Any
@@ -57,10 +64,14 @@ class TrialLoop:
     budget_spent: Callable[[int], bool]
     time_limit: Callable[[], float | None]
     start: float
-    should_stop: Callable[[], bool] | None = None
+    should_stop: Callable[[], Any] | None = None
     callback: Callable[[Trial, SearchResult], None] | None = None
-    pending: dict[Any, tuple[Any, dict[str, Any], tuple[str, float]]] = field(default_factory=dict)
+    #: future -> (SMAC's trial info, configuration values, (config JSON, budget), submitted at)
+    pending: dict[Any, tuple[Any, dict[str, Any], tuple[str, float], float]] = field(default_factory=dict)
     repeats: int = 0
+    #: the trial being submitted (a serial executor runs it during submission)
+    submitting: tuple[Any, dict[str, Any], tuple[str, float], float] | None = None
+    cancelled_trial: bool = False
 
     def __post_init__(self) -> None:
         self.known = {(canonical_json(t.configuration), round(t.budget, 6)): t for t in self.result.trials}
@@ -69,20 +80,26 @@ class TrialLoop:
         """Run until a budget is spent, the caller stops it, or Ctrl-C; sets ``result.status`` when stopped."""
         try:
             while True:
-                stop = self.budget_spent(len(self.pending)) or self.repeats > MAX_REPEATS
-                if not stop and self.should_stop is not None and self.should_stop():
-                    self.result.status, stop = "cancelled", True
-                if not stop:
+                reason = self._stop_reason()
+                if reason:
+                    self.result.status = reason
+                    break
+                if not (self.budget_spent(len(self.pending)) or self.repeats > MAX_REPEATS):
                     self._fill()
                 if not self.pending:
                     break
                 self._collect()
-                if self.result.status == "cancelled":
-                    break
         except KeyboardInterrupt:
             self.result.status = "interrupted"
         finally:
-            self.executor.cancel(list(self.pending))
+            self._cancel_in_flight()
+
+    def _stop_reason(self) -> str | None:
+        """``interrupted`` or ``cancelled`` when the caller stops the search (or a trial was cancelled), else None."""
+        reason = self.should_stop() if self.should_stop is not None else None
+        if reason == "interrupted":
+            return "interrupted"
+        return "cancelled" if reason or self.cancelled_trial else None
 
     def _fill(self) -> None:
         """Submit trials until every worker is busy or the budget is spent."""
@@ -98,22 +115,44 @@ class TrialLoop:
                 if self.repeats > MAX_REPEATS:
                     return
                 continue
-            self.pending[self.evaluate(dict(info.config), budget, self.time_limit())] = (info, values, key)
+            self.submitting = (info, values, key, time.perf_counter())
+            future = self.evaluate(dict(info.config), budget, self.time_limit())
+            self.pending[future], self.submitting = self.submitting, None
+            if self._stop_reason():
+                return
 
     def _collect(self) -> None:
-        for future in self.executor.wait_any(list(self.pending)):
-            info, values, key = self.pending.pop(future)
-            outcome: TrialResult = future.result()
-            trial = Trial(len(self.result.trials) + 1, values, algorithm_of(values),
-                          origin_of(info.config, self.result.settings.strategy), outcome.status, outcome.score,
-                          outcome.std, outcome.seconds, time.perf_counter() - self.start, error=outcome.error,
-                          budget=key[1])
-            trial.run_id = self.record(trial, outcome)
-            self.result.trials.append(trial)
+        for future in self.executor.wait_any(list(self.pending), timeout=POLL_SECONDS):
+            info, values, key, _ = self.pending.pop(future)
+            self._record(info, values, key, future.result())
+
+    def _record(self, info: Any, values: dict[str, Any], key: tuple[str, float], outcome: TrialResult) -> None:
+        trial = Trial(len(self.result.trials) + 1, values, algorithm_of(values),
+                      origin_of(info.config, self.result.settings.strategy), outcome.status, outcome.score,
+                      outcome.std, outcome.seconds, time.perf_counter() - self.start, error=outcome.error,
+                      budget=key[1])
+        trial.run_id = self.record(trial, outcome)
+        self.result.trials.append(trial)
+        if outcome.status == "cancelled":  # killed in flight: the search stops, SMAC learns nothing from it
+            self.cancelled_trial = True
+        else:
             self.known[key] = trial
             self.smac.tell(info, trial_value(outcome.status, outcome.score, outcome.seconds, self._metric))
-            if self.callback is not None:
-                self.callback(trial, self.result)
+        if self.callback is not None:
+            self.callback(trial, self.result)
+
+    def _cancel_in_flight(self) -> None:
+        """Record the trials still in flight as ``cancelled`` and cancel them on the executor."""
+        futures = list(self.pending)
+        in_flight = list(self.pending.values()) + ([self.submitting] if self.submitting else [])
+        self.pending, self.submitting = {}, None
+        self.executor.cancel(futures)
+        for info, values, key, submitted in in_flight:
+            outcome = TrialResult("cancelled", None, None, time.perf_counter() - submitted, error=CANCELLED)
+            try:
+                self._record(info, values, key, outcome)
+            except Exception as exc:  # stopping must not fail on the record of a cancelled trial
+                log.warning("could not record a cancelled trial: %s", exc)
 
     @property
     def _metric(self) -> str:

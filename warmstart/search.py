@@ -247,45 +247,59 @@ class WarmStartSearch:
     # ------------------------------------------------------------------ run
 
     def run(self, dataset: Dataset, *, callback: TrialCallback | None = None,
-            should_stop: Callable[[], bool] | None = None, search_id: int | None = None,
+            should_stop: Callable[[], Any] | None = None, search_id: int | None = None,
             run_key_prefix: str | None = None, finish: bool = True) -> SearchResult:
         """Run the search on ``dataset`` and return its result.
 
-        ``should_stop()`` is asked between trials (the result is then ``cancelled``); ``KeyboardInterrupt``
-        stops it too (``interrupted``); finished trials are kept either way. With ``run_key_prefix`` every
-        stored run gets the key ``f"{prefix}{trial number}"`` and a search with the same prefix resumes.
-        With ``finish=False`` the search row is left active: the caller sets its final status.
+        ``should_stop()`` is asked between trials: a truthy value stops the search (``cancelled``; the word
+        ``"interrupted"`` for a signal), and ``KeyboardInterrupt`` stops it too (``interrupted``). Finished
+        trials are kept either way, a trial killed in flight is stored ``cancelled``, and an interrupted
+        search skips its final model. While it runs, the search row is owned by this process and gets a
+        heartbeat. With ``run_key_prefix`` every stored run gets the key ``f"{prefix}{trial number}"`` and a
+        search with the same prefix resumes. With ``finish=False`` the search row is left active: the caller
+        sets its final status.
         """
         start = time.perf_counter()
-        s = self.for_task(dataset)
+        self.for_task(dataset)
         result, dataset_id = self._start(dataset, search_id, run_key_prefix)
+        with self.kb.keep_alive(result.search_id if self.record else None):
+            self._run(dataset, dataset_id, result, start, should_stop, callback, run_key_prefix, finish)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _run(self, dataset: Dataset, dataset_id: int | None, result: SearchResult, start: float,
+             should_stop: Callable[[], Any] | None, callback: TrialCallback | None, run_key_prefix: str | None,
+             finish: bool) -> None:
+        """The trials, the final status (when ``finish``), then the final model."""
+        s = self.settings
         if s.test_size:  # keep a test split aside: trials and the refit only see the rest
             dataset, result.extra["test"] = dataset.split(s.test_size, s.seed)
         outdir = Path(tempfile.mkdtemp(prefix="metalearn-smac-"))
         X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed, task=dataset.task)
         pool = CandidatePool(outdir / "predictions", s.ensemble_candidates if self.ensembles else 0)
-        executor = make_executor(s.workers, s.dask_scheduler)
+        executor = None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._loop(X, y, dataset.categorical, dataset_id, result, executor, outdir, start, should_stop,
-                           callback, run_key_prefix, pool).run()
-            if result.status == "running":
-                result.status = "succeeded" if result.best else "failed"
-        except KeyboardInterrupt:
-            result.status = "interrupted"
-        finally:
-            executor.close()
-            if result.status == "running":
-                result.status = "failed"
-            if finish and self.record and result.search_id is not None:
-                self.finish(result)
-        try:
-            self._final_model(result, dataset, dataset_id, pool, y)
+            try:
+                executor = make_executor(s.workers, s.dask_scheduler)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._loop(X, y, dataset.categorical, dataset_id, result, executor, outdir, start,
+                               should_stop, callback, run_key_prefix, pool).run()
+                if result.status == "running":
+                    result.status = "succeeded" if result.best else "failed"
+            except KeyboardInterrupt:
+                result.status = "interrupted"
+            finally:
+                if executor is not None:
+                    executor.close()
+                if result.status == "running":
+                    result.status = "failed"
+                if finish and self.record and result.search_id is not None:
+                    self.finish(result)
+            if result.status != "interrupted":
+                self._final_model(result, dataset, dataset_id, pool, y)
         finally:
             shutil.rmtree(outdir, ignore_errors=True)
-        result.seconds = time.perf_counter() - start
-        return result
 
     @property
     def ensembles(self) -> bool:
@@ -293,10 +307,11 @@ class WarmStartSearch:
         return self.settings.refit and self.settings.ensemble_size > 0
 
     def finish(self, result: SearchResult, error: str | None = None) -> bool:
-        """Write the search's final status (``interrupted`` is stored as ``cancelled``) and best run."""
+        """Write the search's final status and best run (a search already finished keeps its status)."""
         best = result.best
-        status = "cancelled" if result.status == "interrupted" else result.status
-        return self.kb.finish_search(result.search_id, status, best.run_id if best else None,
+        if error is None and result.status == "interrupted":
+            error = "interrupted by a signal; its finished trials are kept"
+        return self.kb.finish_search(result.search_id, result.status, best.run_id if best else None,
                                      error or (None if best else "no successful trial"))
 
     def _start(self, dataset: Dataset, search_id: int | None,
@@ -321,7 +336,7 @@ class WarmStartSearch:
         return result, dataset_id
 
     def _loop(self, X: pd.DataFrame, y: pd.Series, categorical: list[str], dataset_id: int | None,
-              result: SearchResult, executor: Any, outdir: Path, start: float, should_stop: Callable[[], bool] | None,
+              result: SearchResult, executor: Any, outdir: Path, start: float, should_stop: Callable[[], Any] | None,
               callback: TrialCallback | None, run_key_prefix: str | None, pool: CandidatePool) -> TrialLoop:
         s = self.settings
         space = build_space(seed=s.seed, task=task_of_metric(s.metric))
@@ -338,7 +353,9 @@ class WarmStartSearch:
             pool.offer(trial, outcome.predictions)
             if not self.record:
                 return None
-            key = f"{run_key_prefix}{trial.number}" if run_key_prefix is not None else None
+            # a cancelled trial gets no key: a resumed search evaluates it again
+            key = f"{run_key_prefix}{trial.number}" if run_key_prefix is not None and trial.status != "cancelled" \
+                else None
             return self._store(dataset_id, result.search_id, trial, outcome, key)
 
         return TrialLoop(self.facade(space, initial, outdir), executor, result, evaluate, record,

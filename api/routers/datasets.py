@@ -2,10 +2,13 @@
 
 An upload is checked before anything is written: size (413 beyond ``max_upload_bytes``), format
 (parquet by its magic bytes, otherwise UTF-8 CSV text or ARFF; binary garbage is refused), shape
-(rows, columns and cells, 413 beyond the limits; for parquet read from the footer before loading),
-and then the rules of :func:`metalearn.datasets.from_frame` (target present, two classes or more, ...).
-Only a table that passes all of them is registered in the knowledge base and stored in the data
-directory as parquet, keyed by dataset id.
+(rows, columns and cells, 413 beyond the limits) and size in memory once decoded (413 beyond
+``max_uncompressed_bytes``, or for a text cell longer than :data:`metalearn.tables.MAX_CELL_BYTES`): parquet
+and ARFF are checked by :mod:`metalearn.tables` from the footer / while the header and rows stream by,
+before they are loaded, so a compression or sparse-format bomb costs the server next to nothing. Then the
+rules of :func:`metalearn.datasets.from_frame` (target present, two classes or more, ...). Only a table
+that passes all of them is registered in the knowledge base and stored in the data directory as parquet,
+keyed by dataset id; concurrent uploads of the same table register it once (the others get ``existing``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import csv
 import re
 import shutil
 import tempfile
+import threading
+import zlib
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import pandas as pd
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
 from metalearn.api.dependencies import AppState, DatasetPathId, State
@@ -27,11 +31,12 @@ from metalearn.api.schemas import MAX_ID, DatasetCreated, DatasetDetail, Dataset
 from metalearn.api.security import require_api_key
 from metalearn.api.services import count_datasets
 from metalearn.datasets import Dataset, detect_task, from_frame, read_table
-from metalearn.errors import DatasetError, KnowledgeBaseError, NotFound
+from metalearn.errors import DatasetError, KnowledgeBaseError, NotFound, http_status
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSIONS, extract_metafeatures
 from metalearn.protocol import to_jsonable
 from metalearn.settings import Limits, ServerSettings
+from metalearn.tables import TableBudget
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(require_api_key)],
                    responses=error_responses(401))
@@ -40,6 +45,10 @@ PARQUET_MAGIC = b"PAR1"
 CSV_SUFFIXES = ("", ".csv", ".txt", ".data")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HEAD_BYTES = 4 * 2**20
+API_SETTINGS = {"rows": "METALEARN_API_MAX_ROWS", "columns": "METALEARN_API_MAX_COLUMNS",
+                "cells": "METALEARN_API_MAX_CELLS", "bytes": "METALEARN_API_MAX_UNCOMPRESSED_MB"}
+# uploads of the same table (same content hash) register it one at a time: striped locks, a fixed number
+_REGISTER_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
 def _bad(detail: str, status: int = 400) -> HTTPException:
@@ -100,6 +109,11 @@ def _limits(settings: ServerSettings) -> Limits:
                   max_file_bytes=settings.max_upload_bytes)
 
 
+def _budget(settings: ServerSettings) -> TableBudget:
+    return TableBudget(max_rows=settings.max_rows, max_columns=settings.max_columns, max_cells=settings.max_cells,
+                       max_bytes=settings.max_uncompressed_bytes, settings=API_SETTINGS)
+
+
 def _head(filename: str, stream: BinaryIO, size: int | None, settings: ServerSettings) -> bytes:
     """The first bytes of the upload, after checking its size (400 when empty, 413 when too large)."""
     stream.seek(0, 2)
@@ -116,16 +130,6 @@ def _head(filename: str, stream: BinaryIO, size: int | None, settings: ServerSet
     return head
 
 
-def _check_parquet(filename: str, path: Path, settings: ServerSettings) -> None:
-    """Refuse a corrupt parquet file, or one too large by its footer (before loading it)."""
-    try:
-        meta = pq.read_metadata(path)
-    except Exception as exc:  # pyarrow raises its own types for corrupt files
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _bad(f"cannot read {filename} as parquet: {detail}") from None
-    _check_shape(filename, int(meta.num_rows), int(meta.num_columns), settings)
-
-
 def read_upload(filename: str, stream: BinaryIO, size: int | None, settings: ServerSettings) -> pd.DataFrame:
     """The uploaded table as a DataFrame, or an HTTP 400/413 saying what is wrong with it."""
     head = _head(filename, stream, size, settings)
@@ -136,12 +140,10 @@ def read_upload(filename: str, stream: BinaryIO, size: int | None, settings: Ser
         path = Path(folder) / f"{_safe_stem(filename)}.{kind}"
         with path.open("wb") as out:
             shutil.copyfileobj(stream, out, length=2**20)
-        if kind == "parquet":
-            _check_parquet(filename, path, settings)
         try:
-            frame = read_table(path, _limits(settings))
-        except DatasetError as exc:
-            raise _bad(str(exc).replace(path.name, filename)) from None
+            frame = read_table(path, _limits(settings), _budget(settings))  # parquet / ARFF: bounded readers
+        except DatasetError as exc:  # TableTooLarge is a 413
+            raise _bad(str(exc).replace(path.name, filename), http_status(exc)) from None
     _check_shape(filename, int(frame.shape[0]), int(frame.shape[1]), settings)
     return frame
 
@@ -175,8 +177,9 @@ def upload_dataset(
     columns = [c.strip() for c in (categorical or "").split(",") if c.strip()]
     dataset_name = (name or "").strip() or Path(filename).stem or "dataset"
     dataset = from_frame(frame, target, dataset_name, columns, task=task, limits=_limits(settings))  # 400 if bad
-    dataset_id, features, existing = _register(state.kb, dataset)
-    state.store.save_dataset(dataset_id, dataset)
+    with _REGISTER_LOCKS[zlib.crc32(dataset.content_hash.encode()) % len(_REGISTER_LOCKS)]:
+        dataset_id, features, existing = _register(state.kb, dataset)
+        state.store.save_dataset(dataset_id, dataset)
     state.recommendations.forget(dataset_id)
     info = state.kb.dataset(dataset_id)
     reason = detect_task(dataset.y)[1] if task is None else "forced by the request"

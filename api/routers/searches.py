@@ -7,7 +7,7 @@ the best trial and the trajectory are :func:`~metalearn.warmstart.result.incumbe
 
 from __future__ import annotations
 
-import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from metalearn.api.dependencies import AppState, SearchId, State
 from metalearn.api.routers.datasets import dataset_or_404
@@ -29,10 +30,10 @@ from metalearn.api.schemas import (
     error_responses,
 )
 from metalearn.api.security import require_api_key
+from metalearn.api.services import ReportService
 from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, NotFound
-from metalearn.model_io import ModelBundle
 from metalearn.protocol import ACTIVE_STATUSES, metric_for, to_jsonable
-from metalearn.report import MEDIA_TYPES, build_report, render_report
+from metalearn.report import MEDIA_TYPES, render_report
 from metalearn.warmstart.result import Trial, incumbent, stored_ensemble, trajectory, trials_from_runs
 from metalearn.warmstart.search import SearchSettings
 
@@ -205,14 +206,19 @@ def predict(search_id: SearchId, body: PredictRequest, state: State) -> dict[str
             "classes": to_jsonable(bundle.classes)}
 
 
-def _build_report(state: AppState, search_id: int, path: Path) -> dict[str, Any]:
-    """The report of a finished search as JSON data (cross-validated on its uploaded table)."""
-    search = search_or_404(state, search_id)
-    bundle = ModelBundle.load(path)  # a fresh copy: the report may refit the pipeline
-    dataset = state.store.load_dataset(search["dataset_id"])
-    report = build_report(bundle.model, dataset, kb=state.kb, search_id=search_id,
-                          configuration=bundle.metadata.get("configuration"))
-    return json.loads(render_report(report, "json"))
+REPORT_HEADER = "X-Metalearn-Report"  # built | waited | cached: how this answer's report was obtained
+_REPORTS_LOCK = threading.Lock()
+
+
+def report_service(request: Request, state: AppState) -> ReportService:
+    """The server's :class:`ReportService`, created with the first report request."""
+    app_state = request.app.state
+    with _REPORTS_LOCK:
+        service = getattr(app_state, "metalearn_reports", None)
+        if service is None:
+            service = ReportService(state.store, state.settings.db_url, niceness=state.settings.worker_niceness)
+            app_state.metalearn_reports = service
+    return service
 
 
 @router.get("/{search_id}/report", summary="Model report of a finished search",
@@ -220,17 +226,19 @@ def _build_report(state: AppState, search_id: int, path: Path) -> dict[str, Any]
                              "description": "Self-contained HTML (default) or, with `Accept: application/json`, "
                                             "the same figures as JSON: metrics, confusion matrix, calibration, "
                                             "permutation importance, partial dependence, SHAP, surrogate tree, "
-                                            "the search's trajectory and neighbours."},
-                       **error_responses(404, 409, 422)})
-def get_report(search_id: SearchId, request: Request, state: State) -> Response:
+                                            "the search's trajectory and neighbours. The header "
+                                            f"`{REPORT_HEADER}` says whether this request built the report "
+                                            "(`built`), waited for another request's build (`waited`) or read "
+                                            "it from the cache (`cached`)."},
+                       **error_responses(404, 409, 422, 429)})
+async def get_report(search_id: SearchId, request: Request, state: State) -> Response:
     """Evaluation, explanations and the search itself, built once per search and cached on the server.
 
-    Without a kept test split the figures come from cross-validated predictions on the uploaded table.
+    The build runs in a worker process (at most one at a time); concurrent requests for the same search wait
+    for it. Without a kept test split the figures come from cross-validated predictions on the uploaded table.
     """
     fmt = "json" if "application/json" in request.headers.get("accept", "") else "html"
-    path = _model_path(state, search_id)
-    data = state.store.load_report(search_id)
-    if data is None:
-        data = _build_report(state, search_id, path)
-        state.store.save_report(search_id, data)
-    return Response(render_report(data, fmt), media_type=MEDIA_TYPES[fmt])
+    await run_in_threadpool(_model_path, state, search_id)  # 404 / 409 before anything is built
+    data, how = await report_service(request, state).get(search_id)
+    body = await run_in_threadpool(render_report, data, fmt)
+    return Response(body, media_type=MEDIA_TYPES[fmt], headers={REPORT_HEADER: how})

@@ -1,0 +1,360 @@
+"""Summary, report and plots of the equal wall-clock benchmark (``summary.json``, ``report.md``, PNGs).
+
+Reads the rows of ``results.jsonl``; the statistics use the datasets on which every system has a row
+at every budget and seed (``complete``). Per dataset the test scores are averaged over seeds; then:
+mean test balanced accuracy with a 95 % bootstrap CI over datasets, the average rank (1 = best, ties
+averaged), TabRepo's normalised error (per dataset: 0 = the best system, 1 = the median system,
+clipped to [0, 1]), paired comparisons of the reference (``metalearn``) with every other system
+(wins / ties / losses, Wilcoxon signed-rank p), and the distribution of actual seconds and overruns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.benchmark.analysis import machine_info, paired_comparison
+from metalearn.benchmark.checkpoint import now, read_jsonl
+from metalearn.benchmark.config import BOOTSTRAP
+from metalearn.benchmark.systems import REFERENCE, STATUSES
+from metalearn.protocol import to_jsonable
+
+KEY = ["dataset_key", "seed", "system", "budget"]
+NUMERIC = ("test_score", "seconds", "process_seconds", "overrun", "cap")
+COLORS = {"metalearn": "tab:red", "metalearn-cold": "tab:blue", "flaml": "tab:green", "autogluon": "tab:purple",
+          "autogluon-balanced": "tab:pink", "autogluon-best": "tab:brown", "hgb": "tab:gray"}
+Nested = dict[str, dict[str, Any]]
+
+
+def load_rows(output: Path, keys: Iterable[str] | None = None) -> pd.DataFrame:
+    """The rows of ``output/results.jsonl`` (the last one per dataset, seed, system and budget)."""
+    records = read_jsonl(output / "results.jsonl")
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        return pd.DataFrame(columns=[*KEY, "dataset", "status", *NUMERIC])
+    frame = frame.drop_duplicates(KEY, keep="last").reset_index(drop=True)
+    if keys is not None:
+        frame = frame[frame["dataset_key"].isin(set(keys))].reset_index(drop=True)
+    frame["seed"] = frame["seed"].astype(int)
+    frame["budget"] = frame["budget"].astype(int)
+    for column in NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def complete_keys(frame: pd.DataFrame, systems: Sequence[str], budgets: Sequence[int], seeds: int) -> list[str]:
+    """Datasets with a row for every system, budget and seed."""
+    need = len(systems) * len(budgets) * seeds
+    part = frame[frame["system"].isin(systems) & frame["budget"].isin(budgets) & (frame["seed"] < seeds)]
+    counts = part.groupby("dataset_key").size()
+    return sorted(counts[counts == need].index)
+
+
+def cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, system, budget): test score, seconds and overrun averaged over seeds."""
+    if frame.empty:
+        return pd.DataFrame(columns=["dataset_key", "system", "budget", "test_score", "seconds", "overrun"])
+    return (frame.groupby(["dataset_key", "system", "budget"], as_index=False)
+            .agg(test_score=("test_score", "mean"), seconds=("seconds", "mean"), overrun=("overrun", "mean")))
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (from :func:`cells`) with the rank of each system per dataset and budget (1 = best)."""
+    out = table.copy()
+    out["rank"] = out.groupby(["dataset_key", "budget"])["test_score"].rank(ascending=False, method="average")
+    return out
+
+
+def normalized_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with TabRepo's normalised error per dataset and budget: ``(err - best) / (median - best)`` with
+    ``err = 1 - score`` over the systems, clipped to [0, 1]; when the median is the best, 0 for the best, else 1."""
+    out = table.copy()
+    error = 1.0 - out["test_score"]
+    groups = error.groupby([out["dataset_key"], out["budget"]])
+    best, median = groups.transform("min"), groups.transform("median")
+    span = median - best
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = ((error - best) / span.where(span > 1e-12, 1.0)).clip(0.0, 1.0)
+    out["normalized_error"] = np.where(span > 1e-12, scaled, np.where(error - best > 1e-12, 1.0, 0.0))
+    return out
+
+
+def bootstrap_ci(values: Sequence[float], n: int = BOOTSTRAP, seed: int = 0, level: float = 0.95
+                 ) -> dict[str, float | None]:
+    """Mean of ``values`` and its percentile bootstrap confidence interval (resampling the values)."""
+    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if not len(data):
+        return {"mean": None, "low": None, "high": None}
+    means = data[np.random.default_rng(seed).integers(0, len(data), size=(n, len(data)))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {"mean": float(data.mean()), "low": float(low), "high": float(high)}
+
+
+def _nested(table: pd.DataFrame, column: str, systems: Sequence[str], how: str = "mean") -> Nested:
+    values = table.groupby(["system", "budget"])[column].agg(how)
+    out: Nested = {}
+    for system in systems:
+        row = {str(int(b)): float(v) for (s, b), v in values.items() if s == system and pd.notna(v)}
+        if row:
+            out[system] = dict(sorted(row.items(), key=lambda kv: int(kv[0])))
+    return out
+
+
+def _per_budget(table: pd.DataFrame, systems: Sequence[str], stat: Any) -> Nested:
+    out: Nested = {}
+    for system in systems:
+        part = table[table["system"] == system]
+        if len(part):
+            out[system] = {str(int(b)): stat(g) for b, g in sorted(part.groupby("budget"), key=lambda kv: kv[0])}
+    return out
+
+
+def _distribution(values: pd.Series) -> dict[str, float | None]:
+    data = values.dropna().to_numpy(dtype=float)
+    if not len(data):
+        return {"mean": None, "median": None, "p90": None, "max": None}
+    return {"mean": float(data.mean()), "median": float(np.median(data)), "p90": float(np.percentile(data, 90)),
+            "max": float(data.max())}
+
+
+def time_stats(frame: pd.DataFrame, systems: Sequence[str]) -> dict[str, Nested]:
+    """Per system and budget, over runs: actual seconds and overrun (mean, median, p90, max; share of runs
+    over the budget and over it by more than 10 %), and the count of each status."""
+    def overrun(group: pd.DataFrame) -> dict[str, Any]:
+        budget = float(group["budget"].iloc[0])
+        values = group["overrun"].dropna()
+        return _distribution(values) | {"share_over": float((values > 0).mean()) if len(values) else None,
+                                        "share_over_10pct": float((values > 0.1 * budget).mean())
+                                        if len(values) else None}
+
+    return {"seconds": _per_budget(frame, systems, lambda g: _distribution(g["seconds"])),
+            "overrun": _per_budget(frame, systems, overrun),
+            "status": _per_budget(frame, systems, lambda g: {s: int((g["status"] == s).sum()) for s in STATUSES})}
+
+
+def paired(frame: pd.DataFrame, systems: Sequence[str], reference: str = REFERENCE) -> Nested:
+    """Per other system and budget: the reference's wins / ties / losses over datasets (seeds averaged),
+    median difference and Wilcoxon p (None with fewer than 6 untied pairs)."""
+    if reference not in systems:
+        return {}
+    renamed = frame.rename(columns={"system": "strategy"})
+    return {peer: paired_comparison(renamed, reference, peer) for peer in systems if peer != reference}
+
+
+def select(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | None = None
+           ) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The rows of the run's systems, budgets and seeds on its complete datasets, those datasets' keys, and
+    the keys of the partial ones."""
+    systems, budgets, seeds = list(setup["systems"]), [int(b) for b in setup["budgets"]], int(setup["seeds"])
+    frame = frame[frame["system"].isin(systems) & frame["budget"].isin(budgets) & (frame["seed"] < seeds)]
+    if keys is not None:
+        frame = frame[frame["dataset_key"].isin(set(keys))]
+    complete = complete_keys(frame, systems, budgets, seeds)
+    partial = sorted(set(frame["dataset_key"]) - set(complete))
+    return frame[frame["dataset_key"].isin(complete)].reset_index(drop=True), complete, partial
+
+
+def summarize(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """The summary (``summary.json``) of the rows ``frame`` of a run described by ``setup``
+    (:meth:`EqualTimeConfig.setup`)."""
+    systems, budgets, seeds = list(setup["systems"]), [int(b) for b in setup["budgets"]], int(setup["seeds"])
+    rows, complete, partial = select(frame, setup, keys)
+    table = normalized_errors(ranked(cells(rows)))
+    ci = _per_budget(table, systems, lambda g: bootstrap_ci(g["test_score"].tolist()))
+    summary: dict[str, Any] = {
+        "n_datasets": len(complete), "n_seeds": seeds, "budgets": budgets, "systems": systems,
+        "reference": REFERENCE, "metric": "balanced_accuracy",
+        "mean_test_score": _nested(table, "test_score", systems),
+        "test_score_ci": ci,
+        "average_rank": _nested(table, "rank", systems),
+        "normalized_error": _nested(table, "normalized_error", systems),
+        "paired": paired(rows, systems),
+    }
+    summary.update(time_stats(rows, systems))
+    summary.update({
+        "n_rows": int(len(rows)), "datasets": sorted(rows["dataset"].unique().tolist()) if len(rows) else [],
+        "partial_datasets": partial, "command": setup.get("command"), "protocol": setup.get("protocol"),
+        "cap": setup.get("cap"), "machine": machine_info(int(setup.get("jobs", 1))), "created": now()})
+    return summary
+
+
+# --------------------------------------------------------------------------- report.md
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _table(data: Nested, budgets: Sequence[int], cell: Any = _fmt, first: str = "system") -> list[str]:
+    lines = [f"| {first} | " + " | ".join(f"{b} s" for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
+    for system, values in data.items():
+        lines.append(f"| {system} | " + " | ".join(cell(values.get(str(b))) for b in budgets) + " |")
+    return lines + [""]
+
+
+def _ci(value: dict[str, Any] | None) -> str:
+    if not value or value.get("mean") is None:
+        return "—"
+    return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+
+
+def _paired_cell(value: dict[str, Any] | None) -> str:
+    if not value:
+        return "—"
+    p = value.get("wilcoxon_p")
+    return f"{value['wins']}/{value['ties']}/{value['losses']} (p {'—' if p is None else f'{p:.3g}'})"
+
+
+def _time_cell(value: dict[str, Any] | None) -> str:
+    if not value or value.get("median") is None:
+        return "—"
+    return f"{value['median']:.1f} / {value['p90']:.1f} / {value['max']:.1f}"
+
+
+def _overrun_cell(value: dict[str, Any] | None) -> str:
+    if not value or value.get("median") is None:
+        return "—"
+    return f"{value['median']:+.1f} / {value['max']:+.1f} ({100 * value['share_over']:.0f} % over)"
+
+
+def _status_cell(value: dict[str, int] | None) -> str:
+    return "—" if not value else " / ".join(str(value.get(s, 0)) for s in STATUSES)
+
+
+def _per_dataset(frame: pd.DataFrame, systems: Sequence[str]) -> list[str]:
+    if frame.empty:
+        return []
+    table = frame.pivot_table(index=["dataset", "budget"], columns="system", values="test_score", aggfunc="mean")
+    cols = [s for s in systems if s in table.columns]
+    lines = ["## Per dataset (test balanced accuracy, seeds averaged)", "",
+             "| dataset | budget | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
+    for (dataset, budget), row in table.iterrows():
+        lines.append(f"| {dataset} | {budget} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+    return lines + [""]
+
+
+def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, str], output: Path) -> Path:
+    """``report.md``: how it was run, the tables, the plots and the per-dataset scores."""
+    budgets = summary["budgets"]
+    lines = ["# Equal wall-clock benchmark", "",
+             f"{summary['n_datasets']} complete datasets x {summary['n_seeds']} seeds; whole-process wall-clock "
+             f"per run (spawn to model ready), {summary['protocol'].get('cores')} core(s) per run, hard cap "
+             f"{summary['cap']['factor']:g} x budget + {summary['cap']['extra_seconds']:g} s. Timeouts and crashes "
+             "score as the majority class.", "", "```bash", str(summary["command"]), "```", ""]
+    if summary["partial_datasets"]:
+        lines += [f"Partial (not in the statistics): {len(summary['partial_datasets'])} datasets.", ""]
+    sections = [("Mean test balanced accuracy [95 % bootstrap CI]", summary["test_score_ci"], _ci),
+                ("Average rank (1 = best)", summary["average_rank"], _fmt),
+                ("Normalised error (TabRepo: 0 = best system, 1 = median system)", summary["normalized_error"], _fmt),
+                (f"{summary['reference']} vs each system: wins / ties / losses (Wilcoxon p)", summary["paired"],
+                 _paired_cell),
+                ("Actual seconds, spawn to model ready: median / p90 / max", summary["seconds"], _time_cell),
+                ("Overrun (actual - budget, s): median / max (share of runs over)", summary["overrun"], _overrun_cell),
+                ("Runs ok / timeout / crash", summary["status"], _status_cell)]
+    for title, data, cell in sections:
+        lines += [f"## {title}", "", *_table(data, budgets, cell)]
+    lines += [f"![{name}]({file})" for name, file in plots.items()] + [""]
+    lines += _per_dataset(frame, summary["systems"])
+    errors = frame[frame["status"] != "ok"] if "status" in frame.columns else frame.iloc[:0]
+    if len(errors):
+        lines += ["## Failed runs", ""] + [f"* {r.dataset} seed {r.seed} {r.system} @{r.budget} s: {r.status} — "
+                                           f"{str(r.error)[-300:]}" for r in errors.itertuples()] + [""]
+    path = output / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- plots (optional: matplotlib)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _lines(plt: Any, summary: dict[str, Any], key: str, ylabel: str, output: Path, name: str) -> str:
+    """One line per system against the budget (error bars from the bootstrap CI for the mean score)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for system, values in summary[key].items():
+        budgets = sorted(int(b) for b in values)
+        if key == "test_score_ci":
+            means = [values[str(b)]["mean"] for b in budgets]
+            spread = [[m - values[str(b)]["low"] for b, m in zip(budgets, means, strict=True)],
+                      [values[str(b)]["high"] - m for b, m in zip(budgets, means, strict=True)]]
+            ax.errorbar(budgets, means, yerr=spread, marker="o", capsize=3, label=system, color=COLORS.get(system))
+        else:
+            ax.plot(budgets, [values[str(b)] for b in budgets], marker="o", label=system, color=COLORS.get(system))
+    ax.set_xscale("log")
+    ax.set_xticks(summary["budgets"], [str(b) for b in summary["budgets"]])
+    ax.set_xlabel("wall-clock budget per run (s)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output / f"{name}.png", dpi=110)
+    plt.close(fig)
+    return f"{name}.png"
+
+
+def _overrun_plot(plt: Any, frame: pd.DataFrame, systems: Sequence[str], output: Path) -> str:
+    """Box plots of the overrun (actual - budget) per system, one panel per budget."""
+    budgets = sorted(frame["budget"].unique())
+    fig, axes = plt.subplots(1, len(budgets), figsize=(3 + 2.5 * len(budgets), 4), squeeze=False)
+    for ax, budget in zip(axes[0], budgets, strict=True):
+        part = frame[frame["budget"] == budget]
+        data = [part.loc[part["system"] == s, "overrun"].dropna().to_numpy() for s in systems]
+        ax.boxplot(data, tick_labels=list(systems))
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_title(f"budget {budget} s")
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    axes[0][0].set_ylabel("overrun (s)")
+    fig.tight_layout()
+    fig.savefig(output / "overrun.png", dpi=110)
+    plt.close(fig)
+    return "overrun.png"
+
+
+def make_plots(summary: dict[str, Any], frame: pd.DataFrame, output: Path) -> dict[str, str]:
+    """``score_vs_budget.png``, ``rank_vs_budget.png``, ``normalized_error.png`` and ``overrun.png``
+    (nothing without matplotlib or without complete datasets)."""
+    if not summary["n_datasets"]:
+        return {}
+    try:
+        plt = _pyplot()
+    except ImportError:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"score": _lines(plt, summary, "test_score_ci", "mean test balanced accuracy", output,
+                                "score_vs_budget"),
+                "rank": _lines(plt, summary, "average_rank", "average rank (1 = best)", output, "rank_vs_budget"),
+                "normalized error": _lines(plt, summary, "normalized_error", "normalised error (TabRepo)", output,
+                                           "normalized_error"),
+                "overrun": _overrun_plot(plt, frame, summary["systems"], output)}
+
+
+def finalize(output: Path, setup: dict[str, Any], keys: Iterable[str] | None = None,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Summarise ``output/results.jsonl``; write ``summary.json``, ``report.md`` and the plots."""
+    frame = load_rows(output, keys)
+    summary = summarize(frame, setup, keys)
+    complete = select(frame, setup, keys)[0]
+    summary.update(extra or {})
+    plots = make_plots(summary, complete, output)
+    summary["plots"] = list(plots.values())
+    (output / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=1), encoding="utf-8")
+    write_report(summary, complete, plots, output)
+    return summary
