@@ -3,9 +3,10 @@
 A search moves only forward (queued -> running -> one terminal status). An active search names the process
 that runs it (``owner_pid`` on ``owner_host``), which writes a heartbeat every :data:`HEARTBEAT_INTERVAL`
 seconds (:meth:`SearchRecords.keep_alive`). A search is found orphaned -- and marked ``interrupted``, its
-finished runs kept -- only when its owner is provably gone: its heartbeat is older than
-:data:`STALE_AFTER` seconds, or its owner ran on this host and that process no longer exists. A server
-restart therefore never ends a search that another live process is still running.
+finished runs kept -- only when its owner is gone: an owner on this host when that process no longer
+exists (however old or fresh its heartbeat), an owner on another host (or none, a search stored before
+heartbeats) when its last heartbeat is older than :data:`STALE_AFTER` seconds. A server restart therefore
+never ends a search that another live process is still running.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
+import psutil
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -40,18 +41,18 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a zombie, dead but not yet reaped, counts as gone)."""
+def owner_alive(pid: int, beat: datetime | None = None) -> bool:
+    """Whether process ``pid`` of this host is alive and is the one that beat at ``beat`` (UTC): a zombie (dead,
+    not yet reaped) is gone, and so is a process started after that beat (the pid was reused)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return beat is None or process.create_time() <= beat.replace(tzinfo=UTC).timestamp() + 1.0
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # exists, another user's
+    except psutil.AccessDenied:  # exists, another user's
         return True
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    return True
 
 
 class SearchRecords:
@@ -180,11 +181,12 @@ class SearchRecords:
         found = []
         for row in rows:
             last = row.heartbeat_at or row.started_at  # a search stored before heartbeats: its start
+            if row.owner_pid is not None and row.owner_host == host:  # its owner ran here: ask the system
+                if row.owner_pid != me and not owner_alive(row.owner_pid, last):
+                    found.append((row.id, f"its process {row.owner_pid} on {host} is gone", row.heartbeat_at))
+                continue
             age = (now - last).total_seconds() if last is not None else None
-            if row.owner_pid is not None and row.owner_host == host and row.owner_pid != me \
-                    and not process_alive(row.owner_pid):
-                found.append((row.id, f"its process {row.owner_pid} on {host} is gone", row.heartbeat_at))
-            elif age is None or age > stale_after:
+            if age is None or age > stale_after:
                 beat = "ever" if age is None else f"{age:.0f} s"
                 found.append((row.id, f"no heartbeat for {beat}", row.heartbeat_at))
         return found

@@ -1,0 +1,51 @@
+"""Two CLI searches writing one knowledge base at once (SQLite, and PostgreSQL when the CI provides one): no run
+is lost or written twice, and no ``database is locked`` reaches the user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import POSTGRES_URL, _reset_postgres
+from fault_helpers import CliSearch, runs_of, sqlite_intact, table, unseeded_kb
+
+#: each search runs for its 15 s time budget, with trials of a fraction of a second: many writes at once
+BUDGET = ("--time-budget", "15", "--trials", "2000", "--folds", "3", "--max-rows", "300", "--ensemble-size", "0")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_kb(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "kb.sqlite")
+    if not POSTGRES_URL:
+        pytest.skip("METALEARN_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
+    _reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+def test_two_searches_write_one_knowledge_base_at_once(tmp_path: Path, shared_kb: str) -> None:
+    kb = unseeded_kb(shared_kb)
+    try:
+        before = len(kb.runs_frame())
+        searches = [CliSearch.start(tmp_path, shared_kb, table(tmp_path / f"t{i}.csv", 300, seed=i), *BUDGET)
+                    for i in range(2)]
+        codes = [search.wait(timeout=180) for search in searches]
+        for search, code in zip(searches, codes, strict=True):
+            errors = search.stderr.read_text()
+            assert code == 0, errors[-3000:]
+            assert "database is locked" not in errors and "Traceback" not in errors, errors[-3000:]
+        results = [search.result() for search in searches]
+        assert len({r["search_id"] for r in results}) == 2
+        for result in results:
+            runs = runs_of(kb, result["search_id"])
+            assert result["status"] == "succeeded" == kb.search(result["search_id"])["status"]
+            assert result["n_trials"] >= 5 and len(runs) == result["n_trials"]  # none lost, none twice
+            assert list(runs["status"]) == [t["status"] for t in result["trials"]]
+            assert list(runs["algorithm"]) == [t["algorithm"] for t in result["trials"]]
+        everything = kb.runs_frame(ensembles=True)
+        assert len(everything) - before == sum(r["n_trials"] for r in results)
+        assert everything["id"].is_unique
+    finally:
+        kb.dispose()
+    if not shared_kb.startswith("postgresql"):
+        sqlite_intact(shared_kb)
