@@ -1,0 +1,5 @@
+"""``python -m metalearn.cli``."""
+
+from metalearn.cli import main
+
+main()

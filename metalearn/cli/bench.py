@@ -1,0 +1,57 @@
+"""``metalearn benchmark``: the offline trial study (see benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from metalearn.cli.common import app, user_errors
+
+
+@app.command()
+@user_errors
+def benchmark(
+    suite: Annotated[str, typer.Option("--suite", help="OpenML suite id or alias, or a directory holding a "
+                                                       "manifest.json (e.g. ../shared/datasets).")],
+    strategies: Annotated[str, typer.Option(help="Comma-separated: warm, cold, random, hyperband, "
+                                                 "successive-halving, flaml, flaml-zeroshot, "
+                                                 "warm@<fraction>.")] = "warm,cold,random,flaml,flaml-zeroshot",
+    budgets: Annotated[str, typer.Option(help="Comma-separated budgets in trials.")] = "1,2,5,10,20,50",
+    seeds: Annotated[int, typer.Option(min=1, help="Outer splits (and search seeds) per dataset.")] = 3,
+    jobs: Annotated[int, typer.Option(min=1, help="Datasets run in parallel (processes).")] = 1,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (resumable).")] = Path(
+        "benchmarks/results/warmstart"),
+    db: Annotated[str | None, typer.Option("--db", help="Knowledge base to benchmark against; it is copied, never "
+                                                        "written (default: the shipped seed snapshot).")] = None,
+    max_rows: Annotated[int, typer.Option(min=20, help="Stratified row cap of the train part.")] = 2000,
+    folds: Annotated[int, typer.Option(min=2, help="CV folds inside the train part.")] = 3,
+    kb_fractions: Annotated[str, typer.Option(help="Knowledge-base fractions for the size curve (warm@f); "
+                                                   "empty for none.")] = "0.1,0.25,0.5,1.0",
+    kb_fraction_seeds: Annotated[int | None, typer.Option(min=1, help="Run the size curve on the first N seeds "
+                                                                      "only (default: every seed).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N datasets.")] = None,
+    shuffle: Annotated[bool, typer.Option(help="Fixed random dataset order, so --limit N is a random "
+                                               "sample (growing N keeps the earlier ones).")] = False,
+    trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = 60.0,
+    cache_dir: Annotated[Path | None, typer.Option(help="OpenML cache directory.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    report_only: Annotated[bool, typer.Option(help="Run nothing: rewrite summary, report and plots from the "
+                                                   "datasets already complete (partial results).")] = False,
+) -> None:
+    """Offline benchmark of warm vs cold vs random search (and FLAML); see benchmarks/README.md."""
+    from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
+
+    config = BenchmarkConfig(
+        suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
+        jobs=jobs, output=str(output), db=db, max_rows=max_rows, folds=folds,
+        kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
+        cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds)
+    summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),
+                            progress=progress and sys.stderr.isatty(), report_only=report_only)
+    typer.echo(f"report: {Path(config.output) / 'report.md'}")
+    for target in summary["targets"].values():
+        state = {True: "met", False: "NOT met", None: "n/a"}[target["met"]]
+        typer.echo(f"  {target['description']}: {state}")

@@ -1,0 +1,98 @@
+"""Shared parts of the ``metalearn`` command line: the apps, options, error decorators and small helpers."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from metalearn.errors import KnowledgeBaseError, MetalearnError
+
+app = typer.Typer(help="Meta-learning AutoML for tabular classification and regression.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+kb_app = typer.Typer(help="Manage the knowledge base (METALEARN_DB).", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Knowledge base path or SQLAlchemy URL "
+                                                             "(default: METALEARN_DB).")]
+TargetOption = Annotated[str, typer.Option("--target", "-t", help="Name of the target column.")]
+NameOption = Annotated[str | None, typer.Option("--name", help="Dataset name (default: the file's stem).")]
+TaskOption = Annotated[str | None, typer.Option("--task", help="classification or regression (default: detected "
+                                                                "from the target, and the reason printed).")]
+MetricOption = Annotated[str | None, typer.Option("--metric", help="balanced_accuracy, accuracy, f1_macro, roc_auc, "
+                                                                    "log_loss; r2, rmse, mae, mape (errors are "
+                                                                    "reported negated: higher is better). Default: "
+                                                                    "balanced_accuracy or r2.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def user_errors(func: F) -> F:
+    """Turn :class:`MetalearnError` into ``error: ...`` on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MetalearnError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def kb_errors(func: F) -> F:
+    """For the ``kb`` commands: a database error is one ``error:`` line (under :func:`user_errors`), never a
+    traceback; the knowledge base's own errors already hide the URL's password."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return func(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise KnowledgeBaseError(f"knowledge base error: {lines[0] if lines else type(exc).__name__}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _shown(url: str) -> str:
+    """A database URL as printed: the password hidden."""
+    from metalearn.settings import redact_url
+
+    return redact_url(url)
+
+
+def _print_json(data: Any) -> None:
+    from metalearn.protocol import to_jsonable
+
+    typer.echo(json.dumps(to_jsonable(data), indent=2, allow_nan=False))
+
+
+def _kb(db: str | None) -> Any:
+    from metalearn.service import open_kb
+
+    return open_kb(db)
+
+
+def _load(file: Path, target: str, name: str | None, task: str | None = None) -> Any:
+    from metalearn.datasets import detect_task
+    from metalearn.service import load_dataset
+
+    dataset = load_dataset(file, target, name, task=task)
+    reason = "forced with --task" if task else detect_task(dataset.y)[1]
+    typer.echo(f"task: {dataset.task} ({reason})", err=True)  # standard error: --json output stays clean
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------- commands

@@ -1,0 +1,50 @@
+"""``metalearn serve``: the HTTP API and the studio under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from metalearn.cli.common import DbOption, app, user_errors
+from metalearn.errors import MetalearnError
+
+
+@app.command()
+@user_errors
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes (uvicorn workers).")] = 1,
+          db: DbOption = None,
+          log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug.")] = "info") -> None:
+    """Run the HTTP API with uvicorn (docs at /docs); settings from METALEARN_DB and METALEARN_API_*."""
+    import os
+
+    import uvicorn
+
+    from metalearn.api.app import create_app
+    from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
+
+    if log_level not in ("critical", "error", "warning", "info", "debug"):
+        raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
+    settings = ServerSettings.from_env(db_url=database_url(db))  # bad settings: one line and exit 2, before uvicorn
+    if not os.environ.get("METALEARN_MODEL_KEY", "").strip():
+        # the key follows the environment, not --db: pin it for the worker processes (METALEARN_DB may change below)
+        os.environ["METALEARN_MODEL_KEY_FILE"] = str(model_key_path())
+    key = model_key()  # generated now if missing; a bad key is one line and exit 2
+    typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {redact_url(settings.db_url)}, "
+               f"data in {settings.data_dir}, models signed with the key in {key.source}", err=True)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        return
+    # several processes: uvicorn imports the app factory in each; seed and recover once here, and hand the
+    # knowledge base to the workers through the one variable they read it from
+    from metalearn import service
+
+    kb = service.open_kb(settings.db_url, seed=settings.seed_kb)
+    if settings.recover:
+        service.recover_searches(kb)
+    kb.dispose()
+    os.environ.update(METALEARN_DB=settings.db_url, METALEARN_API_SEED="0", METALEARN_API_RECOVER="0")
+    uvicorn.run("metalearn.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level)
