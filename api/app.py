@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from metalearn import __version__
 from metalearn.api.dependencies import AppState
 from metalearn.api.jobs import JobManager
-from metalearn.api.routers import datasets, health, knowledge_base, recommendations, searches
+from metalearn.api.routers import datasets, health, knowledge_base, monitor, recommendations, searches, studio
 from metalearn.api.security import APIKeyMiddleware, BodySizeLimitMiddleware
 from metalearn.api.services import KBVersion, ModelCache, RecommendationService, StatsCache
 from metalearn.api.storage import DataStore
@@ -47,9 +47,15 @@ search (`POST /v1/searches`, answered 202 at once; it runs in a worker process) 
 **Authentication**: when the server has API keys (`METALEARN_API_KEYS`), every endpoint except
 `GET /v1/health` needs `Authorization: Bearer <key>`; without it the answer is 401.
 
+**Tenants**: each key is an identity (`name:KEY`). It sees only the datasets it uploaded and the searches
+(models, reports, predictions) it started: another identity's id answers 404. Admin keys
+(`METALEARN_API_ADMIN_KEYS`) see everything. The knowledge base's statistics and recommendations are shared.
+Per-key quotas (searches queued or running, uploads per hour, stored upload bytes) answer 429 with
+`Retry-After`.
+
 **Errors**: every error is JSON `{"detail": "<what is wrong>"}` (422 adds `errors`, one item per
 problem): 400 unusable input, 401 no/invalid key, 404 unknown id, 409 wrong state, 413 too large,
-422 malformed request, 429 search queue full. A refused request changes nothing.
+422 malformed request, 429 search queue full or a quota reached. A refused request changes nothing.
 
 **Python client**: `metalearn.Client(base_url, api_key)`.
 """
@@ -66,12 +72,12 @@ TAGS = [
 
 
 def open_state(settings: ServerSettings) -> AppState:
-    """Open the knowledge base (seeding an empty one), recover interrupted searches, start the scheduler."""
+    """Open the knowledge base (seeding an empty one), mark orphaned searches interrupted, start the scheduler."""
     kb = open_kb(settings.db_url, seed=settings.seed_kb)
     if settings.recover:
         count = recover_searches(kb)
         if count:
-            log.warning("marked %d search(es) left queued or running by a previous server as failed", count)
+            log.warning("marked %d search(es) whose process is gone (a previous server) interrupted", count)
     store = DataStore(settings.data_dir).ensure()
     version = KBVersion(kb)
     recommendations = RecommendationService(kb, response_cache=settings.response_cache, version=version,
@@ -118,7 +124,8 @@ def add_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(MetalearnError)
     async def user_error(_: Request, exc: MetalearnError) -> JSONResponse:
         """Every metalearn error with the HTTP status its class declares (NotFound 404, QueueFull 429, ...)."""
-        headers = {"Retry-After": RETRY_AFTER} if isinstance(exc, QueueFull) else None
+        retry = getattr(exc, "retry_after", None) or RETRY_AFTER  # a quota says when (metalearn.api.tenants)
+        headers = {"Retry-After": str(retry)} if isinstance(exc, QueueFull) else None
         return JSONResponse(status_code=exc.http_status, content={"detail": str(exc) or type(exc).__name__},
                             headers=headers)
 
@@ -155,6 +162,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                        upload_paths=UPLOAD_PATHS)
     app.add_middleware(APIKeyMiddleware, digests=settings.api_key_hashes)
     add_exception_handlers(app)
-    for module in (health, knowledge_base, datasets, recommendations, searches):
+    for module in (health, knowledge_base, datasets, recommendations, searches, monitor):
         app.include_router(module.router)
+    app.include_router(studio.router)  # the web studio at / (a client of /v1)
+    app.mount(studio.STATIC_PATH, studio.static_files(), name="studio-static")
     return app

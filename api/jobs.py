@@ -4,7 +4,10 @@ Lifecycle of a search (its status lives in the knowledge base, so any server pro
 
 * ``POST /v1/searches`` -> :meth:`JobManager.submit` creates the search row at once
   (``kb.start_search(..., status="queued")``) and appends it to the queue, or refuses with
-  :class:`QueueFull` (HTTP 429) when ``search_workers + search_queue`` searches are already active.
+  :class:`QueueFull` (HTTP 429) when ``search_workers + search_queue`` searches are already active, or when
+  the caller's identity already has its quota of searches queued or running (``max_searches_per_key``, counted
+  in the knowledge base, so over every server process), so one key cannot take every slot. The row records
+  the identity as the search's ``owner``.
 * A scheduler thread starts up to ``search_workers`` searches at a time, each in a fresh ``spawn``
   process (own interpreter: no state shared with the server, memory returned when it ends, and it
   can be killed without harming the server). The row goes ``queued -> running`` atomically, so a
@@ -49,11 +52,12 @@ from pathlib import Path
 from typing import Any
 
 from metalearn.api.storage import DataStore
+from metalearn.api.tenants import RETRY_SEARCH, quota_exceeded
 from metalearn.errors import MetalearnError, QueueFull, ServiceStopping
 from metalearn.evaluation import cancel_running_trials, die_with_parent
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.knowledge_base.searches import HEARTBEAT_INTERVAL
-from metalearn.service import STOPPED_QUEUED, STOPPED_RUNNING
+from metalearn.service import STOPPED_QUEUED, STOPPED_RUNNING, continuation, save_search_model
 from metalearn.settings import ServerSettings
 from metalearn.warmstart.result import SearchResult
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
@@ -115,21 +119,52 @@ class JobManager:
         self._thread.start()
         return self
 
-    def submit(self, dataset_id: int, search_settings: SearchSettings) -> int:
-        """Create the search row (status ``queued``) and enqueue it; :class:`QueueFull` when full."""
+    def submit(self, dataset_id: int, search_settings: SearchSettings, owner: str | None = None,
+               owner_limit: int | None = None) -> int:
+        """Create the search row (status ``queued``, owned by ``owner``) and enqueue it; :class:`QueueFull` when
+        the queue is full or ``owner`` has ``owner_limit`` searches queued or running already."""
         with self._cond:
             if self._closed:
                 raise ServiceStopping("the server is shutting down; submit the search again later")
+            self._check_owner_quota(owner, owner_limit)
             active = len(self._queue) + len(self._running)
             if active >= self.capacity:
                 raise QueueFull(f"the search queue is full ({len(self._running)} running, {len(self._queue)} "
                                 f"waiting, limit {self.capacity}); retry when a search has finished")
             values = asdict(search_settings)
             search_id = self.kb.start_search(dataset_id, search_settings.strategy,
-                                             values | {"submitted_at": _now().isoformat() + "Z"}, status="queued")
+                                             values | {"submitted_at": _now().isoformat() + "Z"},
+                                             status="queued", owner=owner)
             self._queue.append(Job(search_id, dataset_id, values))
             self._cond.notify_all()
         return search_id
+
+    def _check_owner_quota(self, owner: str | None, owner_limit: int | None) -> None:
+        """429 when ``owner`` has ``owner_limit`` searches queued or running (in any server process)."""
+        if owner is None or owner_limit is None:
+            return
+        mine = self.kb.count_active_searches(owner)
+        if mine >= owner_limit:
+            raise quota_exceeded(f"{owner} has {mine} searches queued or running, the limit per key "
+                                 "(METALEARN_API_MAX_SEARCHES_PER_KEY); retry when one has finished", RETRY_SEARCH)
+
+    def submit_continue(self, search_id: int, dataset_id: int, n_trials: int | None,
+                        time_budget: float | None, owner: str | None = None, owner_limit: int | None = None) -> None:
+        """Queue a finished search again to add trials (``POST /v1/searches/{id}/continue``): its row goes back to
+        ``queued`` (:func:`metalearn.service.continuation`), its old cancel flag and cached report are dropped, and
+        the worker continues it (:meth:`WarmStartSearch.run` with its id loads its trials)."""
+        with self._cond:
+            if self._closed:
+                raise ServiceStopping("the server is shutting down; submit the search again later")
+            self._check_owner_quota(owner, owner_limit)  # the per-key quota, as for a new search
+            if len(self._queue) + len(self._running) >= self.capacity:
+                raise QueueFull(f"the search queue is full (limit {self.capacity}); retry when a search has finished")
+            settings = continuation(self.kb, search_id, None, n_trials=n_trials, time_budget=time_budget,
+                                    status="queued")
+            self.store.cancel_path(search_id).unlink(missing_ok=True)
+            self.store.report_path(search_id).unlink(missing_ok=True)
+            self._queue.append(Job(search_id, dataset_id, asdict(settings)))
+            self._cond.notify_all()
 
     def cancel(self, search_id: int) -> str:
         """``cancelled`` (it had not started), ``cancelling`` (it stops after the current trial), or the
@@ -310,7 +345,7 @@ def _search(kb: KnowledgeBase, payload: dict[str, Any]) -> None:
         engine.kb.finish_search(search_id, "interrupted", error=STOPPED_RUNNING)
         return
     if result.model is not None:
-        result.bundle().save(store.model_path(search_id))
+        save_search_model(result, dataset, store.model_path(search_id), engine.kb)  # with its drift profile
     _finish(engine, result)
 
 

@@ -194,7 +194,19 @@ class DatasetCreated(BaseModel):
 # --------------------------------------------------------------------------------------------- recommendations
 
 
-class RecommendationRequest(Strict):
+class UserControl(Strict):
+    """What a search (and its recommendations) may use, as ``--include`` / ``--exclude`` / ``--interpretable``."""
+
+    include: list[str] = Field(default_factory=list, max_length=100, description="Only these estimator families "
+                               "and feature preprocessors (names of the task's space, e.g. logistic_regression, "
+                               "rfe); an unknown name is a 400 that lists the valid ones.")
+    exclude: list[str] = Field(default_factory=list, max_length=100,
+                               description="Never these estimator families and feature preprocessors.")
+    interpretable: bool = Field(False, description="Only linear models, a decision tree of depth <= 5 and naive "
+                                                   "Bayes, on the original features (no PCA / polynomial features).")
+
+
+class RecommendationRequest(UserControl):
     dataset_id: int = DatasetId
     top: int = Field(DEFAULTS.top, ge=1, le=100, description="Number of pipelines to recommend.")
     k: int = Field(DEFAULTS.k, ge=1, le=100, description="Number of nearest datasets consulted.")
@@ -238,6 +250,8 @@ class RecommendationReport(BaseModel):
     far_from_knowledge_base: bool
     neighbors: list[NeighborOut]
     recommendations: list[RecommendationOut]
+    filtered: int = Field(0, description="Candidates left out by include / exclude / interpretable (replaced by the "
+                                         "next ones).")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "dataset": {"name": "breast_cancer", "n_rows": 569, "n_features": 30, "n_classes": 2, "n_categorical": 0,
@@ -253,7 +267,7 @@ class RecommendationReport(BaseModel):
 # --------------------------------------------------------------------------------------------- searches
 
 
-class SearchRequest(Strict):
+class SearchRequest(UserControl):
     dataset_id: int = DatasetId
     strategy: Strategy = Field(DEFAULTS.strategy,
                                description="warm (meta-learned initial design), cold (SMAC's default), random, or "
@@ -272,6 +286,10 @@ class SearchRequest(Strict):
     ensemble_size: int = Field(DEFAULTS.ensemble_size, ge=0, le=1000,
                                description="Rounds of greedy ensemble selection over the best trials' out-of-fold "
                                            "predictions (0: the model is the single best pipeline).")
+    grid: dict[str, list[Any]] | None = Field(None, description="strategy grid: hyperparameter -> values (null: the "
+                                                                "default grid); n_trials null runs the whole grid.")
+    max_grid_size: int = Field(DEFAULTS.max_grid_size, ge=1, le=MAX_TRIALS,
+                               description="A grid with more points is refused (400).")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"dataset_id": 42, "strategy": "warm", "n_trials": 20, "time_budget": 300, "metric": "balanced_accuracy",
@@ -279,8 +297,23 @@ class SearchRequest(Strict):
 
     @model_validator(mode="after")
     def _budget(self) -> SearchRequest:
-        if self.n_trials is None and self.time_budget is None:
+        if self.n_trials is None and self.time_budget is None and self.strategy != "grid":
             raise ValueError("give a budget: n_trials, time_budget or both")
+        return self
+
+
+class ContinueRequest(Strict):
+    """The budget to add to a finished search (``POST /v1/searches/{id}/continue``)."""
+
+    n_trials: int | None = Field(None, ge=1, le=MAX_TRIALS, description="Trials to add.")
+    time_budget: float | None = Field(None, gt=0, le=MAX_TIME_BUDGET, description="Seconds to add.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"n_trials": 10}]})
+
+    @model_validator(mode="after")
+    def _budget(self) -> ContinueRequest:
+        if self.n_trials is None and self.time_budget is None:
+            raise ValueError("give the budget to add: n_trials, time_budget or both")
         return self
 
 
@@ -312,6 +345,8 @@ class TrajectoryPoint(BaseModel):
 class SearchStatus(BaseModel):
     id: int
     dataset_id: int
+    owner: str | None = Field(None, description="The identity (API key name) that started it; null without keys "
+                                                "or outside the API.")
     strategy: str
     status: str = Field(description=", ".join(SEARCH_STATUSES))
     metric: str | None
@@ -394,3 +429,34 @@ class PredictResponse(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"predictions": [1], "probabilities": [[0.08, 0.92]], "classes": [0, 1]}]})
+
+
+# --------------------------------------------------------------------------------------------- drift monitoring
+
+
+class MonitorRequest(Strict):
+    rows: list[dict[str, Any]] = Field(min_length=1, description="New rows as {column: value}: the model's "
+                                                                 "columns; with the target column the score drop "
+                                                                 "is measured too.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"rows": [{"age": 38.0, "sex": "male", "fare": 7.9, "survived": 0}]}]})
+
+
+class MonitorResponse(BaseModel):
+    """The drift report of :func:`metalearn.drift.compare` (its module docstring defines every figure)."""
+
+    search_id: int
+    verdict: Literal["ok", "watch", "retrain"]
+    reasons: list[str]
+    n_rows: int
+    train_rows: int | None
+    features: list[dict[str, Any]] = Field(description="Per column, most drifting first: kind, severity "
+                                                       "(major / minor / none), PSI, test (ks / chi2), statistic, "
+                                                       "p_value, missing rates, unseen categories, reasons.")
+    score: dict[str, Any] = Field(description="metric, training score and its source, new score, drop.")
+    metafeature_distance: float | None
+    retrain: dict[str, Any] = Field(description="recommended, the CLI command and the API steps that retrain "
+                                                "warm-started from this search's runs.")
+    thresholds: dict[str, Any]
+    profile_source: str = Field(description="model file, or the uploaded table (models saved before profiles).")

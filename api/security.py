@@ -10,6 +10,11 @@ A key may hold any Unicode text: both sides hash its UTF-8 bytes. HTTP headers a
 Starlette decodes as latin-1; :func:`key_bytes` recovers the bytes sent and reads them as UTF-8 (or as
 latin-1 when they are not UTF-8), so a client sending the key in either encoding matches.
 
+Every key stands for an identity (``METALEARN_API_KEYS=alice:KEY1,bob:KEY2``, admin keys in
+``METALEARN_API_ADMIN_KEYS``, see :func:`metalearn.settings.parse_api_keys`): :func:`current_identity` is the
+dependency that tells the routes who the caller is (:class:`metalearn.api.tenants.Identity`); without keys every
+request is the ``anonymous`` identity, which sees everything.
+
 A client address that presents more than :data:`MAX_AUTH_FAILURES` wrong keys (or malformed headers)
 within :data:`AUTH_FAILURE_WINDOW` seconds gets 429 with ``Retry-After`` on every protected path until
 its failures age out of the window (a request without any key is not counted). Behind a reverse proxy
@@ -30,6 +35,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from metalearn.api.tenants import ANONYMOUS_IDENTITY, Identity
+from metalearn.settings import ApiKey
 
 OPEN_PATHS = frozenset({"/v1/health"})
 PROTECTED_PREFIX = "/v1/"
@@ -66,6 +74,18 @@ def key_bytes(presented: str) -> bytes:
         return raw.decode("utf-8").encode("utf-8")
     except UnicodeDecodeError:  # a client that sent latin-1
         return raw.decode("latin-1").encode("utf-8")
+
+
+def key_of(presented: str | None, keys: Iterable[ApiKey]) -> ApiKey | None:
+    """The key ``presented`` hashes to, or ``None`` (every key is compared, in constant time)."""
+    if not presented:
+        return None
+    candidate = hashlib.sha256(key_bytes(presented)).digest()
+    found = None
+    for key in keys:
+        if hmac.compare_digest(candidate, key.digest):
+            found = key
+    return found
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -257,3 +277,17 @@ async def require_api_key(request: Request,
     reason = auth_failure(request.headers.get("authorization"), digests)
     if reason is not None:
         raise HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_identity(request: Request,
+                           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+                           ) -> Identity:
+    """Dependency: the identity of the request's key (``anonymous`` when the server has no keys); 401 without a
+    valid key (normally refused earlier by :class:`APIKeyMiddleware`)."""
+    keys = request.app.state.metalearn.settings.api_keys
+    if not keys:
+        return ANONYMOUS_IDENTITY
+    key = key_of(bearer_token(request.headers.get("authorization")), keys)
+    if key is None:
+        raise HTTPException(status_code=401, detail="invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    return Identity(key.name, admin=key.admin)

@@ -30,8 +30,10 @@ from metalearn.evaluation import die_with_parent
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import DEFAULT_METRICS, metric_for, to_jsonable
+from metalearn.protocol import DEFAULT_METRICS, metric_for, task_of_metric, to_jsonable
 from metalearn.report import build_report, render_report
+from metalearn.restriction import restriction
+from metalearn.space import allows
 from metalearn.warmstart.recommend import Recommender
 
 log = logging.getLogger("metalearn.api.reports")
@@ -43,12 +45,6 @@ DATASET_FIELDS = ("name", "n_rows", "n_features", "n_classes", "n_categorical", 
 def dataset_json(info: DatasetInfo) -> dict[str, Any]:
     """The ``dataset`` block of a recommendation report, as ``Dataset.describe()`` writes it."""
     return {name: getattr(info, name) for name in DATASET_FIELDS}
-
-
-def count_datasets(kb: KnowledgeBase) -> int:
-    """Number of datasets in the knowledge base (one ``COUNT``)."""
-    with kb.reading() as session:
-        return int(session.scalar(select(func.count()).select_from(DatasetRow)) or 0)
 
 
 def kb_version(kb: KnowledgeBase) -> tuple[int, ...]:
@@ -157,20 +153,24 @@ class RecommendationService:
     Requests compare the knowledge base's version (largest run and meta-feature ids, primary-key
     lookups re-read at most every 0.2 s, see :class:`KBVersion`) with the one the recommender was built
     from. When runs were added and the recommender is older than ``rebuild_interval`` seconds, the
-    first request to notice rebuilds it while concurrent requests keep using the previous one, so a
-    search writing trials neither stalls other clients nor defeats the cache.
-    Finished responses are cached per (metric, dataset, top, k) until the recommender is rebuilt;
+    first request to notice brings it up to date -- incrementally (:meth:`Recommender.updated` reads only
+    the datasets that gained runs or meta-features), or with a full rebuild every ``full_rebuild_interval``
+    seconds (which also refits the meta-feature scaling) -- while concurrent requests keep using the
+    previous one, so a search writing trials neither stalls other clients nor defeats the cache.
+    Finished responses are cached per (metric, dataset, top, k) until the recommender changes;
     :meth:`peek` serves them without any database access.
     """
 
     def __init__(self, kb: KnowledgeBase, *, response_cache: bool = True, cache_size: int = 4096,
-                 version: KBVersion | None = None, rebuild_interval: float = 10.0) -> None:
+                 version: KBVersion | None = None, rebuild_interval: float = 2.0,
+                 full_rebuild_interval: float = 600.0) -> None:
         self.kb = kb
         self.response_cache = response_cache
-        # a recommender is rebuilt at most this often: a search writes a run every few hundred ms, and
-        # rebuilding on every new run (~0.2 s on the seed knowledge base) would defeat every cache
+        # brought up to date at most this often: a search writes a run every few hundred ms
         self.rebuild_interval = rebuild_interval
+        self.full_rebuild_interval = full_rebuild_interval
         self._built_at: dict[str, float] = {}
+        self._full_built_at: dict[str, float] = {}
         self.version = version or KBVersion(kb)
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
@@ -183,12 +183,18 @@ class RecommendationService:
     def _version_key(version: tuple[int, ...]) -> tuple[int, ...]:
         return version[:2]  # runs, meta-features
 
-    def _build(self, metric: str, version: tuple[int, ...]) -> Recommender:
-        recommender = Recommender(self.kb, metric)
-        recommender.far_threshold()  # computed once here rather than in the first request
+    def _build(self, metric: str, version: tuple[int, ...], current: Recommender | None = None) -> Recommender:
+        """A recommender for ``version``: ``current`` updated incrementally, or built afresh."""
+        now = time.monotonic()
+        if current is not None and now - self._full_built_at.get(metric, -1e9) < self.full_rebuild_interval:
+            recommender = current.updated()
+        else:
+            recommender = Recommender(self.kb, metric)
+            recommender.far_threshold()  # computed once here rather than in the first request
+            self._full_built_at[metric] = now
         with self._lock:
-            current = self._recommenders.get(metric)
-            if current is None or current[0] <= version:
+            held = self._recommenders.get(metric)
+            if held is None or held[0] <= version:
                 self._recommenders[metric] = (version, recommender)
                 self._built_at[metric] = time.monotonic()
         return recommender
@@ -211,9 +217,9 @@ class RecommendationService:
                     self._build(metric, version)
             with self._lock:
                 return self._recommenders[metric]
-        if lock.acquire(blocking=False):  # stale: this request rebuilds, the others use the old one
+        if lock.acquire(blocking=False):  # stale: this request updates it, the others use the old one
             try:
-                self._build(metric, version)
+                self._build(metric, version, current[1])
             finally:
                 lock.release()
         with self._lock:
@@ -268,11 +274,15 @@ class RecommendationService:
             return None
         return self._responses.fetch((metric, current[0], dataset_id, top, k))
 
-    def recommend(self, dataset_id: int, top: int, k: int, metric: str | None) -> tuple[bytes, bool]:
-        """JSON bytes of the report (as ``metalearn recommend --json``) and whether it came from the cache."""
+    def recommend(self, dataset_id: int, top: int, k: int, metric: str | None,
+                  control: tuple[tuple[str, ...], tuple[str, ...], bool] = ((), (), False)) -> tuple[bytes, bool]:
+        """JSON bytes of the report (as ``metalearn recommend --json``) and whether it came from the cache;
+        ``control`` is (include, exclude, interpretable): only the recommendations they allow."""
         metric = self.resolve_metric(dataset_id, metric)
         version, recommender = self.recommender(metric)
-        key = (metric, version, dataset_id, top, k)
+        key = (metric, version, dataset_id, top, k) + ((control,) if any(control) else ())
+        limit = (restriction(task_of_metric(metric), control[0], control[1], "interpretable" if control[2] else None)
+                 if any(control) else None)  # unknown names: 400 before anything is read
         if self.response_cache:
             cached = self._responses.fetch(key)
             if cached is not None:
@@ -282,7 +292,8 @@ class RecommendationService:
             raise Conflict(f"dataset {dataset_id} ({info.name}) has no meta-features for extractor "
                           f"{recommender.extractor}; upload its table again to compute them")
         report = recommender.recommend(features, top=top, k=k, dataset=dataset_json(info),
-                                       exclude_hashes={info.content_hash})
+                                       exclude_hashes={info.content_hash},
+                                       allowed=(lambda config: allows(limit, config)) if limit else None)
         body = json.dumps(to_jsonable(report.to_json()), separators=(",", ":"), allow_nan=False).encode()
         if self.response_cache:
             self._responses.put(key, body)

@@ -3,7 +3,8 @@
 Layout under the data directory::
 
     datasets/<id>.parquet       the validated table (features and target)
-    datasets/<id>.json          its sidecar: target, categorical columns, content hash, ...
+    datasets/<id>.json          its sidecar: target, categorical columns, content hash, owners, ...
+    datasets/<id>.lock          held (flock) while the table or its sidecar is written
     searches/<id>/model.joblib  the refitted best pipeline (a metalearn.model_io.ModelBundle)
     searches/<id>/cancel        a cancellation request, checked by the worker between trials
     searches/<id>/report.json   the model report, built once
@@ -79,17 +80,28 @@ class DataStore:
         meta = self.sidecar(dataset_id)
         return bool(meta and meta.get("content_hash") == content_hash and self.table_path(dataset_id).is_file())
 
-    def save_dataset(self, dataset_id: int, dataset: Dataset) -> None:
-        """Write the table, then its sidecar (each atomically); a no-op when already stored."""
-        if self.has_table(dataset_id, dataset.content_hash):
-            return
-        frame = dataset.X.copy()
-        frame[dataset.target] = dataset.y.to_numpy()
-        atomic_write(self.table_path(dataset_id), lambda tmp: frame.to_parquet(tmp, index=False))
-        meta = {"id": int(dataset_id), "name": dataset.name, "target": dataset.target,
-                "categorical": list(dataset.categorical), "columns": list(dataset.X.columns),
-                "content_hash": dataset.content_hash, "n_rows": dataset.n_rows, "stored_at": time.time()}
-        atomic_write_text(self.sidecar_path(dataset_id), json.dumps(meta))
+    def save_dataset(self, dataset_id: int, dataset: Dataset, owner: str | None = None) -> None:
+        """Write the table, then its sidecar (each atomically), unless already stored; add ``owner`` (the
+        identity that uploaded it, ``None`` for a server without keys) to the sidecar's ``owners``.
+
+        Holds the dataset's lock, so concurrent uploads (in any server process) neither write the table twice
+        nor lose an owner."""
+        with _flock(self.root / "datasets" / f"{int(dataset_id)}.lock"):
+            meta = self.sidecar(dataset_id)
+            stored = self.has_table(dataset_id, dataset.content_hash)
+            if stored and meta is not None and (owner is None or owner in meta.get("owners", [])):
+                return
+            if not stored or meta is None:
+                frame = dataset.X.copy()
+                frame[dataset.target] = dataset.y.to_numpy()
+                atomic_write(self.table_path(dataset_id), lambda tmp: frame.to_parquet(tmp, index=False))
+                meta = {"id": int(dataset_id), "name": dataset.name, "target": dataset.target,
+                        "categorical": list(dataset.categorical), "columns": list(dataset.X.columns),
+                        "content_hash": dataset.content_hash, "n_rows": dataset.n_rows, "stored_at": time.time(),
+                        "owners": []}
+            if owner is not None:
+                meta["owners"] = [*meta.get("owners", []), owner]
+            atomic_write_text(self.sidecar_path(dataset_id), json.dumps(meta))
 
     def load_dataset(self, dataset_id: int) -> Dataset:
         """The stored table as a :class:`Dataset` (the same content hash as when it was uploaded)."""
@@ -139,11 +151,18 @@ class DataStore:
     def report_lock(self, search_id: int) -> Iterator[None]:
         """Hold the exclusive lock on building the report of a search, across processes (``flock``); it is
         released when the holder ends, even when it is killed."""
-        path = self.search_dir(search_id) / "report.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _flock(self.search_dir(search_id) / "report.lock"):
+            yield
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing), across processes; released when the holder
+    ends, even when it is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -45,6 +46,31 @@ class DatasetRow(Base):
     #: classification or regression (``n_classes`` is 0 for regression)
     task: Mapped[str] = mapped_column(String(16), default="classification", server_default="classification",
                                       index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+#: longest identity name of an API key (see :func:`metalearn.settings.parse_api_keys`)
+OWNER_LENGTH = 64
+
+
+class DatasetOwnerRow(Base):
+    """An identity (API key) that uploaded a dataset's table: it may read the dataset and search on it.
+
+    The same data uploaded by two identities is one dataset (one content hash) with two owners. A dataset
+    without owners (the shipped seed, CLI runs, uploads from before owners were recorded) is visible to
+    admin keys and to a server without keys only.
+    """
+
+    __tablename__ = "dataset_owners"
+    __table_args__ = (UniqueConstraint("dataset_id", "owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    owner: Mapped[str] = mapped_column(String(OWNER_LENGTH), index=True)
+    #: the name this owner gave the dataset (the dataset's own name is the first upload's)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: size of the upload that gave this owner the dataset (counted against its stored-bytes quota)
+    n_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -95,6 +121,8 @@ class SearchRow(Base):
     owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     owner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: the identity (API key) that started it over HTTP; NULL for CLI / library searches and older rows
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH), nullable=True, index=True)
 
 
 class RunRow(Base):

@@ -35,9 +35,9 @@ class EvidenceQueries:
     reading: Callable[[], AbstractContextManager[Session]]  # provided by KnowledgeBase
 
     def performance(self, metric: str, space_version: str | Collection[str] | None = None,
-                    budget: float = 1.0) -> pd.DataFrame:
+                    budget: float = 1.0, dataset_ids: Collection[int] | None = None) -> pd.DataFrame:
         """Mean score of every (dataset, configuration) pair with successful full-budget runs (ensemble runs,
-        which are not points of the search space, left out)."""
+        which are not points of the search space, left out); only of ``dataset_ids`` when given."""
         query = (select(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
                         func.avg(RunRow.score).label("score"), func.count().label("n_runs"))
                  .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
@@ -47,28 +47,36 @@ class EvidenceQueries:
         if space_version is not None:
             versions = [space_version] if isinstance(space_version, str) else list(space_version)
             query = query.where(ConfigurationRow.space_version.in_(versions))
+        if dataset_ids is not None:
+            query = query.where(RunRow.dataset_id.in_(list(dataset_ids)))
         with self.reading() as session:
             return pd.DataFrame(session.execute(query).all(),
                                 columns=["dataset_id", "configuration_id", "algorithm", "score", "n_runs"])
 
-    def discovery(self) -> pd.DataFrame:
-        """Distinct (configuration_id, dataset_id) pairs where a search proposed the configuration.
+    def discovery(self, dataset_ids: Collection[int] | None = None) -> pd.DataFrame:
+        """Distinct (configuration_id, dataset_id) pairs where a search proposed the configuration (on
+        ``dataset_ids`` when given).
 
         Cross-evaluation runs (origin ``cross_eval``) are left out: they copy a configuration found on
         one dataset to the others, so they say nothing about where it came from.
         """
         query = (select(RunRow.configuration_id, RunRow.dataset_id).where(RunRow.origin != CROSS_EVAL_ORIGIN)
                  .distinct())
+        if dataset_ids is not None:
+            query = query.where(RunRow.dataset_id.in_(list(dataset_ids)))
         with self.reading() as session:
             return pd.DataFrame(session.execute(query).all(), columns=["configuration_id", "dataset_id"])
 
-    def pooled_by(self, metric: str) -> dict[int, frozenset[int]]:
+    def pooled_by(self, metric: str, dataset_ids: Collection[int] | None = None) -> dict[int, frozenset[int]]:
         """For each cross-evaluated configuration, the datasets whose own searches found it best: the reason it
-        was pooled for cross-evaluation (library defaults, pooled for every dataset, have none)."""
+        was pooled for cross-evaluation (library defaults, pooled for every dataset, have none). Only the
+        winners among ``dataset_ids`` when given."""
         searched = (select(RunRow.dataset_id, RunRow.configuration_id, func.avg(RunRow.score).label("score"))
                     .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == 1.0,
                            RunRow.origin.not_in((CROSS_EVAL_ORIGIN, ENSEMBLE_ORIGIN)))
                     .group_by(RunRow.dataset_id, RunRow.configuration_id))
+        if dataset_ids is not None:
+            searched = searched.where(RunRow.dataset_id.in_(list(dataset_ids)))
         pooled = select(RunRow.configuration_id).where(RunRow.origin == CROSS_EVAL_ORIGIN).distinct()
         with self.reading() as session:
             scores = pd.DataFrame(session.execute(searched).all(), columns=["dataset_id", "configuration_id", "score"])
@@ -80,6 +88,24 @@ class EvidenceQueries:
         winners = winners[winners["configuration_id"].isin(crossed)]
         grouped = winners.groupby("configuration_id")["dataset_id"]
         return {int(c): frozenset(int(d) for d in group) for c, group in grouped}
+
+    def latest_ids(self) -> tuple[int, int]:
+        """The largest run id and meta-feature id (0 when empty)."""
+        with self.reading() as session:
+            return (int(session.scalar(select(func.max(RunRow.id))) or 0),
+                    int(session.scalar(select(func.max(MetaFeatureRow.id))) or 0))
+
+    def changes_since(self, run_id: int, metafeature_id: int) -> tuple[set[int], set[int], int, int]:
+        """What was added after the given largest ids: the datasets with new runs, the datasets with new
+        meta-feature vectors, and the new largest run and meta-feature ids (primary-key range scans)."""
+        with self.reading() as session:
+            runs = session.execute(select(RunRow.dataset_id, func.max(RunRow.id)).where(RunRow.id > run_id)
+                                   .group_by(RunRow.dataset_id)).all()
+            features = session.execute(select(MetaFeatureRow.dataset_id, func.max(MetaFeatureRow.id))
+                                       .where(MetaFeatureRow.id > metafeature_id)
+                                       .group_by(MetaFeatureRow.dataset_id)).all()
+        return ({int(d) for d, _ in runs}, {int(d) for d, _ in features},
+                max([run_id, *(int(i) for _, i in runs)]), max([metafeature_id, *(int(i) for _, i in features)]))
 
     def best_configurations(self, dataset_id: int, metric: str, limit: int = 10,
                             space_version: str | Collection[str] | None = None,

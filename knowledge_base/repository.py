@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy import Engine, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from metalearn.errors import KnowledgeBaseError
+from metalearn.errors import Conflict, KnowledgeBaseError
 from metalearn.knowledge_base import migrate
 from metalearn.knowledge_base.engine import create_kb_engine, is_sqlite
 from metalearn.knowledge_base.ensembles import EnsembleRecords
 from metalearn.knowledge_base.models import (
     ConfigurationRow,
+    DatasetOwnerRow,
     DatasetRow,
     MetaFeatureRow,
     RunRow,
+    SearchRow,
     utcnow,
 )
 from metalearn.knowledge_base.queries import EvidenceQueries
-from metalearn.knowledge_base.searches import SearchRecords
-from metalearn.protocol import DEFAULT_TASK, ENSEMBLE_ORIGIN, RUN_STATUSES
+from metalearn.knowledge_base.searches import SearchRecords, this_host
+from metalearn.protocol import ACTIVE_STATUSES, CONTINUABLE_STATUSES, DEFAULT_TASK, ENSEMBLE_ORIGIN, RUN_STATUSES
 from metalearn.settings import database_url, redact_url
 from metalearn.space import SPACE_VERSIONS, canonical_json, config_hash, task_of_config
 
@@ -147,21 +150,30 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
         target: str | None = None,
         task: str = DEFAULT_TASK,
     ) -> int:
-        """Id of the dataset with this content hash, registering it first if new."""
+        """Id of the dataset with this content hash, registering it first if new.
+
+        Two processes registering the same new table at once (PostgreSQL: the second insert violates the unique
+        content hash) both get the one row.
+        """
         with self.writing() as session:
             existing = session.scalar(select(DatasetRow.id).where(DatasetRow.content_hash == content_hash))
-            if existing is not None:
-                if family or openml_id:
-                    row = session.get(DatasetRow, existing)
-                    row.family = row.family or family
-                    row.openml_id = row.openml_id or openml_id
-                return existing
-            row = DatasetRow(name=name, content_hash=content_hash, n_rows=n_rows, n_features=n_features,
-                             n_classes=n_classes or 0, n_categorical=n_categorical, source=source, family=family,
-                             openml_id=openml_id, target=target, task=task)
-            session.add(row)
-            session.flush()
-            return row.id
+            if existing is None:
+                try:
+                    with session.begin_nested():
+                        row = DatasetRow(name=name, content_hash=content_hash, n_rows=n_rows, n_features=n_features,
+                                         n_classes=n_classes or 0, n_categorical=n_categorical, source=source,
+                                         family=family, openml_id=openml_id, target=target, task=task)
+                        session.add(row)
+                    return row.id
+                except IntegrityError:  # another writer registered it meanwhile: read its row
+                    existing = session.scalar(select(DatasetRow.id).where(DatasetRow.content_hash == content_hash))
+                    if existing is None:
+                        raise
+            if family or openml_id:
+                row = session.get(DatasetRow, existing)
+                row.family = row.family or family
+                row.openml_id = row.openml_id or openml_id
+            return existing
 
     def register(self, dataset: Any) -> int:
         """Register a :class:`metalearn.datasets.Dataset`."""
@@ -184,12 +196,67 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
             row = session.scalar(select(DatasetRow).where(DatasetRow.content_hash == content_hash))
             return DatasetInfo.from_row(row) if row else None
 
-    def datasets(self, limit: int | None = None, offset: int = 0) -> list[DatasetInfo]:
+    def datasets(self, limit: int | None = None, offset: int = 0, owner: str | None = None) -> list[DatasetInfo]:
+        """Datasets, oldest first; with ``owner``, only the ones that identity uploaded."""
+        query = select(DatasetRow).order_by(DatasetRow.id).offset(offset)
+        if owner is not None:
+            query = query.where(DatasetRow.id.in_(select(DatasetOwnerRow.dataset_id)
+                                                  .where(DatasetOwnerRow.owner == owner)))
+        if limit is not None:
+            query = query.limit(limit)
         with self.reading() as session:
-            query = select(DatasetRow).order_by(DatasetRow.id).offset(offset)
-            if limit is not None:
-                query = query.limit(limit)
             return [DatasetInfo.from_row(r) for r in session.scalars(query)]
+
+    def count_datasets(self, owner: str | None = None) -> int:
+        """Number of datasets (one ``COUNT``); with ``owner``, of the ones that identity uploaded."""
+        if owner is None:
+            query = select(func.count()).select_from(DatasetRow)
+        else:
+            query = select(func.count()).select_from(DatasetOwnerRow).where(DatasetOwnerRow.owner == owner)
+        with self.reading() as session:
+            return int(session.scalar(query) or 0)
+
+    # ------------------------------------------------------------------ owners of uploaded datasets
+
+    def add_dataset_owner(self, dataset_id: int, owner: str, n_bytes: int, name: str | None = None) -> bool:
+        """Record that ``owner`` uploaded the dataset (``n_bytes``: the upload's size, ``name``: the name it gave);
+        False when it had already."""
+        with self.writing() as session:
+            if self._owns(session, dataset_id, owner):
+                return False
+            try:
+                with session.begin_nested():
+                    session.add(DatasetOwnerRow(dataset_id=dataset_id, owner=owner, n_bytes=int(n_bytes),
+                                                name=name))
+            except IntegrityError:  # the same owner's concurrent upload of the same table (PostgreSQL)
+                return False
+            return True
+
+    def owns_dataset(self, dataset_id: int, owner: str) -> bool:
+        """Whether ``owner`` uploaded the dataset."""
+        with self.reading() as session:
+            return self._owns(session, dataset_id, owner)
+
+    def owned_names(self, owner: str, dataset_ids: Iterable[int]) -> dict[int, str]:
+        """The names ``owner`` gave the datasets it uploaded, by dataset id."""
+        ids = [int(i) for i in dataset_ids]
+        if not ids:
+            return {}
+        query = select(DatasetOwnerRow.dataset_id, DatasetOwnerRow.name).where(
+            DatasetOwnerRow.owner == owner, DatasetOwnerRow.dataset_id.in_(ids))
+        with self.reading() as session:
+            return {int(d): n for d, n in session.execute(query) if n}
+
+    @staticmethod
+    def _owns(session: Session, dataset_id: int, owner: str) -> bool:
+        return session.scalar(select(DatasetOwnerRow.id).where(DatasetOwnerRow.dataset_id == dataset_id,
+                                                               DatasetOwnerRow.owner == owner)) is not None
+
+    def stored_bytes(self, owner: str) -> int:
+        """Bytes of the uploads ``owner`` keeps on the server (each dataset counted once per owner)."""
+        with self.reading() as session:
+            return int(session.scalar(select(func.coalesce(func.sum(DatasetOwnerRow.n_bytes), 0))
+                                      .where(DatasetOwnerRow.owner == owner)) or 0)
 
     # ------------------------------------------------------------------ meta-features
 
@@ -346,3 +413,24 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
             rows = session.execute(select(ConfigurationRow.id, ConfigurationRow.config_json).where(
                 ConfigurationRow.id.in_(ids))).all() if ids else []
         return {r.id: json.loads(r.config_json) for r in rows}
+
+    # ------------------------------------------------------------------ continued searches
+
+    def reopen_search(self, search_id: int, status: str = "running", note: Mapping[str, Any] | None = None) -> None:
+        """Move a finished search (one of ``CONTINUABLE_STATUSES``) back to ``running`` -- or ``queued``, for a
+        worker -- to continue it, owned by this process; ``note`` (e.g. the added budget) is appended to its
+        settings' ``continued`` list. The one transition against the forward order of a search's states (see
+        :meth:`set_search_status`); :class:`Conflict` for a search that is still queued or running."""
+        if status not in ACTIVE_STATUSES:
+            raise KnowledgeBaseError(f"a search is continued as one of {ACTIVE_STATUSES}, not {status!r}")
+        with self.writing() as session:
+            row = session.scalar(select(SearchRow).where(SearchRow.id == search_id).with_for_update())
+            if row is None:
+                raise KnowledgeBaseError(f"no search with id {search_id}")
+            if row.status not in CONTINUABLE_STATUSES:
+                raise Conflict(f"search {search_id} is {row.status}; only a finished search can be continued")
+            now = utcnow()
+            settings = dict(row.settings or {})
+            settings["continued"] = [*settings.get("continued", []), {**(note or {}), "at": now.isoformat() + "Z"}]
+            row.settings, row.status, row.finished_at, row.error = settings, status, None, None
+            row.owner_pid, row.owner_host, row.heartbeat_at = os.getpid(), this_host(), now

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psutil
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from metalearn.errors import KnowledgeBaseError
@@ -62,14 +62,16 @@ class SearchRecords:
     reading: Callable[[], AbstractContextManager[Session]]
 
     def start_search(self, dataset_id: int, strategy: str, settings: dict[str, Any],
-                     status: str = "running") -> int:
-        """A new search row (``running``, or ``queued`` for a job that waits for a worker), owned by this process."""
+                     status: str = "running", owner: str | None = None) -> int:
+        """A new search row (``running``, or ``queued`` for a job that waits for a worker), run by this process;
+        ``owner`` is the identity (API key) it belongs to, ``None`` for a search outside the HTTP API."""
         if status not in ACTIVE_STATUSES:
             raise KnowledgeBaseError(f"a search starts as one of {ACTIVE_STATUSES}, not {status!r}")
         now = utcnow()
         with self.writing() as session:
             row = SearchRow(dataset_id=dataset_id, strategy=strategy, settings=dict(settings), status=status,
-                            started_at=now, owner_pid=os.getpid(), owner_host=this_host(), heartbeat_at=now)
+                            started_at=now, owner_pid=os.getpid(), owner_host=this_host(), heartbeat_at=now,
+                            owner=owner)
             session.add(row)
             session.flush()
             return row.id
@@ -108,7 +110,16 @@ class SearchRecords:
             return {"id": row.id, "dataset_id": row.dataset_id, "strategy": row.strategy,
                     "settings": row.settings, "status": row.status, "error": row.error,
                     "best_run_id": row.best_run_id, "started_at": row.started_at, "finished_at": row.finished_at,
-                    "owner_pid": row.owner_pid, "owner_host": row.owner_host, "heartbeat_at": row.heartbeat_at}
+                    "owner_pid": row.owner_pid, "owner_host": row.owner_host, "heartbeat_at": row.heartbeat_at,
+                    "owner": row.owner}
+
+    def count_active_searches(self, owner: str | None) -> int:
+        """Searches of ``owner`` (an identity; ``None``: every one) that are queued or running."""
+        query = select(func.count()).select_from(SearchRow).where(SearchRow.status.in_(ACTIVE_STATUSES))
+        if owner is not None:
+            query = query.where(SearchRow.owner == owner)
+        with self.reading() as session:
+            return int(session.scalar(query) or 0)
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -190,8 +201,4 @@ class SearchRecords:
                 beat = "ever" if age is None else f"{age:.0f} s"
                 found.append((row.id, f"no heartbeat for {beat}", row.heartbeat_at))
         return found
-
-    def fail_running_searches(self, reason: str, queued_reason: str | None = None) -> int:
-        """Deprecated name of :meth:`interrupt_orphaned_searches` (searches of live processes are kept)."""
-        return self.interrupt_orphaned_searches()
 

@@ -160,15 +160,14 @@ def _catboost_regressor(p: Params, ctx: BuildContext) -> Any:
     return CatBoostRegressor(**_catboost_params(p, ctx))
 
 
+_CATBOOST_CONDITIONS = {"learning_rate": When("learning_rate_mode", "value")}
+
 BOOSTING_FAMILIES: tuple[Component, ...] = (
     Component("lightgbm", _lightgbm, _lightgbm_space, class_weight=True),
     Component("xgboost", _xgboost, _xgboost_space, class_weight=True),
-    Component("catboost", _catboost, _catboost_space, conditions={"learning_rate": When("learning_rate_mode", "value")},
-              class_weight=True),
+    Component("catboost", _catboost, _catboost_space, conditions=_CATBOOST_CONDITIONS, class_weight=True),
 )
 """LightGBM, XGBoost and CatBoost, appended to :data:`metalearn.families.FAMILIES`."""
-
-_CATBOOST_CONDITIONS = {"learning_rate": When("learning_rate_mode", "value")}
 
 BOOSTING_REGRESSORS: tuple[Component, ...] = (
     Component("lightgbm", _lightgbm_regressor, _lightgbm_space),

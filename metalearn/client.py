@@ -159,10 +159,13 @@ class Client:
     # ------------------------------------------------------------------ recommendations
 
     def recommend(self, dataset_id: int, top: int = DEFAULTS.top, k: int = DEFAULTS.k,
-                  metric: str | None = None) -> dict[str, Any]:
-        """Recommended pipelines with evidence (the body of ``metalearn recommend --json``)."""
+                  metric: str | None = None, include: Iterable[str] = (), exclude: Iterable[str] = (),
+                  interpretable: bool = False) -> dict[str, Any]:
+        """Recommended pipelines with evidence (the body of ``metalearn recommend --json``); ``include`` /
+        ``exclude`` / ``interpretable`` keep only what they allow (``filtered`` counts the others)."""
         return self._json("POST", "/v1/recommendations",
-                          json={"dataset_id": int(dataset_id), "top": top, "k": k, "metric": metric})
+                          json={"dataset_id": int(dataset_id), "top": top, "k": k, "metric": metric,
+                                "include": list(include), "exclude": list(exclude), "interpretable": interpretable})
 
     # ------------------------------------------------------------------ searches
 
@@ -170,10 +173,18 @@ class Client:
                      time_budget: float | None = None, metric: str | None = None, seed: int = DEFAULTS.seed,
                      **options: Any) -> dict[str, Any]:
         """Queue a search (``{"id", "status", "dataset_id"}``). ``options``: ``trial_time_limit``, ``folds``,
-        ``max_rows``."""
+        ``max_rows``, ``ensemble_size``, ``include`` / ``exclude`` (lists of names), ``interpretable``, ``grid``
+        (``strategy="grid"``: hyperparameter -> values; ``n_trials=None`` runs it whole), ``max_grid_size``."""
         body = {"dataset_id": int(dataset_id), "strategy": strategy, "n_trials": n_trials,
                 "time_budget": time_budget, "metric": metric, "seed": seed, **options}
         return self._json("POST", "/v1/searches", json=to_jsonable(body))
+
+    def continue_search(self, search_id: int, n_trials: int | None = None,
+                        time_budget: float | None = None) -> dict[str, Any]:
+        """Add trials (and/or seconds) to a finished or interrupted search; it is queued again (``{"id", "status",
+        "dataset_id"}``): follow it with :meth:`wait`."""
+        body = {"n_trials": n_trials, "time_budget": time_budget}
+        return self._json("POST", f"/v1/searches/{int(search_id)}/continue", json=to_jsonable(body))
 
     def search(self, search_id: int) -> dict[str, Any]:
         """Status, trials done, best trial so far and trajectory of a search."""

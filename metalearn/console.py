@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -50,6 +51,9 @@ def print_recommendations(dataset: Dataset, report: RecommendationReport) -> Non
     console.print("nearest datasets: " + ", ".join(f"{n.name} ({n.distance:.3f})" for n in report.neighbors))
     if report.far:
         console.print("[yellow]the knowledge base holds nothing close: the global portfolio leads[/]")
+    if report.filtered:
+        console.print(f"{report.filtered} candidates left out by --include / --exclude / --interpretable "
+                      "(replaced by the next ones)")
     table = Table()
     for col in ("rank", "algorithm", "expected", "range", "source", "evidence"):
         table.add_column(col)
@@ -115,29 +119,47 @@ def _exit(code: int) -> None:
 
 
 def search_with_progress(kb: KnowledgeBase, dataset: Dataset, settings: SearchSettings, stopped: StopRequest,
-                         output: Path | None) -> SearchResult:
-    """``service.search`` with a progress bar of trials and the best score so far."""
+                         output: Path | None, search_id: int | None = None,
+                         started_at: float | None = None) -> SearchResult:
+    """``service.search`` with a progress bar of trials and the best score so far (``search_id``: continue it)."""
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), transient=True) as progress:
         task = progress.add_task(f"{settings.strategy} search on {dataset.name}", total=settings.n_trials, best="—")
+        prior = len(service.stored_search(kb, search_id).trials) if search_id is not None else 0
 
         def on_trial(trial: Any, result: SearchResult) -> None:
-            progress.update(task, completed=len(result.trials), best=_number(result.best_score))
+            progress.update(task, completed=len(result.trials) - prior, best=_number(result.best_score))
 
-        return service.search(kb, dataset, settings, callback=on_trial, should_stop=stopped.is_set, output=output)
+        return service.search(kb, dataset, settings, callback=on_trial, should_stop=stopped.is_set, output=output,
+                              search_id=search_id, started_at=started_at)
 
 
-def print_leaderboard(result: SearchResult, output: Path | None) -> None:
-    console = Console()
+def pipeline_of(configuration: dict[str, Any], algorithm: str) -> str:
+    """A short description of a trial's pipeline: its estimator, and its feature preprocessing unless none."""
+    step = configuration.get("feature_preprocessing")
+    return algorithm if step in (None, "none") else f"{algorithm} + {step}"
+
+
+def print_leaderboard(result: SearchResult, output: Path | None, console: Console | None = None) -> None:
+    """The best 10 trials. Readable at 80 columns and in logs: the numbers, statuses and headers never shrink,
+    the pipeline column folds onto more lines instead."""
+    console = console or Console()
     table = Table(title=f"search {result.search_id} on {result.dataset['name']} ({result.settings.strategy}, "
-                        f"{len(result.trials)} trials, {result.seconds:.1f} s, {result.settings.metric})")
-    for col in ("trial", "algorithm", "score", "std", "status", "origin", "seconds"):
-        table.add_column(col, justify="right" if col in ("trial", "score", "std", "seconds") else "left",
-                         no_wrap=True)
+                        f"{len(result.trials)} trials, {result.seconds:.1f} s, {result.settings.metric})",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("trial", justify="right", no_wrap=True, min_width=5)
+    table.add_column("pipeline", overflow="fold", ratio=1, min_width=8)
+    for col in ("score", "std", "status", "origin", "seconds"):
+        table.add_column(col, justify="left" if col in ("status", "origin") else "right", no_wrap=True,
+                         min_width=len(col))
+    trials = {t.number: t for t in result.trials}
     for row in result.leaderboard.head(10).itertuples():
-        table.add_row(str(row.trial), row.algorithm, _number(row.score), _number(row.std), row.status, row.origin,
-                      f"{row.seconds:.2f}")
+        table.add_row(str(row.trial), pipeline_of(trials[row.trial].configuration, row.algorithm), _number(row.score),
+                      _number(row.std), row.status, row.origin, f"{row.seconds:.2f}")
     console.print(table)
+    if result.extra.get("grid"):
+        grid = result.extra["grid"]
+        console.print(f"grid: {grid['size']} configurations ({grid['source']})")
     best = result.best
     if best is None:
         console.print("[red]no trial succeeded[/]")

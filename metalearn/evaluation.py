@@ -300,6 +300,11 @@ def _kill_tree(pid: int) -> None:
             target.send_signal(signal.SIGKILL)
 
 
+def _described(exc: BaseException) -> str:
+    """``exc`` as its type and message (the last line of its traceback)."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 def _child(send: Any, parent: int, args: tuple[Any, ...]) -> None:
     """The trial's child process: run :func:`_run`, send back ("ok", result) or ("error", formatted exception)."""
     die_with_parent(parent)
@@ -309,7 +314,7 @@ def _child(send: Any, parent: int, args: tuple[Any, ...]) -> None:
     try:
         response: tuple[str, Any] = ("ok", _run(*args))
     except BaseException as exc:  # everything goes back to the search, which records it
-        response = ("error", "".join(traceback.format_exception_only(type(exc), exc)).strip())
+        response = ("error", _described(exc))
     try:
         send.send(response)
     except Exception as exc:  # e.g. a result too large to pickle
@@ -390,8 +395,7 @@ def evaluate_pipeline(
             return TrialResult("cancelled", None, None, seconds, error=CANCELLED)
         if isinstance(exc, TrialTimeout):
             return TrialResult("timeout", None, None, seconds, error=str(exc))
-        message = str(exc) if isinstance(exc, TrialFailed) else \
-            "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        message = str(exc) if isinstance(exc, TrialFailed) else _described(exc)
         return TrialResult("crash", None, None, seconds, error=message[-2000:])
     seconds = time.perf_counter() - start
     values = np.asarray(scores, dtype=float)

@@ -1,6 +1,9 @@
 """The classifier families of the search space: one :class:`~metalearn.registry.Component` each.
 
-(The regressor families are in :mod:`metalearn.regressors`; they share some spaces defined here.)
+(The regressor families are in :mod:`metalearn.regressors`. Where a family exists for both tasks, its space,
+conditions and the keyword arguments of its estimator are defined once here -- ``<family>_space``,
+``<FAMILY>_CONDITIONS``, ``<family>_params`` -- and the two builders add only what differs, e.g.
+``class_weight``.)
 
 A family's hyperparameters are named ``<family>:<parameter>`` and are active when ``classifier`` is the
 family (or below another parameter, see ``conditions``). To add a family, write its ``_<family>_space``
@@ -38,14 +41,27 @@ from metalearn.registry import BuildContext, Component, Params, Registry, When, 
 
 __all__ = [
     "CALIBRATION_CV",
+    "DECISION_TREE_CONDITIONS",
     "FAMILIES",
+    "FOREST_CONDITIONS",
     "MLP_MAX_ITER",
+    "RBF_SVM_CONDITIONS",
+    "adaboost_params",
+    "adaboost_space",
     "calibrated",
+    "decision_tree_params",
     "decision_tree_space",
+    "forest_params",
+    "forest_space",
+    "hist_gradient_boosting_params",
     "hist_gradient_boosting_space",
+    "k_neighbors_params",
     "k_neighbors_space",
     "mlp_hidden_layers",
+    "mlp_params",
     "mlp_space",
+    "rbf_svm_params",
+    "rbf_svm_space",
 ]
 
 CALIBRATION_CV = 3
@@ -63,36 +79,48 @@ def calibrated(svm: Any) -> CalibratedClassifierCV:
 
 
 # --------------------------------------------------------------------------------------------------
-# Trees and ensembles
+# Trees and ensembles (the public helpers serve the regressors of metalearn.regressors too)
 # --------------------------------------------------------------------------------------------------
-def _forest_space(p: str, bootstrap_default: bool) -> list[Hyperparameter]:
+def forest_space(
+    p: str,
+    bootstrap_default: bool,
+    criteria: tuple[str, ...] = ("gini", "entropy"),
+    max_features: tuple[str, ...] = ("sqrt", "log2", "fraction"),
+    fraction_default: float = 0.5,
+) -> list[Hyperparameter]:
+    """A random forest's or extra-trees' hyperparameters; the first of ``criteria`` and of ``max_features`` are
+    the defaults, ``fraction_default`` the default of ``max_features_fraction`` (used when it is ``fraction``)."""
     return [
         Integer(f"{p}n_estimators", (10, 500), log=True, default=100),
-        Categorical(f"{p}criterion", ["gini", "entropy"], default="gini"),
-        Categorical(f"{p}max_features", ["sqrt", "log2", "fraction"], default="sqrt"),
-        Float(f"{p}max_features_fraction", (0.05, 1.0), default=0.5),
+        Categorical(f"{p}criterion", list(criteria), default=criteria[0]),
+        Categorical(f"{p}max_features", list(max_features), default=max_features[0]),
+        Float(f"{p}max_features_fraction", (0.05, 1.0), default=fraction_default),
         Integer(f"{p}min_samples_split", (2, 20), default=2),
         Integer(f"{p}min_samples_leaf", (1, 20), default=1),
         boolean(f"{p}bootstrap", bootstrap_default),
     ]
 
 
-def _forest(cls: type, p: Params, ctx: BuildContext) -> Any:
+def forest_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
+    """The keyword arguments of a forest classifier or regressor (all but ``class_weight``)."""
     max_features = p["max_features_fraction"] if p["max_features"] == "fraction" else p["max_features"]
-    return cls(
+    return dict(
         n_estimators=p["n_estimators"],
         criterion=p["criterion"],
         max_features=max_features,
         min_samples_split=p["min_samples_split"],
         min_samples_leaf=p["min_samples_leaf"],
         bootstrap=p["bootstrap"],
-        class_weight=ctx.class_weight,
         random_state=ctx.random_state,
         n_jobs=1,
     )
 
 
-_FOREST_CONDITIONS = {"max_features_fraction": When("max_features", "fraction")}
+def _forest(cls: type, p: Params, ctx: BuildContext) -> Any:
+    return cls(**forest_params(p, ctx), class_weight=ctx.class_weight)
+
+
+FOREST_CONDITIONS = {"max_features_fraction": When("max_features", "fraction")}
 
 
 def hist_gradient_boosting_space(p: str) -> list[Hyperparameter]:
@@ -107,8 +135,9 @@ def hist_gradient_boosting_space(p: str) -> list[Hyperparameter]:
     ]
 
 
-def _hist_gradient_boosting(p: Params, ctx: BuildContext) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
+def hist_gradient_boosting_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
+    """The keyword arguments of a HistGradientBoosting classifier or regressor (all but ``class_weight``)."""
+    return dict(
         learning_rate=p["learning_rate"],
         max_iter=p["max_iter"],
         max_leaf_nodes=p["max_leaf_nodes"],
@@ -116,26 +145,38 @@ def _hist_gradient_boosting(p: Params, ctx: BuildContext) -> HistGradientBoostin
         l2_regularization=p["l2_regularization"],
         max_features=p["max_features"],
         early_stopping={"auto": "auto", "on": True, "off": False}[p["early_stopping"]],
-        class_weight=ctx.class_weight,
         random_state=ctx.random_state,
     )
 
 
-def _adaboost_space(p: str) -> list[Hyperparameter]:
+def _hist_gradient_boosting(p: Params, ctx: BuildContext) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(**hist_gradient_boosting_params(p, ctx), class_weight=ctx.class_weight)
+
+
+def adaboost_space(p: str, max_depth_default: int = 1, losses: tuple[str, ...] = ()) -> list[Hyperparameter]:
+    """AdaBoost's hyperparameters: boosted trees of ``max_depth`` (default ``max_depth_default``) and, with
+    ``losses`` (regression), a ``loss`` choice whose first entry is the default."""
+    loss = [Categorical(f"{p}loss", list(losses), default=losses[0])] if losses else []
     return [
         Integer(f"{p}n_estimators", (10, 500), log=True, default=50),
         Float(f"{p}learning_rate", (0.01, 2.0), log=True, default=1.0),
-        Integer(f"{p}max_depth", (1, 10), default=1),
+        *loss,
+        Integer(f"{p}max_depth", (1, 10), default=max_depth_default),
     ]
 
 
-def _adaboost(p: Params, ctx: BuildContext) -> AdaBoostClassifier:
-    return AdaBoostClassifier(
-        estimator=DecisionTreeClassifier(max_depth=p["max_depth"], random_state=ctx.random_state),
+def adaboost_params(tree: type, p: Params, ctx: BuildContext) -> dict[str, Any]:
+    """The keyword arguments of an AdaBoost classifier or regressor boosting ``tree`` (all but ``loss``)."""
+    return dict(
+        estimator=tree(max_depth=p["max_depth"], random_state=ctx.random_state),
         n_estimators=p["n_estimators"],
         learning_rate=p["learning_rate"],
         random_state=ctx.random_state,
     )
+
+
+def _adaboost(p: Params, ctx: BuildContext) -> AdaBoostClassifier:
+    return AdaBoostClassifier(**adaboost_params(DecisionTreeClassifier, p, ctx))
 
 
 def decision_tree_space(p: str, criteria: tuple[str, ...] = ("gini", "entropy")) -> list[Hyperparameter]:
@@ -149,15 +190,22 @@ def decision_tree_space(p: str, criteria: tuple[str, ...] = ("gini", "entropy"))
     ]
 
 
-def _decision_tree(p: Params, ctx: BuildContext) -> DecisionTreeClassifier:
-    return DecisionTreeClassifier(
+def decision_tree_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
+    """The keyword arguments of a decision tree classifier or regressor (all but ``class_weight``)."""
+    return dict(
         criterion=p["criterion"],
         max_depth=p["max_depth"] if p["limit_depth"] else None,
         min_samples_split=p["min_samples_split"],
         min_samples_leaf=p["min_samples_leaf"],
-        class_weight=ctx.class_weight,
         random_state=ctx.random_state,
     )
+
+
+def _decision_tree(p: Params, ctx: BuildContext) -> DecisionTreeClassifier:
+    return DecisionTreeClassifier(**decision_tree_params(p, ctx), class_weight=ctx.class_weight)
+
+
+DECISION_TREE_CONDITIONS = {"max_depth": When("limit_depth", True)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,9 +273,12 @@ def _linear_svc(p: Params, ctx: BuildContext) -> CalibratedClassifierCV:
     return calibrated(svm)
 
 
-def _svc_rbf_space(p: str) -> list[Hyperparameter]:
+def rbf_svm_space(p: str, epsilon: bool = False) -> list[Hyperparameter]:
+    """An RBF-kernel SVM's hyperparameters; with ``epsilon`` (the regressor) its ``epsilon`` tube too."""
+    tube = [Float(f"{p}epsilon", (1e-3, 1.0), log=True, default=0.1)] if epsilon else []
     return [
         Float(f"{p}C", (0.03125, 32768.0), log=True, default=1.0),
+        *tube,
         Categorical(f"{p}gamma_mode", ["scale", "value"], default="scale"),
         Float(f"{p}gamma", (3.0517578125e-05, 8.0), log=True, default=0.1),
         boolean(f"{p}shrinking", True),
@@ -235,17 +286,22 @@ def _svc_rbf_space(p: str) -> list[Hyperparameter]:
     ]
 
 
-def _svc_rbf(p: Params, ctx: BuildContext) -> CalibratedClassifierCV:
-    svm = SVC(
+def rbf_svm_params(p: Params) -> dict[str, Any]:
+    """The keyword arguments an RBF-kernel ``SVC`` and ``SVR`` share."""
+    return dict(
         C=p["C"],
         kernel="rbf",
         gamma=p["gamma"] if p["gamma_mode"] == "value" else "scale",
         shrinking=p["shrinking"],
         tol=p["tol"],
-        class_weight=ctx.class_weight,
-        random_state=ctx.random_state,
     )
-    return calibrated(svm)
+
+
+RBF_SVM_CONDITIONS = {"gamma": When("gamma_mode", "value")}
+
+
+def _svc_rbf(p: Params, ctx: BuildContext) -> CalibratedClassifierCV:
+    return calibrated(SVC(**rbf_svm_params(p), class_weight=ctx.class_weight, random_state=ctx.random_state))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,8 +315,13 @@ def k_neighbors_space(p: str) -> list[Hyperparameter]:
     ]
 
 
+def k_neighbors_params(p: Params) -> dict[str, Any]:
+    """The keyword arguments of a k-nearest-neighbours classifier or regressor."""
+    return dict(n_neighbors=p["n_neighbors"], weights=p["weights"], p=p["p"])
+
+
 def _k_neighbors(p: Params, ctx: BuildContext) -> CappedKNeighborsClassifier:
-    return CappedKNeighborsClassifier(n_neighbors=p["n_neighbors"], weights=p["weights"], p=p["p"])
+    return CappedKNeighborsClassifier(**k_neighbors_params(p))
 
 
 def mlp_space(p: str) -> list[Hyperparameter]:
@@ -281,8 +342,9 @@ def mlp_hidden_layers(p: Params) -> tuple[int, ...]:
     return tuple(p[f"layer_{i}_units"] for i in range(1, p["n_layers"] + 1))
 
 
-def _mlp(p: Params, ctx: BuildContext) -> MLPClassifier:
-    return MLPClassifier(
+def mlp_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
+    """The keyword arguments of an MLP classifier or regressor."""
+    return dict(
         hidden_layer_sizes=mlp_hidden_layers(p),
         activation=p["activation"],
         alpha=p["alpha"],
@@ -291,6 +353,10 @@ def _mlp(p: Params, ctx: BuildContext) -> MLPClassifier:
         max_iter=MLP_MAX_ITER,
         random_state=ctx.random_state,
     )
+
+
+def _mlp(p: Params, ctx: BuildContext) -> MLPClassifier:
+    return MLPClassifier(**mlp_params(p, ctx))
 
 
 def _gaussian_nb_space(p: str) -> list[Hyperparameter]:
@@ -327,24 +393,24 @@ FAMILIES = Registry(
         Component(
             "random_forest",
             functools.partial(_forest, RandomForestClassifier),
-            functools.partial(_forest_space, bootstrap_default=True),
-            conditions=_FOREST_CONDITIONS,
+            functools.partial(forest_space, bootstrap_default=True),
+            conditions=FOREST_CONDITIONS,
             class_weight=True,
         ),
         Component(
             "extra_trees",
             functools.partial(_forest, ExtraTreesClassifier),
-            functools.partial(_forest_space, bootstrap_default=False),
-            conditions=_FOREST_CONDITIONS,
+            functools.partial(forest_space, bootstrap_default=False),
+            conditions=FOREST_CONDITIONS,
             class_weight=True,
         ),
         Component("hist_gradient_boosting", _hist_gradient_boosting, hist_gradient_boosting_space, class_weight=True),
-        Component("adaboost", _adaboost, _adaboost_space),
+        Component("adaboost", _adaboost, adaboost_space),
         Component(
             "decision_tree",
             _decision_tree,
             decision_tree_space,
-            conditions={"max_depth": When("limit_depth", True)},
+            conditions=DECISION_TREE_CONDITIONS,
             class_weight=True,
         ),
         Component(
@@ -368,8 +434,8 @@ FAMILIES = Registry(
         Component(
             "svc_rbf",
             _svc_rbf,
-            _svc_rbf_space,
-            conditions={"gamma": When("gamma_mode", "value")},
+            rbf_svm_space,
+            conditions=RBF_SVM_CONDITIONS,
             # Slow to converge (and rarely good) on unscaled features; a kernel gains nothing from explicit
             # products but pays for the extra columns.
             incompatible={"scaling": "none", "feature_preprocessing": "polynomial"},

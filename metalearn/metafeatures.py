@@ -96,8 +96,8 @@ from metalearn.metafeatures_common import (
     capped_columns,
     checked_input,
     finite_or_none,
-    group_names,
     prepare_for_pymfe,
+    pymfe_feature_names,
     pymfe_features,
     stratified_rows,
     table_features,
@@ -190,9 +190,7 @@ SIMPLE_FEATURE_NAMES: tuple[str, ...] = (
     "simple.minority_class_ratio",
 )
 
-PYMFE_FEATURE_NAMES: tuple[str, ...] = tuple(
-    sorted(name for names in group_names(PYMFE_FEATURES).values() for name in names)
-)
+PYMFE_FEATURE_NAMES: tuple[str, ...] = pymfe_feature_names(PYMFE_FEATURES)
 """Names of the pymfe part of the vector, in pymfe's (sorted) output order."""
 
 FEATURE_NAMES: tuple[str, ...] = SIMPLE_FEATURE_NAMES + PYMFE_FEATURE_NAMES

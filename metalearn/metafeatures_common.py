@@ -104,6 +104,11 @@ def group_names(features: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, .
     }
 
 
+def pymfe_feature_names(features: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The names of the pymfe part of a vector requesting ``features``, in pymfe's (sorted) output order."""
+    return tuple(sorted(name for names in group_names(features).values() for name in names))
+
+
 def checked_input(
     X: pd.DataFrame, y: Any, categorical: Sequence[str], seed: int, max_rows: int
 ) -> tuple[pd.DataFrame, pd.Series, list[bool]]:

@@ -54,8 +54,8 @@ from metalearn.metafeatures_common import (
     SUMMARIES,
     capped_columns,
     finite_or_none,
-    group_names,
     prepare_for_pymfe,
+    pymfe_feature_names,
     pymfe_features,
     stratified_rows,
     table_features,
@@ -88,9 +88,7 @@ REGRESSION_SIMPLE_FEATURE_NAMES: tuple[str, ...] = (
     "simple.target_integer",
 )
 
-REGRESSION_PYMFE_FEATURE_NAMES: tuple[str, ...] = tuple(
-    sorted(name for names in group_names(REGRESSION_PYMFE_FEATURES).values() for name in names)
-)
+REGRESSION_PYMFE_FEATURE_NAMES: tuple[str, ...] = pymfe_feature_names(REGRESSION_PYMFE_FEATURES)
 """Names of the pymfe part of the regression vector, in pymfe's (sorted) output order."""
 
 

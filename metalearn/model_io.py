@@ -12,8 +12,11 @@ unsigned files (``metalearn-model/1``, plain joblib) and files whose signature d
 unless the caller trusts them knowingly (``trust_unsigned=True``, ``--trust-unsigned`` on the CLI).
 
 The metadata holds the search id, dataset, metric, CV score, configuration, target and the feature schema
-(``columns``, ``categorical``, ``numeric``, ``classes``). :class:`ModelBundle` is the only reader and writer:
-every front end (CLI, API, estimator) saves, loads and predicts through it.
+(``columns``, ``categorical``, ``numeric``, ``classes``), and ``fairness`` when the model was mitigated
+(:mod:`metalearn.mitigation`). The payload may also hold ``profile``: the training data's distribution profile
+(:mod:`metalearn.drift`) that ``metalearn monitor`` compares new data with; bundles written before it load with
+``profile`` None. :class:`ModelBundle` is the only reader and writer: every front end (CLI, API, estimator)
+saves, loads and predicts through it.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class ModelBundle:
 
     model: Any
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the training data's profile (:func:`metalearn.drift.profile_of`), or None (older bundles, or not computed)
+    profile: dict[str, Any] | None = None
 
     @property
     def schema(self) -> FeatureSchema | None:
@@ -140,7 +145,10 @@ class ModelBundle:
         (a unique temporary file in the same folder, then a rename)."""
         key = key or model_key()
         buffer = io.BytesIO()
-        joblib.dump({"model": self.model, "metadata": self.metadata}, buffer)
+        content = {"model": self.model, "metadata": self.metadata}
+        if self.profile is not None:
+            content["profile"] = self.profile
+        joblib.dump(content, buffer)
         payload = buffer.getvalue()
         header = {"format": FORMAT, "signature": sign(payload, key), "key_id": key.id, "payload_bytes": len(payload)}
         path = Path(path)
@@ -183,7 +191,9 @@ class ModelBundle:
             if not isinstance(content, dict) or "model" not in content:
                 raise MetalearnError(f"{path.name} is not a metalearn model file")
         _check_model(path.name, content["model"])
-        return cls(content["model"], dict(content.get("metadata") or {}))
+        profile = content.get("profile")
+        return cls(content["model"], dict(content.get("metadata") or {}),
+                   profile if isinstance(profile, dict) else None)
 
 
 def save_model(model: Any, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:

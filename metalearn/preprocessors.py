@@ -14,6 +14,7 @@ fit time on the encoded feature count).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from ConfigSpace import Categorical, Float
@@ -52,17 +53,20 @@ def _pca(p: Params, ctx: BuildContext) -> PCA:
     return PCA(n_components=p["keep_variance"], whiten=p["whiten"], svd_solver="full", random_state=ctx.random_state)
 
 
-def _select_percentile_space(p: str) -> list[Hyperparameter]:
+def _select_percentile_space(f_test: str, p: str) -> list[Hyperparameter]:
+    """``score_func`` is the task's F-test, named ``f_test`` (the default), or ``mutual_info``."""
     return [
-        Categorical(f"{p}score_func", ["f_classif", "mutual_info"], default="f_classif"),
+        Categorical(f"{p}score_func", [f_test, "mutual_info"], default=f_test),
         Float(f"{p}percentile", (5.0, 95.0), default=50.0),
     ]
 
 
-def _select_percentile(p: Params, ctx: BuildContext) -> SelectPercentileAtLeastOne:
-    score_func: Any = f_classif
+def _select_percentile(
+    f_test: Callable[..., Any], mutual_info: Callable[..., Any], p: Params, ctx: BuildContext
+) -> SelectPercentileAtLeastOne:
+    score_func: Any = f_test
     if p["score_func"] == "mutual_info":
-        score_func = functools.partial(mutual_info_classif, random_state=ctx.random_state)
+        score_func = functools.partial(mutual_info, random_state=ctx.random_state)
     return SelectPercentileAtLeastOne(score_func=score_func, percentile=p["percentile"])
 
 
@@ -89,8 +93,9 @@ def _rfe_space(p: str) -> list[Hyperparameter]:
     ]
 
 
-def _rfe(p: Params, ctx: BuildContext) -> FractionRFE:
-    return FractionRFE(p["n_features_fraction"], p["step"], random_state=ctx.random_state)
+def _rfe(cls: type, p: Params, ctx: BuildContext) -> Any:
+    """:class:`FractionRFE` (classification) or :class:`FractionRidgeRFE` (regression)."""
+    return cls(p["n_features_fraction"], p["step"], random_state=ctx.random_state)
 
 
 def _polynomial_space(p: str) -> list[Hyperparameter]:
@@ -104,22 +109,8 @@ def _polynomial(p: Params, ctx: BuildContext) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
-# Regression variants of the supervised selectors
+# The regression L1 selector (the other selectors serve both tasks, parametrised by the registries below)
 # --------------------------------------------------------------------------------------------------
-def _select_percentile_regression_space(p: str) -> list[Hyperparameter]:
-    return [
-        Categorical(f"{p}score_func", ["f_regression", "mutual_info"], default="f_regression"),
-        Float(f"{p}percentile", (5.0, 95.0), default=50.0),
-    ]
-
-
-def _select_percentile_regression(p: Params, ctx: BuildContext) -> SelectPercentileAtLeastOne:
-    score_func: Any = f_regression
-    if p["score_func"] == "mutual_info":
-        score_func = functools.partial(mutual_info_regression, random_state=ctx.random_state)
-    return SelectPercentileAtLeastOne(score_func=score_func, percentile=p["percentile"])
-
-
 def _l1_selection_regression_space(p: str) -> list[Hyperparameter]:
     # The penalty as a fraction of the smallest one that removes every feature (scale-free).
     return [Float(f"{p}alpha_ratio", (1e-3, 0.5), log=True, default=0.01)]
@@ -131,47 +122,46 @@ def _l1_selection_regression(p: Params, ctx: BuildContext) -> SelectFromModelAtL
     )
 
 
-def _rfe_regression(p: Params, ctx: BuildContext) -> FractionRidgeRFE:
-    return FractionRidgeRFE(p["n_features_fraction"], p["step"], random_state=ctx.random_state)
-
-
 _NONE = Component("none", _passthrough)
 _PCA = Component("pca", _pca, _pca_space)
 # Squares/products of unscaled features are numerically badly conditioned.
 _POLYNOMIAL = Component("polynomial", _polynomial, _polynomial_space, incompatible={"scaling": "none"})
 
-PREPROCESSORS = Registry(
-    name="feature_preprocessing",
-    default="none",
-    prefix_format="feature_preprocessing:{}:",
-    components=(
-        _NONE,
-        _PCA,
-        Component("select_percentile", _select_percentile, _select_percentile_space),
-        Component(
-            "l1_selection",
-            _l1_selection,
-            _l1_selection_space,
-            # saga does not converge in reasonable time on unscaled features.
-            forbidden=({"scaling": "none", "feature_preprocessing:l1_selection:solver": "saga"},),
-        ),
-        Component("rfe", _rfe, _rfe_space),
-        _POLYNOMIAL,
+
+def _registry(select_percentile: Component, l1_selection: Component, rfe: Component) -> Registry:
+    """The feature preprocessors of a task: the same choices, in the same order, for both tasks."""
+    return Registry(
+        name="feature_preprocessing",
+        default="none",
+        prefix_format="feature_preprocessing:{}:",
+        components=(_NONE, _PCA, select_percentile, l1_selection, rfe, _POLYNOMIAL),
+    )
+
+
+PREPROCESSORS = _registry(
+    Component(
+        "select_percentile",
+        functools.partial(_select_percentile, f_classif, mutual_info_classif),
+        functools.partial(_select_percentile_space, "f_classif"),
     ),
+    Component(
+        "l1_selection",
+        _l1_selection,
+        _l1_selection_space,
+        # saga does not converge in reasonable time on unscaled features.
+        forbidden=({"scaling": "none", "feature_preprocessing:l1_selection:solver": "saga"},),
+    ),
+    Component("rfe", functools.partial(_rfe, FractionRFE), _rfe_space),
 )
 """The feature preprocessors of classification, in the order of the ``feature_preprocessing`` choices."""
 
-REGRESSION_PREPROCESSORS = Registry(
-    name="feature_preprocessing",
-    default="none",
-    prefix_format="feature_preprocessing:{}:",
-    components=(
-        _NONE,
-        _PCA,
-        Component("select_percentile", _select_percentile_regression, _select_percentile_regression_space),
-        Component("l1_selection", _l1_selection_regression, _l1_selection_regression_space),
-        Component("rfe", _rfe_regression, _rfe_space),
-        _POLYNOMIAL,
+REGRESSION_PREPROCESSORS = _registry(
+    Component(
+        "select_percentile",
+        functools.partial(_select_percentile, f_regression, mutual_info_regression),
+        functools.partial(_select_percentile_space, "f_regression"),
     ),
+    Component("l1_selection", _l1_selection_regression, _l1_selection_regression_space),
+    Component("rfe", functools.partial(_rfe, FractionRidgeRFE), _rfe_space),
 )
 """The feature preprocessors of regression: the same choices as :data:`PREPROCESSORS`."""

@@ -20,8 +20,8 @@ from metalearn.errors import MetalearnError
 
 TASKS: tuple[str, ...] = ("classification", "regression")
 
-#: single-fidelity strategies
-SINGLE_FIDELITY: tuple[str, ...] = ("warm", "cold", "random")
+#: single-fidelity strategies (``grid``: an exhaustive grid, see :mod:`metalearn.warmstart.grid`)
+SINGLE_FIDELITY: tuple[str, ...] = ("warm", "cold", "random", "grid")
 #: strategies that evaluate on a fraction of the training rows first (the budget)
 MULTI_FIDELITY: tuple[str, ...] = ("hyperband", "successive-halving")
 STRATEGIES: tuple[str, ...] = SINGLE_FIDELITY + MULTI_FIDELITY
@@ -75,9 +75,12 @@ RUN_STATUSES: tuple[str, ...] = ("success", "crash", "timeout", "cancelled")
 ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
 TERMINAL_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled", "interrupted")
 SEARCH_STATUSES: tuple[str, ...] = ACTIVE_STATUSES + TERMINAL_STATUSES
+#: the statuses a search may be continued from (``search --continue``): it goes back to queued / running, the one
+#: transition against the forward order, made only by ``KnowledgeBase.reopen_search``
+CONTINUABLE_STATUSES: tuple[str, ...] = TERMINAL_STATUSES
 
 #: where a trial's configuration came from
-ORIGINS: tuple[str, ...] = ("warm_start", "smac_initial", "smac", "random", "cross_eval", "ensemble")
+ORIGINS: tuple[str, ...] = ("warm_start", "smac_initial", "smac", "random", "grid", "cross_eval", "ensemble")
 CROSS_EVAL_ORIGIN = "cross_eval"
 #: the run that records a search's final ensemble (its members are other runs of the search)
 ENSEMBLE_ORIGIN = "ensemble"
@@ -103,6 +106,8 @@ class Defaults:
     #: greedy ensemble selection rounds (0: the single best pipeline) over the best ``ensemble_candidates``
     ensemble_size: int = 25
     ensemble_candidates: int = 20
+    #: ``--strategy grid`` refuses a grid with more points than this
+    max_grid_size: int = 256
 
 
 DEFAULTS = Defaults()

@@ -15,10 +15,11 @@ the rows, ``poisson`` needs a non-negative target the space cannot know).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
-from ConfigSpace import Categorical, Float, Integer
+from ConfigSpace import Categorical, Float
 from ConfigSpace.hyperparameters import Hyperparameter
 from sklearn.ensemble import (
     AdaBoostRegressor,
@@ -34,14 +35,24 @@ from sklearn.tree import DecisionTreeRegressor
 from metalearn.boosting import BOOSTING_REGRESSORS
 from metalearn.components import CappedKNeighborsRegressor
 from metalearn.families import (
-    MLP_MAX_ITER,
+    DECISION_TREE_CONDITIONS,
+    FAMILIES,
+    FOREST_CONDITIONS,
+    RBF_SVM_CONDITIONS,
+    adaboost_params,
+    adaboost_space,
+    decision_tree_params,
     decision_tree_space,
+    forest_params,
+    forest_space,
+    hist_gradient_boosting_params,
     hist_gradient_boosting_space,
-    k_neighbors_space,
-    mlp_hidden_layers,
-    mlp_space,
+    k_neighbors_params,
+    mlp_params,
+    rbf_svm_params,
+    rbf_svm_space,
 )
-from metalearn.registry import BuildContext, Component, Params, Registry, When, boolean
+from metalearn.registry import BuildContext, Component, Params, Registry
 from metalearn.target import standardized_target
 
 __all__ = ["REGRESSION_CRITERIA", "REGRESSORS"]
@@ -55,75 +66,28 @@ REGRESSION_CRITERIA: tuple[str, ...] = ("squared_error", "friedman_mse")
 # --------------------------------------------------------------------------------------------------
 def _forest_space(p: str, bootstrap_default: bool) -> list[Hyperparameter]:
     # scikit-learn's regression forests default to all features (max_features=1.0).
-    return [
-        Integer(f"{p}n_estimators", (10, 500), log=True, default=100),
-        Categorical(f"{p}criterion", list(REGRESSION_CRITERIA), default=REGRESSION_CRITERIA[0]),
-        Categorical(f"{p}max_features", ["fraction", "sqrt", "log2"], default="fraction"),
-        Float(f"{p}max_features_fraction", (0.05, 1.0), default=1.0),
-        Integer(f"{p}min_samples_split", (2, 20), default=2),
-        Integer(f"{p}min_samples_leaf", (1, 20), default=1),
-        boolean(f"{p}bootstrap", bootstrap_default),
-    ]
+    return forest_space(p, bootstrap_default, REGRESSION_CRITERIA, ("fraction", "sqrt", "log2"), fraction_default=1.0)
 
 
 def _forest(cls: type, p: Params, ctx: BuildContext) -> Any:
-    max_features = p["max_features_fraction"] if p["max_features"] == "fraction" else p["max_features"]
-    return cls(
-        n_estimators=p["n_estimators"],
-        criterion=p["criterion"],
-        max_features=max_features,
-        min_samples_split=p["min_samples_split"],
-        min_samples_leaf=p["min_samples_leaf"],
-        bootstrap=p["bootstrap"],
-        random_state=ctx.random_state,
-        n_jobs=1,
-    )
-
-
-_FOREST_CONDITIONS = {"max_features_fraction": When("max_features", "fraction")}
+    return cls(**forest_params(p, ctx))
 
 
 def _hist_gradient_boosting(p: Params, ctx: BuildContext) -> HistGradientBoostingRegressor:
-    return HistGradientBoostingRegressor(
-        learning_rate=p["learning_rate"],
-        max_iter=p["max_iter"],
-        max_leaf_nodes=p["max_leaf_nodes"],
-        min_samples_leaf=p["min_samples_leaf"],
-        l2_regularization=p["l2_regularization"],
-        max_features=p["max_features"],
-        early_stopping={"auto": "auto", "on": True, "off": False}[p["early_stopping"]],
-        random_state=ctx.random_state,
-    )
+    return HistGradientBoostingRegressor(**hist_gradient_boosting_params(p, ctx))
 
 
 def _adaboost_space(p: str) -> list[Hyperparameter]:
     # AdaBoostRegressor boosts trees of depth 3 by default.
-    return [
-        Integer(f"{p}n_estimators", (10, 500), log=True, default=50),
-        Float(f"{p}learning_rate", (0.01, 2.0), log=True, default=1.0),
-        Categorical(f"{p}loss", ["linear", "square", "exponential"], default="linear"),
-        Integer(f"{p}max_depth", (1, 10), default=3),
-    ]
+    return adaboost_space(p, max_depth_default=3, losses=("linear", "square", "exponential"))
 
 
 def _adaboost(p: Params, ctx: BuildContext) -> AdaBoostRegressor:
-    return AdaBoostRegressor(
-        estimator=DecisionTreeRegressor(max_depth=p["max_depth"], random_state=ctx.random_state),
-        n_estimators=p["n_estimators"],
-        learning_rate=p["learning_rate"],
-        loss=p["loss"],
-        random_state=ctx.random_state,
-    )
+    return AdaBoostRegressor(**adaboost_params(DecisionTreeRegressor, p, ctx), loss=p["loss"])
 
 
 def _decision_tree(p: Params, ctx: BuildContext) -> DecisionTreeRegressor:
-    return DecisionTreeRegressor(
-        criterion=p["criterion"],
-        max_depth=p["max_depth"] if p["limit_depth"] else None,
-        min_samples_split=p["min_samples_split"],
-        min_samples_leaf=p["min_samples_leaf"],
-        random_state=ctx.random_state,
-    )
+    return DecisionTreeRegressor(**decision_tree_params(p, ctx))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,20 +97,13 @@ def _alpha(p: str) -> Float:
     return Float(f"{p}alpha", (1e-4, 1e4), log=True, default=1.0)
 
 
-def _ridge_space(p: str) -> list[Hyperparameter]:
+def _alpha_space(p: str) -> list[Hyperparameter]:
     return [_alpha(p)]
 
 
-def _ridge(p: Params, ctx: BuildContext) -> Ridge:
-    return Ridge(alpha=p["alpha"], random_state=ctx.random_state)
-
-
-def _lasso_space(p: str) -> list[Hyperparameter]:
-    return [_alpha(p)]
-
-
-def _lasso(p: Params, ctx: BuildContext) -> Lasso:
-    return Lasso(alpha=p["alpha"], random_state=ctx.random_state)
+def _penalised(cls: type, p: Params, ctx: BuildContext) -> Any:
+    """Ridge or Lasso (their only hyperparameter is ``alpha``)."""
+    return cls(alpha=p["alpha"], random_state=ctx.random_state)
 
 
 def _elastic_net_space(p: str) -> list[Hyperparameter]:
@@ -173,47 +130,19 @@ def _linear_svr(p: Params, ctx: BuildContext) -> Any:
     return standardized_target(svr)
 
 
-def _svr_rbf_space(p: str) -> list[Hyperparameter]:
-    return [
-        Float(f"{p}C", (0.03125, 32768.0), log=True, default=1.0),
-        Float(f"{p}epsilon", (1e-3, 1.0), log=True, default=0.1),
-        Categorical(f"{p}gamma_mode", ["scale", "value"], default="scale"),
-        Float(f"{p}gamma", (3.0517578125e-05, 8.0), log=True, default=0.1),
-        boolean(f"{p}shrinking", True),
-        Float(f"{p}tol", (1e-5, 1e-1), log=True, default=1e-3),
-    ]
-
-
 def _svr_rbf(p: Params, ctx: BuildContext) -> Any:
-    svr = SVR(
-        C=p["C"],
-        epsilon=p["epsilon"],
-        kernel="rbf",
-        gamma=p["gamma"] if p["gamma_mode"] == "value" else "scale",
-        shrinking=p["shrinking"],
-        tol=p["tol"],
-    )
-    return standardized_target(svr)
+    return standardized_target(SVR(**rbf_svm_params(p), epsilon=p["epsilon"]))
 
 
 # --------------------------------------------------------------------------------------------------
 # Other families
 # --------------------------------------------------------------------------------------------------
 def _k_neighbors(p: Params, ctx: BuildContext) -> CappedKNeighborsRegressor:
-    return CappedKNeighborsRegressor(n_neighbors=p["n_neighbors"], weights=p["weights"], p=p["p"])
+    return CappedKNeighborsRegressor(**k_neighbors_params(p))
 
 
 def _mlp(p: Params, ctx: BuildContext) -> Any:
-    mlp = MLPRegressor(
-        hidden_layer_sizes=mlp_hidden_layers(p),
-        activation=p["activation"],
-        alpha=p["alpha"],
-        learning_rate_init=p["learning_rate_init"],
-        early_stopping=p["early_stopping"],
-        max_iter=MLP_MAX_ITER,
-        random_state=ctx.random_state,
-    )
-    return standardized_target(mlp)
+    return standardized_target(MLPRegressor(**mlp_params(p, ctx)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,23 +158,23 @@ REGRESSORS = Registry(
             "random_forest",
             functools.partial(_forest, RandomForestRegressor),
             functools.partial(_forest_space, bootstrap_default=True),
-            conditions=_FOREST_CONDITIONS,
+            conditions=FOREST_CONDITIONS,
         ),
         Component(
             "extra_trees",
             functools.partial(_forest, ExtraTreesRegressor),
             functools.partial(_forest_space, bootstrap_default=False),
-            conditions=_FOREST_CONDITIONS,
+            conditions=FOREST_CONDITIONS,
         ),
         Component("adaboost", _adaboost, _adaboost_space),
         Component(
             "decision_tree",
             _decision_tree,
             functools.partial(decision_tree_space, criteria=REGRESSION_CRITERIA),
-            conditions={"max_depth": When("limit_depth", True)},
+            conditions=DECISION_TREE_CONDITIONS,
         ),
-        Component("ridge", _ridge, _ridge_space),
-        Component("lasso", _lasso, _lasso_space),
+        Component("ridge", functools.partial(_penalised, Ridge), _alpha_space),
+        Component("lasso", functools.partial(_penalised, Lasso), _alpha_space),
         Component("elastic_net", _elastic_net, _elastic_net_space),
         Component(
             "linear_svr",
@@ -257,26 +186,14 @@ REGRESSORS = Registry(
         Component(
             "svr_rbf",
             _svr_rbf,
-            _svr_rbf_space,
-            conditions={"gamma": When("gamma_mode", "value")},
+            functools.partial(rbf_svm_space, epsilon=True),
+            conditions=RBF_SVM_CONDITIONS,
             # As for svc_rbf: unscaled features, and explicit products a kernel does not need.
             incompatible={"scaling": "none", "feature_preprocessing": "polynomial"},
         ),
-        Component(
-            "k_neighbors",
-            _k_neighbors,
-            k_neighbors_space,
-            # Distances gain nothing from explicit products but pay for the extra columns.
-            incompatible={"feature_preprocessing": "polynomial"},
-        ),
-        Component(
-            "mlp",
-            _mlp,
-            mlp_space,
-            conditions={"layer_2_units": When("n_layers", 1, ">"), "layer_3_units": When("n_layers", 2, ">")},
-            # Slow to converge (and rarely good) on unscaled features.
-            incompatible={"scaling": "none"},
-        ),
+        # the classifiers' spaces, conditions and incompatibilities, with the regressors' builders
+        dataclasses.replace(FAMILIES["k_neighbors"], build=_k_neighbors),
+        dataclasses.replace(FAMILIES["mlp"], build=_mlp),
         *BOOSTING_REGRESSORS,
     ),
 )

@@ -14,6 +14,8 @@ Library and CLI:
   generated at the first save (32 random bytes as hex, mode 0600). ``--db`` options never move the key: it
   follows the environment, so every command (and ``metalearn serve`` with its worker processes) of one
   environment signs and verifies with the same key. See :func:`model_key`.
+- ``METALEARN_MLFLOW_URI``: an MLflow tracking URI; when set, every ``metalearn search`` is logged to it
+  (as with ``--mlflow``; :mod:`metalearn.tracking`). See :func:`mlflow_uri`.
 
 HTTP API: see :class:`ServerSettings`.
 """
@@ -121,6 +123,11 @@ def cache_dir(value: str | os.PathLike[str] | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("metalearn")) / "datasets"
 
 
+def mlflow_uri(env: Mapping[str, str] | None = None) -> str | None:
+    """``METALEARN_MLFLOW_URI``: the MLflow tracking URI every search is logged to, or None (not tracked)."""
+    return _raw("METALEARN_MLFLOW_URI", env) or None
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size limits applied to every dataset a user hands in."""
@@ -148,23 +155,77 @@ def hash_api_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
-def parse_api_keys(raw: str) -> tuple[bytes, ...]:
-    """SHA-256 digests of the comma-separated keys; ``sha256:<hex>`` entries are taken as digests already."""
-    digests = []
+ANONYMOUS = "anonymous"  # the one identity of a server without API keys
+_IDENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key: the identity it stands for (``name``), the SHA-256 digest of the key, and whether it is an
+    admin key (an admin sees every tenant's objects)."""
+
+    name: str
+    digest: bytes = field(repr=False)
+    admin: bool = False
+
+
+def derived_identity(digest: bytes) -> str:
+    """The identity of a key given without a name: ``key-`` and the first 8 hex digits of its SHA-256."""
+    return f"key-{digest.hex()[:8]}"
+
+
+def _parse_digest(text: str, variable: str) -> bytes:
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise MetalearnError(f"{variable}: a sha256: entry must be 64 hex digits")
+    return digest
+
+
+def parse_api_keys(raw: str, *, admin: bool = False, variable: str = "METALEARN_API_KEYS") -> tuple[ApiKey, ...]:
+    """The comma-separated keys of ``raw``: ``KEY``, ``name:KEY``, ``sha256:<hex>`` or ``name:sha256:<hex>``.
+
+    A name is 1-64 characters of ``A-Z a-z 0-9 _ . @ -`` (not ``anonymous`` nor ``sha256``); a key without one
+    gets :func:`derived_identity`. A key that itself contains ``:`` must therefore be given with a name.
+    """
+    keys = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
-        if not item.startswith("sha256:"):
-            digests.append(hash_api_key(item))
-            continue
-        try:
-            digest = bytes.fromhex(item[len("sha256:"):])
-        except ValueError:
-            digest = b""
-        if len(digest) != 32:
-            raise MetalearnError("METALEARN_API_KEYS: a sha256: entry must be 64 hex digits")
-        digests.append(digest)
-    return tuple(digests)
+        name, sep, rest = item.partition(":")
+        if not sep or name == "sha256" or not _IDENTITY_NAME.fullmatch(name):
+            name, rest = "", item
+        elif not rest:
+            raise MetalearnError(f"{variable}: the key of {name!r} is empty")
+        if rest.startswith("sha256:"):
+            digest = _parse_digest(rest[len("sha256:"):], variable)
+        else:
+            digest = hash_api_key(rest)
+        if name.lower() == ANONYMOUS:
+            raise MetalearnError(f"{variable}: {ANONYMOUS!r} is reserved for a server without keys")
+        keys.append(ApiKey(name or derived_identity(digest), digest, admin))
+    return tuple(keys)
+
+
+def api_keys_from_env(env: Mapping[str, str] | None = None) -> tuple[ApiKey, ...]:
+    """The keys of ``METALEARN_API_KEYS`` and the admin keys of ``METALEARN_API_ADMIN_KEYS``; one key cannot stand
+    for two identities."""
+    keys = (parse_api_keys(_raw("METALEARN_API_KEYS", env))
+            + parse_api_keys(_raw("METALEARN_API_ADMIN_KEYS", env), admin=True, variable="METALEARN_API_ADMIN_KEYS"))
+    seen: dict[bytes, ApiKey] = {}
+    for key in keys:
+        other = seen.setdefault(key.digest, key)
+        if other != key:
+            raise MetalearnError(f"the same API key is given for {other.name!r}{' (admin)' * other.admin} and "
+                                 f"{key.name!r}{' (admin)' * key.admin}")
+    admins = {key.name for key in keys if key.admin}
+    mixed = sorted(admins & {key.name for key in keys if not key.admin})
+    if mixed:
+        raise MetalearnError(f"{', '.join(mixed)}: an identity is either admin (METALEARN_API_ADMIN_KEYS) or not, "
+                             "with every one of its keys")
+    return tuple(dict.fromkeys(keys))
 
 
 def default_data_dir(db_url: str) -> Path:
@@ -186,8 +247,18 @@ class ServerSettings:
     - ``db_url`` [``METALEARN_DB``]: the knowledge base.
     - ``data_dir`` [``METALEARN_DATA_DIR``]: uploaded tables, models and cancel flags; default
       ``<knowledge base stem>-api-data/`` next to a SQLite file, else ``<user data dir>/metalearn/api-data``.
-    - ``api_key_hashes`` [``METALEARN_API_KEYS``]: comma-separated keys (or ``sha256:<hex>`` digests);
-      when set, every endpoint but ``/v1/health`` needs ``Authorization: Bearer <key>``.
+    - ``api_keys`` [``METALEARN_API_KEYS``, ``METALEARN_API_ADMIN_KEYS``]: comma-separated keys, each
+      ``name:KEY`` (the identity that owns what the key uploads and starts) or a plain ``KEY`` (identity
+      ``key-<8 hex of its SHA-256>``); ``sha256:<hex>`` instead of a key gives its digest (see
+      :func:`parse_api_keys`). Admin keys see every identity's objects. When keys are set, every endpoint but
+      ``/v1/health`` needs ``Authorization: Bearer <key>``; without keys every request is the one identity
+      ``anonymous``, which sees everything, with no per-key quota.
+    - Per-key quotas (only with keys; 429 with ``Retry-After`` beyond them): ``max_searches_per_key``
+      [``METALEARN_API_MAX_SEARCHES_PER_KEY``; half of ``search_workers + search_queue``, at least 1] searches
+      queued or running per identity; ``uploads_per_hour`` [``METALEARN_API_UPLOADS_PER_HOUR``; 120] upload
+      requests per identity in any hour (counted per server process); ``max_stored_bytes_per_key``
+      [``METALEARN_API_MAX_STORED_BYTES_PER_KEY`` or ``METALEARN_API_MAX_STORED_MB_PER_KEY``; 1,024 MiB] bytes
+      of uploads kept per identity. 0 lifts the upload and stored-bytes quotas.
     - ``max_upload_bytes`` [``METALEARN_API_MAX_UPLOAD_BYTES`` or ``METALEARN_API_MAX_UPLOAD_MB``; 100 MiB],
       ``max_rows`` [``METALEARN_API_MAX_ROWS``; 1,000,000], ``max_columns`` [``METALEARN_API_MAX_COLUMNS``;
       2,000], ``max_cells`` [``METALEARN_API_MAX_CELLS``; 50,000,000]: the largest upload accepted.
@@ -203,16 +274,17 @@ class ServerSettings:
     - ``cancel_grace`` [``METALEARN_API_CANCEL_GRACE``; 30 s]: a cancelled search still running after this
       long (a trial in progress) is killed.
     - ``seed_kb`` [``METALEARN_API_SEED``; on]: load the shipped seed into an empty knowledge base.
-    - ``recover`` [``METALEARN_API_RECOVER``; on]: at startup mark searches left queued/running as failed.
-    - ``recommender_max_age`` [``METALEARN_API_RECOMMENDER_MAX_AGE``; 10 s]: how stale recommendations may
-      get while searches add runs (the recommender is rebuilt at most this often).
+    - ``recover`` [``METALEARN_API_RECOVER``; on]: at startup mark searches left queued or running by a process
+      that is gone ``interrupted`` (a search another live process runs is left alone).
+    - ``recommender_max_age`` [``METALEARN_API_RECOMMENDER_MAX_AGE``; 2 s]: how stale recommendations may
+      get while searches add runs (the recommender is updated with the new runs at most this often).
     - ``response_cache`` [``METALEARN_API_RECOMMEND_CACHE``; on]: cache recommendation responses until
       the knowledge base changes.
     """
 
     db_url: str
     data_dir: Path
-    api_key_hashes: tuple[bytes, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
     max_upload_bytes: int = 100 * 2**20
     max_rows: int = 1_000_000
     max_columns: int = 2_000
@@ -228,7 +300,10 @@ class ServerSettings:
     seed_kb: bool = True
     recover: bool = True
     response_cache: bool = True
-    recommender_max_age: float = 10.0
+    recommender_max_age: float = 2.0
+    max_searches_per_key: int = 4
+    uploads_per_hour: int = 120
+    max_stored_bytes_per_key: int = 1024 * 2**20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
@@ -242,7 +317,7 @@ class ServerSettings:
             upload = env_int("METALEARN_API_MAX_UPLOAD_MB", cls.max_upload_bytes // 2**20, env=env) * 2**20
         values: dict[str, Any] = {
             "db_url": db_url, "data_dir": data_dir, "max_upload_bytes": upload,
-            "api_key_hashes": parse_api_keys(_raw("METALEARN_API_KEYS", env)),
+            "api_keys": api_keys_from_env(env),
             "max_rows": env_int("METALEARN_API_MAX_ROWS", cls.max_rows, env=env),
             "max_columns": env_int("METALEARN_API_MAX_COLUMNS", cls.max_columns, env=env),
             "max_cells": env_int("METALEARN_API_MAX_CELLS", cls.max_cells, env=env),
@@ -259,7 +334,11 @@ class ServerSettings:
             "recover": env_bool("METALEARN_API_RECOVER", cls.recover, env=env),
             "response_cache": env_bool("METALEARN_API_RECOMMEND_CACHE", cls.response_cache, env=env),
             "recommender_max_age": env_float("METALEARN_API_RECOMMENDER_MAX_AGE", cls.recommender_max_age, env=env),
+            "uploads_per_hour": env_int("METALEARN_API_UPLOADS_PER_HOUR", cls.uploads_per_hour, minimum=0, env=env),
+            "max_stored_bytes_per_key": _stored_bytes_per_key(env),
         }
+        capacity = values["search_workers"] + values["search_queue"]
+        values["max_searches_per_key"] = env_int("METALEARN_API_MAX_SEARCHES_PER_KEY", max(1, capacity // 2), env=env)
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise MetalearnError(f"unknown server settings: {', '.join(sorted(unknown))}")
@@ -267,7 +346,19 @@ class ServerSettings:
 
     @property
     def auth_required(self) -> bool:
-        return bool(self.api_key_hashes)
+        return bool(self.api_keys)
+
+    @property
+    def api_key_hashes(self) -> tuple[bytes, ...]:
+        """The digests of every key (admin keys included)."""
+        return tuple(key.digest for key in self.api_keys)
+
+
+def _stored_bytes_per_key(env: Mapping[str, str] | None) -> int:
+    if _raw("METALEARN_API_MAX_STORED_BYTES_PER_KEY", env):
+        return env_int("METALEARN_API_MAX_STORED_BYTES_PER_KEY", 0, minimum=0, env=env)
+    default = ServerSettings.max_stored_bytes_per_key // 2**20
+    return env_int("METALEARN_API_MAX_STORED_MB_PER_KEY", default, minimum=0, env=env) * 2**20
 
 
 MODEL_KEY_FILE = "model.key"

@@ -17,6 +17,10 @@ hyperparameter), regression from :data:`metalearn.preprocessors.REGRESSION_PREPR
 preprocessing choices are defined here and shared. A configuration's task is told by its key: ``"classifier"``
 or ``"regressor"`` (:func:`task_of_config`).
 
+A :class:`~metalearn.restriction.Restriction` (``--include`` / ``--exclude`` / ``--interpretable``) builds a
+restricted space: fewer choices and narrower ranges under the same names and the same version, so its
+configurations are configurations of the full space (:func:`allows` checks one against a restriction).
+
 ``SPACE_VERSIONS[task]`` must be bumped whenever that space (names, ranges, defaults, conditions, forbidden
 clauses) or its mapping to scikit-learn changes; it is stored next to every configuration.
 """
@@ -74,6 +78,7 @@ from metalearn.preprocessors import PREPROCESSORS, REGRESSION_PREPROCESSORS
 from metalearn.protocol import TASKS, check_choice
 from metalearn.registry import Component, Registry
 from metalearn.regressors import REGRESSORS
+from metalearn.restriction import Restriction
 from metalearn.target import TARGET_TRANSFORMS
 
 __all__ = [
@@ -90,9 +95,11 @@ __all__ = [
     "TARGET_TRANSFORMS",
     "algorithm_of",
     "algorithms",
+    "allows",
     "build_space",
     "canonical_config",
     "canonical_json",
+    "complete_config",
     "config_from_dict",
     "compatible_space_versions",
     "config_hash",
@@ -185,11 +192,35 @@ def _condition(
     return EqualsCondition(hp, parent, when.value)
 
 
+def _narrowed(hp: Hyperparameter, allowed: tuple[Any, ...] | None) -> Hyperparameter:
+    """``hp`` limited to ``allowed``: values for a categorical, ``(low, high)`` for a number (default clipped)."""
+    if allowed is None:
+        return hp
+    if isinstance(hp, CategoricalHyperparameter):
+        choices = [c for c in hp.choices if any(type(c) is type(a) and c == a for a in allowed)]
+        if not choices:
+            raise MetalearnError(f"no value of {hp.name!r} is left by the restriction {allowed!r}")
+        return Categorical(hp.name, choices, default=hp.default_value if hp.default_value in choices else choices[0])
+    low, high = max(hp.lower, allowed[0]), min(hp.upper, allowed[1])
+    kind = Integer if isinstance(hp, IntegerHyperparameter) else Float
+    return kind(hp.name, (low, high), log=hp.log, default=min(max(hp.default_value, low), high))
+
+
+def _restricted(registry: Registry, allowed: tuple[str, ...] | None) -> Registry:
+    """``registry`` with only the ``allowed`` choices (its default, or the first one left, as default)."""
+    if allowed is None or tuple(allowed) == registry.names:
+        return registry
+    components = tuple(component for component in registry if component.name in allowed)
+    default = registry.default if registry.default in allowed else components[0].name
+    return Registry(registry.name, default, registry.prefix_format, components)
+
+
 def _add_component(
-    cs: ConfigurationSpace, registry: Registry, component: Component, choice: CategoricalHyperparameter
+    cs: ConfigurationSpace, registry: Registry, component: Component, choice: CategoricalHyperparameter,
+    ranges: Mapping[str, tuple[Any, ...]],
 ) -> None:
     prefix = registry.prefix(component.name)
-    hps = component.hyperparameters(prefix)
+    hps = [_narrowed(hp, ranges.get(hp.name)) for hp in component.hyperparameters(prefix)]
     by_name = {hp.name: hp for hp in hps}
     unknown = {prefix + name for name in component.conditions} - set(by_name)
     if unknown:
@@ -197,19 +228,31 @@ def _add_component(
     cs.add(hps, [_condition(hp, component, prefix, choice, by_name) for hp in hps])
 
 
-def _add_choice(cs: ConfigurationSpace, registry: Registry) -> CategoricalHyperparameter:
+def _add_choice(cs: ConfigurationSpace, registry: Registry,
+                ranges: Mapping[str, tuple[Any, ...]]) -> CategoricalHyperparameter:
     """The categorical ``registry.name`` over the registry's components, and each component's parameters."""
     choice = Categorical(registry.name, registry.names, default=registry.default)
     cs.add(choice)
     for component in registry:
-        _add_component(cs, registry, component, choice)
+        _add_component(cs, registry, component, choice, ranges)
     return choice
 
 
-def _clause(cs: ConfigurationSpace, name: str, value: Any) -> ForbiddenEqualsClause | ForbiddenInClause:
+def _clause(cs: ConfigurationSpace, name: str, value: Any) -> ForbiddenEqualsClause | ForbiddenInClause | None:
+    """The clause ``name == value`` (``in value`` for a list); None when a restricted space has no such value."""
+    hp = cs[name]
+    values = [v for v in (value if isinstance(value, tuple | list) else [value]) if hp.legal_value(v)]
+    if not values:
+        return None
     if isinstance(value, tuple | list):
-        return ForbiddenInClause(cs[name], list(value))
-    return ForbiddenEqualsClause(cs[name], value)
+        return ForbiddenInClause(hp, values)
+    return ForbiddenEqualsClause(hp, value)
+
+
+def _conjunction(cs: ConfigurationSpace, items: Iterable[tuple[str, Any]]) -> ForbiddenAndConjunction | None:
+    """The conjunction of the clauses, or None when one of them can never hold (the whole never does)."""
+    clauses = [_clause(cs, name, value) for name, value in items]
+    return None if any(c is None for c in clauses) else ForbiddenAndConjunction(*clauses)
 
 
 def _forbidden(cs: ConfigurationSpace, registries: Iterable[Registry]) -> list[ForbiddenAndConjunction]:
@@ -220,30 +263,43 @@ def _forbidden(cs: ConfigurationSpace, registries: Iterable[Registry]) -> list[F
     for registry in registries:
         for component in registry:
             for conjunction in component.forbidden:
-                clauses.append(ForbiddenAndConjunction(*(_clause(cs, n, v) for n, v in conjunction.items())))
+                clauses.append(_conjunction(cs, conjunction.items()))
             for name, value in component.incompatible.items():
                 incompatible.setdefault((registry.name, name, value), []).append(component.name)
     for (choice, name, value), members in incompatible.items():
         chosen = members[0] if len(members) == 1 else tuple(members)
-        clauses.append(ForbiddenAndConjunction(_clause(cs, name, value), _clause(cs, choice, chosen)))
-    return clauses
+        clauses.append(_conjunction(cs, [(name, value), (choice, chosen)]))
+    return [clause for clause in clauses if clause is not None]
 
 
-def build_space(seed: int | None = None, task: str = "classification") -> ConfigurationSpace:
+def build_space(seed: int | None = None, task: str = "classification",
+                restriction: Restriction | None = None) -> ConfigurationSpace:
     """Build the search space of ``task`` (identical for every dataset); ``seed`` seeds its sampler.
 
     Classification adds ``class_weight`` (for the families that take one); regression adds
-    ``target_transform`` (``none``, ``log1p``, ``quantile``; see :mod:`metalearn.target`).
+    ``target_transform`` (``none``, ``log1p``, ``quantile``; see :mod:`metalearn.target`). With ``restriction``
+    (of the same task), only its families and preprocessors, with its ranges, under the same names and version.
     """
     check_choice("task", task, TASKS)
     preprocessors, estimators = _REGISTRIES[task]
+    ranges: dict[str, tuple[Any, ...]] = {}
+    if restriction is not None:
+        if restriction.task != task:
+            raise MetalearnError(f"a restriction for {restriction.task} cannot restrict the {task} space")
+        preprocessors = _restricted(preprocessors, restriction.preprocessors)
+        estimators = _restricted(estimators, restriction.estimators)
+        ranges = dict(restriction.ranges)
     cs = ConfigurationSpace(name=f"metalearn-{SPACE_VERSIONS[task]}", seed=seed)
     _add_data_preprocessing(cs)
-    _add_choice(cs, preprocessors)
-    estimator = _add_choice(cs, estimators)
+    _add_choice(cs, preprocessors, ranges)
+    estimator = _add_choice(cs, estimators, ranges)
+    weighted = [name for name in CLASS_WEIGHT_ALGORITHMS if name in estimators.names]
     if task == "classification":
-        class_weight = Categorical("class_weight", ["none", "balanced"], default="none")
-        cs.add(class_weight, InCondition(class_weight, estimator, list(CLASS_WEIGHT_ALGORITHMS)))
+        if weighted:  # (a restriction may leave no family that takes one)
+            class_weight = Categorical("class_weight", ["none", "balanced"], default="none")
+            condition = (EqualsCondition(class_weight, estimator, weighted[0]) if len(weighted) == 1
+                         else InCondition(class_weight, estimator, weighted))
+            cs.add(class_weight, condition)
     else:
         cs.add(Categorical("target_transform", TARGET_TRANSFORMS, default="none"))
     cs.add(_forbidden(cs, (preprocessors, estimators)))
@@ -254,6 +310,23 @@ def build_space(seed: int | None = None, task: str = "classification") -> Config
 def _reference_space(task: str = "classification") -> ConfigurationSpace:
     """A shared space for validation only (never sampled from, so its RNG state does not matter)."""
     return build_space(seed=0, task=task)
+
+
+@functools.lru_cache(maxsize=32)
+def _restricted_space(restriction: Restriction) -> ConfigurationSpace:
+    """A restricted space for validation only (see :func:`_reference_space`)."""
+    return build_space(seed=0, task=restriction.task, restriction=restriction)
+
+
+def allows(restriction: Restriction | None, config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` (of the full space) is a configuration of the space ``restriction`` builds."""
+    if restriction is None or not restriction.restricts:
+        return True
+    try:
+        config_from_dict(_active_values(_restricted_space(restriction), dict(config)), _restricted_space(restriction))
+    except MetalearnError:
+        return False
+    return True
 
 
 def _version_of(space: ConfigurationSpace) -> str:
@@ -370,6 +443,17 @@ def config_from_dict(d: Mapping[str, Any], space: ConfigurationSpace | None = No
     except (ValueError, KeyError, TypeError) as exc:  # anything else ConfigSpace rejects
         msg = " ".join(str(exc).split())
     raise MetalearnError(f"invalid configuration for {where}: {msg}")
+
+
+def complete_config(space: ConfigurationSpace, values: Mapping[str, Any]) -> Configuration:
+    """The configuration of ``space`` with ``values`` and every other active hyperparameter at its default
+    (values left inactive by the others are dropped); a :class:`MetalearnError` when ``space`` rejects it."""
+    unknown = sorted(set(values) - set(space))
+    if unknown:
+        raise MetalearnError(f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} in this search space")
+    defaults = {name: _native(hp.default_value) for name, hp in space.items()}
+    given = {name: _coerce(space[name], value) for name, value in values.items()}
+    return config_from_dict(_active_values(space, defaults | given), space)
 
 
 def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:

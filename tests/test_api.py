@@ -128,7 +128,8 @@ def test_round_trip_upload_recommend_search_model_predict(server, client, upload
     assert client.dataset(other["id"])["meta_features"] == other["meta_features"]
 
     report = client.recommend(uploaded["id"], top=3, k=5)
-    assert set(report) == {"dataset", "metric", "far_from_knowledge_base", "neighbors", "recommendations"}
+    assert set(report) == {"dataset", "metric", "far_from_knowledge_base", "neighbors", "recommendations",
+                           "filtered"}
     assert report["dataset"]["content_hash"] == uploaded["content_hash"]
     assert 1 <= len(report["recommendations"]) <= 3
 

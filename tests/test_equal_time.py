@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
+from typer.testing import CliRunner
 
 from metalearn.benchmark.equal_time import (
     EqualTimeConfig,
@@ -42,6 +43,7 @@ from metalearn.benchmark.equal_time_report import (
 )
 from metalearn.benchmark.systems import SYSTEMS as REGISTRY
 from metalearn.benchmark.systems import Launcher, Outcome, label_text, parse_budgets, parse_systems, thread_env
+from metalearn.cli import app
 from metalearn.datasets import from_frame
 from metalearn.errors import MetalearnError
 
@@ -147,6 +149,14 @@ def test_resume_adds_nothing(run: tuple[EqualTimeConfig, dict, float]) -> None:
                                        max_rows=100), echo=lambda _: None)
     assert main(["--suite", config.suite, "--systems", ",".join(SYSTEMS), "--budgets", str(BUDGET), "--jobs", "2",
                  "--output", config.output, "--report-only"]) == 0
+    # the same through `metalearn benchmark --time-budgets` (resumes: nothing new)
+    cli = CliRunner().invoke(app, ["benchmark", "--suite", config.suite, "--time-budgets", str(BUDGET), "--systems",
+                                   ",".join(SYSTEMS), "--seeds", "1", "--jobs", "2", "--output", config.output])
+    assert cli.exit_code == 0, cli.output
+    assert (Path(config.output) / "results.jsonl").read_text() == before
+    bad = CliRunner().invoke(app, ["benchmark", "--suite", config.suite, "--time-budgets", "soon", "--output",
+                                   config.output])
+    assert bad.exit_code == 2 and "whole numbers of seconds" in bad.output
 
 
 @pytest.mark.skipif(find_spec("flaml") is None, reason="flaml is not installed")

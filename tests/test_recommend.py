@@ -57,3 +57,36 @@ def test_greedy_ranking_covers_the_second_neighbour_with_its_second_pick(
 def test_unknown_ranking_is_rejected(kb: KnowledgeBase) -> None:
     with pytest.raises(ValueError, match="unknown ranking"):
         Recommender(kb, ranking="best-guess")
+
+
+def _reports(recommender: Recommender) -> list[dict]:
+    return [recommender.recommend({"f1": x, "f2": x}, top=4, k=2).to_json() for x in (0.0, 0.5, 5.0, 10.5)]
+
+
+def test_incremental_update_matches_a_rebuild_and_reads_only_what_changed(
+        kb: KnowledgeBase, hand_built: dict[str, int]) -> None:
+    recommender = Recommender(kb, min_datasets=1)
+    assert recommender.updated() is recommender  # nothing new: the same object
+    # new runs on an existing dataset (its meta-features unchanged): the update equals a fresh build
+    config = {**default_configuration("gaussian_nb"), "gaussian_nb:var_smoothing": 0.5}
+    kb.record_runs([RunRecord(dataset_id=hand_built["A"], config=config, algorithm="gaussian_nb",
+                              metric="balanced_accuracy", status="success", score=0.99, seconds=0.1, origin="smac")])
+    updated = recommender.updated()
+    assert updated is not recommender and _reports(updated) == _reports(Recommender(kb, min_datasets=1))
+    assert _reports(recommender) != _reports(updated)  # the old one is untouched: requests in flight stay consistent
+    assert updated.recommend({"f1": 0.0, "f2": 0.0}, top=1, k=1).recommendations[0].expected_score == 0.99
+
+
+def test_incremental_update_indexes_a_new_dataset(kb: KnowledgeBase, hand_built: dict[str, int]) -> None:
+    recommender = Recommender(kb, min_datasets=1)
+    new = kb.register_dataset(name="E", content_hash="hash-E", n_rows=100, n_features=2, n_classes=2, family="E")
+    kb.store_metafeatures(new, EXTRACTOR_VERSION, {"f1": 20.0, "f2": 20.0}, seconds=0.0)
+    assert [n.name for n in recommender.updated().neighbors({"f1": 20.0, "f2": 20.0}, k=1)] == ["D"]  # no runs yet
+    config = {**default_configuration("gaussian_nb"), "gaussian_nb:var_smoothing": 0.25}
+    kb.record_runs([RunRecord(dataset_id=new, config=config, algorithm="gaussian_nb", metric="balanced_accuracy",
+                              status="success", score=0.8, seconds=0.1, origin="smac")])
+    updated = recommender.updated()
+    assert [n.name for n in updated.neighbors({"f1": 20.0, "f2": 20.0}, k=1)] == ["E"]
+    found = kb.dataset_by_hash("hash-E")
+    assert found is not None and updated.hidden_configurations({new}) >= {kb.register_configuration(
+        config, "gaussian_nb", SPACE_VERSION)}  # found only on E: hidden when E is held out

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import breast_cancer_frame, messy_iris_frame
+from helpers_report import PLOT, needs_chromium, rendered_sections
 from sklearn.base import clone
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
@@ -301,24 +299,11 @@ def test_cli_report_from_model_file_and_search_id(iris_search) -> None:
     assert res.exit_code == 2 and "--data" in res.output
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+@needs_chromium
 def test_html_renders_every_section_in_headless_chromium(bc, tmp_path: Path) -> None:
     report, _ = bc
-    page = report.save(tmp_path / "report.html")
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.resolve().as_uri()]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    dom = done.stdout
-    assert done.returncode == 0 and "<main>" in dom, done.stderr[-2000:]
-    for sid in SECTIONS:
-        section = re.search(rf'<section id="{sid}">(.*?)</section>', dom, re.S)
-        assert section, f"section {sid} missing from the rendered DOM"
-        assert "Could not render" not in section.group(1)
+    dom, sections = rendered_sections(report, tmp_path, SECTIONS)
+    for sid, section in sections.items():
         if sid != "search":  # no search information for this report: the section says so, without a plot
-            assert re.search(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{200,}', section.group(1)), sid
+            assert PLOT.search(section), sid
     assert "no search information" in dom

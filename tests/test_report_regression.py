@@ -4,14 +4,12 @@ the entry from a saved model bundle, and the page (also in Chromium)."""
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_report import PLOT, needs_chromium, rendered_sections
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes
@@ -356,25 +354,12 @@ def test_cli_report_of_a_regression_model_file(diabetes_search) -> None:
     assert data["sections"]["fairness"]["task"] == "regression"
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+@needs_chromium
 def test_regression_page_renders_in_headless_chromium(diabetes, tmp_path: Path) -> None:
     report, _ = diabetes
-    page = report.save(tmp_path / "report.html")
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.resolve().as_uri()]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    dom = done.stdout
-    assert done.returncode == 0 and "<main>" in dom, done.stderr[-2000:]
-    for sid in REGRESSION_SECTIONS:
-        section = re.search(rf'<section id="{sid}">(.*?)</section>', dom, re.S)
-        assert section, f"section {sid} missing from the rendered DOM"
-        assert "Could not render" not in section.group(1)
+    _, sections = rendered_sections(report, tmp_path, REGRESSION_SECTIONS)
+    for sid, section in sections.items():
         if sid in ("confusion-matrix", "calibration"):
-            assert "not applicable to regression" in section.group(1)
+            assert "not applicable to regression" in section
         elif sid not in ("search", "metrics"):  # the metrics are a table; their figures are under residuals
-            assert re.search(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{200,}', section.group(1)), sid
+            assert PLOT.search(section), sid

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import pickle
 from collections import Counter
-from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_space import FIT_WARNINGS, Split, fit_failures, sampled, split, with_preprocessing
+from helpers_space import single_thread as single_thread  # autouse: one OpenMP/BLAS thread
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.model_selection import train_test_split
-from threadpoolctl import threadpool_limits
 
 from metalearn.components import PolynomialIfCheap, l1_importances
 from metalearn.errors import MetalearnError
@@ -33,59 +33,23 @@ from metalearn.space import (
     default_configuration,
 )
 
-N_SAMPLED = 300
-SEED = 2026
-FIT_WARNINGS = [
-    "ignore::sklearn.exceptions.ConvergenceWarning",
-    "ignore::UserWarning",
-    "ignore::RuntimeWarning",
-]
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One thread for OpenMP/BLAS (HistGradientBoosting, PCA, ...): on a shared 2-core machine
-    oversubscribed OpenMP makes tiny fits up to 30x slower."""
-    with threadpool_limits(limits=1):
-        yield
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    X_train: pd.DataFrame
-    y_train: np.ndarray
-    X_test: pd.DataFrame
-    y_test: np.ndarray
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
-
-    @property
-    def n_features(self) -> int:
-        return len(self.numeric) + len(self.categorical)
-
-
-def _split(name: str, X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str]) -> Dataset:
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-    return Dataset(name, X_train, y_train, X_test, y_test, tuple(numeric), tuple(categorical))
-
-
-def _breast_cancer() -> Dataset:
+def _breast_cancer() -> Split:
     """Binary, 30 numeric features (more than the polynomial cap), 180 rows."""
     data = load_breast_cancer(as_frame=True)
     X, y = data.data, data.target.to_numpy()
     rows, _ = train_test_split(np.arange(len(y)), train_size=180, stratify=y, random_state=0)
     X = X.iloc[np.sort(rows)].reset_index(drop=True)
-    return _split("breast_cancer", X, y[np.sort(rows)], list(X.columns), [])
+    return split("breast_cancer", X, y[np.sort(rows)], list(X.columns), [])
 
 
-def _wine() -> Dataset:
+def _wine() -> Split:
     """Three classes, 13 numeric features with very different scales, 178 rows."""
     data = load_wine(as_frame=True)
-    return _split("wine", data.data, data.target.to_numpy(), list(data.data.columns), [])
+    return split("wine", data.data, data.target.to_numpy(), list(data.data.columns), [])
 
 
-def _mixed() -> Dataset:
+def _mixed() -> Split:
     """Iris with ~10% NaNs, string / pandas-category / mixed-type categoricals, rare categories,
     an all-NaN numeric and an all-NaN categorical column, and unseen categories in the test rows."""
     rng = np.random.RandomState(0)
@@ -109,26 +73,21 @@ def _mixed() -> Dataset:
     X["empty_categorical"] = pd.Series([None] * n, dtype=object)
     categorical = ["color", "size", "code", "empty_categorical"]
     numeric.append("empty_numeric")
-    ds = _split("mixed", X, y, numeric, categorical)
+    ds = split("mixed", X, y, numeric, categorical)
     X_test = ds.X_test.copy()
     X_test.iloc[:5, X_test.columns.get_loc("color")] = "never_seen"
     X_test["size"] = X_test["size"].cat.add_categories(["XXL"])
     X_test.iloc[5:8, X_test.columns.get_loc("size")] = "XXL"
     X_test.iloc[8:10, X_test.columns.get_loc("empty_categorical")] = "appears_at_predict_time"
-    return Dataset(ds.name, ds.X_train, ds.y_train, X_test, ds.y_test, ds.numeric, ds.categorical)
+    return ds.with_test(X_test)
 
 
 @cache
-def _datasets() -> tuple[Dataset, ...]:
+def _datasets() -> tuple[Split, ...]:
     return (_breast_cancer(), _wine(), _mixed())
 
 
-@lru_cache(maxsize=1)
-def _sampled() -> tuple[dict, ...]:
-    return tuple(dict(c) for c in build_space(seed=SEED).sample_configuration(N_SAMPLED))
-
-
-def _fit_and_check(config: dict, ds: Dataset) -> None:
+def _fit_and_check(config: dict, ds: Split) -> None:
     pipe = build_pipeline(config, ds.numeric, ds.categorical, n_features=ds.n_features, random_state=0)
     pipe.fit(ds.X_train, ds.y_train)
     assert len(pipe[:-1].get_feature_names_out()) == pipe[:-1].transform(ds.X_test.iloc[:3]).shape[1]
@@ -149,13 +108,8 @@ def _fit_and_check(config: dict, ds: Dataset) -> None:
 @pytest.mark.parametrize("index", range(3), ids=["breast_cancer", "wine", "mixed"])
 def test_sampled_configurations_fit_and_predict(index: int) -> None:
     ds = _datasets()[index]
-    configs = _sampled()  # all 300 configurations on each dataset
-    failures = []
-    for config in configs:
-        try:
-            _fit_and_check(config, ds)
-        except Exception as exc:  # collect all failures for one readable report
-            failures.append(f"{type(exc).__name__}: {exc}\n  config={canonical_config(config)}")
+    configs = sampled()  # all 300 configurations on each dataset
+    failures = fit_failures(((config, ds) for config in configs), _fit_and_check)
     assert not failures, f"{len(failures)}/{len(configs)} configurations failed on {ds.name}:\n" + "\n".join(
         failures[:5]
     )
@@ -167,17 +121,7 @@ def test_default_of_each_algorithm_fits_every_dataset_and_all_categorical_data(a
     config = default_configuration(algorithm)
     for ds in _datasets():
         _fit_and_check(config, ds)
-    mixed = _datasets()[2]
-    categorical_only = Dataset(
-        "categorical_only",
-        mixed.X_train[list(mixed.categorical)],
-        mixed.y_train,
-        mixed.X_test[list(mixed.categorical)],
-        mixed.y_test,
-        (),
-        mixed.categorical,
-    )
-    _fit_and_check(config, categorical_only)
+    _fit_and_check(config, _datasets()[2].categorical_only())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,7 +154,7 @@ def test_defaults_are_valid() -> None:
 
 
 def test_every_choice_can_be_sampled() -> None:
-    configs = _sampled()
+    configs = sampled()
     assert set(Counter(algorithm_of(c) for c in configs)) == set(ALGORITHMS)
     assert {c["feature_preprocessing"] for c in configs} == set(FEATURE_PREPROCESSORS)
     assert {c["scaling"] for c in configs} == set(SCALERS)
@@ -419,12 +363,7 @@ def test_pipeline_accepts_a_configuration_and_is_reproducible_and_picklable() ->
 
 
 def _with_preprocessing(choice: str, **params: object) -> dict:
-    prefix = f"feature_preprocessing:{choice}:"
-    return (
-        default_configuration("logistic_regression")
-        | {"feature_preprocessing": choice}
-        | {prefix + name: value for name, value in params.items()}
-    )
+    return with_preprocessing("logistic_regression", choice, **params)
 
 
 @pytest.mark.filterwarnings(*FIT_WARNINGS)

@@ -8,20 +8,19 @@ import json
 import pickle
 import warnings
 from collections import Counter
-from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_space import FIT_WARNINGS, N_SAMPLED, Split, fit_failures, sampled, split, with_preprocessing
+from helpers_space import single_thread as single_thread  # autouse: one OpenMP/BLAS thread
 from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import load_diabetes
 from sklearn.metrics import r2_score
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from metalearn import space as spaces
 from metalearn.components import FractionRidgeRFE, RelativeLasso, l1_importances
@@ -39,10 +38,7 @@ from metalearn.space import (
 )
 from metalearn.target import Log1pIfNonNegative, TargetQuantileTransformer, with_target_transform
 
-N_SAMPLED = 300
-SEED = 2026
 TASK = "regression"
-FIT_WARNINGS = ["ignore::sklearn.exceptions.ConvergenceWarning", "ignore::UserWarning", "ignore::RuntimeWarning"]
 pytestmark = [pytest.mark.filterwarnings(warning) for warning in FIT_WARNINGS]
 REGRESSION_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets-regression"
 REAL_DATASET = "imports-85-price"  # 201 rows, 25 features (10 categorical), missing values, prices > 0
@@ -50,27 +46,8 @@ REAL_DATASET = "imports-85-price"  # 201 rows, 25 features (10 categorical), mis
 CLASSIFICATION_SPACE_SHA256 = "dc3ae89a755dd9572e4286167b871a5f64f88630f20ded0aaadd940aa3a6dbbe"
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    with threadpool_limits(limits=1):
-        yield
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    X_train: pd.DataFrame
-    y_train: np.ndarray
-    X_test: pd.DataFrame
-    y_test: np.ndarray
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
-
-
-def _split(name: str, X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str]) -> Table:
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
-    return Table(name, X_train, np.asarray(y_train, float), X_test, np.asarray(y_test, float), tuple(numeric),
-                 tuple(categorical))
+def _split(name: str, X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str]) -> Split:
+    return split(name, X, y, numeric, categorical, regression=True)
 
 
 @cache
@@ -81,7 +58,7 @@ def _diabetes_frame() -> tuple[pd.DataFrame, np.ndarray]:
     return data.data.iloc[rows].reset_index(drop=True), data.target.to_numpy()[rows]
 
 
-def _mixed() -> Table:
+def _mixed() -> Split:
     """Diabetes with ~10% NaNs, string / pandas-category / mixed-type categoricals, a rare category, all-NaN
     columns, unseen categories at predict time, and a centred target (negative values: log1p falls back)."""
     rng, (X, y) = np.random.RandomState(1), _diabetes_frame()
@@ -102,10 +79,10 @@ def _mixed() -> Table:
     X_test["sex"] = X_test["sex"].cat.add_categories(["other"])
     X_test.iloc[4:6, X_test.columns.get_loc("sex")] = "other"
     X_test.iloc[6:8, X_test.columns.get_loc("empty_categorical")] = "appears_at_predict_time"
-    return Table(table.name, table.X_train, table.y_train, X_test, table.y_test, table.numeric, table.categorical)
+    return table.with_test(X_test)
 
 
-def _real() -> Table | None:
+def _real() -> Split | None:
     """A real table of the shared regression corpus (nullable dtypes, categoricals, missing values)."""
     manifest = REGRESSION_CORPUS / "manifest.json"
     if not manifest.exists():
@@ -120,26 +97,20 @@ def _real() -> Table | None:
 
 
 @cache
-def _tables() -> dict[str, Table | None]:
+def _tables() -> dict[str, Split | None]:
     X, y = _diabetes_frame()  # ten numeric features on very different scales, a positive target (log1p applies)
     return {"diabetes": _split("diabetes", X, y, list(X.columns), []), "mixed": _mixed(), "real": _real()}
 
 
-def _table(name: str) -> Table:
+def _table(name: str) -> Split:
     table = _tables()[name]
     if table is None:
         pytest.skip(f"{REGRESSION_CORPUS} (with {REAL_DATASET}) is not available")
     return table
 
 
-@lru_cache(maxsize=1)
-def _sampled() -> tuple[dict, ...]:
-    return tuple(dict(c) for c in build_space(seed=SEED, task=TASK).sample_configuration(N_SAMPLED))
-
-
-def _fit_and_check(config: dict, table: Table) -> np.ndarray:
-    n_features = len(table.numeric) + len(table.categorical)
-    pipe = build_pipeline(config, table.numeric, table.categorical, n_features=n_features, random_state=0)
+def _fit_and_check(config: dict, table: Split) -> np.ndarray:
+    pipe = build_pipeline(config, table.numeric, table.categorical, n_features=table.n_features, random_state=0)
     assert [name for name, _ in pipe.steps] == ["preprocess", "feature_preprocessing", "regressor"]
     pipe.fit(table.X_train, table.y_train)
     assert len(pipe[:-1].get_feature_names_out()) == pipe[:-1].transform(table.X_test.iloc[:3]).shape[1]
@@ -154,13 +125,8 @@ def test_sampled_configurations_fit_and_predict() -> None:
     """300 sampled configurations, each fitted on one of the three tables in turn (every family and choice meets
     every table; one fit per configuration keeps this near a minute on one core)."""
     names = ["diabetes", "mixed", "real"] if _tables()["real"] is not None else ["diabetes", "mixed"]
-    failures = []
-    for i, config in enumerate(_sampled()):
-        table = _table(names[i % len(names)])
-        try:
-            _fit_and_check(config, table)
-        except Exception as exc:  # collect all failures for one readable report
-            failures.append(f"{table.name}: {type(exc).__name__}: {exc}\n  config={canonical_config(config)}")
+    cases = ((config, _table(names[i % len(names)])) for i, config in enumerate(sampled(TASK)))
+    failures = fit_failures(cases, _fit_and_check)
     assert not failures, f"{len(failures)}/{N_SAMPLED} configurations failed:\n" + "\n".join(failures[:5])
 
 
@@ -170,10 +136,7 @@ def test_default_of_each_regressor_fits_every_table_and_all_categorical_data(alg
     for name in ("diabetes", "mixed", "real"):
         if _tables()[name] is not None:
             _fit_and_check(config, _table(name))
-    mixed = _table("mixed")
-    columns = list(mixed.categorical)
-    _fit_and_check(config, Table("categorical_only", mixed.X_train[columns], mixed.y_train,
-                                 mixed.X_test[columns], mixed.y_test, (), mixed.categorical))
+    _fit_and_check(config, _table("mixed").categorical_only())
 
 
 def test_defaults_learn_the_diabetes_target() -> None:
@@ -252,7 +215,7 @@ def test_regression_defaults_are_valid() -> None:
 
 
 def test_every_choice_can_be_sampled() -> None:
-    configs = _sampled()
+    configs = sampled(TASK)
     assert set(Counter(algorithm_of(c) for c in configs)) == set(REGRESSION_ALGORITHMS)
     assert {c["feature_preprocessing"] for c in configs} == {"none", "pca", "select_percentile", "l1_selection",
                                                              "rfe", "polynomial"}
@@ -451,9 +414,7 @@ def test_pipeline_is_reproducible_and_picklable() -> None:
 
 
 def _with_preprocessing(choice: str, **params: object) -> dict:
-    prefix = f"feature_preprocessing:{choice}:"
-    return default_configuration("ridge", task=TASK) | {"feature_preprocessing": choice} | {
-        prefix + name: value for name, value in params.items()}
+    return with_preprocessing("ridge", choice, task=TASK, **params)
 
 
 @pytest.mark.parametrize("config", [

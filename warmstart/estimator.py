@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,24 +22,34 @@ def search(X: Any, y: Any, *, strategy: str = DEFAULTS.strategy, n_trials: int |
            metric: str | None = None, folds: int = DEFAULTS.folds, seed: int = DEFAULTS.seed,
            max_rows: int | None = DEFAULTS.max_rows, ensemble_size: int = DEFAULTS.ensemble_size,
            categorical: list[str] | None = None, name: str = "dataset", task: str | None = None,
-           kb: KnowledgeBase | str | None = None, callback: Any = None) -> SearchResult:
+           kb: KnowledgeBase | str | None = None, callback: Any = None, include: Sequence[str] = (),
+           exclude: Sequence[str] = (), interpretable: bool = False, grid: dict[str, list[Any]] | None = None,
+           max_grid_size: int = DEFAULTS.max_grid_size) -> SearchResult:
     """Run a (by default warm-started) search on ``X, y``; every trial is stored in the knowledge base.
 
     ``task`` is detected from ``y`` when None (see :func:`metalearn.datasets.detect_task`); ``metric`` defaults
-    to the task's (balanced accuracy, or R^2)."""
+    to the task's (balanced accuracy, or R^2). ``include`` / ``exclude`` name estimator families and feature
+    preprocessors to keep / leave out, ``interpretable`` keeps interpretable models only
+    (:mod:`metalearn.restriction`); ``strategy="grid"`` runs ``grid`` (default: the default grid; ``n_trials=None``
+    for all of it)."""
     dataset = from_xy(X, y, name=name, categorical=categorical, task=task)
     settings = SearchSettings(strategy=strategy, n_trials=n_trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, folds=folds, seed=seed,
-                              max_rows=max_rows, ensemble_size=ensemble_size)
+                              max_rows=max_rows, ensemble_size=ensemble_size, include=list(include),
+                              exclude=list(exclude), interpretable=interpretable, grid=grid,
+                              max_grid_size=max_grid_size)
     return WarmStartSearch(kb, settings).run(dataset, callback=callback)
 
 
 def recommend(X: Any, y: Any, *, top: int = DEFAULTS.top, k: int = DEFAULTS.k, metric: str | None = None,
               categorical: list[str] | None = None, name: str = "dataset", task: str | None = None,
-              kb: KnowledgeBase | str | None = None) -> RecommendationReport:
-    """Recommended pipelines for ``X, y`` with their evidence (registers the dataset's meta-features)."""
+              kb: KnowledgeBase | str | None = None, include: Sequence[str] = (), exclude: Sequence[str] = (),
+              interpretable: bool = False) -> RecommendationReport:
+    """Recommended pipelines for ``X, y`` with their evidence (registers the dataset's meta-features); only those
+    ``include`` / ``exclude`` / ``interpretable`` allow (``report.filtered`` counts the others)."""
     dataset = from_xy(X, y, name=name, categorical=categorical, task=task)
-    engine = WarmStartSearch(kb, SearchSettings(metric=metric, k=k))
+    engine = WarmStartSearch(kb, SearchSettings(metric=metric, k=k, include=list(include), exclude=list(exclude),
+                                                interpretable=interpretable))
     _, features = engine.prepare(dataset)
     return engine.recommend(dataset, features, top)
 
@@ -52,7 +63,8 @@ class _AutoEstimator(BaseEstimator):
                  time_budget: float | None = None, trial_time_limit: float | None = None,
                  metric: str | None = None, folds: int = DEFAULTS.folds, seed: int = DEFAULTS.seed,
                  max_rows: int | None = DEFAULTS.max_rows, ensemble_size: int = DEFAULTS.ensemble_size,
-                 kb: str | None = None) -> None:
+                 kb: str | None = None, include: Sequence[str] = (), exclude: Sequence[str] = (),
+                 interpretable: bool = False) -> None:
         self.strategy = strategy
         self.n_trials = n_trials
         self.time_budget = time_budget
@@ -63,12 +75,15 @@ class _AutoEstimator(BaseEstimator):
         self.max_rows = max_rows
         self.ensemble_size = ensemble_size
         self.kb = kb
+        self.include = include
+        self.exclude = exclude
+        self.interpretable = interpretable
 
     def fit(self, X: Any, y: Any) -> _AutoEstimator:
         result = search(X, y, strategy=self.strategy, n_trials=self.n_trials, time_budget=self.time_budget,
                         trial_time_limit=self.trial_time_limit, metric=self.metric, folds=self.folds,
                         seed=self.seed, max_rows=self.max_rows, ensemble_size=self.ensemble_size, kb=self.kb,
-                        task=self._task)
+                        task=self._task, include=self.include, exclude=self.exclude, interpretable=self.interpretable)
         if result.model is None:
             raise RuntimeError("no trial succeeded; see leaderboard_ for the errors")
         self.result_ = result

@@ -1,6 +1,7 @@
 """SMAC's ask/tell loop over an executor: the one place trials are asked for, run, recorded and told back.
 
-The loop stops when the trial or time budget is spent, when ``should_stop()`` says so (``cancelled``, or
+The loop stops when the trial or time budget is spent, when the optimiser has nothing left to ask (``ask()``
+returns None: a finished grid), when ``should_stop()`` says so (``cancelled``, or
 ``interrupted`` when it returns that word: a signal) or on ``KeyboardInterrupt`` (``interrupted``). Finished
 trials stay recorded in every case; the trials in flight when it stops are recorded ``cancelled``.
 """
@@ -37,9 +38,9 @@ def trial_value(status: str, score: float | None, seconds: float, metric: str) -
 
 
 def origin_of(config: Any, strategy: str) -> str:
-    """Where a configuration SMAC proposed came from: warm start, SMAC's initial design, SMAC, random."""
-    if strategy == "random":
-        return "random"
+    """Where a configuration SMAC proposed came from: warm start, SMAC's initial design, SMAC, random, grid."""
+    if strategy in ("random", "grid"):
+        return strategy
     origin = (getattr(config, "origin", None) or "").lower()
     if origin == "warm_start":
         return "warm_start"
@@ -72,9 +73,14 @@ class TrialLoop:
     #: the trial being submitted (a serial executor runs it during submission)
     submitting: tuple[Any, dict[str, Any], tuple[str, float], float] | None = None
     cancelled_trial: bool = False
+    #: configurations asked again and answered from ``known`` before the loop gives up
+    max_repeats: int = MAX_REPEATS
+    #: the optimiser had nothing left to ask
+    exhausted: bool = False
 
     def __post_init__(self) -> None:
-        self.known = {(canonical_json(t.configuration), round(t.budget, 6)): t for t in self.result.trials}
+        self.known = {(canonical_json(t.configuration), round(t.budget, 6)): t for t in self.result.trials
+                      if t.status != "cancelled"}  # a cancelled trial is run again if asked again
 
     def run(self) -> None:
         """Run until a budget is spent, the caller stops it, or Ctrl-C; sets ``result.status`` when stopped."""
@@ -84,7 +90,7 @@ class TrialLoop:
                 if reason:
                     self.result.status = reason
                     break
-                if not (self.budget_spent(len(self.pending)) or self.repeats > MAX_REPEATS):
+                if not (self.budget_spent(len(self.pending)) or self.repeats > self.max_repeats or self.exhausted):
                     self._fill()
                 if not self.pending:
                     break
@@ -105,6 +111,9 @@ class TrialLoop:
         """Submit trials until every worker is busy or the budget is spent."""
         while len(self.pending) < self.executor.workers and not self.budget_spent(len(self.pending)):
             info = self.smac.ask()
+            if info is None:
+                self.exhausted = True
+                return
             values = canonical_config(info.config)
             budget = float(info.budget) if info.budget is not None else 1.0
             key = (canonical_json(values), round(budget, 6))
@@ -112,7 +121,7 @@ class TrialLoop:
             if seen is not None:  # evaluated before (a resumed job, or SMAC repeating itself)
                 self.smac.tell(info, trial_value(seen.status, seen.score, seen.seconds, self._metric))
                 self.repeats += 1
-                if self.repeats > MAX_REPEATS:
+                if self.repeats > self.max_repeats:
                     return
                 continue
             self.submitting = (info, values, key, time.perf_counter())

@@ -10,8 +10,9 @@ defined for both datasets, so datasets with some undefined features stay compara
 
 from __future__ import annotations
 
+import copy
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,18 @@ class RobustScaler:
     def transform(self, matrix: pd.DataFrame) -> np.ndarray:
         values = matrix.reindex(columns=self.columns_).to_numpy(dtype=float)
         return np.clip((values - self.center_) / self.scale_, -CLIP, CLIP)
+
+    def transform_one(self, features: Mapping[str, float | None]) -> np.ndarray:
+        """One meta-feature vector (a mapping; missing or ``None`` is undefined), scaled."""
+        values = np.array([_number(features.get(c)) for c in self.columns_], dtype=float)
+        return np.clip((values - self.center_) / self.scale_, -CLIP, CLIP)
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value) if value is not None else np.nan  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def l1_distances(query: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -92,15 +105,24 @@ class NeighborIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def distance_map(self, features: pd.Series | dict[str, float | None]) -> dict[int, float]:
+    def extended(self, matrix: pd.DataFrame, info: dict[int, tuple[str, str | None, str]]) -> NeighborIndex:
+        """A copy with the rows of ``matrix`` added or replaced, scaled with this index's (frozen) statistics:
+        an update as datasets arrive, without refitting the scaler on the whole knowledge base."""
+        new = copy.copy(self)
+        keep = ~np.isin(self.ids, np.asarray(matrix.index, dtype=int))
+        new.ids = np.concatenate([self.ids[keep], np.asarray(matrix.index, dtype=int)])
+        new.scaled = np.vstack([self.scaled[keep], self.scaler.transform(matrix)]) if len(matrix) else self.scaled
+        new.info = {**self.info, **info}
+        return new
+
+    def distance_map(self, features: Mapping[str, float | None]) -> dict[int, float]:
         """Distance from ``features`` to every dataset of the index."""
-        row = pd.DataFrame([pd.Series(features, dtype=float)])
-        distances = self.distance(self.scaler.transform(row)[0], self.scaled)
+        distances = self.distance(self.scaler.transform_one(features), self.scaled)
         return {int(i): float(d) for i, d in zip(self.ids, distances, strict=True)}
 
     def query(
         self,
-        features: pd.Series | dict[str, float | None],
+        features: Mapping[str, float | None],
         k: int = 5,
         *,
         exclude_ids: Collection[int] = (),
@@ -108,9 +130,7 @@ class NeighborIndex:
         exclude_hashes: Collection[str] = (),
     ) -> list[Neighbor]:
         """The ``k`` nearest datasets, skipping excluded ids, families and content hashes."""
-        row = pd.DataFrame([pd.Series(features, dtype=float)])
-        query = self.scaler.transform(row)[0]
-        distances = self.distance(query, self.scaled)
+        distances = self.distance(self.scaler.transform_one(features), self.scaled)
         excluded_ids, families, hashes = set(exclude_ids), set(exclude_families), set(exclude_hashes)
         found: list[Neighbor] = []
         # partial sort: only the nearest few need ordering (cheap even for 100k datasets)

@@ -20,11 +20,22 @@ def normalized_matrix(performance: pd.DataFrame) -> pd.DataFrame:
     """Pivot ``performance`` (dataset_id, configuration_id, score) to per-dataset min-max scores."""
     if performance.empty:
         return pd.DataFrame()
-    matrix = performance.pivot_table(index="dataset_id", columns="configuration_id", values="score",
-                                     aggfunc="mean")
-    low = matrix.min(axis=1)
-    span = (matrix.max(axis=1) - low).replace(0, np.nan)
-    return matrix.sub(low, axis=0).div(span, axis=0).where(span.notna(), 1.0).where(matrix.notna())
+    return normalize_rows(performance.pivot_table(index="dataset_id", columns="configuration_id", values="score",
+                                                  aggfunc="mean"))
+
+
+def normalize_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """Min-max scale each row of a datasets x configurations score matrix (NaN stays NaN; a row whose
+    scores are all equal becomes 1 where known)."""
+    values = scores.to_numpy(dtype=float)
+    if values.size == 0:
+        return scores.astype(float)
+    known = np.isfinite(values)
+    low = np.min(np.where(known, values, np.inf), axis=1, keepdims=True)
+    span = np.max(np.where(known, values, -np.inf), axis=1, keepdims=True) - low
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = np.where(span > 0, (values - low) / np.where(span > 0, span, 1.0), 1.0)
+    return pd.DataFrame(np.where(known, scaled, np.nan), index=scores.index, columns=scores.columns)
 
 
 def build_portfolio(
@@ -40,17 +51,35 @@ def build_portfolio(
     leaving datasets out only drops rows). ``exclude_datasets`` are left out (leave-one-family-out).
     Configurations evaluated on fewer than ``min_coverage`` of the datasets are not candidates.
     """
-    if len(exclude_datasets) and not matrix.empty:
-        matrix = matrix[~matrix.index.isin(list(exclude_datasets))]
-        matrix = matrix.loc[:, matrix.notna().any(axis=0)]
     if matrix.empty:
         return []
-    coverage = matrix.notna().mean(axis=0)
-    candidates = matrix.loc[:, coverage >= min_coverage] if min_coverage > 0 else matrix
-    if candidates.shape[1] == 0:
-        candidates = matrix
-    columns = list(candidates.columns)
-    return [(int(columns[j]), gain) for j, gain in greedy_selection(candidates.fillna(0.0).to_numpy(), size)]
+    rows = ~matrix.index.isin(list(exclude_datasets))
+    columns = np.asarray(matrix.columns)
+    return [(int(columns[j]), gain) for j, gain in
+            portfolio_columns(matrix.to_numpy(dtype=float)[rows], size, min_coverage=min_coverage)]
+
+
+def portfolio_columns(values: np.ndarray, size: int, *, min_coverage: float = 0.0,
+                      allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """:func:`build_portfolio` on a plain array (rows = usable datasets, NaN = not evaluated): column indices.
+
+    Columns never evaluated on these rows, or outside the boolean mask ``allowed``, are not candidates; of
+    the rest, those evaluated on fewer than ``min_coverage`` of the rows are dropped unless none is left.
+    A missing cell counts as 0.
+    """
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        return []
+    known = np.isfinite(values)
+    coverage = known.mean(axis=0)
+    usable = coverage > 0 if allowed is None else (coverage > 0) & allowed
+    if not usable.any():
+        return []
+    candidates = usable & (coverage >= min_coverage) if min_coverage > 0 else usable
+    if not candidates.any():
+        candidates = usable
+    index = np.flatnonzero(candidates)
+    chosen = greedy_selection(np.where(known[:, index], values[:, index], 0.0), size)
+    return [(int(index[j]), gain) for j, gain in chosen]
 
 
 def greedy_selection(values: np.ndarray, size: int, weights: np.ndarray | None = None,

@@ -25,7 +25,9 @@ yields library defaults of strong algorithms (source ``defaults``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import copy
+import math
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any
@@ -38,7 +40,7 @@ from metalearn.metafeatures import EXTRACTOR_VERSIONS
 from metalearn.protocol import DEFAULT_METRIC, task_of_metric
 from metalearn.space import compatible_space_versions, default_configuration
 from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
-from metalearn.warmstart.portfolio import build_portfolio, greedy_selection, normalized_matrix
+from metalearn.warmstart.portfolio import greedy_selection, normalize_rows, portfolio_columns
 
 WEIGHT_EPS = 0.01
 #: how neighbour candidates are ordered: ``greedy`` (similarity-weighted greedy portfolio, default)
@@ -87,6 +89,8 @@ class RecommendationReport:
     recommendations: list[Recommendation]
     far: bool
     metric: str
+    #: candidates left out because the search's restriction (--include / --exclude / --interpretable) forbids them
+    filtered: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +100,7 @@ class RecommendationReport:
             "neighbors": [{"dataset": n.name, "dataset_id": n.dataset_id, "family": n.family,
                            "distance": n.distance} for n in self.neighbors],
             "recommendations": [r.to_json() for r in self.recommendations],
+            "filtered": self.filtered,
         }
 
 
@@ -122,36 +127,89 @@ class Recommender:
         self.refresh()
 
     def refresh(self) -> None:
-        """Reload runs and meta-features (after new runs were written)."""
-        performance = self.kb.performance(self.metric, self.space_version)
-        if self.restrict_to is not None:
-            performance = performance[performance["dataset_id"].isin(self.restrict_to)]
-        self.performance = performance
-        self.scores = performance.pivot_table(index="dataset_id", columns="configuration_id", values="score")
-        self.percentiles = self.scores.rank(axis=1, pct=True)
-        # plain arrays and position maps: lookups in the hot path of every recommendation
-        self._score_array = self.scores.to_numpy(dtype=float)
-        self._pct_array = self.percentiles.to_numpy(dtype=float)
-        self._row = {int(d): i for i, d in enumerate(self.scores.index)}
-        self._normalized = normalized_matrix(performance)  # per-dataset scaling: exclusions just drop rows
-        # what an unknown cell counts as in the greedy ranking: the dataset's median configuration
-        self._median_normalized = (self._normalized.median(axis=1).fillna(0.5) if not self._normalized.empty
-                                   else pd.Series(dtype=float))
-        self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
-        self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
+        """Read runs and meta-features from the knowledge base and derive everything from them."""
+        self._last_run, self._last_metafeature = self.kb.latest_ids()  # before reading: nothing is missed
+        self._configs: dict[int, dict[str, Any]] = {}  # configurations never change: shared by updated copies
+        self._derive(self.kb.performance(self.metric, self.space_version))
         found = self.kb.discovery()
         self._found_on = {int(c): frozenset(int(d) for d in group)
                           for c, group in found.groupby("configuration_id")["dataset_id"]}
         self._pooled_by = self.kb.pooled_by(self.metric)
-        self._hidden_cache: dict[frozenset[int], frozenset[int]] = {}
         matrix = self.kb.metafeature_matrix(self.extractor)
         matrix = matrix[matrix.index.isin(self.scores.index)]
         self.info = {d.id: (d.name, d.family, d.content_hash) for d in self.kb.datasets()
                      if d.id in set(matrix.index) and d.task == self.task}  # only datasets of this task
         matrix = matrix[matrix.index.isin(list(self.info))]
         self.index = NeighborIndex(matrix, self.info, self.distance) if len(matrix) else None
-        self._portfolios.clear()
         self._far = None
+
+    def _derive(self, performance: pd.DataFrame) -> None:
+        """The score matrices and lookups of the hot path, from the performance table (no database access)."""
+        if self.restrict_to is not None:
+            performance = performance[performance["dataset_id"].isin(self.restrict_to)]
+        self.performance = performance
+        self.scores = (performance.pivot(index="dataset_id", columns="configuration_id", values="score")
+                       .astype(float) if len(performance) else pd.DataFrame(dtype=float))
+        self.percentiles = self.scores.rank(axis=1, pct=True)
+        # plain arrays and position maps: lookups in the hot path of every recommendation
+        self._score_array = self.scores.to_numpy(dtype=float)
+        self._pct_array = self.percentiles.to_numpy(dtype=float)
+        self._row = {int(d): i for i, d in enumerate(self.scores.index)}
+        self._row_ids = np.asarray(self.scores.index, dtype=int)
+        self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
+        self._col_ids = np.asarray(self.scores.columns, dtype=int)
+        self._normalized = normalize_rows(self.scores)  # per-dataset scaling: exclusions just drop rows
+        self._norm_array = self._normalized.to_numpy(dtype=float)
+        # what an unknown cell counts as in the greedy ranking: the dataset's median configuration
+        self._median_array = np.nan_to_num(np.nanmedian(self._norm_array, axis=1), nan=0.5) \
+            if self._norm_array.size else np.zeros(len(self._row_ids))
+        self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
+        self._portfolios: dict[frozenset[int], list[tuple[int, float]]] = {}
+        self._hidden_cache: dict[frozenset[int], frozenset[int]] = {}
+
+    def updated(self) -> Recommender:
+        """This recommender with what the knowledge base gained since it was built, as a copy (queries in
+        flight keep a consistent state). Only the datasets with new runs or meta-features are read again;
+        the meta-feature scaling, the "far" threshold and the global portfolios stay those of the last full
+        build."""
+        runs, features, last_run, last_metafeature = self.kb.changes_since(self._last_run, self._last_metafeature)
+        if not runs and not features:
+            return self
+        new = copy.copy(self)
+        new._last_run, new._last_metafeature = last_run, last_metafeature
+        if runs:
+            delta = self.kb.performance(self.metric, self.space_version, dataset_ids=runs)
+            kept = self.performance[~self.performance["dataset_id"].isin(list(runs))]
+            new._derive(pd.concat([kept, delta], ignore_index=True) if len(kept) else delta)
+            new._portfolios = self._portfolios  # one search's runs barely move the global portfolio: kept
+            new._found_on = dict(self._found_on)
+            for c, group in self.kb.discovery(runs).groupby("configuration_id")["dataset_id"]:
+                new._found_on[int(c)] = new._found_on.get(int(c), frozenset()) | frozenset(int(d) for d in group)
+            pooled = {c: winners - runs for c, winners in self._pooled_by.items()}
+            for c, winners in self.kb.pooled_by(self.metric, runs).items():
+                pooled[c] = pooled.get(c, frozenset()) | winners
+            new._pooled_by = {c: winners for c, winners in pooled.items() if winners}
+        new._index_datasets(runs | features)
+        return new
+
+    def _index_datasets(self, dataset_ids: set[int]) -> None:
+        """Add (or replace) the neighbour-index rows of ``dataset_ids`` that have runs and meta-features."""
+        vectors, info = {}, {}
+        for dataset_id in sorted(d for d in dataset_ids if d in self._row):
+            dataset = self.kb.dataset(dataset_id)
+            values = self.kb.metafeatures(dataset_id, self.extractor) if dataset.task == self.task else None
+            if values is not None:
+                vectors[dataset_id] = pd.Series(values, dtype=float)
+                info[dataset_id] = (dataset.name, dataset.family, dataset.content_hash)
+        if not vectors:
+            return
+        matrix = pd.DataFrame.from_dict(vectors, orient="index")
+        if self.index is None:
+            self.info = info
+            self.index = NeighborIndex(matrix, info, self.distance)
+        else:
+            self.index = self.index.extended(matrix, info)
+            self.info = self.index.info
 
     # ------------------------------------------------------------------ pieces
 
@@ -197,15 +255,28 @@ class Recommender:
         return self._hidden_cache[key]
 
     def portfolio(self, excluded: Collection[int] = ()) -> list[tuple[int, float]]:
+        """The global greedy portfolio over the usable datasets, without hidden configurations."""
         key = frozenset(excluded)
         if key not in self._portfolios:
-            hidden = self.hidden_configurations(key)
-            matrix = self._normalized
-            if hidden and not matrix.empty:
-                matrix = matrix.loc[:, ~matrix.columns.isin(list(hidden))]
-            self._portfolios[key] = build_portfolio(matrix, self.portfolio_size, exclude_datasets=key,
-                                                    min_coverage=0.2)
+            hidden = np.isin(self._col_ids, list(self.hidden_configurations(key)))
+            chosen = portfolio_columns(self._norm_array[self._usable_rows(key)], self.portfolio_size, min_coverage=0.2,
+                                       allowed=~hidden)
+            self._portfolios[key] = [(int(self._col_ids[j]), gain) for j, gain in chosen]
         return self._portfolios[key]
+
+    def _usable_rows(self, excluded: Collection[int]) -> np.ndarray:
+        """Positions of the score-matrix rows of the datasets that are not excluded."""
+        if not excluded:
+            return np.arange(len(self._row_ids))
+        drop = {self._row[d] for d in excluded if d in self._row}
+        return np.asarray([i for i in range(len(self._row_ids)) if i not in drop], dtype=int)
+
+    def _configurations(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Configurations by id, read from the knowledge base once (they never change)."""
+        missing = [i for i in ids if i not in self._configs]
+        if missing:
+            self._configs.update(self.kb.configurations(missing))
+        return {i: self._configs[i] for i in ids}
 
     # ------------------------------------------------------------------ recommend
 
@@ -220,8 +291,12 @@ class Recommender:
         exclude_families: Collection[str] = (),
         exclude_hashes: Collection[str] = (),
         per_neighbor: int | None = None,
+        allowed: Callable[[dict[str, Any]], bool] | None = None,
     ) -> RecommendationReport:
-        """Ranked, deduplicated candidate pipelines for a dataset with meta-features ``features``."""
+        """Ranked, deduplicated candidate pipelines for a dataset with meta-features ``features``.
+
+        With ``allowed``, a candidate whose configuration it refuses is replaced by the next one (counted in
+        ``filtered``)."""
         neighbors = self.neighbors(features, k, exclude_ids=exclude_ids, exclude_families=exclude_families,
                                    exclude_hashes=exclude_hashes)
         excluded = self.excluded_ids(exclude_ids, exclude_families, exclude_hashes)
@@ -230,27 +305,40 @@ class Recommender:
         per_neighbor = per_neighbor or max(top, 5)
         distances = self.index.distance_map(features) if self.index is not None else {}
         from_neighbors = self._rank_neighbor_candidates(neighbors, per_neighbor, self.hidden_configurations(excluded))
-        from_portfolio = [self._scored(cid, neighbors, "portfolio", gain, distances, excluded)
-                          for cid, gain in self.portfolio(excluded)]
+        portfolio = self.portfolio(excluded)
+        cells = self._neighbor_cells([cid for cid, _ in portfolio], neighbors)
+        from_portfolio = [self._scored(cid, neighbors, "portfolio", gain, distances, excluded, found)
+                          for (cid, gain), found in zip(portfolio, cells, strict=True)]
         first, second = (from_portfolio, from_neighbors) if far else (from_neighbors, from_portfolio)
         if self.ranking == "greedy" and not far:
-            first, second = self._greedy(from_neighbors + from_portfolio, neighbors, excluded), []
+            # only the first ``top`` picks are used unless a filter may refuse some of them
+            first = self._greedy(from_neighbors + from_portfolio, neighbors, excluded, top if allowed is None else None)
+            second = []
         if not first and not second:
-            return RecommendationReport(dict(dataset or {}), dict(features), neighbors, self._defaults(top), True,
-                                        self.metric)
+            defaults = self._defaults(len(DEFAULT_ALGORITHMS[self.task]))
+            kept = [r for r in defaults if allowed is None or allowed(r.configuration)][:top]
+            for rank, rec in enumerate(kept, start=1):
+                rec.rank = rank
+            return RecommendationReport(dict(dataset or {}), dict(features), neighbors, kept, True, self.metric,
+                                        filtered=len(defaults[:top]) - len(kept) if allowed else 0)
         chosen: list[Recommendation] = []
         seen: set[int] = set()
+        filtered = 0
         for rec in first + second:
             if rec.configuration_id in seen:
                 continue
             seen.add(rec.configuration_id)
+            if allowed is not None and not allowed(self._configurations([rec.configuration_id])[rec.configuration_id]):
+                filtered += 1
+                continue
             chosen.append(rec)
             if len(chosen) >= top:
                 break
-        configs = self.kb.configurations(r.configuration_id for r in chosen)
+        configs = self._configurations([r.configuration_id for r in chosen])
         for rank, rec in enumerate(chosen, start=1):
             rec.rank, rec.configuration = rank, configs[rec.configuration_id]
-        return RecommendationReport(dict(dataset or {}), dict(features), neighbors, chosen, bool(far), self.metric)
+        return RecommendationReport(dict(dataset or {}), dict(features), neighbors, chosen, bool(far), self.metric,
+                                    filtered=filtered)
 
     def _defaults(self, top: int) -> list[Recommendation]:
         """Library defaults of strong algorithms, for a knowledge base with nothing to go on."""
@@ -263,77 +351,113 @@ class Recommender:
     def _rank_neighbor_candidates(self, neighbors: list[Neighbor], per_neighbor: int,
                                   hidden: Collection[int] = ()) -> list[Recommendation]:
         candidates: list[int] = []
-        columns = self.scores.columns
         for n in neighbors:
             values = self._score_array[self._row[n.dataset_id]]
-            order = np.argsort(np.where(np.isfinite(values), -values, np.inf), kind="stable")
-            best = (int(columns[j]) for j in order if np.isfinite(values[j]) and int(columns[j]) not in hidden)
+            known = np.flatnonzero(np.isfinite(values))
+            order = known[np.argsort(-values[known], kind="stable")].tolist()
+            best = (c for c in self._col_ids[order].tolist() if c not in hidden)
             candidates.extend(islice(best, per_neighbor))
-        recs = [self._scored(cid, neighbors, "neighbors") for cid in dict.fromkeys(candidates)]
+        unique = list(dict.fromkeys(candidates))
+        cells = self._neighbor_cells(unique, neighbors)
+        recs = [self._scored(cid, neighbors, "neighbors", cells=found)
+                for cid, found in zip(unique, cells, strict=True)]
         return sorted(recs, key=lambda r: (-r.utility, r.configuration_id))
 
     def _greedy(self, candidates: list[Recommendation], neighbors: list[Neighbor],
-                excluded: Collection[int] = ()) -> list[Recommendation]:
+                excluded: Collection[int] = (), picks: int | None = None) -> list[Recommendation]:
         """Order candidates as a greedy portfolio over the datasets, weighted towards the neighbours.
 
         Dataset weights are ``global_weight`` spread evenly over every usable dataset plus
         ``1 - global_weight`` spread over the neighbours by similarity ``1 / (distance + 0.01)``.
         Each pick maximises the weighted mean of the best normalised score reached so far (unknown
         cells count as that dataset's median configuration), so the second pick covers datasets the
-        first one served badly. Once no pick adds anything, utility order decides.
+        first one served badly. Once no pick adds anything (or after ``picks`` picks), utility order decides.
         """
         # utility order breaks ties and orders whatever the greedy leaves once gains run out
         unique = sorted({r.configuration_id: r for r in candidates}.values(),
                         key=lambda r: (-r.utility, r.configuration_id))
-        usable = self._normalized.index[~self._normalized.index.isin(list(excluded))]
-        if not unique or usable.empty:
+        rows = self._usable_rows(excluded)
+        if not unique or not len(rows):
             return unique
-        weights = pd.Series(self.global_weight / len(usable), index=usable)
-        similarity = pd.Series({n.dataset_id: 1.0 / (n.distance + WEIGHT_EPS) for n in neighbors
-                                if n.dataset_id in weights.index}, dtype=float)
-        if similarity.empty:
+        weights = np.full(len(rows), self.global_weight / len(rows))
+        position = {int(d): i for i, d in enumerate(self._row_ids[rows])}
+        similarity = {position[n.dataset_id]: 1.0 / (n.distance + WEIGHT_EPS) for n in neighbors
+                      if n.dataset_id in position}
+        if not similarity:
             weights = weights / weights.sum()
         else:
-            weights = weights.add((1 - self.global_weight) * similarity / similarity.sum(), fill_value=0.0)
-        known = self._normalized.reindex(index=usable, columns=[r.configuration_id for r in unique])
-        known = known.to_numpy(dtype=float)
-        median = self._median_normalized.reindex(usable).to_numpy(dtype=float)[:, None]
-        picked = [j for j, _ in greedy_selection(np.where(np.isfinite(known), known, median), len(unique),
-                                                 weights.to_numpy(), min_gain=1e-9)]
+            total = sum(similarity.values())
+            for i, value in similarity.items():
+                weights[i] += (1 - self.global_weight) * value / total
+        columns = [self._col.get(r.configuration_id) for r in unique]
+        known = np.full((len(rows), len(unique)), np.nan)
+        for j, col in enumerate(columns):
+            if col is not None:
+                known[:, j] = self._norm_array[rows, col]
+        median = self._median_array[rows][:, None]
+        picked = [j for j, _ in greedy_selection(np.where(np.isfinite(known), known, median),
+                                                 len(unique) if picks is None else picks, weights, min_gain=1e-9)]
         rest = sorted(set(range(len(unique))) - set(picked))
         return [unique[j] for j in picked + rest]
 
-    def _observed_elsewhere(self, config_id: int, excluded: Collection[int]) -> pd.Series:
-        column = self.scores[config_id].dropna()
-        return column[~column.index.isin(list(excluded))]
+    def _observed_elsewhere(self, config_id: int, excluded: Collection[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Dataset ids and scores of a configuration on the datasets that are not excluded."""
+        col = self._col.get(config_id)
+        if col is None:
+            return np.empty(0, dtype=int), np.empty(0)
+        values = self._score_array[:, col]
+        keep = np.isfinite(values)
+        if excluded:
+            keep &= ~np.isin(self._row_ids, list(excluded))
+        return self._row_ids[keep], values[keep]
+
+    def _neighbor_cells(self, config_ids: list[int], neighbors: list[Neighbor]) -> list[list[tuple[float, float]]]:
+        """``(score, percentile)`` of each configuration on each neighbour (NaN where it was not run), read
+        from the matrices in one lookup."""
+        rows = np.asarray([self._row.get(n.dataset_id, -1) for n in neighbors], dtype=int)
+        cols = np.asarray([self._col.get(c, -1) for c in config_ids], dtype=int)
+        if not len(cols):
+            return []
+        if self._score_array.size == 0 or not len(rows):
+            return [[(math.nan, math.nan)] * len(rows) for _ in cols]
+        cell = np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))
+        missing = (rows < 0)[:, None] | (cols < 0)[None, :]
+        scores = np.where(missing, np.nan, self._score_array[cell]).T.tolist()
+        pct = np.where(missing, np.nan, self._pct_array[cell]).T.tolist()
+        return [list(zip(s, p, strict=True)) for s, p in zip(scores, pct, strict=True)]
 
     def _scored(self, config_id: int, neighbors: list[Neighbor], source: str, gain: float = 0.0,
-                distances: Mapping[int, float] | None = None, excluded: Collection[int] = ()) -> Recommendation:
-        weights, pct, evidence = [], [], []
-        col = self._col.get(config_id)
-        for n in neighbors:
-            weights.append(1.0 / (n.distance + WEIGHT_EPS))
-            row = self._row.get(n.dataset_id)
-            score = self._score_array[row, col] if row is not None and col is not None else np.nan
-            if np.isfinite(score):
-                pct.append(float(self._pct_array[row, col]))
-                evidence.append(Evidence(n.name, n.dataset_id, n.distance, float(score)))
+                distances: Mapping[int, float] | None = None, excluded: Collection[int] = (),
+                cells: list[tuple[float, float]] | None = None) -> Recommendation:
+        total = weighted = 0.0
+        evidence: list[Evidence] = []
+        if cells is None:
+            cells = self._neighbor_cells([config_id], neighbors)[0]
+        for n, (score, percentile) in zip(neighbors, cells, strict=True):
+            weight = 1.0 / (n.distance + WEIGHT_EPS)
+            total += weight
+            if math.isfinite(score):
+                weighted += weight * percentile
+                evidence.append(Evidence(n.name, n.dataset_id, n.distance, score))
             else:
-                pct.append(0.5)
-        utility = float(np.average(pct, weights=weights)) if weights else gain
+                weighted += weight * 0.5
+        utility = weighted / total if neighbors else gain
+        expected: float | None
+        span: tuple[float, float] | None
         if evidence:
             w_obs = [1.0 / (e.distance + WEIGHT_EPS) for e in evidence]
             observed = [e.score for e in evidence]
-            expected: float | None = float(np.average(observed, weights=w_obs))
-            span: tuple[float, float] | None = (float(min(observed)), float(max(observed)))
-        elif config_id in self.scores.columns and self._observed_elsewhere(config_id, excluded).size:
-            column = self._observed_elsewhere(config_id, excluded)
-            expected, span = float(column.median()), (float(column.min()), float(column.max()))
-            for dataset_id, score in column.sort_values(ascending=False).head(3).items():
-                name = self.info.get(int(dataset_id), (str(dataset_id),))[0]
-                distance = (distances or {}).get(int(dataset_id))
-                evidence.append(Evidence(name, int(dataset_id), distance if distance is not None
-                                         and np.isfinite(distance) else -1.0, float(score)))
+            expected = sum(w * x for w, x in zip(w_obs, observed, strict=True)) / sum(w_obs)
+            span = (min(observed), max(observed))
+        elif len((found := self._observed_elsewhere(config_id, excluded))[0]):
+            ids, scores = found
+            expected, span = float(np.median(scores)), (float(scores.min()), float(scores.max()))
+            for i in np.argsort(-scores, kind="stable")[:3]:
+                dataset_id = int(ids[i])
+                name = self.info.get(dataset_id, (str(dataset_id),))[0]
+                distance = (distances or {}).get(dataset_id)
+                evidence.append(Evidence(name, dataset_id, distance if distance is not None
+                                         and np.isfinite(distance) else -1.0, float(scores[i])))
         else:
             expected, span = None, None
         return Recommendation(0, self.algorithms.get(config_id, "?"), {}, config_id, expected, span, source,

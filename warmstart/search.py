@@ -9,8 +9,14 @@ recommendations seed the initial design, which intensifier) and shares one ask/t
   recommended configurations (best first) plus ``n_smac_initial`` Sobol configurations;
 * ``cold``   -- the same facade with SMAC's default (Sobol) initial design;
 * ``random`` -- :class:`smac.RandomFacade` (the default configuration, then random samples);
+* ``grid`` -- an exhaustive grid (:mod:`metalearn.warmstart.grid`) behind the same ``ask`` / ``tell``;
 * ``hyperband`` / ``successive-halving`` -- :class:`smac.MultiFidelityFacade` with that intensifier,
   the budget being the fraction of training rows (``min_budget`` .. 1), warm-started like ``warm``.
+
+``include`` / ``exclude`` / ``interpretable`` restrict the space and the recommendations
+(:mod:`metalearn.restriction`). Running with the ``search_id`` of a stored search continues it: its trials are
+loaded, numbered on, and told to the optimiser first (they seed the initial design instead of the
+recommendations), the budget counts the new trials only, and the final model is rebuilt from all trials.
 
 Trials run one at a time in this process, or ``workers`` at a time on a local Dask cluster (or
 the cluster at ``dask_scheduler``); only this process writes to the knowledge base, every finished
@@ -25,7 +31,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +60,14 @@ from metalearn.protocol import (
     metric_for,
     task_of_metric,
 )
-from metalearn.space import build_space, config_from_dict
+from metalearn.restriction import Restriction, restriction, split_names
+from metalearn.space import allows, build_space, config_from_dict
+from metalearn.warmstart.budget import JobClock, final_model_reserve, refit_seconds
+from metalearn.warmstart.continued import prior_configs, replay_candidates
 from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.executors import make_executor
-from metalearn.warmstart.loop import TrialLoop
+from metalearn.warmstart.grid import GRID_VERSION, GridOptimizer, GridPlan, grid_plan
+from metalearn.warmstart.loop import MAX_REPEATS, TrialLoop
 from metalearn.warmstart.recommend import RecommendationReport, Recommender
 from metalearn.warmstart.result import SearchResult, Trial, WarmStartReport, trials_from_runs
 
@@ -65,6 +75,9 @@ __all__ = ["MULTI_FIDELITY", "STRATEGIES", "STRATEGY_TABLE", "SearchResult", "Se
            "WarmStartSearch"]
 
 log = logging.getLogger(__name__)
+
+#: how many of the best trials' refits the time budget keeps time for when the search ends with an ensemble
+RESERVED_MEMBERS = 5
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ STRATEGY_TABLE: dict[str, Strategy] = {
     "warm": Strategy(HyperparameterOptimizationFacade, warm=True),
     "cold": Strategy(HyperparameterOptimizationFacade, warm=False),
     "random": Strategy(RandomFacade, warm=False),
+    "grid": Strategy(GridOptimizer, warm=False),
     "hyperband": Strategy(MultiFidelityFacade, warm=True, intensifier=Hyperband),
     "successive-halving": Strategy(MultiFidelityFacade, warm=True, intensifier=SuccessiveHalving),
 }
@@ -110,13 +124,26 @@ class SearchSettings:
     eta: int = DEFAULTS.eta
     ensemble_size: int = DEFAULTS.ensemble_size
     ensemble_candidates: int = DEFAULTS.ensemble_candidates
+    #: estimator families and feature preprocessors to keep / leave out, and the interpretable preset
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    interpretable: bool = False
+    #: ``strategy="grid"``: hyperparameter -> values (None: the default grid, of version ``grid_version``)
+    grid: dict[str, list[Any]] | None = None
+    grid_version: str | None = None
+    max_grid_size: int = DEFAULTS.max_grid_size
 
     def validate(self) -> SearchSettings:
         check_choice("strategy", self.strategy, STRATEGIES)
         if self.metric is not None:
             check_metric(self.metric)
-        if self.n_trials is None and self.time_budget is None:
+        self.include, self.exclude = split_names(self.include), split_names(self.exclude)
+        if self.n_trials is None and self.time_budget is None and self.strategy != "grid":
             raise MetalearnError("give a budget: a number of trials, a time budget in seconds, or both")
+        if self.grid is not None and self.strategy != "grid":
+            raise MetalearnError("a grid is only used by --strategy grid")
+        if self.max_grid_size < 1:
+            raise MetalearnError(f"max_grid_size must be at least 1, got {self.max_grid_size}")
         checks = [(self.n_trials is not None and self.n_trials < 1,
                    f"n_trials must be at least 1, got {self.n_trials}"),
                   (self.time_budget is not None and self.time_budget <= 0,
@@ -162,6 +189,10 @@ class WarmStartSearch:
         self._recommender = recommender
         self.exclude_ids, self.exclude_families = set(exclude_ids), set(exclude_families)
         self.record = record
+        self.clock = JobClock.started(self.settings.time_budget)  # run() restarts it
+        self.restriction: Restriction | None = None
+        self.grid: GridPlan | None = None
+        self.prior = 0  # trials of a continued search loaded before this run
 
     @property
     def recommender(self) -> Recommender:
@@ -171,9 +202,30 @@ class WarmStartSearch:
 
     def for_task(self, dataset: Dataset) -> SearchSettings:
         """The settings with the metric resolved for the dataset's task (its default when none was given);
-        a metric of the other task is a :class:`MetalearnError`."""
-        self.settings = replace(self.settings, metric=metric_for(dataset.task, self.settings.metric))
+        a metric of the other task is a :class:`MetalearnError`, and so are names ``include`` / ``exclude``
+        do not know."""
+        return self.control(dataset.task)
+
+    def control(self, task: str) -> SearchSettings:
+        """:meth:`for_task` by the task's name (checks a request before its dataset is loaded)."""
+        s = self.settings = replace(self.settings, metric=metric_for(task, self.settings.metric))
+        if s.include or s.exclude or s.interpretable:
+            self.restriction = restriction(task, s.include, s.exclude, "interpretable" if s.interpretable else None)
         return self.settings
+
+    def space(self, task: str) -> Any:
+        """The search space of ``task``, restricted as the settings say."""
+        return build_space(seed=self.settings.seed, task=task, restriction=self.restriction)
+
+    def plan_grid(self, task: str) -> GridPlan:
+        """The points of a grid search (a :class:`MetalearnError` when there are more than ``max_grid_size``)."""
+        s = self.settings
+        plan = grid_plan(self.space(task), task, s.grid)
+        if plan.size > s.max_grid_size:
+            raise MetalearnError(f"the grid has {plan.size} points, more than the limit of {s.max_grid_size} "
+                                 "(--max-grid-size); give a smaller grid (--grid FILE, --include/--exclude)")
+        self.settings = replace(s, grid_version=GRID_VERSION if s.grid is None else None)
+        return plan
 
     # ------------------------------------------------------------------ steps
 
@@ -193,11 +245,15 @@ class WarmStartSearch:
             features, top=top, k=self.settings.k, dataset=dataset.describe(),
             exclude_ids=self.exclude_ids, exclude_families=self.exclude_families,
             exclude_hashes={dataset.content_hash},
+            allowed=(lambda config: allows(self.restriction, config)) if self.restriction is not None else None,
         )
 
     def facade(self, space: Any, initial: list[Any], outdir: Path) -> Any:
-        """The SMAC facade of the strategy, its initial design starting with ``initial`` when warm."""
+        """The SMAC facade of the strategy, its initial design starting with ``initial`` when warm (or when it
+        holds a continued search's trials); the grid's optimiser for ``grid``."""
         s, strategy = self.settings, STRATEGY_TABLE[self.settings.strategy]
+        if strategy.facade is GridOptimizer:
+            return GridOptimizer(self.grid.configurations if self.grid else [])
         # the loop stops itself; the scenario's n_trials only sizes SMAC's designs
         nominal = max(s.n_trials or 200, len(initial) + s.n_smac_initial + 1)
         fidelity = {"min_budget": s.min_budget, "max_budget": 1.0} if strategy.intensifier else {}
@@ -205,7 +261,8 @@ class WarmStartSearch:
                             walltime_limit=s.time_budget or np.inf, **fidelity)
         if strategy.facade is RandomFacade:
             return RandomFacade(scenario, None, overwrite=True, logging_level=40)
-        if strategy.warm:  # recommendations first (at the first rung for multi-fidelity), then Sobol points
+        if strategy.warm or (self.prior and initial):  # recommendations (or the trials so far) first (at the
+            # first rung for multi-fidelity), then Sobol points
             own = (SobolInitialDesign(scenario, n_configs=s.n_smac_initial, max_ratio=1.0).select_configurations()
                    if s.n_smac_initial else [])
             design = SobolInitialDesign(scenario, n_configs=0, additional_configs=initial + own)
@@ -248,7 +305,7 @@ class WarmStartSearch:
 
     def run(self, dataset: Dataset, *, callback: TrialCallback | None = None,
             should_stop: Callable[[], Any] | None = None, search_id: int | None = None,
-            run_key_prefix: str | None = None, finish: bool = True) -> SearchResult:
+            run_key_prefix: str | None = None, finish: bool = True, started_at: float | None = None) -> SearchResult:
         """Run the search on ``dataset`` and return its result.
 
         ``should_stop()`` is asked between trials: a truthy value stops the search (``cancelled``; the word
@@ -257,10 +314,14 @@ class WarmStartSearch:
         search skips its final model. While it runs, the search row is owned by this process and gets a
         heartbeat. With ``run_key_prefix`` every stored run gets the key ``f"{prefix}{trial number}"`` and a
         search with the same prefix resumes. With ``finish=False`` the search row is left active: the caller
-        sets its final status.
+        sets its final status. ``time_budget`` counts from ``started_at`` (epoch seconds; default now) until
+        the final model is ready (:mod:`metalearn.warmstart.budget`).
         """
-        start = time.perf_counter()
+        self.clock = JobClock.started(self.settings.time_budget, started_at)
+        start = self.clock.start
         self.for_task(dataset)
+        if self.settings.strategy == "grid":  # refused above its size before anything is stored
+            self.grid = self.plan_grid(dataset.task)
         result, dataset_id = self._start(dataset, search_id, run_key_prefix)
         with self.kb.keep_alive(result.search_id if self.record else None):
             self._run(dataset, dataset_id, result, start, should_stop, callback, run_key_prefix, finish)
@@ -276,6 +337,7 @@ class WarmStartSearch:
             dataset, result.extra["test"] = dataset.split(s.test_size, s.seed)
         outdir = Path(tempfile.mkdtemp(prefix="metalearn-smac-"))
         X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed, task=dataset.task)
+        self._scale = len(dataset.X) / max(len(X), 1)  # all rows / trial rows: what a refit costs more
         pool = CandidatePool(outdir / "predictions", s.ensemble_candidates if self.ensembles else 0)
         executor = None
         try:
@@ -297,6 +359,9 @@ class WarmStartSearch:
                 if finish and self.record and result.search_id is not None:
                     self.finish(result)
             if result.status != "interrupted":
+                if self.prior and pool.size:
+                    stored = self.kb.ensemble_of(result.search_id) if self.record and result.search_id else None
+                    replay_candidates(pool, result.trials[:self.prior], stored, X, y, dataset.categorical, s)
                 self._final_model(result, dataset, dataset_id, pool, y)
         finally:
             shutil.rmtree(outdir, ignore_errors=True)
@@ -323,13 +388,19 @@ class WarmStartSearch:
         else:
             dataset_id = None
             features = extract_metafeatures(dataset.X, dataset.y, dataset.categorical, task=dataset.task).features
-        report = self.recommend(dataset, features, s.n_warm) if STRATEGY_TABLE[s.strategy].warm else None
+        prior = (trials_from_runs(self.kb.runs_frame(search_id=search_id))
+                 if self.record and search_id is not None else [])
+        self.prior = len(prior)
+        warm = STRATEGY_TABLE[s.strategy].warm and not prior  # a continued search starts from its own trials
+        report = self.recommend(dataset, features, s.n_warm) if warm else None
         if self.record and search_id is None:
             search_id = self.kb.start_search(dataset_id, s.strategy, asdict(s))
         info = dataset.describe() | {"id": dataset_id, "target": dataset.target}
-        result = SearchResult(search_id, info, s, [], "running", recommendations=report,
+        result = SearchResult(search_id, info, s, status="running", recommendations=report,
                               extra={"columns": list(dataset.X.columns), "categorical": list(dataset.categorical)},
-                              schema=FeatureSchema.of(dataset))
+                              schema=FeatureSchema.of(dataset), trials=prior)
+        if self.grid is not None:
+            result.extra["grid"] = self.grid.to_json()
         if run_key_prefix is not None and self.record:
             result.trials = trials_from_runs(self.kb.runs_frame(dataset_id, run_key_prefix=run_key_prefix),
                                              run_key_prefix=run_key_prefix)
@@ -339,10 +410,12 @@ class WarmStartSearch:
               result: SearchResult, executor: Any, outdir: Path, start: float, should_stop: Callable[[], Any] | None,
               callback: TrialCallback | None, run_key_prefix: str | None, pool: CandidatePool) -> TrialLoop:
         s = self.settings
-        space = build_space(seed=s.seed, task=task_of_metric(s.metric))
+        space = self.space(task_of_metric(s.metric))
         initial, result.warm_start = self.initial_configs(space, result.recommendations)
-        if not STRATEGY_TABLE[s.strategy].warm:
+        if not STRATEGY_TABLE[s.strategy].warm or self.prior:
             result.warm_start = None
+        if self.prior:  # a continued search: SMAC is told its trials first (the loop knows their results)
+            initial = prior_configs(space, result.trials)
         data = (executor.scatter(X), executor.scatter(y))
 
         def evaluate(config: dict[str, Any], budget: float, time_limit: float | None) -> Any:
@@ -360,7 +433,8 @@ class WarmStartSearch:
 
         return TrialLoop(self.facade(space, initial, outdir), executor, result, evaluate, record,
                          lambda in_flight: self._budget_spent(result, in_flight, start),
-                         lambda: self._trial_limit(start), start, should_stop, callback)
+                         lambda: self._trial_limit(start, result), start, should_stop, callback,
+                         max_repeats=MAX_REPEATS + len(result.trials))
 
     def _final_model(self, result: SearchResult, dataset: Dataset, dataset_id: int | None, pool: CandidatePool,
                      y: pd.Series) -> None:
@@ -369,7 +443,9 @@ class WarmStartSearch:
         if not s.refit or result.best is None:
             return
         built = (build_ensemble(pool, result.trials, y, s.metric, s.ensemble_size,
-                                lambda config: self.refit(config, dataset)) if self.ensembles else None)
+                                lambda config: self.refit(config, dataset), deadline=self.clock.deadline,
+                                estimate=lambda trial: refit_seconds(trial, s.folds, self._scale))
+                 if self.ensembles else None)
         if built is None:
             result.model = self.refit(result.best.configuration, dataset)
         else:
@@ -385,16 +461,25 @@ class WarmStartSearch:
 
     def _budget_spent(self, result: SearchResult, in_flight: int, start: float) -> bool:
         s = self.settings
-        if s.n_trials is not None and len(result.trials) + in_flight >= s.n_trials:
+        if s.n_trials is not None and len(result.trials) - self.prior + in_flight >= s.n_trials:
             return True
-        return s.time_budget is not None and time.perf_counter() - start >= s.time_budget
+        return s.time_budget is not None and time.perf_counter() - start + self._reserve(result) >= s.time_budget
 
-    def _trial_limit(self, start: float) -> float | None:
-        """Per-trial limit, shortened so a trial cannot run past the search's time budget."""
+    def _reserve(self, result: SearchResult) -> float:
+        """Seconds the trials leave for the final model (0 without a refit)."""
+        s = self.settings
+        if not s.refit or s.time_budget is None:
+            return 0.0
+        members = min(s.ensemble_candidates, RESERVED_MEMBERS) if self.ensembles else 1
+        return final_model_reserve(result.trials, s.folds, getattr(self, "_scale", 1.0), members, s.time_budget)
+
+    def _trial_limit(self, start: float, result: SearchResult | None = None) -> float | None:
+        """Per-trial limit, shortened so a trial cannot run into the time kept for the final model."""
         s = self.settings
         limit = s.trial_time_limit
         if s.time_budget is not None:
-            remaining = max(1.0, s.time_budget - (time.perf_counter() - start))
+            reserve = self._reserve(result) if result is not None else 0.0
+            remaining = max(1.0, s.time_budget - reserve - (time.perf_counter() - start))
             limit = min(limit, remaining) if limit else remaining
         return limit
 

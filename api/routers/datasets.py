@@ -9,6 +9,12 @@ before they are loaded, so a compression or sparse-format bomb costs the server 
 rules of :func:`metalearn.datasets.from_frame` (target present, two classes or more, ...). Only a table
 that passes all of them is registered in the knowledge base and stored in the data directory as parquet,
 keyed by dataset id; concurrent uploads of the same table register it once (the others get ``existing``).
+
+Tenants: an upload records the caller's identity as an owner of the dataset (the same data uploaded by two
+identities is one dataset with two owners, each seeing the name it gave); lists and reads show a caller only
+the datasets it uploaded (another identity's is a 404, see :mod:`metalearn.api.tenants`), admin keys all.
+Uploads count against the caller's quotas: uploads per hour before anything is read, stored bytes before the
+meta-features are computed.
 """
 
 from __future__ import annotations
@@ -26,20 +32,20 @@ from typing import Annotated, Any, BinaryIO
 import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
-from metalearn.api.dependencies import AppState, DatasetPathId, State
+from metalearn.api.dependencies import AppState, CurrentUser, DatasetPathId, State, owned_path_objects
 from metalearn.api.schemas import MAX_ID, DatasetCreated, DatasetDetail, DatasetList, Task, error_responses
 from metalearn.api.security import require_api_key
-from metalearn.api.services import count_datasets
+from metalearn.api.tenants import Identity
 from metalearn.datasets import Dataset, detect_task, from_frame, read_table
-from metalearn.errors import DatasetError, KnowledgeBaseError, NotFound, http_status
+from metalearn.errors import DatasetError, http_status
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSIONS, extract_metafeatures
 from metalearn.protocol import to_jsonable
 from metalearn.settings import Limits, ServerSettings
 from metalearn.tables import TableBudget
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(require_api_key)],
-                   responses=error_responses(401))
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"],
+                   dependencies=[Depends(require_api_key), Depends(owned_path_objects)], responses=error_responses(401))
 
 PARQUET_MAGIC = b"PAR1"
 CSV_SUFFIXES = ("", ".csv", ".txt", ".data")
@@ -153,12 +159,13 @@ def _summary(state: AppState, info: DatasetInfo) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=DatasetCreated, summary="Upload a dataset",
-             responses=error_responses(400, 413, 422))
+             responses=error_responses(400, 413, 422, 429))
 def upload_dataset(
     file: Annotated[UploadFile, File(description="The table: CSV (UTF-8, comma-separated, header row), parquet "
                                                  "or ARFF.")],
     target: Annotated[str, Form(min_length=1, max_length=255, description="Name of the target column.")],
     state: State,
+    user: CurrentUser,
     name: Annotated[str | None, Form(max_length=255, description="Dataset name (default: the file's stem).")] = None,
     categorical: Annotated[str | None, Form(max_length=100_000, description="Comma-separated columns to treat as "
                                                                             "categorical (text columns always "
@@ -168,26 +175,40 @@ def upload_dataset(
 ) -> dict[str, Any]:
     """Validate the table, register it with its meta-features and keep it for searches.
 
-    The same data uploaded again (same content hash) gets the same id, with ``existing: true``.
-    Nothing is registered when the upload is refused.
+    The same data uploaded again (same content hash) gets the same id, with ``existing: true`` (with API keys:
+    when the caller had uploaded it before). Nothing is registered when the upload is refused; 429 (with
+    ``Retry-After``) beyond the caller's upload quotas.
     """
     settings = state.settings
     filename = Path(file.filename or "upload.csv").name or "upload.csv"
-    frame = read_upload(filename, file.file, file.size, settings)
+    state.quotas.count_upload(user)  # 429 beyond the uploads per hour, before anything is read
+    size = _upload_size(file)
+    frame = read_upload(filename, file.file, size, settings)
     columns = [c.strip() for c in (categorical or "").split(",") if c.strip()]
     dataset_name = (name or "").strip() or Path(filename).stem or "dataset"
     dataset = from_frame(frame, target, dataset_name, columns, task=task, limits=_limits(settings))  # 400 if bad
+    state.quotas.check_storage(user, size, dataset.content_hash)  # before the meta-features are computed
     with _REGISTER_LOCKS[zlib.crc32(dataset.content_hash.encode()) % len(_REGISTER_LOCKS)]:
         dataset_id, features, existing = _register(state.kb, dataset)
-        state.store.save_dataset(dataset_id, dataset)
+        state.store.save_dataset(dataset_id, dataset, owner=user.owner)
+        if user.owner is not None:  # with keys, "existing" means: this caller had uploaded it
+            existing = not state.kb.add_dataset_owner(dataset_id, user.owner, size, dataset_name)
     state.recommendations.forget(dataset_id)
-    info = state.kb.dataset(dataset_id)
+    info = state.access.dataset(user, dataset_id)
     reason = detect_task(dataset.y)[1] if task is None else "forced by the request"
     return {"id": dataset_id, "name": info.name, "n_rows": dataset.n_rows, "n_features": dataset.n_features,
             "n_classes": dataset.n_classes, "task": dataset.task, "task_reason": reason,
             "target": dataset.target, "categorical": list(dataset.categorical),
             "content_hash": dataset.content_hash, "existing": existing,
             "meta_features": to_jsonable(features)}
+
+
+def _upload_size(file: UploadFile) -> int:
+    """Bytes of the uploaded file (as spooled by the server)."""
+    file.file.seek(0, 2)
+    size = file.file.tell()
+    file.file.seek(0)
+    return max(size, file.size or 0)
 
 
 def _register(kb: KnowledgeBase, dataset: Dataset) -> tuple[int, dict[str, float | None], bool]:
@@ -204,29 +225,26 @@ def _register(kb: KnowledgeBase, dataset: Dataset) -> tuple[int, dict[str, float
 
 
 @router.get("", response_model=DatasetList, summary="List datasets", responses=error_responses(422))
-def list_datasets(state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+def list_datasets(state: State, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                   offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> dict[str, Any]:
-    """Datasets of the knowledge base, oldest first; ``stored`` tells which ones searches can run on."""
-    total = count_datasets(state.kb)
-    items = [_summary(state, info) for info in state.kb.datasets(limit=limit, offset=offset)]
-    return {"datasets": items, "total": total, "limit": limit, "offset": offset}
+    """Datasets of the knowledge base, oldest first; ``stored`` tells which ones searches can run on. With API
+    keys: the datasets the caller uploaded (admin keys: all)."""
+    infos, total = state.access.datasets(user, limit, offset)
+    return {"datasets": [_summary(state, info) for info in infos], "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, summary="Get a dataset",
             responses=error_responses(404, 422))
-def get_dataset(dataset_id: DatasetPathId, state: State) -> dict[str, Any]:
+def get_dataset(dataset_id: DatasetPathId, state: State, user: CurrentUser) -> dict[str, Any]:
     """A dataset with its meta-feature vector."""
-    info = dataset_or_404(state, dataset_id)
+    info = dataset_or_404(state, dataset_id, user)
     extractor = EXTRACTOR_VERSIONS[info.task]
     features = state.kb.metafeatures(dataset_id, extractor)
     return _summary(state, info) | {"extractor": extractor,
                                     "meta_features": None if features is None else to_jsonable(features)}
 
 
-def dataset_or_404(state: AppState, dataset_id: int) -> DatasetInfo:
-    """The dataset's row, or :class:`NotFound` (404)."""
-    try:
-        return state.kb.dataset(dataset_id)
-    except KnowledgeBaseError:
-        raise NotFound(f"no dataset with id {dataset_id}") from None
+def dataset_or_404(state: AppState, dataset_id: int, user: Identity) -> DatasetInfo:
+    """The dataset's row as ``user`` sees it, or :class:`NotFound` (404; also for another identity's dataset)."""
+    return state.access.dataset(user, dataset_id)
 

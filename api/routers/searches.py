@@ -7,7 +7,6 @@ the best trial and the trajectory are :func:`~metalearn.warmstart.result.incumbe
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from metalearn.api.dependencies import AppState, SearchId, State
+from metalearn.api.dependencies import AppState, CurrentUser, SearchId, State, owned_path_objects
 from metalearn.api.routers.datasets import dataset_or_404
 from metalearn.api.schemas import (
     CancelResponse,
+    ContinueRequest,
     PredictRequest,
     PredictResponse,
     SearchAccepted,
@@ -30,15 +30,15 @@ from metalearn.api.schemas import (
     error_responses,
 )
 from metalearn.api.security import require_api_key
-from metalearn.api.services import ReportService
 from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, NotFound
 from metalearn.protocol import ACTIVE_STATUSES, metric_for, to_jsonable
 from metalearn.report import MEDIA_TYPES, render_report
 from metalearn.warmstart.result import Trial, incumbent, stored_ensemble, trajectory, trials_from_runs
-from metalearn.warmstart.search import SearchSettings
+from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
-router = APIRouter(prefix="/v1/searches", tags=["searches"], dependencies=[Depends(require_api_key)],
-                   responses=error_responses(401))
+# owned_path_objects: another identity's {search_id} is a 404 on every route (see metalearn.api.tenants)
+router = APIRouter(prefix="/v1/searches", tags=["searches"],
+                   dependencies=[Depends(require_api_key), Depends(owned_path_objects)], responses=error_responses(401))
 
 BEST_FIELDS = ("trial", "run_id", "score", "budget", "algorithm", "configuration")
 
@@ -83,7 +83,8 @@ def _status(state: AppState, search: dict[str, Any], trials: list[Trial]) -> dic
     settings = search["settings"] or {}
     search_id = search["id"]
     return {
-        "id": search_id, "dataset_id": search["dataset_id"], "strategy": search["strategy"],
+        "id": search_id, "dataset_id": search["dataset_id"], "owner": search.get("owner"),
+        "strategy": search["strategy"],
         "status": search["status"], "metric": settings.get("metric"), "n_trials": settings.get("n_trials"),
         "time_budget": settings.get("time_budget"), "trials_done": len(trials), "best": best_json,
         "trajectory": points, "error": search["error"], "started_at": started,
@@ -96,14 +97,15 @@ def _status(state: AppState, search: dict[str, Any], trials: list[Trial]) -> dic
 
 @router.post("", status_code=202, response_model=SearchAccepted, summary="Start a search",
              responses=error_responses(400, 404, 409, 422, 429, 503))
-def start_search(body: SearchRequest, response: Response, state: State) -> dict[str, Any]:
+def start_search(body: SearchRequest, response: Response, state: State, user: CurrentUser) -> dict[str, Any]:
     """Queue a (warm-started) search on an uploaded dataset; it runs in a worker process.
 
     Every trial is written to the knowledge base as it finishes; follow it with
     ``GET /v1/searches/{id}``. Answers 429 when ``search_workers + search_queue`` searches are
-    already running or waiting, and 409 for datasets whose table this server does not hold.
+    already running or waiting or the caller's key has its quota of searches queued or running, and 409 for
+    datasets whose table this server does not hold.
     """
-    info = dataset_or_404(state, body.dataset_id)
+    info = dataset_or_404(state, body.dataset_id, user)
     if not state.store.has_table(info.id, info.content_hash):
         raise Conflict(f"dataset {info.id} ({info.name}) has no table on this server (it came from the knowledge "
                        "base, not from an upload); upload the data with POST /v1/datasets to search on it")
@@ -112,8 +114,39 @@ def start_search(body: SearchRequest, response: Response, state: State) -> dict[
         trial_time_limit=body.trial_time_limit or state.settings.trial_time_limit,
         metric=metric_for(info.task, body.metric),  # the task's default, or 400 for the other task's metric
         folds=body.folds, seed=body.seed, max_rows=body.max_rows, ensemble_size=body.ensemble_size,
+        include=body.include, exclude=body.exclude, interpretable=body.interpretable, grid=body.grid,
+        max_grid_size=body.max_grid_size,
     ).validate()
-    search_id = state.jobs.submit(info.id, settings)  # QueueFull -> 429, ServiceStopping -> 503
+    checked = WarmStartSearch(state.kb, settings)
+    checked.control(info.task)  # unknown include / exclude names: 400 now, not a failed search later
+    if settings.strategy == "grid":
+        checked.plan_grid(info.task)  # a grid over the size limit: 400
+        settings = checked.settings  # with the default grid's version recorded
+    search_id = state.jobs.submit(info.id, settings, owner=user.owner,  # QueueFull -> 429, ServiceStopping -> 503
+                                  owner_limit=state.quotas.search_limit(user))
+    response.headers["Location"] = f"/v1/searches/{search_id}"
+    return {"id": search_id, "status": "queued", "dataset_id": info.id}
+
+
+@router.post("/{search_id}/continue", status_code=202, response_model=SearchAccepted, summary="Continue a search",
+             responses=error_responses(400, 404, 409, 422, 429, 503))
+def continue_search(search_id: SearchId, body: ContinueRequest, response: Response, state: State,
+                    user: CurrentUser) -> dict[str, Any]:
+    """Add ``n_trials`` trials (and/or ``time_budget`` seconds) to a finished, cancelled or interrupted search.
+
+    It runs in a worker like a new search, with the search's own settings, on its uploaded table: SMAC is told
+    its earlier trials first, the new trials are numbered on in the same search, and the final model (ensemble)
+    is rebuilt from all of them. 409 while it is queued or running, or when this server holds no table for it.
+    """
+    search = search_or_404(state, search_id)
+    if search["status"] in ACTIVE_STATUSES:
+        raise Conflict(f"search {search_id} is {search['status']}; continue it once it has finished")
+    info = state.kb.dataset(search["dataset_id"])  # the search is the caller's (owned_path_objects), so is its data
+    if not state.store.has_table(info.id, info.content_hash):
+        raise Conflict(f"this server holds no table for dataset {info.id} ({info.name}) of search {search_id}; "
+                       "continue it where its data is (metalearn search --continue)")
+    state.jobs.submit_continue(search_id, info.id, body.n_trials, body.time_budget, owner=search.get("owner"),
+                               owner_limit=state.quotas.search_limit(user))  # the caller's quota of searches
     response.headers["Location"] = f"/v1/searches/{search_id}"
     return {"id": search_id, "status": "queued", "dataset_id": info.id}
 
@@ -207,18 +240,6 @@ def predict(search_id: SearchId, body: PredictRequest, state: State) -> dict[str
 
 
 REPORT_HEADER = "X-Metalearn-Report"  # built | waited | cached: how this answer's report was obtained
-_REPORTS_LOCK = threading.Lock()
-
-
-def report_service(request: Request, state: AppState) -> ReportService:
-    """The server's :class:`ReportService`, created with the first report request."""
-    app_state = request.app.state
-    with _REPORTS_LOCK:
-        service = getattr(app_state, "metalearn_reports", None)
-        if service is None:
-            service = ReportService(state.store, state.settings.db_url, niceness=state.settings.worker_niceness)
-            app_state.metalearn_reports = service
-    return service
 
 
 @router.get("/{search_id}/report", summary="Model report of a finished search",
@@ -239,6 +260,6 @@ async def get_report(search_id: SearchId, request: Request, state: State) -> Res
     """
     fmt = "json" if "application/json" in request.headers.get("accept", "") else "html"
     await run_in_threadpool(_model_path, state, search_id)  # 404 / 409 before anything is built
-    data, how = await report_service(request, state).get(search_id)
+    data, how = await state.reports.get(search_id)
     body = await run_in_threadpool(render_report, data, fmt)
     return Response(body, media_type=MEDIA_TYPES[fmt], headers={REPORT_HEADER: how})

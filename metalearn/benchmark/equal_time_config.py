@@ -12,7 +12,7 @@ from metalearn.benchmark.systems import DEFAULT_SYSTEMS, SYSTEMS, parse_budgets,
 from metalearn.errors import MetalearnError
 
 DEFAULT_BUDGETS = (60, 180)
-DEFAULT_OUTPUT = "benchmarks/results/equal_time"
+DEFAULT_OUTPUT = "benchmarks/results/equal-time"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class EqualTimeConfig:
     cache_dir: str | None = None
     cap_factor: float = 2.0
     cap_extra: float = 60.0
-    margin: float = 0.1  # metalearn: the search stops margin x budget (>= min_margin s) early for the refit
+    margin: float = 0.03  # metalearn: its whole-job budget is the budget minus margin x budget (>= min_margin s)
     min_margin: float = 1.0
     pin_cpus: bool = False
     retry_failed: bool = False

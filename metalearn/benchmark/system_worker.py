@@ -3,9 +3,10 @@
     python -m metalearn.benchmark.system_worker ARGS.json
 
 Reads the split's ``train.parquet`` / ``test.parquet``, runs :class:`WarmStartSearch` (``record=False``) on
-the scratch copy of the knowledge base with the query's family left out, and a time budget of what is
-left of the wall-clock budget (counted from the parent's spawn, so imports and loading are paid for)
-minus a margin for the refit / ensemble. Once the final model is ready, ``ready_at`` is taken; the model
+the scratch copy of the knowledge base with the query's family left out, and the wall-clock budget (minus a
+small safety margin) as its whole-job time budget, counted from the parent's spawn, so imports and loading
+are paid for; the search keeps time for its final refits itself (:mod:`metalearn.warmstart.budget`).
+Once the final model is ready, ``ready_at`` is taken; the model
 then predicts the test part and ``result.json`` gets the predictions.
 """
 
@@ -29,12 +30,13 @@ from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 METRIC = "balanced_accuracy"
 
 
-def search_budget(args: dict[str, Any], now: float | None = None) -> float:
-    """Seconds the search may use: what is left until the deadline minus the refit / ensemble margin
-    (``margin`` x budget, at least ``min_margin`` seconds), never below half a second."""
-    now = time.time() if now is None else now
-    margin = max(float(args.get("min_margin", 1.0)), float(args.get("margin", 0.1)) * float(args["budget"]))
-    return max(0.5, float(args["deadline"]) - now - margin)
+def search_budget(args: dict[str, Any]) -> tuple[float, float]:
+    """The whole-job time budget the search gets and when its job started (epoch seconds: the parent's spawn,
+    so imports and loading count): the wall-clock budget minus a safety margin (``margin`` x budget, at least
+    ``min_margin`` seconds) for predicting nothing late; the search itself keeps time for its refits."""
+    budget = float(args["budget"])
+    margin = max(float(args.get("min_margin", 1.0)), float(args.get("margin", 0.03)) * budget)
+    return max(0.5, budget - margin), float(args["deadline"]) - budget
 
 
 def _search(args: dict[str, Any], kb: KnowledgeBase, train: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
@@ -44,12 +46,12 @@ def _search(args: dict[str, Any], kb: KnowledgeBase, train: pd.DataFrame) -> tup
     strategy = SYSTEMS[args["system"]].options["strategy"]
     recommender = (Recommender(kb, METRIC, restrict_to=args.get("restrict_to"))
                    if strategy == "warm" else None)
-    budget = search_budget(args)
+    budget, started_at = search_budget(args)
     settings = SearchSettings(strategy=strategy, n_trials=None, time_budget=budget, metric=METRIC,
                               seed=int(args["seed"]), workers=int(args["cores"]))
     engine = WarmStartSearch(kb, settings, recommender=recommender, exclude_ids=args.get("exclude_ids") or (),
                              exclude_families=args.get("exclude_families") or (), record=False)
-    result = engine.run(dataset)
+    result = engine.run(dataset, started_at=started_at)
     best = result.best
     info = {"time_budget": budget, "trials": len(result.trials), "search_status": result.status,
             "cv_score": None if best is None else best.score, "algorithm": None if best is None else best.algorithm,

@@ -1,4 +1,5 @@
-"""``metalearn benchmark``: the offline trial study (see benchmarks/README.md)."""
+"""``metalearn benchmark``: the offline trial study, or with ``--time-budgets`` the equal wall-clock comparison
+with FLAML and AutoGluon (see benchmarks/README.md)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ def benchmark(
     budgets: Annotated[str, typer.Option(help="Comma-separated budgets in trials.")] = "1,2,5,10,20,50",
     seeds: Annotated[int, typer.Option(min=1, help="Outer splits (and search seeds) per dataset.")] = 3,
     jobs: Annotated[int, typer.Option(min=1, help="Datasets run in parallel (processes).")] = 1,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (resumable).")] = Path(
-        "benchmarks/results/warmstart"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (resumable; default "
+                                                                     "benchmarks/results/warmstart, or "
+                                                                     "benchmarks/results/equal-time with "
+                                                                     "--time-budgets).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Knowledge base to benchmark against; it is copied, never "
                                                         "written (default: the shipped seed snapshot).")] = None,
     max_rows: Annotated[int, typer.Option(min=20, help="Stratified row cap of the train part.")] = 2000,
@@ -40,13 +43,32 @@ def benchmark(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     report_only: Annotated[bool, typer.Option(help="Run nothing: rewrite summary, report and plots from the "
                                                    "datasets already complete (partial results).")] = False,
+    time_budgets: Annotated[str | None, typer.Option(help="Comma-separated whole-process wall-clock budgets in "
+                                                          "seconds: run the equal-time comparison of --systems "
+                                                          "instead of the trial study.")] = None,
+    systems: Annotated[str, typer.Option(help="With --time-budgets: metalearn, metalearn-cold, flaml, hgb, "
+                                              "autogluon, autogluon-balanced, autogluon-best (comma-separated).")]
+    = "metalearn,metalearn-cold,flaml,hgb,autogluon,autogluon-balanced",
+    cores: Annotated[int, typer.Option(min=1, help="With --time-budgets: cores (threads) of every run.")] = 1,
+    peers_python: Annotated[str | None, typer.Option(help="With --time-budgets: the python of the peers venv "
+                                                          "(benchmarks/peers/setup.sh).")] = None,
 ) -> None:
     """Offline benchmark of warm vs cold vs random search (and FLAML); see benchmarks/README.md."""
+    if time_budgets is not None:
+        from metalearn.benchmark.equal_time import EqualTimeConfig, run_equal_time
+
+        run_equal_time(EqualTimeConfig(
+            suite=suite, systems=tuple(systems.split(",")), budgets=tuple(time_budgets.split(",")), seeds=seeds,
+            cores=cores, jobs=jobs, output=str(output or "benchmarks/results/equal-time"), db=db,
+            peers_python=peers_python, max_rows=max_rows, limit=limit, shuffle=shuffle,
+            cache_dir=str(cache_dir) if cache_dir else None), echo=lambda text: typer.echo(text, err=True),
+            report_only=report_only)
+        return
     from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
 
     config = BenchmarkConfig(
         suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
-        jobs=jobs, output=str(output), db=db, max_rows=max_rows, folds=folds,
+        jobs=jobs, output=str(output or "benchmarks/results/warmstart"), db=db, max_rows=max_rows, folds=folds,
         kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
         cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds)
     summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import psutil
 import typer
 
 from metalearn.cli.common import (
@@ -24,6 +25,9 @@ from metalearn.cli.common import (
 )
 from metalearn.errors import MetalearnError
 from metalearn.protocol import DEFAULTS, STRATEGIES
+
+#: when this process started (epoch seconds): ``--time-budget`` counts from here, the imports included
+STARTED_AT = psutil.Process().create_time()
 
 
 @app.command()
@@ -44,18 +48,30 @@ def metafeatures(file: Path, target: TargetOption, name: NameOption = None, task
     print_metafeatures(dataset, mf)
 
 
+IncludeOption = Annotated[list[str] | None, typer.Option(
+    "--include", help="Search only these estimator families / feature preprocessors (repeat, or separate with "
+                      "commas), e.g. --include logistic_regression,random_forest.")]
+ExcludeOption = Annotated[list[str] | None, typer.Option(
+    "--exclude", help="Never use these estimator families / feature preprocessors (repeat, or commas).")]
+InterpretableOption = Annotated[bool, typer.Option(
+    "--interpretable", help="Only interpretable models: linear models, a decision tree of depth <= 5, naive Bayes, "
+                            "on the original features (feature selection, no PCA / polynomial features).")]
+
+
 @app.command()
 @user_errors
 def recommend(file: Path, target: TargetOption, name: NameOption = None,
               top: Annotated[int, typer.Option(min=1, max=100)] = DEFAULTS.top,
               k: Annotated[int, typer.Option(min=1, max=100, help="Number of neighbours.")] = DEFAULTS.k,
-              metric: MetricOption = None, task: TaskOption = None, db: DbOption = None,
+              metric: MetricOption = None, task: TaskOption = None, include: IncludeOption = None,
+              exclude: ExcludeOption = None, interpretable: InterpretableOption = False, db: DbOption = None,
               json_: JsonOption = False) -> None:
     """Recommend pipelines for a dataset, with the evidence behind each one."""
     from metalearn import service
 
     dataset = _load(file, target, name, task)
-    report = service.recommend(_kb(db), dataset, top=top, k=k, metric=metric)
+    report = service.recommend(_kb(db), dataset, top=top, k=k, metric=metric, include=include or [],
+                               exclude=exclude or [], interpretable=interpretable)
     if json_:
         _print_json(report.to_json())
         return
@@ -67,9 +83,12 @@ def recommend(file: Path, target: TargetOption, name: NameOption = None,
 @app.command()
 @user_errors
 def search(file: Path, target: TargetOption, name: NameOption = None,
-           trials: Annotated[int | None, typer.Option("--trials", min=1, help="Number of trials.")]
-           = DEFAULTS.n_trials,
-           time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.")] = None,
+           trials: Annotated[int | None, typer.Option("--trials", min=1, help=f"Number of trials (default "
+                                                                     f"{DEFAULTS.n_trials}; with --strategy grid, "
+                                                                     "the whole grid).")] = None,
+           time_budget: Annotated[float | None, typer.Option(help="Wall-clock budget in seconds of the whole "
+                                                                   "command: start-up, meta-features, trials and "
+                                                                   "the final model.")] = None,
            trial_time_limit: Annotated[float | None, typer.Option(help="Seconds allowed per trial.")]
            = DEFAULTS.trial_time_limit,
            strategy: Annotated[str, typer.Option(help=", ".join(STRATEGIES) + ".")] = DEFAULTS.strategy,
@@ -86,28 +105,113 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
                                                                "best trials (0: the single best pipeline).")]
            = DEFAULTS.ensemble_size,
            output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the final model here.")] = None,
+           sensitive: Annotated[str | None, typer.Option(help="Sensitive column for --fairness (it stays a "
+                                                             "feature).")] = None,
+           fairness: Annotated[str | None, typer.Option(help="Make the final model fair for --sensitive: "
+                                                            "demographic_parity or equalized_odds.")] = None,
+           mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the search to MLflow (METALEARN_MLFLOW_URI "
+                                                                 "or MLflow's default; on when that is set).")]
+           = False,
+           mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "metalearn",
+           mlflow_register: Annotated[str | None, typer.Option(help="Register the final model in MLflow under "
+                                                                    "this name (implies --mlflow).")] = None,
+           include: IncludeOption = None, exclude: ExcludeOption = None,
+           interpretable: InterpretableOption = False,
+           grid: Annotated[Path | None, typer.Option(help="--strategy grid: JSON / YAML mapping hyperparameters "
+                                                         "to value lists (default: the default grid).")] = None,
+           max_grid_size: Annotated[int, typer.Option(min=1, help="Refuse a grid with more points.")]
+           = DEFAULTS.max_grid_size,
+           continue_: Annotated[int | None, typer.Option("--continue", metavar="SEARCH_ID", help="Add --trials / "
+                                                        "--time-budget to this stored search (same data and "
+                                                        "target; its own settings are used).")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
     from metalearn import console, service
     from metalearn.warmstart.search import SearchSettings
 
     dataset = _load(file, target, name, task)
+    trials = trials if trials is not None or strategy == "grid" or continue_ is not None else DEFAULTS.n_trials
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
                               max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size,
-                              ensemble_size=ensemble_size)
+                              ensemble_size=ensemble_size, include=include or [], exclude=exclude or [],
+                              interpretable=interpretable, grid=_grid(grid), max_grid_size=max_grid_size)
+    extras = _mlops(sensitive, fairness, mlflow, mlflow_experiment, mlflow_register)
     kb = _kb(db)
+    settings = _plan(kb, dataset, settings, continue_)
     with console.first_ctrl_c_stops() as stopped:
-        if json_ or not sys.stderr.isatty():
-            result = service.search(kb, dataset, settings, should_stop=stopped.is_set, output=output)
+        if json_ or not sys.stderr.isatty() or any(extras.values()):
+            result = service.search(kb, dataset, settings, should_stop=stopped.is_set, output=output,
+                                    search_id=continue_, started_at=STARTED_AT, **extras)
         else:
-            result = console.search_with_progress(kb, dataset, settings, stopped, output)
+            result = console.search_with_progress(kb, dataset, settings, stopped, output, search_id=continue_,
+                                                  started_at=STARTED_AT)
     if stopped.is_set() and result.status == "cancelled":
         result.status = "interrupted"
     if json_:
-        _print_json(result.to_json())
+        _print_json(result.to_json() | {k: result.extra[k] for k in ("fairness", "mlflow") if k in result.extra})
         return
     console.print_leaderboard(result, output if result.model is not None else None)
+    _print_mlops(result.extra)
+
+
+def _grid(path: Path | None) -> dict[str, list[Any]] | None:
+    from metalearn.warmstart.grid import load_grid
+
+    return None if path is None else load_grid(path)
+
+
+def _plan(kb: Any, dataset: Any, settings: Any, continue_: int | None) -> Any:
+    """The settings to run: a continued search's own (reopened), or these, with a grid's size printed first."""
+    from metalearn import service
+
+    if continue_ is not None:
+        settings = service.continuation(kb, continue_, dataset, n_trials=settings.n_trials,
+                                        time_budget=settings.time_budget)
+        typer.echo(f"continuing search {continue_} ({settings.strategy}, {settings.metric})", err=True)
+    elif settings.strategy == "grid":
+        plan = service.plan_grid(kb, dataset, settings)
+        dropped = f", {plan.dropped} invalid combinations dropped" if plan.dropped else ""
+        runs = "" if settings.n_trials is None or settings.n_trials >= plan.size else \
+            f"; the first {settings.n_trials} run (--trials)"
+        typer.echo(f"grid: {plan.size} configurations ({plan.source}{dropped}){runs}", err=True)
+    return settings
+
+
+def _mlops(sensitive: str | None, fairness: str | None, mlflow: bool, experiment: str,
+           register: str | None) -> dict[str, Any]:
+    """The fairness request and MLflow tracker of ``search`` (None when not asked for)."""
+    from metalearn.mitigation import FairnessRequest
+    from metalearn.settings import mlflow_uri
+
+    if (sensitive is None) != (fairness is None):
+        raise MetalearnError("fairness mitigation needs both --sensitive COLUMN and --fairness "
+                             "demographic_parity|equalized_odds")
+    tracker = None
+    if mlflow or register or mlflow_uri():
+        from metalearn.tracking import MlflowTracker
+
+        tracker = MlflowTracker(experiment=experiment, register=register)
+    request = FairnessRequest(sensitive, fairness) if sensitive is not None and fairness is not None else None
+    return {"fairness": request, "tracker": tracker}
+
+
+def _print_mlops(extra: dict[str, Any]) -> None:
+    """The fairness figures before / after mitigation and where MLflow has the search."""
+    fair = extra.get("fairness")
+    if fair:
+        typer.echo(f"fairness ({fair['constraint']} on {fair['sensitive']!r}, {fair['evaluated_on']}):")
+        for side in ("before", "after"):
+            f = fair[side]
+            groups = ", ".join(f"{g['group']} {g.get('selection_rate', float('nan')):.2f}" for g in f["groups"])
+            typer.echo(f"  {side:6} balanced accuracy {f['balanced_accuracy']:.3f}, demographic parity difference "
+                       f"{f['demographic_parity_difference']:.3f}, equalized odds difference "
+                       f"{f['equalized_odds_difference']:.3f}; selection rate by group: {groups}")
+    tracked = extra.get("mlflow")
+    if tracked:
+        typer.echo(f"mlflow: run {tracked['run_id']} in experiment {tracked['experiment']!r} at "
+                   f"{tracked['tracking_uri']}" + (f", model {tracked['model_uri']}" if tracked.get("model_uri")
+                                                   else ""))
 
 
 TrustOption = Annotated[bool, typer.Option("--trust-unsigned", help="Load a model file without a valid signature "

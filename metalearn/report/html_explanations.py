@@ -1,52 +1,70 @@
-"""HTML of the SHAP, LIME and surrogate-tree sections (from the JSON data)."""
+"""HTML of the SHAP, LIME and surrogate-tree sections (from the JSON data).
+
+The ``*_section`` functions draw a section for either task; :mod:`metalearn.report.html_regression` calls them
+with the regression wording (what SHAP values add up to, the units, the text above each explained row).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from metalearn.report.html_parts import PALETTE, esc, figure, fmt, img, note, short, unavailable
+from metalearn.report.html_parts import PALETTE, esc, figure, img, kv_table, note, short, unavailable
 
 
-def render_shap(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+def shap_section(d: Mapping[str, Any], explained: str, unit: str, row: Callable[[Mapping[str, Any]], str]) -> str:
+    """The SHAP section: ``explained`` is what base + SHAP values add up to (``P(x)``, ``prediction``), ``unit``
+    the unit of the global importance, ``row(local)`` the paragraph above each explained row's contributions."""
     missing = unavailable(d)
     if missing:
         return missing
     out = [note(f"{d['explainer']}; {d['masker']}; output {d['output']}; {d['n_rows']} rows explained, "
-                f"{d['permutations']} permutation(s) each. Additivity check: max |base + Σ SHAP − P(x)| = "
-                f"{d['additivity_max_error']:.2e}.")]
-    out += [note(n) for n in d.get("notes", [])]
-    glob = d["global"][:15]
+                f"{d['permutations']} permutation(s) each. Additivity check: max |base + Σ SHAP − {explained}| = "
+                f"{d['additivity_max_error']:.2e}."), *[note(n) for n in d.get("notes", [])]]
+    out += ["<h3>Global importance</h3>", img(shap_global_figure(d["global"][:15], d.get("outputs"), unit),
+                                              "SHAP global summary")]
+    values = np.asarray(d["values"], dtype=float) if d.get("values") else None
+    if values is not None and values.ndim == 2 and d.get("feature_values"):
+        out.append(beeswarm(d, values))
+    out.append("<h3>Individual predictions</h3>")
+    for local in d["local"]:
+        out.append(row(local))
+        out.append(contributions_figure([f"{c['feature']} = {short(c['value'], 14)}" for c in local["contributions"]],
+                                        [c["shap"] for c in local["contributions"]], "SHAP value",
+                                        f"row {local['row']}"))
+    return "".join(out)
+
+
+def shap_global_figure(glob: Sequence[Mapping[str, Any]], outputs: Sequence[Any] | None, unit: str) -> Any:
+    """Mean |SHAP| per feature, stacked by class when the entries have ``per_class`` (multiclass)."""
     fig = figure(7.5, 1.2 + 0.28 * len(glob))
     ax = fig.add_subplot()
     names = [short(g["feature"], 30) for g in glob][::-1]
     if glob and glob[0].get("per_class") is not None:
         left = np.zeros(len(glob))
-        for i, cls in enumerate(d["outputs"][:10]):
+        for i, cls in enumerate((outputs or [])[:10]):
             widths = np.array([g["per_class"][i] for g in glob][::-1], dtype=float)
             ax.barh(names, widths, left=left, color=PALETTE[i % 10], label=short(cls, 14))
             left += widths
         ax.legend(fontsize=7, loc="lower right")
     else:
         ax.barh(names, [g["mean_abs"] for g in glob][::-1], color="#d62728")
-    ax.set_xlabel("mean |SHAP value| (probability)")
+    ax.set_xlabel(f"mean |SHAP value| ({unit})")
     ax.tick_params(axis="y", labelsize=8)
-    out += ["<h3>Global importance</h3>", img(fig, "SHAP global summary")]
-    values = np.asarray(d["values"], dtype=float) if d.get("values") else None
-    if values is not None and values.ndim == 2 and d.get("feature_values"):
-        out.append(beeswarm(d, values))
-    out.append("<h3>Individual predictions</h3>")
-    for local in d["local"]:
-        out.append(f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {esc(local['true'])}, predicted "
-                   f"{esc(local['predicted'])} with p = {local['probability']:.3f}; explained output "
-                   f"P({esc(local['output_class'])}) = {local['base_value']:.3f} (base) + Σ SHAP = "
-                   f"{local['output']:.3f}</p>")
-        out.append(contributions_figure([f"{c['feature']} = {short(c['value'], 14)}" for c in local["contributions"]],
-                                        [c["shap"] for c in local["contributions"]], "SHAP value",
-                                        f"row {local['row']}"))
-    return "".join(out)
+    return fig
+
+
+def render_shap(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    return shap_section(d, "P(x)", "probability", _shap_row)
+
+
+def _shap_row(local: Mapping[str, Any]) -> str:
+    return (f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {esc(local['true'])}, predicted "
+            f"{esc(local['predicted'])} with p = {local['probability']:.3f}; explained output "
+            f"P({esc(local['output_class'])}) = {local['base_value']:.3f} (base) + Σ SHAP = "
+            f"{local['output']:.3f}</p>")
 
 
 def beeswarm(d: Mapping[str, Any], values: np.ndarray) -> str:
@@ -84,19 +102,40 @@ def contributions_figure(labels: list[str], values: list[float], xlabel: str, al
     return img(fig, alt)
 
 
-def render_lime(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+def lime_section(d: Mapping[str, Any], row: Callable[[Mapping[str, Any]], tuple[str, str]]) -> str:
+    """The LIME section; ``row(local)`` gives the paragraph above each explained row and the weights' axis label."""
     missing = unavailable(d)
     if missing:
         return missing
     out = [note(f"Used because: {d['reason']}. {d['method']}; {d['n_samples']} perturbed samples per row.")]
     for local in d["local"]:
-        out.append(f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {esc(local['true'])}, predicted "
-                   f"{esc(local['predicted'])} with p = {local['probability']:.3f}; local linear model: intercept "
-                   f"{local['intercept']:.3f}, prediction {local['local_prediction']:.3f}, R² {local['r2']:.3f}</p>")
+        paragraph, xlabel = row(local)
+        out.append(paragraph)
         out.append(contributions_figure([w["condition"] for w in local["weights"]],
-                                        [w["weight"] for w in local["weights"]],
-                                        f"weight for P({local['explained_class']})", f"LIME row {local['row']}"))
+                                        [w["weight"] for w in local["weights"]], xlabel, f"LIME row {local['row']}"))
     return "".join(out)
+
+
+def render_lime(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    return lime_section(d, _lime_row)
+
+
+def _lime_row(local: Mapping[str, Any]) -> tuple[str, str]:
+    return (f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {esc(local['true'])}, predicted "
+            f"{esc(local['predicted'])} with p = {local['probability']:.3f}; local linear model: intercept "
+            f"{local['intercept']:.3f}, prediction {local['local_prediction']:.3f}, R² {local['r2']:.3f}</p>",
+            f"weight for P({local['explained_class']})")
+
+
+def surrogate_section(d: Mapping[str, Any], rows: Sequence[tuple[str, Any]], good: bool, agreement: str,
+                      classes: list[Any] | None, alt: str) -> str:
+    """The surrogate-tree section: ``rows`` of figures, the ``agreement`` sentence (flagged unless ``good``), the
+    tree drawn (leaves coloured by class, or by value when ``classes`` is None) and its rules."""
+    quality = "ok" if good else "bad"
+    return (note(d["method"])
+            + f'<p class="{quality}">{agreement}' + ("" if good else ": read its rules as a rough sketch only")
+            + ".</p>" + kv_table(rows) + img(tree_figure(d["tree"], classes), alt)
+            + f"<details><summary>Rules (text)</summary><pre>{esc(d['rules'])}</pre></details>")
 
 
 def render_surrogate(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
@@ -106,13 +145,8 @@ def render_surrogate(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     rows = [("fidelity on held-out rows", d["fidelity_holdout"]), ("fidelity on all rows", d["fidelity_all"]),
             ("accuracy against the true labels", d["accuracy_vs_truth"]), ("depth", d["depth"]),
             ("leaves", d["n_leaves"]), ("rows", d["n_rows"])]
-    quality = "ok" if d["fidelity_holdout"] >= 0.9 else "bad"
-    return (note(d["method"])
-            + f'<p class="{quality}">The tree agrees with the model on {100 * d["fidelity_holdout"]:.1f}% of held-out '
-              "rows" + ("" if quality == "ok" else ": read its rules as a rough sketch only") + ".</p>"
-            + '<table class="kv">' + "".join(f"<tr><td>{esc(k)}</td><td>{fmt(v)}</td></tr>" for k, v in rows)
-            + "</table>" + img(tree_figure(d["tree"], d["classes"]), "surrogate decision tree")
-            + f"<details><summary>Rules (text)</summary><pre>{esc(d['rules'])}</pre></details>")
+    agreement = f"The tree agrees with the model on {100 * d['fidelity_holdout']:.1f}% of held-out rows"
+    return surrogate_section(d, rows, d["fidelity_holdout"] >= 0.9, agreement, d["classes"], "surrogate decision tree")
 
 
 def tree_figure(nodes: list[dict[str, Any]], classes: list[Any] | None) -> Any:

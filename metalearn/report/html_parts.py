@@ -65,6 +65,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def kv_table(rows: Sequence[tuple[str, Any]]) -> str:
+    """A two-column table of labels and formatted values."""
+    return '<table class="kv">' + "".join(f"<tr><td>{esc(k)}</td><td>{fmt(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
 class Raw(str):
     """Trusted HTML inside a table cell."""
 

@@ -8,12 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from metalearn.report.html_explanations import beeswarm, contributions_figure, tree_figure
-from metalearn.report.html_parts import PALETTE, esc, figure, fmt, img, note, short, table, unavailable
-
-
-def _kv(rows: list[tuple[str, Any]]) -> str:
-    return '<table class="kv">' + "".join(f"<tr><td>{esc(k)}</td><td>{fmt(v)}</td></tr>" for k, v in rows) + "</table>"
+from metalearn.report.html_explanations import lime_section, shap_section, surrogate_section
+from metalearn.report.html_parts import PALETTE, esc, figure, fmt, img, kv_table, note, short, table, unavailable
 
 
 def render_regression_metrics(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
@@ -26,7 +22,7 @@ def render_regression_metrics(d: Mapping[str, Any], meta: Mapping[str, Any]) -> 
     scores = d.get("scores") or {}
     return "".join([
         note(f"Evaluation: {ev.get('method')}" + (f" — {ev['detail']}" if ev.get("detail") else "")),
-        _kv(rows),
+        kv_table(rows),
         note(f"Target: mean {fmt(target['mean'])}, std {fmt(target['std'])}, range {fmt(target['min'])} to "
              f"{fmt(target['max'])}. Not applicable to regression: {d['not_applicable']}."),
         "<h3>Scores as the search stores them</h3>", note(d["scores_note"]),
@@ -76,53 +72,29 @@ def render_residuals(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
              b["actual_mean"], b["residual_mean"], b["residual_q10"], b["residual_q90"]) for b in d["bins"]]
     shown = f"{d['n_points']} of {d['n']} rows drawn" if d.get("thinned") else f"all {d['n']} rows drawn"
     return (note(f"Residual = {d['residual']}; {shown}. {d['method']}.")
-            + img(_residual_figure(d), "predicted vs actual and residuals") + _kv(rows)
+            + img(_residual_figure(d), "predicted vs actual and residuals") + kv_table(rows)
             + "<details><summary>By decile of the prediction</summary>"
             + table(["predicted", "rows", "mean predicted", "mean actual", "mean residual", "residual q10",
                      "residual q90"], bins) + "</details>")
 
 
 def render_regression_shap(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
-    missing = unavailable(d)
-    if missing:
-        return missing
-    out = [note(f"{d['explainer']}; {d['masker']}; output {d['output']}; {d['n_rows']} rows explained, "
-                f"{d['permutations']} permutation(s) each. Additivity check: max |base + Σ SHAP − prediction| = "
-                f"{d['additivity_max_error']:.2e}."), *[note(n) for n in d.get("notes", [])]]
-    glob = d["global"][:15]
-    fig = figure(7.5, 1.2 + 0.28 * len(glob))
-    ax = fig.add_subplot()
-    ax.barh([short(g["feature"], 30) for g in glob][::-1], [g["mean_abs"] for g in glob][::-1], color="#d62728")
-    ax.set_xlabel("mean |SHAP value| (target units)")
-    ax.tick_params(axis="y", labelsize=8)
-    out += ["<h3>Global importance</h3>", img(fig, "SHAP global summary")]
-    values = np.asarray(d["values"], dtype=float) if d.get("values") else None
-    if values is not None and values.ndim == 2 and d.get("feature_values"):
-        out.append(beeswarm(d, values))
-    out.append("<h3>Individual predictions</h3>")
-    for local in d["local"]:
-        out.append(f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {fmt(local['true'])}, predicted "
-                   f"{fmt(local['predicted'])}; {fmt(local['base_value'])} (base) + Σ SHAP = "
-                   f"{fmt(local['output'])}</p>")
-        out.append(contributions_figure([f"{c['feature']} = {short(c['value'], 14)}" for c in local["contributions"]],
-                                        [c["shap"] for c in local["contributions"]], "SHAP value",
-                                        f"row {local['row']}"))
-    return "".join(out)
+    return shap_section(d, "prediction", "target units", _shap_row)
+
+
+def _shap_row(local: Mapping[str, Any]) -> str:
+    return (f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {fmt(local['true'])}, predicted "
+            f"{fmt(local['predicted'])}; {fmt(local['base_value'])} (base) + Σ SHAP = {fmt(local['output'])}</p>")
 
 
 def render_regression_lime(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
-    missing = unavailable(d)
-    if missing:
-        return missing
-    out = [note(f"Used because: {d['reason']}. {d['method']}; {d['n_samples']} perturbed samples per row.")]
-    for local in d["local"]:
-        out.append(f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {fmt(local['true'])}, predicted "
-                   f"{fmt(local['predicted'])}; local linear model: intercept {fmt(local['intercept'])}, "
-                   f"prediction {fmt(local['local_prediction'])}, R² {local['r2']:.3f}</p>")
-        out.append(contributions_figure([w["condition"] for w in local["weights"]],
-                                        [w["weight"] for w in local["weights"]], "weight for the predicted value",
-                                        f"LIME row {local['row']}"))
-    return "".join(out)
+    return lime_section(d, _lime_row)
+
+
+def _lime_row(local: Mapping[str, Any]) -> tuple[str, str]:
+    return (f"<p><b>row {local['row']}</b> ({esc(local['why'])}): true {fmt(local['true'])}, predicted "
+            f"{fmt(local['predicted'])}; local linear model: intercept {fmt(local['intercept'])}, "
+            f"prediction {fmt(local['local_prediction'])}, R² {local['r2']:.3f}</p>", "weight for the predicted value")
 
 
 def render_regression_surrogate(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
@@ -132,13 +104,9 @@ def render_regression_surrogate(d: Mapping[str, Any], meta: Mapping[str, Any]) -
     rows = [("fidelity R² on held-out rows", d["fidelity_holdout"]), ("fidelity R² on all rows", d["fidelity_all"]),
             ("R² against the true values", d["r2_vs_truth"]), ("depth", d["depth"]), ("leaves", d["n_leaves"]),
             ("rows", d["n_rows"])]
-    quality = "ok" if d["fidelity_holdout"] >= 0.8 else "bad"
-    return (note(d["method"])
-            + f'<p class="{quality}">The tree explains {100 * d["fidelity_holdout"]:.1f}% of the variance of the '
-              "model's predictions on held-out rows" + ("" if quality == "ok" else
-                                                         ": read its rules as a rough sketch only") + ".</p>"
-            + _kv(rows) + img(tree_figure(d["tree"], None), "surrogate regression tree")
-            + f"<details><summary>Rules (text)</summary><pre>{esc(d['rules'])}</pre></details>")
+    agreement = (f"The tree explains {100 * d['fidelity_holdout']:.1f}% of the variance of the model's predictions "
+                 "on held-out rows")
+    return surrogate_section(d, rows, d["fidelity_holdout"] >= 0.8, agreement, None, "surrogate regression tree")
 
 
 def _error_figure(attr: Mapping[str, Any]) -> str:

@@ -123,10 +123,29 @@ def render_pdp(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         fig, "partial dependence")
 
 
+def render_mitigation(m: Mapping[str, Any]) -> str:
+    """The before / after table of a fairness-mitigated model (``metalearn.mitigation``), overall and per group."""
+    keys = ("balanced_accuracy", "accuracy", "demographic_parity_difference", "equalized_odds_difference")
+    out = [f"<h3>Mitigation: {esc(m['constraint'])} on {esc(m['sensitive'])}</h3>",
+           note(f"{m['method']}; thresholds fitted on {m['thresholds_fitted_on']}; figures on the "
+                f"{m['evaluated_on']}; positive class {m['positive_class']!r}."),
+           table(["", *(k.replace("_", " ") for k in keys)], [[side, *(m[side][k] for k in keys)]
+                                                            for side in ("before", "after")])]
+    rates = ("count", "balanced_accuracy", "selection_rate", "true_positive_rate", "false_positive_rate")
+    after = {g["group"]: g for g in m["after"]["groups"]}
+    rows = [[g["group"], *(g.get(k) for k in rates), *(after.get(g["group"], {}).get(k) for k in rates[1:])]
+            for g in m["before"]["groups"]]
+    out.append(table(["group", *(k.replace("_", " ") for k in rates), *(f"after: {k.replace('_', ' ')}"
+                                                                       for k in rates[1:])], rows))
+    return "".join(out)
+
+
 def render_fairness(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     out = [note(f"Differences computed on the {d['predictions']}; warning above {d['threshold']:g}. "
                 "Demographic parity difference: largest gap in selection rate between groups; equalized odds "
                 "difference: largest gap in true- or false-positive rate.")]
+    if d.get("mitigation"):
+        out.append(render_mitigation(d["mitigation"]))
     for attr in d["attributes"]:
         out.append(f"<h3>{esc(attr['attribute'])}</h3>")
         if attr.get("warning"):

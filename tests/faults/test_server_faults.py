@@ -48,7 +48,8 @@ def test_kill_9_of_the_server_during_a_search_then_a_restart(tmp_path: Path) -> 
     db = str(tmp_path / "kb.sqlite")
     kb = unseeded_kb(db)
     csv = table(tmp_path / "medium.csv", 800)
-    env = {"METALEARN_DB": db, "METALEARN_DATA_DIR": str(tmp_path / "data"), "METALEARN_API_KEYS": API_KEY,
+    # an admin key: the search a CLI process started has no API owner, and only an admin sees it over HTTP
+    env = {"METALEARN_DB": db, "METALEARN_DATA_DIR": str(tmp_path / "data"), "METALEARN_API_ADMIN_KEYS": API_KEY,
            "METALEARN_API_SEED": "0", "METALEARN_API_WORKER_NICE": "0", "PYTHONUNBUFFERED": "1"}
     cli = CliSearch.start(tmp_path, db, table(tmp_path / "slow.csv", 3000, seed=1), *SLOW)
     with running_server(tmp_path, env) as server, Client(server.url, api_key=API_KEY, timeout=60) as client:
