@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from metalearn.errors import KnowledgeBaseError
+from metalearn.knowledge_base import seed_cache
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
 from metalearn.knowledge_base.repository import KnowledgeBase
 
@@ -128,5 +129,7 @@ def ensure_seeded(kb: KnowledgeBase) -> str | None:
             return None
         if session.scalar(select(SearchRow.id).limit(1)) is not None:
             return None
-    import_snapshot(kb, path)
+    if not seed_cache.restore(kb, path):  # a file copy when this machine seeded an SQLite file before
+        import_snapshot(kb, path)
+        seed_cache.store(kb, path)
     return path.name

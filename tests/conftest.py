@@ -26,11 +26,11 @@ def _one_model_key(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never touch the user's knowledge base or cache: point METALEARN_DB / METALEARN_CACHE_DIR at temp dirs."""
+    """Never touch the user's knowledge base or cache: point METALEARN_DB at a temp dir and METALEARN_CACHE_DIR at
+    one cache for the whole run (so the seeded knowledge base is copied, not loaded again, by every test)."""
     root = tmp_path_factory.mktemp("env")
     monkeypatch.setenv("METALEARN_DB", str(root / "default-kb.sqlite"))
-
-    monkeypatch.setenv("METALEARN_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setenv("METALEARN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 POSTGRES_URL = os.environ.get("METALEARN_TEST_POSTGRES_URL")

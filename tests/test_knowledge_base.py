@@ -146,3 +146,21 @@ def test_migration_upgrades_an_old_schema_without_loss(tmp_path: Path) -> None:
     kb = KnowledgeBase(url)
     assert [d.name for d in kb.datasets()] == ["old"]
     assert migrate.current_revision(kb.engine) == migrate.head_revision()
+
+
+def test_the_seeded_sqlite_file_is_cached_and_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from metalearn.knowledge_base import seed_cache
+    from metalearn.knowledge_base.snapshot import ensure_seeded, seed_path
+
+    monkeypatch.setenv("METALEARN_CACHE_DIR", str(tmp_path / "cache"))
+    first = KnowledgeBase(str(tmp_path / "first.sqlite"))
+    assert ensure_seeded(first) and seed_cache.cached_copy(seed_path()).is_file()
+    second = KnowledgeBase(str(tmp_path / "second.sqlite"))
+    assert seed_cache.restore(second, seed_path())  # the copy, not the snapshot
+    assert second.stats() == first.stats() and ensure_seeded(second) is None  # not empty any more
+    second.record_runs([])  # still writable, schema current
+    # a damaged copy is refused, deleted, and the snapshot loaded instead
+    seed_cache.cached_copy(seed_path()).write_bytes(b"not a database")
+    third = KnowledgeBase(str(tmp_path / "third.sqlite"))
+    assert ensure_seeded(third) and third.stats()["runs"] == first.stats()["runs"]
+    first.dispose(), second.dispose(), third.dispose()

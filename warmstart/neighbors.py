@@ -10,7 +10,6 @@ defined for both datasets, so datasets with some undefined features stay compara
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -104,16 +103,6 @@ class NeighborIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def extended(self, matrix: pd.DataFrame, info: dict[int, tuple[str, str | None, str]]) -> NeighborIndex:
-        """A copy with the rows of ``matrix`` added or replaced, scaled with this index's (frozen) statistics:
-        an update as datasets arrive, without refitting the scaler on the whole knowledge base."""
-        new = copy.copy(self)
-        keep = ~np.isin(self.ids, np.asarray(matrix.index, dtype=int))
-        new.ids = np.concatenate([self.ids[keep], np.asarray(matrix.index, dtype=int)])
-        new.scaled = np.vstack([self.scaled[keep], self.scaler.transform(matrix)]) if len(matrix) else self.scaled
-        new.info = {**self.info, **info}
-        return new
 
     def distance_map(self, features: Mapping[str, float | None]) -> dict[int, float]:
         """Distance from ``features`` to every dataset of the index."""

@@ -104,6 +104,10 @@ class RecommendationReport:
         }
 
 
+#: a configuration joins the global portfolio's candidates when evaluated on this share of the datasets
+PORTFOLIO_COVERAGE = 0.2
+
+
 class Recommender:
     """Reads the knowledge base once and answers neighbour and recommendation queries.
 
@@ -160,6 +164,8 @@ class Recommender:
         self._col_ids = np.asarray(self.scores.columns, dtype=int)
         self._normalized = normalize_rows(self.scores)  # per-dataset scaling: exclusions just drop rows
         self._norm_array = self._normalized.to_numpy(dtype=float)
+        self._evaluated = np.isfinite(self._norm_array)
+        self._coverage = self._evaluated.sum(axis=0)  # datasets each configuration was evaluated on
         # what an unknown cell counts as in the greedy ranking: the dataset's median configuration
         self._median_array = np.nan_to_num(np.nanmedian(self._norm_array, axis=1), nan=0.5) \
             if self._norm_array.size else np.zeros(len(self._row_ids))
@@ -169,19 +175,22 @@ class Recommender:
 
     def updated(self) -> Recommender:
         """This recommender with what the knowledge base gained since it was built, as a copy (queries in
-        flight keep a consistent state). Only the datasets with new runs or meta-features are read again;
-        the meta-feature scaling, the "far" threshold and the global portfolios stay those of the last full
-        build."""
+        flight keep a consistent state), equal to a fresh build. When only runs of datasets it already knows
+        (or of datasets outside the neighbour index) arrived, only those datasets' runs are read again;
+        a dataset entering the neighbour index, or new meta-features of one in it, rebuild it (the scaling and
+        the "far" threshold depend on every indexed dataset)."""
         runs, features, last_run, last_metafeature = self.kb.changes_since(self._last_run, self._last_metafeature)
         if not runs and not features:
             return self
+        delta = self.kb.performance(self.metric, self.space_version, dataset_ids=runs) if runs else None
+        scored = set() if delta is None else {int(d) for d in delta["dataset_id"]}
+        if self._index_changes(scored, features):
+            return self._fresh()
         new = copy.copy(self)
         new._last_run, new._last_metafeature = last_run, last_metafeature
-        if runs:
-            delta = self.kb.performance(self.metric, self.space_version, dataset_ids=runs)
+        if delta is not None:
             kept = self.performance[~self.performance["dataset_id"].isin(list(runs))]
             new._derive(pd.concat([kept, delta], ignore_index=True) if len(kept) else delta)
-            new._portfolios = self._portfolios  # one search's runs barely move the global portfolio: kept
             new._found_on = dict(self._found_on)
             for c, group in self.kb.discovery(runs).groupby("configuration_id")["dataset_id"]:
                 new._found_on[int(c)] = new._found_on.get(int(c), frozenset()) | frozenset(int(d) for d in group)
@@ -189,27 +198,26 @@ class Recommender:
             for c, winners in self.kb.pooled_by(self.metric, runs).items():
                 pooled[c] = pooled.get(c, frozenset()) | winners
             new._pooled_by = {c: winners for c, winners in pooled.items() if winners}
-        new._index_datasets(runs | features)
         return new
 
-    def _index_datasets(self, dataset_ids: set[int]) -> None:
-        """Add (or replace) the neighbour-index rows of ``dataset_ids`` that have runs and meta-features."""
-        vectors, info = {}, {}
-        for dataset_id in sorted(d for d in dataset_ids if d in self._row):
-            dataset = self.kb.dataset(dataset_id)
-            values = self.kb.metafeatures(dataset_id, self.extractor) if dataset.task == self.task else None
-            if values is not None:
-                vectors[dataset_id] = pd.Series(values, dtype=float)
-                info[dataset_id] = (dataset.name, dataset.family, dataset.content_hash)
-        if not vectors:
-            return
-        matrix = pd.DataFrame.from_dict(vectors, orient="index")
-        if self.index is None:
-            self.info = info
-            self.index = NeighborIndex(matrix, info, self.distance)
-        else:
-            self.index = self.index.extended(matrix, info)
-            self.info = self.index.info
+    def _index_changes(self, scored: set[int], features: set[int]) -> bool:
+        """Whether new scores (of the datasets ``scored``) and meta-features change the neighbour index."""
+        if features & set(self.info):
+            return True
+        for dataset_id in (scored | features) - set(self.info):
+            if self.restrict_to is not None and dataset_id not in self.restrict_to:
+                continue
+            has_runs = dataset_id in self._row or dataset_id in scored
+            if has_runs and self.kb.metafeatures(dataset_id, self.extractor) is not None \
+                    and self.kb.dataset(dataset_id).task == self.task:
+                return True
+        return False
+
+    def _fresh(self) -> Recommender:
+        """A new recommender with this one's settings, built from the knowledge base."""
+        return Recommender(self.kb, self.metric, extractor=self.extractor, distance=self.distance,
+                           portfolio_size=self.portfolio_size, min_datasets=self.min_datasets,
+                           restrict_to=self.restrict_to, ranking=self.ranking, global_weight=self.global_weight)
 
     # ------------------------------------------------------------------ pieces
 
@@ -258,10 +266,16 @@ class Recommender:
         """The global greedy portfolio over the usable datasets, without hidden configurations."""
         key = frozenset(excluded)
         if key not in self._portfolios:
-            hidden = np.isin(self._col_ids, list(self.hidden_configurations(key)))
-            chosen = portfolio_columns(self._norm_array[self._usable_rows(key)], self.portfolio_size, min_coverage=0.2,
-                                       allowed=~hidden)
-            self._portfolios[key] = [(int(self._col_ids[j]), gain) for j, gain in chosen]
+            allowed = ~np.isin(self._col_ids, list(self.hidden_configurations(key)))
+            rows = self._usable_rows(key)
+            dropped = [self._row[d] for d in key if d in self._row]
+            counts = self._coverage - self._evaluated[dropped].sum(axis=0) if dropped else self._coverage
+            # only the columns that can be candidates (same choice as on the whole matrix, far less to copy)
+            columns = np.flatnonzero(allowed & (counts > 0) & (counts / max(len(rows), 1) >= PORTFOLIO_COVERAGE))
+            if not len(columns):
+                columns = np.flatnonzero(allowed & (counts > 0))
+            chosen = portfolio_columns(self._norm_array[np.ix_(rows, columns)], self.portfolio_size)
+            self._portfolios[key] = [(int(self._col_ids[columns[j]]), gain) for j, gain in chosen]
         return self._portfolios[key]
 
     def _usable_rows(self, excluded: Collection[int]) -> np.ndarray:
