@@ -153,10 +153,10 @@ class RecommendationService:
     Requests compare the knowledge base's version (largest run and meta-feature ids, primary-key
     lookups re-read at most every 0.2 s, see :class:`KBVersion`) with the one the recommender was built
     from. When runs were added and the recommender is older than ``rebuild_interval`` seconds, the
-    first request to notice brings it up to date -- incrementally (:meth:`Recommender.updated` reads only
-    the datasets that gained runs or meta-features), or with a full rebuild every ``full_rebuild_interval``
-    seconds (which also refits the meta-feature scaling) -- while concurrent requests keep using the
-    previous one, so a search writing trials neither stalls other clients nor defeats the cache.
+    first request to notice starts a thread that brings it up to date -- incrementally
+    (:meth:`Recommender.updated` reads only the datasets that gained runs or meta-features), or with a full
+    rebuild every ``full_rebuild_interval`` seconds -- while every request keeps using the previous one, so a
+    search writing trials neither stalls other clients nor defeats the cache.
     Finished responses are cached per (metric, dataset, top, k) until the recommender changes;
     :meth:`peek` serves them without any database access.
     """
@@ -217,13 +217,19 @@ class RecommendationService:
                     self._build(metric, version)
             with self._lock:
                 return self._recommenders[metric]
-        if lock.acquire(blocking=False):  # stale: this request updates it, the others use the old one
-            try:
-                self._build(metric, version, current[1])
-            finally:
-                lock.release()
-        with self._lock:
-            return self._recommenders[metric]
+        if lock.acquire(blocking=False):  # stale: a thread brings it up to date; requests use the old one meanwhile
+            threading.Thread(target=self._update, args=(metric, version, current[1], lock), daemon=True,
+                             name=f"recommender-{metric}").start()
+        return current
+
+    def _update(self, metric: str, version: tuple[int, ...], current: Recommender, lock: threading.Lock) -> None:
+        """Bring the recommender of ``metric`` up to date (in a thread; ``lock`` is released when done)."""
+        try:
+            self._build(metric, version, current)
+        except Exception as exc:  # the old recommender keeps serving; the next stale request tries again
+            log.warning("could not update the %s recommender: %s", metric, exc)
+        finally:
+            lock.release()
 
     def dataset(self, dataset_id: int, extractor: str) -> tuple[DatasetInfo, dict[str, Any] | None]:
         key = (dataset_id, extractor)

@@ -55,6 +55,7 @@ import numpy as np
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results"
 API_KEY = "bench-key"
 TARGET = {"endpoint": "recommendations", "clients": 8, "p95_ms": 100.0}
+UNCACHED_TARGET_MS = 50.0
 
 
 def _free_port() -> int:
@@ -327,6 +328,10 @@ def main() -> None:
         "target": {"description": "p95 < 100 ms for POST /v1/recommendations at 8 concurrent clients (cached mode)",
                    "p95_ms": measured, "met": None if measured is None else measured < TARGET["p95_ms"],
                    "uncached_p95_ms": p95("uncached")},
+        "target_uncached": {"description": "p95 < 50 ms for POST /v1/recommendations at 8 concurrent clients "
+                                           "without the response cache, a search running (issue #22)",
+                            "p95_ms": p95("uncached"), "met": None if p95("uncached") is None
+                            else p95("uncached") < UNCACHED_TARGET_MS},
     }
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / "api_load.json"

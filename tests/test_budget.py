@@ -14,10 +14,13 @@ from metalearn.evaluation import score_proba
 from metalearn.warmstart.budget import (
     FIXED_RESERVE,
     MAX_RESERVE_SHARE,
+    JobBudget,
     JobClock,
     final_model_reserve,
     fit_within,
     refit_seconds,
+    refit_share,
+    rows_within,
 )
 from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.result import Trial
@@ -44,6 +47,18 @@ def test_reserve_covers_the_best_trials_refits_and_is_capped() -> None:
     assert final_model_reserve([], 3, 1.0, members=5, budget=60.0) == FIXED_RESERVE
 
 
+def test_a_trial_and_a_refit_are_cut_to_what_the_deadline_leaves() -> None:
+    budget = JobBudget(JobClock.started(60.0, started_at=time.time() - 30.0), folds=3, scale=4.0)
+    # 30 s left, 3 s kept back: a trial may run (30 - 3) / (1 + 4 x 1.25 x 1.5 / 3 ... ) so its refit still fits
+    limit = budget.trial_limit(60.0, [])
+    assert limit == pytest.approx((30.0 - FIXED_RESERVE) / (1 + refit_share(3, 4.0)), abs=0.1)
+    assert budget.trial_limit(5.0, []) == 5.0 and JobBudget(JobClock.started(None), 3).trial_limit(7.0, []) == 7.0
+    slow = _trial(1, 0.9, 20.0)  # its refit on all rows: 20 x 2.5 = 50 s, 27 s left: about half the rows
+    rows = budget.refit_rows(slow, 8000)
+    assert rows is not None and 2000 <= rows < 8000 and budget.refit_rows(_trial(2, 0.9, 0.1), 8000) is None
+    assert rows_within(1000, 10.0, 20.0, 100) is None and rows_within(1000, 10.0, 0.0, 100) == 100
+
+
 def test_fit_within_keeps_the_first_member_and_skips_what_would_end_late() -> None:
     members = [(_trial(1, 0.9, 1.0), 0.5), (_trial(2, 0.8, 1.0), 0.3), (_trial(3, 0.7, 1.0), 0.2)]
     costs = {1: 100.0, 2: 50.0, 3: 0.0}
@@ -64,8 +79,8 @@ def test_ensemble_under_a_deadline_drops_members_and_rescored(tmp_path) -> None:
     pool = CandidatePool(tmp_path / "pool", 5)
     for trial, predictions in zip(trials, (a, b), strict=True):
         pool.offer(trial, predictions)
-    def refit(config: dict) -> DummyClassifier:
-        return DummyClassifier(strategy="constant", constant=config["n"] % 2).fit(np.zeros((4, 1)), [0, 1, 0, 1])
+    def refit(trial: Trial) -> DummyClassifier:
+        return DummyClassifier(strategy="constant", constant=trial.number % 2).fit(np.zeros((4, 1)), [0, 1, 0, 1])
 
     full = build_ensemble(pool, trials, y, "balanced_accuracy", 10, refit)
     assert full is not None and len(full[1].members) == 2 and full[1].dropped == 0

@@ -70,9 +70,9 @@ class EnsembleReport:
 
 
 def build_ensemble(pool: CandidatePool, trials: list[Trial], y: pd.Series, metric: str, size: int,
-                   refit: Callable[[dict[str, Any]], Any], *, deadline: float | None = None,
+                   refit: Callable[[Trial], Any], *, deadline: float | None = None,
                    estimate: Callable[[Trial], float] | None = None) -> tuple[Any, EnsembleReport] | None:
-    """Greedy selection over the pool, members refitted with ``refit(configuration)``; ``None`` without
+    """Greedy selection over the pool, members refitted with ``refit(trial)``; ``None`` without
     candidates. A one-member ensemble is that member's pipeline itself.
 
     With a ``deadline`` (perf_counter seconds), members are refitted heaviest weight first and a member whose
@@ -89,7 +89,7 @@ def build_ensemble(pool: CandidatePool, trials: list[Trial], y: pd.Series, metri
     chosen = [(by_number[number], float(w)) for (number, _), w in zip(candidates, weights, strict=True) if w > 0]
     if deadline is not None:
         chosen.sort(key=lambda item: -item[1])  # stable: equal weights keep the best-first order
-    fitted = fit_within(chosen, lambda trial: refit(trial.configuration), deadline, estimate or (lambda _: 0.0))
+    fitted = fit_within(chosen, refit, deadline, estimate or (lambda _: 0.0))
     if len(fitted) < len(chosen):  # the deadline left some out: the score of what is kept
         total = sum(w for _, w, _ in fitted)
         fitted = [(t, w / total, model) for t, w, model in fitted]

@@ -62,7 +62,7 @@ from metalearn.protocol import (
 )
 from metalearn.restriction import Restriction, restriction, split_names
 from metalearn.space import allows, build_space, config_from_dict
-from metalearn.warmstart.budget import JobClock, final_model_reserve, refit_seconds
+from metalearn.warmstart.budget import JobBudget, JobClock
 from metalearn.warmstart.continued import prior_configs, replay_candidates
 from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.executors import make_executor
@@ -189,7 +189,7 @@ class WarmStartSearch:
         self._recommender = recommender
         self.exclude_ids, self.exclude_families = set(exclude_ids), set(exclude_families)
         self.record = record
-        self.clock = JobClock.started(self.settings.time_budget)  # run() restarts it
+        self.budget = JobBudget(JobClock.started(self.settings.time_budget), self.settings.folds)  # run() sets it
         self.restriction: Restriction | None = None
         self.grid: GridPlan | None = None
         self.prior = 0  # trials of a continued search loaded before this run
@@ -292,13 +292,15 @@ class WarmStartSearch:
                         len(note.dropped), note.requested, "; the search runs cold" if note.ran_cold else "")
         return configs, note
 
-    def refit(self, configuration: dict[str, Any], dataset: Dataset) -> Any:
-        """The pipeline of ``configuration`` fitted on all rows of ``dataset``."""
+    def refit(self, configuration: dict[str, Any], dataset: Dataset, max_rows: int | None = None) -> Any:
+        """The pipeline of ``configuration`` fitted on all rows of ``dataset`` (a sample of ``max_rows``)."""
         pipeline = build_pipeline(configuration, dataset.numeric, dataset.categorical,
                                   n_features=dataset.n_features, random_state=self.settings.seed)
+        X, y = (stratified_subsample(dataset.X, dataset.y, max_rows, self.settings.seed, task=dataset.task)
+                if max_rows else (dataset.X, dataset.y))
         with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")
-            pipeline.fit(dataset.X, dataset.y)
+            pipeline.fit(X, y)
         return pipeline
 
     # ------------------------------------------------------------------ run
@@ -317,8 +319,10 @@ class WarmStartSearch:
         sets its final status. ``time_budget`` counts from ``started_at`` (epoch seconds; default now) until
         the final model is ready (:mod:`metalearn.warmstart.budget`).
         """
-        self.clock = JobClock.started(self.settings.time_budget, started_at)
-        start = self.clock.start
+        s = self.settings
+        members = min(s.ensemble_candidates, RESERVED_MEMBERS) if self.ensembles else 1
+        self.budget = JobBudget(JobClock.started(s.time_budget, started_at), s.folds, s.refit, members)
+        start = self.budget.clock.start
         self.for_task(dataset)
         if self.settings.strategy == "grid":  # refused above its size before anything is stored
             self.grid = self.plan_grid(dataset.task)
@@ -337,7 +341,7 @@ class WarmStartSearch:
             dataset, result.extra["test"] = dataset.split(s.test_size, s.seed)
         outdir = Path(tempfile.mkdtemp(prefix="metalearn-smac-"))
         X, y = stratified_subsample(dataset.X, dataset.y, s.max_rows, s.seed, task=dataset.task)
-        self._scale = len(dataset.X) / max(len(X), 1)  # all rows / trial rows: what a refit costs more
+        self.budget.scale = len(dataset.X) / max(len(X), 1)  # all rows / trial rows: what a refit costs more
         pool = CandidatePool(outdir / "predictions", s.ensemble_candidates if self.ensembles else 0)
         executor = None
         try:
@@ -432,8 +436,9 @@ class WarmStartSearch:
             return self._store(dataset_id, result.search_id, trial, outcome, key)
 
         return TrialLoop(self.facade(space, initial, outdir), executor, result, evaluate, record,
-                         lambda in_flight: self._budget_spent(result, in_flight, start),
-                         lambda: self._trial_limit(start, result), start, should_stop, callback,
+                         lambda in_flight: self._budget_spent(result, in_flight),
+                         lambda: self.budget.trial_limit(s.trial_time_limit, result.trials), start, should_stop,
+                         callback,
                          max_repeats=MAX_REPEATS + len(result.trials))
 
     def _final_model(self, result: SearchResult, dataset: Dataset, dataset_id: int | None, pool: CandidatePool,
@@ -442,12 +447,14 @@ class WarmStartSearch:
         s = self.settings
         if not s.refit or result.best is None:
             return
-        built = (build_ensemble(pool, result.trials, y, s.metric, s.ensemble_size,
-                                lambda config: self.refit(config, dataset), deadline=self.clock.deadline,
-                                estimate=lambda trial: refit_seconds(trial, s.folds, self._scale))
+        def refit(trial: Trial) -> Any:
+            return self.refit(trial.configuration, dataset, self.budget.refit_rows(trial, len(dataset.X)))
+
+        built = (build_ensemble(pool, result.trials, y, s.metric, s.ensemble_size, refit,
+                                deadline=self.budget.clock.deadline, estimate=self.budget.refit_estimate)
                  if self.ensembles else None)
         if built is None:
-            result.model = self.refit(result.best.configuration, dataset)
+            result.model = refit(result.best)
         else:
             result.model, result.ensemble = built
             if self.record and dataset_id is not None:
@@ -459,29 +466,11 @@ class WarmStartSearch:
             scorer = get_scorer(METRICS[s.metric])
             result.extra["test_score"] = float(scorer(result.model, test.X, test.y))
 
-    def _budget_spent(self, result: SearchResult, in_flight: int, start: float) -> bool:
+    def _budget_spent(self, result: SearchResult, in_flight: int) -> bool:
         s = self.settings
         if s.n_trials is not None and len(result.trials) - self.prior + in_flight >= s.n_trials:
             return True
-        return s.time_budget is not None and time.perf_counter() - start + self._reserve(result) >= s.time_budget
-
-    def _reserve(self, result: SearchResult) -> float:
-        """Seconds the trials leave for the final model (0 without a refit)."""
-        s = self.settings
-        if not s.refit or s.time_budget is None:
-            return 0.0
-        members = min(s.ensemble_candidates, RESERVED_MEMBERS) if self.ensembles else 1
-        return final_model_reserve(result.trials, s.folds, getattr(self, "_scale", 1.0), members, s.time_budget)
-
-    def _trial_limit(self, start: float, result: SearchResult | None = None) -> float | None:
-        """Per-trial limit, shortened so a trial cannot run into the time kept for the final model."""
-        s = self.settings
-        limit = s.trial_time_limit
-        if s.time_budget is not None:
-            reserve = self._reserve(result) if result is not None else 0.0
-            remaining = max(1.0, s.time_budget - reserve - (time.perf_counter() - start))
-            limit = min(limit, remaining) if limit else remaining
-        return limit
+        return self.budget.spent(result.trials)
 
     def _store(self, dataset_id: int | None, search_id: int | None, trial: Trial, outcome: TrialResult,
                run_key: str | None = None) -> int | None:
