@@ -15,6 +15,7 @@ Lifecycle of a search (its status lives in the knowledge base, so any server pro
 * The worker (:func:`run_search_job`) runs :meth:`WarmStartSearch.run` with the search id and
   ``finish=False``, so every trial is written to the knowledge base as it finishes
   (``GET /v1/searches/{id}`` reads them from there), saves the refitted model to the data directory
+  (post-processed first for the search's fairness request, if any: :func:`metalearn.service.apply_fairness`)
   and only then sets the final status itself
   (``succeeded``, ``failed`` or ``cancelled``): a client that sees ``succeeded`` can download the model.
 * Cancellation writes a flag file; a thread of the worker sees it within half a second and kills the
@@ -57,7 +58,15 @@ from metalearn.errors import MetalearnError, QueueFull, ServiceStopping
 from metalearn.evaluation import cancel_running_trials, die_with_parent
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.knowledge_base.searches import HEARTBEAT_INTERVAL
-from metalearn.service import STOPPED_QUEUED, STOPPED_RUNNING, continuation, save_search_model
+from metalearn.mitigation import FairnessRequest
+from metalearn.service import (
+    STOPPED_QUEUED,
+    STOPPED_RUNNING,
+    apply_fairness,
+    continuation,
+    save_search_model,
+    training_rows,
+)
 from metalearn.settings import ServerSettings
 from metalearn.warmstart.result import SearchResult
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
@@ -120,9 +129,10 @@ class JobManager:
         return self
 
     def submit(self, dataset_id: int, search_settings: SearchSettings, owner: str | None = None,
-               owner_limit: int | None = None) -> int:
+               owner_limit: int | None = None, fairness: FairnessRequest | None = None) -> int:
         """Create the search row (status ``queued``, owned by ``owner``) and enqueue it; :class:`QueueFull` when
-        the queue is full or ``owner`` has ``owner_limit`` searches queued or running already."""
+        the queue is full or ``owner`` has ``owner_limit`` searches queued or running already. ``fairness`` (a
+        checked request) is stored with the settings, and the worker mitigates the final model for it."""
         with self._cond:
             if self._closed:
                 raise ServiceStopping("the server is shutting down; submit the search again later")
@@ -131,7 +141,7 @@ class JobManager:
             if active >= self.capacity:
                 raise QueueFull(f"the search queue is full ({len(self._running)} running, {len(self._queue)} "
                                 f"waiting, limit {self.capacity}); retry when a search has finished")
-            values = asdict(search_settings)
+            values = asdict(search_settings) | ({"fairness": asdict(fairness)} if fairness is not None else {})
             search_id = self.kb.start_search(dataset_id, search_settings.strategy,
                                              values | {"submitted_at": _now().isoformat() + "Z"},
                                              status="queued", owner=owner)
@@ -159,11 +169,13 @@ class JobManager:
             self._check_owner_quota(owner, owner_limit)  # the per-key quota, as for a new search
             if len(self._queue) + len(self._running) >= self.capacity:
                 raise QueueFull(f"the search queue is full (limit {self.capacity}); retry when a search has finished")
+            fairness = (self.kb.search(search_id)["settings"] or {}).get("fairness")  # mitigated again at the end
             settings = continuation(self.kb, search_id, None, n_trials=n_trials, time_budget=time_budget,
                                     status="queued")
             self.store.cancel_path(search_id).unlink(missing_ok=True)
-            self.store.report_path(search_id).unlink(missing_ok=True)
-            self._queue.append(Job(search_id, dataset_id, asdict(settings)))
+            self.store.drop_reports(search_id)
+            values = asdict(settings) | ({"fairness": fairness} if fairness else {})
+            self._queue.append(Job(search_id, dataset_id, values))
             self._cond.notify_all()
 
     def cancel(self, search_id: int) -> str:
@@ -345,6 +357,9 @@ def _search(kb: KnowledgeBase, payload: dict[str, Any]) -> None:
         engine.kb.finish_search(search_id, "interrupted", error=STOPPED_RUNNING)
         return
     if result.model is not None:
+        fairness = payload["settings"].get("fairness")
+        if fairness:  # as service.search: the final model post-processed, figures in result.extra["fairness"]
+            apply_fairness(result, training_rows(dataset, result), FairnessRequest(**fairness))
         save_search_model(result, dataset, store.model_path(search_id), engine.kb)  # with its drift profile
     _finish(engine, result)
 

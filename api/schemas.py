@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from metalearn.mitigation import CONSTRAINTS
 from metalearn.protocol import DEFAULTS, METRICS, ORIGINS, RUN_STATUSES, SEARCH_STATUSES, STRATEGIES, TASKS
 
 #: the largest values a request may ask for
@@ -14,6 +15,7 @@ MAX_TRIALS = 1000
 MAX_TIME_BUDGET = 24 * 3600.0
 MAX_TRIAL_TIME_LIMIT = 3600.0
 MAX_ID = 2**62
+MAX_COLUMN_NAME = 1000
 
 Metric = Literal[tuple(METRICS)]
 Strategy = Literal[tuple(STRATEGIES)]
@@ -290,10 +292,20 @@ class SearchRequest(UserControl):
                                                                 "default grid); n_trials null runs the whole grid.")
     max_grid_size: int = Field(DEFAULTS.max_grid_size, ge=1, le=MAX_TRIALS,
                                description="A grid with more points is refused (400).")
+    sensitive: str | None = Field(None, min_length=1, max_length=MAX_COLUMN_NAME,
+                                  description="Sensitive column the final model is made fair for (with `fairness`; "
+                                              "binary classification only; the column stays a feature). Checked "
+                                              "before the search is queued: an unknown column is a 400.")
+    fairness: str | None = Field(None, max_length=64,
+                                 description=f"Fairness constraint of the mitigation ({', '.join(CONSTRAINTS)}; "
+                                             "with `sensitive`): fairlearn's ThresholdOptimizer post-processes the "
+                                             "final model, figures before / after in the search's `fairness`.")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"dataset_id": 42, "strategy": "warm", "n_trials": 20, "time_budget": 300, "metric": "balanced_accuracy",
-         "seed": 0}]})
+         "seed": 0},
+        {"dataset_id": 43, "strategy": "random", "n_trials": 10, "sensitive": "sex",
+         "fairness": "demographic_parity"}]})
 
     @model_validator(mode="after")
     def _budget(self) -> SearchRequest:
@@ -364,6 +376,14 @@ class SearchStatus(BaseModel):
     ensemble: dict[str, Any] | None = Field(
         None, description="The final model's ensemble, once built: run_id, oof_score (out-of-fold score) and members "
                           "[{trial, run_id, algorithm, weight, cv_score}]; null for a single pipeline.")
+    fairness: dict[str, Any] | None = Field(
+        None, description="Figures of the fairness mitigation asked for (`sensitive` + `fairness`), as `metalearn "
+                          "search --json` has them: sensitive, constraint, evaluated_on and, before and after, "
+                          "accuracy, balanced accuracy, demographic-parity and equalized-odds differences and "
+                          "per-group rates; null without mitigation or until the model is saved.")
+    columns: list[str] | None = Field(
+        None, description="Feature columns of the search's table (null when this server holds none): the candidates "
+                          "for `sensitive` of the report.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 17, "dataset_id": 42, "strategy": "warm", "status": "running", "metric": "balanced_accuracy",

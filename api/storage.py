@@ -8,6 +8,7 @@ Layout under the data directory::
     searches/<id>/model.joblib  the refitted best pipeline (a metalearn.model_io.ModelBundle)
     searches/<id>/cancel        a cancellation request, checked by the worker between trials
     searches/<id>/report.json   the model report, built once
+    searches/<id>/report-<key>.json  the same for other sensitive columns (key: a hash of them)
     searches/<id>/report.lock   held (flock) by the process building the report, so it is built once
 
 Every file is written atomically: a uniquely named temporary file in the same folder, then
@@ -131,21 +132,27 @@ class DataStore:
     def cancel_requested(self, search_id: int) -> bool:
         return self.cancel_path(search_id).exists()
 
-    def report_path(self, search_id: int) -> Path:
-        return self.search_dir(search_id) / "report.json"
+    def report_path(self, search_id: int, variant: str = "") -> Path:
+        """The cached report; a ``variant`` (a report for other sensitive columns) has a file of its own."""
+        return self.search_dir(search_id) / (f"report-{variant}.json" if variant else "report.json")
 
-    def load_report(self, search_id: int) -> dict[str, Any] | None:
+    def load_report(self, search_id: int, variant: str = "") -> dict[str, Any] | None:
         """The cached report of a search, or ``None``."""
         try:
-            return json.loads(self.report_path(search_id).read_text())
+            return json.loads(self.report_path(search_id, variant).read_text())
         except (OSError, ValueError):
             return None
 
-    def has_report(self, search_id: int) -> bool:
-        return self.report_path(search_id).is_file()
+    def has_report(self, search_id: int, variant: str = "") -> bool:
+        return self.report_path(search_id, variant).is_file()
 
-    def save_report(self, search_id: int, data: dict[str, Any]) -> None:
-        atomic_write_text(self.report_path(search_id), json.dumps(data))
+    def save_report(self, search_id: int, data: dict[str, Any], variant: str = "") -> None:
+        atomic_write_text(self.report_path(search_id, variant), json.dumps(data))
+
+    def drop_reports(self, search_id: int) -> None:
+        """Forget every cached report of a search (it is continued: its model changes)."""
+        for path in self.search_dir(search_id).glob("report*.json"):
+            path.unlink(missing_ok=True)
 
     @contextmanager
     def report_lock(self, search_id: int) -> Iterator[None]:

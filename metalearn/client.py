@@ -171,12 +171,17 @@ class Client:
 
     def start_search(self, dataset_id: int, strategy: str = DEFAULTS.strategy, n_trials: int | None = DEFAULTS.n_trials,
                      time_budget: float | None = None, metric: str | None = None, seed: int = DEFAULTS.seed,
-                     **options: Any) -> dict[str, Any]:
-        """Queue a search (``{"id", "status", "dataset_id"}``). ``options``: ``trial_time_limit``, ``folds``,
-        ``max_rows``, ``ensemble_size``, ``include`` / ``exclude`` (lists of names), ``interpretable``, ``grid``
-        (``strategy="grid"``: hyperparameter -> values; ``n_trials=None`` runs it whole), ``max_grid_size``."""
+                     sensitive: str | None = None, fairness: str | None = None, **options: Any) -> dict[str, Any]:
+        """Queue a search (``{"id", "status", "dataset_id"}``). ``sensitive`` + ``fairness``
+        (``demographic_parity`` or ``equalized_odds``) make the final model fair for that column (binary
+        classification; the figures before / after are in the final status's ``fairness``). ``options``:
+        ``trial_time_limit``, ``folds``, ``max_rows``, ``ensemble_size``, ``include`` / ``exclude`` (lists of
+        names), ``interpretable``, ``grid`` (``strategy="grid"``: hyperparameter -> values; ``n_trials=None`` runs
+        it whole), ``max_grid_size``."""
         body = {"dataset_id": int(dataset_id), "strategy": strategy, "n_trials": n_trials,
                 "time_budget": time_budget, "metric": metric, "seed": seed, **options}
+        if sensitive is not None or fairness is not None:  # only when asked: older servers refuse unknown fields
+            body |= {"sensitive": sensitive, "fairness": fairness}
         return self._json("POST", "/v1/searches", json=to_jsonable(body))
 
     def continue_search(self, search_id: int, n_trials: int | None = None,
@@ -255,10 +260,14 @@ class Client:
         return self._json("POST", f"/v1/searches/{int(search_id)}/predict", json={"rows": to_jsonable(rows)})
 
 
-    def report(self, search_id: int, fmt: str = "json") -> Any:
-        """The model report of a finished search: its figures as a dict (``fmt="json"``) or HTML text."""
+    def report(self, search_id: int, fmt: str = "json", sensitive: str | Iterable[str] = ()) -> Any:
+        """The model report of a finished search: its figures as a dict (``fmt="json"``) or HTML text; with a
+        fairness section for the ``sensitive`` columns (default: a mitigated search's column)."""
         accept = "application/json" if fmt == "json" else "text/html"
-        response = self._request("GET", f"/v1/searches/{int(search_id)}/report", headers={"Accept": accept})
+        columns = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+        params = {"sensitive": columns} if columns else None
+        response = self._request("GET", f"/v1/searches/{int(search_id)}/report", headers={"Accept": accept},
+                                 params=params)
         return response.json() if fmt == "json" else response.text
 
 

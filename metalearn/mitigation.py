@@ -59,6 +59,16 @@ class FairnessRequest:
     constraint: str = "demographic_parity"
 
 
+def fairness_request(sensitive: str | None, constraint: str | None) -> FairnessRequest | None:
+    """The request of a front end's two optional fields (``None`` when neither is given); both or neither."""
+    if sensitive is None and constraint is None:
+        return None
+    if sensitive is None or constraint is None:
+        raise MetalearnError(f"fairness mitigation needs both a sensitive column and a constraint "
+                             f"({' or '.join(CONSTRAINTS)})")
+    return FairnessRequest(sensitive, constraint)
+
+
 def check_request(request: FairnessRequest, dataset: Dataset) -> None:
     """A :class:`MetalearnError` unless ``request`` can be applied to ``dataset`` (before the search runs)."""
     if request.constraint not in CONSTRAINTS:

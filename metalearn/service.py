@@ -8,7 +8,7 @@ Defaults come from :data:`metalearn.protocol.DEFAULTS`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -234,17 +234,31 @@ def report(source: str, data: str | Path, *, target: str | None = None, db: str 
         bundle = ModelBundle.load(path, trust_unsigned=trust_unsigned)
         kb = KnowledgeBase(db) if db is not None and bundle.metadata.get("search_id") is not None else None
         mitigation = bundle.metadata.get("fairness")
-        if mitigation and not options["sensitive"]:  # a mitigated model's report shows its sensitive column
-            options["sensitive"] = [mitigation["sensitive"]]
+        options["sensitive"] = report_sensitive(sensitive, mitigation)
         result = report_for_model(bundle.model, bundle.metadata, frame, target=target, kb=kb, name=Path(data).stem,
                                   **options)
-        if mitigation and isinstance(result.data["sections"].get("fairness"), dict):
-            result.data["sections"]["fairness"]["mitigation"] = mitigation  # before / after, from the search
+        attach_mitigation(result, mitigation)
         return result
     if source.isdigit():
         return report_for_search(KnowledgeBase(db), int(source), frame, target=target, name=Path(data).stem,
                                  **options)
     raise MetalearnError(f"{source!r} is neither a model file nor a search id")
+
+
+def report_sensitive(sensitive: Sequence[str], mitigation: Mapping[str, Any] | None) -> list[str] | None:
+    """The sensitive columns of a report: those given (duplicates dropped), else the column a mitigated model
+    was made fair for (``mitigation``: its ``metadata["fairness"]``, or a search's fairness request)."""
+    columns = list(dict.fromkeys(sensitive))
+    if not columns and mitigation:  # a mitigated model's report shows its sensitive column
+        columns = [mitigation["sensitive"]]
+    return columns or None
+
+
+def attach_mitigation(report: ModelReport, mitigation: Mapping[str, Any] | None) -> None:
+    """Add a mitigated model's before / after figures (from its search) to the report's fairness section."""
+    section = report.data["sections"].get("fairness")
+    if mitigation and isinstance(section, dict):
+        section["mitigation"] = mitigation
 
 
 STOPPED_RUNNING = "the server stopped while the search was running; its finished trials are kept"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -30,9 +30,11 @@ from metalearn.api.schemas import (
     error_responses,
 )
 from metalearn.api.security import require_api_key
-from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, NotFound
+from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, MetalearnError, NotFound
+from metalearn.mitigation import check_request, fairness_request
 from metalearn.protocol import ACTIVE_STATUSES, metric_for, to_jsonable
 from metalearn.report import MEDIA_TYPES, render_report
+from metalearn.service import report_sensitive
 from metalearn.warmstart.result import Trial, incumbent, stored_ensemble, trajectory, trials_from_runs
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
@@ -41,6 +43,7 @@ router = APIRouter(prefix="/v1/searches", tags=["searches"],
                    dependencies=[Depends(require_api_key), Depends(owned_path_objects)], responses=error_responses(401))
 
 BEST_FIELDS = ("trial", "run_id", "score", "budget", "algorithm", "configuration")
+MAX_SENSITIVE = 20  # sensitive columns one report may show
 
 
 def _aware(value: Any) -> datetime | None:
@@ -92,7 +95,20 @@ def _status(state: AppState, search: dict[str, Any], trials: list[Trial]) -> dic
         "model_available": search["status"] not in ACTIVE_STATUSES and state.store.model_path(search_id).is_file(),
         "cancel_requested": state.store.cancel_requested(search_id), "settings": to_jsonable(settings),
         "ensemble": stored_ensemble(state.kb.ensemble_of(search_id), trials),
+        "fairness": _fairness_figures(state, search),
+        "columns": (state.store.sidecar(search["dataset_id"]) or {}).get("columns"),
     }
+
+
+def _fairness_figures(state: AppState, search: dict[str, Any]) -> dict[str, Any] | None:
+    """Before / after figures of a mitigated search, from its saved model file (``metadata["fairness"]``)."""
+    path = state.store.model_path(search["id"])
+    if not (search["settings"] or {}).get("fairness") or search["status"] in ACTIVE_STATUSES or not path.is_file():
+        return None
+    try:
+        return to_jsonable(state.models.get(path).metadata.get("fairness"))
+    except (MetalearnError, OSError):  # an unreadable model file: the figures are missing, the status is not
+        return None
 
 
 @router.post("", status_code=202, response_model=SearchAccepted, summary="Start a search",
@@ -119,11 +135,14 @@ def start_search(body: SearchRequest, response: Response, state: State, user: Cu
     ).validate()
     checked = WarmStartSearch(state.kb, settings)
     checked.control(info.task)  # unknown include / exclude names: 400 now, not a failed search later
+    fairness = fairness_request(body.sensitive, body.fairness)
+    if fairness is not None:  # a bad column or constraint, or a target it cannot apply to: 400 now
+        check_request(fairness, state.store.load_dataset(info.id))
     if settings.strategy == "grid":
         checked.plan_grid(info.task)  # a grid over the size limit: 400
         settings = checked.settings  # with the default grid's version recorded
     search_id = state.jobs.submit(info.id, settings, owner=user.owner,  # QueueFull -> 429, ServiceStopping -> 503
-                                  owner_limit=state.quotas.search_limit(user))
+                                  owner_limit=state.quotas.search_limit(user), fairness=fairness)
     response.headers["Location"] = f"/v1/searches/{search_id}"
     return {"id": search_id, "status": "queued", "dataset_id": info.id}
 
@@ -240,6 +259,27 @@ def predict(search_id: SearchId, body: PredictRequest, state: State) -> dict[str
 
 
 REPORT_HEADER = "X-Metalearn-Report"  # built | waited | cached: how this answer's report was obtained
+Sensitive = Annotated[list[str] | None, Query(
+    description="Sensitive column(s) for the fairness section: repeat the parameter or separate names with commas "
+                f"(at most {MAX_SENSITIVE}). Default: the column a fairness-mitigated search was made fair for, else "
+                "no fairness section.")]
+
+
+def _report_columns(state: AppState, search_id: int, sensitive: list[str] | None) -> tuple[str, ...]:
+    """The sensitive columns of a finished search's report (404 / 409 as for its model; 400 for a column its
+    table lacks): those asked for, else its mitigation's (:func:`metalearn.service.report_sensitive`)."""
+    _model_path(state, search_id)
+    search = search_or_404(state, search_id)
+    asked = [name.strip() for item in sensitive or [] for name in item.split(",") if name.strip()]
+    columns = report_sensitive(asked, (search["settings"] or {}).get("fairness")) or []
+    if len(columns) > MAX_SENSITIVE:
+        raise MetalearnError(f"{len(columns)} sensitive columns; a report shows at most {MAX_SENSITIVE}")
+    known = (state.store.sidecar(search["dataset_id"]) or {}).get("columns")
+    unknown = [name for name in columns if known is not None and name not in known]
+    if unknown:
+        raise MetalearnError(f"sensitive column {unknown[0]!r} is not a column of the data of search {search_id}; "
+                             f"columns: {', '.join(map(str, known[:20]))}")
+    return tuple(columns)
 
 
 @router.get("/{search_id}/report", summary="Model report of a finished search",
@@ -251,15 +291,17 @@ REPORT_HEADER = "X-Metalearn-Report"  # built | waited | cached: how this answer
                                             f"`{REPORT_HEADER}` says whether this request built the report "
                                             "(`built`), waited for another request's build (`waited`) or read "
                                             "it from the cache (`cached`)."},
-                       **error_responses(404, 409, 422, 429)})
-async def get_report(search_id: SearchId, request: Request, state: State) -> Response:
-    """Evaluation, explanations and the search itself, built once per search and cached on the server.
+                       **error_responses(400, 404, 409, 422, 429)})
+async def get_report(search_id: SearchId, request: Request, state: State, sensitive: Sensitive = None) -> Response:
+    """Evaluation, explanations, fairness and the search itself, built once per search and list of sensitive
+    columns, and cached on the server.
 
-    The build runs in a worker process (at most one at a time); concurrent requests for the same search wait
+    The build runs in a worker process (at most one at a time); concurrent requests for the same report wait
     for it. Without a kept test split the figures come from cross-validated predictions on the uploaded table.
+    The fairness section of a fairness-mitigated search also has the before / after figures of its mitigation.
     """
     fmt = "json" if "application/json" in request.headers.get("accept", "") else "html"
-    await run_in_threadpool(_model_path, state, search_id)  # 404 / 409 before anything is built
-    data, how = await state.reports.get(search_id)
+    columns = await run_in_threadpool(_report_columns, state, search_id, sensitive)  # 4xx before anything is built
+    data, how = await state.reports.get(search_id, columns)
     body = await run_in_threadpool(render_report, data, fmt)
     return Response(body, media_type=MEDIA_TYPES[fmt], headers={REPORT_HEADER: how})

@@ -66,8 +66,26 @@ function recommendationsSection(rec) {
     rec.neighbors, { caption: 'Nearest datasets' }));
 }
 
+// The constraints of metalearn.mitigation (the API answers 400 for any other).
+const FAIRNESS = [['demographic_parity', 'demographic parity (equal selection rates)'], ['equalized_odds', 'equalized odds (equal error rates)']];
+
+/** Optional fairness mitigation of the final model (classification only): a sensitive column and a constraint. */
+function fairnessFields(d) {
+  if (d.task !== 'classification') return { block: null, values: () => ({}) };
+  const columns = (profiles.get(d.id)?.columns || []).map((c) => c.name).filter((name) => name !== d.target);
+  const sensitive = h('input', { type: 'text', autocomplete: 'off', placeholder: 'none', list: 'search-sensitive-columns' });
+  const constraint = select(FAIRNESS, FAIRNESS[0][0]);
+  const block = h('details', {}, h('summary', {}, 'Fairness (optional)'), h('div', { class: 'row' },
+    field('search-sensitive', 'Sensitive column', sensitive, 'Two-class targets: the final model is post-processed so that the groups of this column are treated alike (it stays a feature).'),
+    h('datalist', { id: 'search-sensitive-columns' }, columns.map((name) => h('option', { value: name }))),
+    field('search-fairness', 'Fairness constraint', constraint)));
+  const values = () => (sensitive.value.trim() ? { sensitive: sensitive.value.trim(), fairness: constraint.value } : {});
+  return { block, values };
+}
+
 function searchForm(d) {
   const metrics = config.metrics[d.task] || [];
+  const fairness = fairnessFields(d);
   const strategy = select(config.strategies.map((s) => [s, s]), config.defaults.strategy);
   const trials = h('input', { type: 'number', min: 1, max: 1000, value: config.defaults.n_trials });
   const budget = h('input', { type: 'number', min: 1, step: 1, placeholder: 'none' });
@@ -88,12 +106,14 @@ function searchForm(d) {
       field('search-folds', 'Cross-validation folds', folds),
       field('search-trial-limit', 'Seconds per trial', trialLimit),
       field('search-seed', 'Random seed', seed))),
+    fairness.block,
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Start the search')), message);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const body = { dataset_id: d.id, strategy: strategy.value, metric: metric.value,
       n_trials: trials.value ? Number(trials.value) : null, time_budget: budget.value ? Number(budget.value) : null,
-      ensemble_size: Number(ensemble.value || 0), folds: Number(folds.value || config.defaults.folds), seed: Number(seed.value || 0) };
+      ensemble_size: Number(ensemble.value || 0), folds: Number(folds.value || config.defaults.folds), seed: Number(seed.value || 0),
+      ...fairness.values() };
     if (trialLimit.value) body.trial_time_limit = Number(trialLimit.value);
     const button = form.querySelector('button');
     button.disabled = true;

@@ -1,7 +1,7 @@
 // Results of a finished search: leaderboard, ensemble, model download, the model report, predictions on a file.
 
 import { jsonRows, readTable } from './tables.js';
-import { alertBox, api, field, fmt, h, int, saveBlob, showError, table } from './util.js';
+import { alertBox, api, field, fmt, h, int, saveBlob, select, showError, table } from './util.js';
 
 const PREDICT_ROWS_CAP = 200000; // rows read from a file to predict in the browser
 
@@ -31,26 +31,47 @@ async function downloadModel(id, out) {
   } catch (err) { showError(out, err); }
 }
 
-function reportSection(id) {
+function fairnessSection(f) {
+  const rows = [['balanced accuracy', 'balanced_accuracy'], ['accuracy', 'accuracy'],
+    ['demographic parity difference', 'demographic_parity_difference'], ['equalized odds difference', 'equalized_odds_difference']];
+  return h('section', { 'aria-labelledby': 'res-fairness' }, h('h2', { id: 'res-fairness' }, 'Fairness mitigation'),
+    h('p', {}, `The model was post-processed for ${f.constraint.replace('_', ' ')} on ${f.sensitive} (${f.evaluated_on}).`),
+    table([{ label: 'figure', value: (r) => r[0] }, { label: 'before', num: true, value: (r) => fmt(f.before[r[1]]) },
+      { label: 'after', num: true, value: (r) => fmt(f.after[r[1]]) }], rows, { caption: 'Fairness before and after mitigation' }));
+}
+
+function reportSection(status) {
+  const id = status.id;
+  const mitigated = status.settings?.fairness?.sensitive || '';
+  const choices = (status.columns || []).map((c) => [c, c]);
+  const sensitive = select(mitigated ? choices : [['', 'none (no fairness section)'], ...choices], mitigated);
   const out = h('div', { 'aria-live': 'polite' });
-  let html = null;
+  let opened = false;
   const show = async () => {
     button.disabled = true;
-    out.replaceChildren(h('p', {}, 'Building the report (metrics, confusion matrix, calibration, explanations): this can take a minute…'),
+    sensitive.disabled = true;
+    opened = true;
+    const column = sensitive.value;
+    out.replaceChildren(h('p', {}, 'Building the report (metrics, confusion matrix, calibration, explanations, fairness): this can take a minute…'),
       h('progress', { 'aria-label': 'Building the report' }));
     try {
-      const res = await api(`/v1/searches/${id}/report`, { raw: true, accept: 'text/html' });
-      html = await res.text();
+      const query = column ? `?sensitive=${encodeURIComponent(column)}` : '';
+      const res = await api(`/v1/searches/${id}/report${query}`, { raw: true, accept: 'text/html' });
+      const html = await res.text();
       const frame = h('iframe', { class: 'report', title: `Model report of search ${id}`, sandbox: '' });
       frame.srcdoc = html;
+      const name = `metalearn-report-${id}${column ? `-${column.replace(/[^\w.-]+/g, '_')}` : ''}.html`;
       out.replaceChildren(h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'secondary', onclick: () => saveBlob(new Blob([html], { type: 'text/html' }), `metalearn-report-${id}.html`) }, 'Download the report (HTML)')),
+        h('button', { type: 'button', class: 'secondary', onclick: () => saveBlob(new Blob([html], { type: 'text/html' }), name) }, 'Download the report (HTML)')),
       frame);
     } catch (err) { showError(out, err, 'Report: '); button.disabled = false; }
+    sensitive.disabled = false;
   };
+  sensitive.addEventListener('change', () => { if (opened) show(); });
   const button = h('button', { type: 'button', class: 'primary', onclick: show }, 'Open the model report');
   return h('section', { 'aria-labelledby': 'res-report' }, h('h2', { id: 'res-report' }, 'Model report'),
-    h('p', { class: 'muted' }, 'Evaluation, explanations and the search itself. Fairness per sensitive column is available from the command line: metalearn report --sensitive COLUMN.'),
+    h('p', { class: 'muted' }, 'Evaluation, explanations and the search itself; with a sensitive column, metrics per group and the demographic-parity and equalized-odds differences.'),
+    choices.length ? field('report-sensitive', 'Sensitive column', sensitive, mitigated ? 'Preselected: the column the model was made fair for. The report reloads when you choose another.' : 'The report reloads when you choose another column.') : null,
     h('div', { class: 'actions' }, button), out);
 }
 
@@ -113,7 +134,7 @@ export function resultsSection(status, trials, limits) {
     blocks.push(h('section', { 'aria-labelledby': 'res-model' }, h('h2', { id: 'res-model' }, 'Model'),
       h('p', {}, status.best ? `Best pipeline: ${status.best.algorithm}, score ${fmt(status.best.score)}; refitted on all rows.` : ''),
       h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => downloadModel(id, modelOut) }, 'Download the model')),
-      modelOut), reportSection(id), predictSection(id, limits));
+      modelOut), status.fairness ? fairnessSection(status.fairness) : null, reportSection(status), predictSection(id, limits));
   } else {
     blocks.push(alertBox('warn', `This search has no model${status.error ? ` (${status.error})` : ''}.`));
   }
