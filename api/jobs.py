@@ -64,10 +64,12 @@ from metalearn.service import (
     STOPPED_RUNNING,
     apply_fairness,
     continuation,
+    finish_tracking,
     save_search_model,
     training_rows,
 )
-from metalearn.settings import ServerSettings
+from metalearn.settings import ServerSettings, mlflow_uri
+from metalearn.tracking import MlflowTracker
 from metalearn.warmstart.result import SearchResult
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
@@ -349,8 +351,16 @@ def _search(kb: KnowledgeBase, payload: dict[str, Any]) -> None:
 
     done = threading.Event()
     threading.Thread(target=_watch_cancel, args=(store, search_id, done), daemon=True).start()
+    tracker = MlflowTracker() if mlflow_uri() else None  # the server's METALEARN_MLFLOW_URI, as for the CLI
+    if tracker is not None:
+        tracker.start(dataset, engine.settings)
     try:
-        result = engine.run(dataset, should_stop=should_stop, search_id=search_id, finish=False)
+        result = engine.run(dataset, should_stop=should_stop, search_id=search_id, finish=False,
+                            callback=tracker.on_trial if tracker is not None else None)
+    except BaseException:
+        if tracker is not None:
+            tracker.fail()
+        raise
     finally:
         done.set()
     if orphaned():
@@ -361,6 +371,8 @@ def _search(kb: KnowledgeBase, payload: dict[str, Any]) -> None:
         if fairness:  # as service.search: the final model post-processed, figures in result.extra["fairness"]
             apply_fairness(result, training_rows(dataset, result), FairnessRequest(**fairness))
         save_search_model(result, dataset, store.model_path(search_id), engine.kb)  # with its drift profile
+    if tracker is not None:
+        finish_tracking(tracker, result, training_rows(dataset, result))
     _finish(engine, result)
 
 

@@ -98,14 +98,19 @@ def search(kb: KnowledgeBase, dataset: Dataset, settings: SearchSettings, *, cal
         if output is not None and result.model is not None:
             search_bundle(result, train, kb).save(output)
         if tracker is not None:
-            example = search_bundle(result, train, None, profile=False).features(train.X.head(5)) \
-                if result.model is not None else None
-            result.extra["mlflow"] = tracker.finish(result, example)
+            finish_tracking(tracker, result, train)
     except BaseException:
         if tracker is not None:
             tracker.fail()
         raise
     return result
+
+
+def finish_tracking(tracker: MlflowTracker, result: SearchResult, train: Dataset) -> None:
+    """Close the search's MLflow run, logging its final model with an input example (``result.extra["mlflow"]``)."""
+    example = search_bundle(result, train, None, profile=False).features(train.X.head(5)) \
+        if result.model is not None else None
+    result.extra["mlflow"] = tracker.finish(result, example)
 
 
 def training_rows(dataset: Dataset, result: SearchResult) -> Dataset:

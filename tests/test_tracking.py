@@ -77,3 +77,28 @@ def test_tracking_settings_and_an_unusable_store(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # MLflow 3 refuses its plain-file store then
     with pytest.raises(MetalearnError, match="cannot use the MLflow tracking store file:"):
         MlflowTracker(f"file:{tmp_path / 'mlruns'}")
+
+
+def test_api_searches_are_tracked_when_the_server_has_a_tracking_uri(tmp_path: Path) -> None:
+    from servers import running_server
+
+    from metalearn.client import Client
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"METALEARN_DB": str(tmp_path / "kb.sqlite"), "METALEARN_DATA_DIR": str(tmp_path / "data"),
+           "METALEARN_API_SEED": "0", "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1",
+           "METALEARN_MLFLOW_URI": uri, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    csv = tmp_path / "cancer.csv"
+    breast_cancer_frame(120).to_csv(csv, index=False)
+    with running_server(tmp_path, env) as server, Client(server.url, timeout=300) as client:
+        dataset = client.upload_dataset(csv, target="target")
+        search = client.start_search(dataset["id"], strategy="random", n_trials=2, folds=2, ensemble_size=0)
+        final = client.wait(search["id"], progress=False, timeout=600)
+    assert final["status"] == "succeeded", final
+    tracking = mlflow.MlflowClient(tracking_uri=uri)
+    parents = tracking.search_runs([tracking.get_experiment_by_name("metalearn").experiment_id],
+                                   filter_string=f"tags.search_id = '{search['id']}'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = tracking.search_runs([parents[0].info.experiment_id],
+                                    filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    assert len(children) == 2 and {run.data.tags["status"] for run in children} <= {"success", "crashed", "timeout"}
