@@ -5,29 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from conftest import POSTGRES_URL, _reset_postgres
 from fault_helpers import CliSearch, runs_of, sqlite_intact, table, unseeded_kb
 
 #: each search runs for its 15 s time budget, with trials of a fraction of a second: many writes at once
 BUDGET = ("--time-budget", "15", "--trials", "2000", "--folds", "3", "--max-rows", "300", "--ensemble-size", "0")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_kb(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "kb.sqlite")
-    if not POSTGRES_URL:
-        pytest.skip("METALEARN_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
-    _reset_postgres(POSTGRES_URL)
-    return POSTGRES_URL
-
-
-def test_two_searches_write_one_knowledge_base_at_once(tmp_path: Path, shared_kb: str) -> None:
-    kb = unseeded_kb(shared_kb)
+def test_two_searches_write_one_knowledge_base_at_once(tmp_path: Path, kb_path: str) -> None:
+    kb = unseeded_kb(kb_path)
     try:
         before = len(kb.runs_frame())
-        searches = [CliSearch.start(tmp_path, shared_kb, table(tmp_path / f"t{i}.csv", 300, seed=i), *BUDGET)
+        searches = [CliSearch.start(tmp_path, kb_path, table(tmp_path / f"t{i}.csv", 300, seed=i), *BUDGET)
                     for i in range(2)]
         codes = [search.wait(timeout=180) for search in searches]
         for search, code in zip(searches, codes, strict=True):
@@ -47,5 +35,5 @@ def test_two_searches_write_one_knowledge_base_at_once(tmp_path: Path, shared_kb
         assert everything["id"].is_unique
     finally:
         kb.dispose()
-    if not shared_kb.startswith("postgresql"):
-        sqlite_intact(shared_kb)
+    if not kb_path.startswith("postgresql"):
+        sqlite_intact(kb_path)
