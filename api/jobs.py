@@ -54,7 +54,7 @@ from typing import Any
 
 from metalearn.api.storage import DataStore
 from metalearn.api.tenants import RETRY_SEARCH, quota_exceeded
-from metalearn.errors import MetalearnError, QueueFull, ServiceStopping
+from metalearn.errors import Conflict, MetalearnError, QueueFull, ServiceStopping
 from metalearn.evaluation import cancel_running_trials, die_with_parent
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.knowledge_base.searches import HEARTBEAT_INTERVAL
@@ -70,6 +70,7 @@ from metalearn.service import (
 )
 from metalearn.settings import ServerSettings, mlflow_uri
 from metalearn.tracking import MlflowTracker
+from metalearn.warmstart.continued import FAIRNESS, stored_fairness
 from metalearn.warmstart.result import SearchResult
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
@@ -143,7 +144,7 @@ class JobManager:
             if active >= self.capacity:
                 raise QueueFull(f"the search queue is full ({len(self._running)} running, {len(self._queue)} "
                                 f"waiting, limit {self.capacity}); retry when a search has finished")
-            values = asdict(search_settings) | ({"fairness": asdict(fairness)} if fairness is not None else {})
+            values = asdict(search_settings) | ({FAIRNESS: asdict(fairness)} if fairness is not None else {})
             search_id = self.kb.start_search(dataset_id, search_settings.strategy,
                                              values | {"submitted_at": _now().isoformat() + "Z"},
                                              status="queued", owner=owner)
@@ -161,24 +162,51 @@ class JobManager:
                                  "(METALEARN_API_MAX_SEARCHES_PER_KEY); retry when one has finished", RETRY_SEARCH)
 
     def submit_continue(self, search_id: int, dataset_id: int, n_trials: int | None,
-                        time_budget: float | None, owner: str | None = None, owner_limit: int | None = None) -> None:
+                        time_budget: float | None, owner: str | None = None, owner_limit: int | None = None,
+                        holder: str | None = None) -> None:
         """Queue a finished search again to add trials (``POST /v1/searches/{id}/continue``): its row goes back to
         ``queued`` (:func:`metalearn.service.continuation`), its old cancel flag and cached report are dropped, and
-        the worker continues it (:meth:`WarmStartSearch.run` with its id loads its trials)."""
+        the worker continues it (:meth:`WarmStartSearch.run` with its id loads its trials). ``holder``, an identity
+        that sees only its own datasets, must still hold the search's dataset (:class:`Conflict` once it deleted
+        its upload; checked under the queue's lock, as :meth:`delete_upload` checks for active searches)."""
         with self._cond:
             if self._closed:
                 raise ServiceStopping("the server is shutting down; submit the search again later")
             self._check_owner_quota(owner, owner_limit)  # the per-key quota, as for a new search
+            if holder is not None and not self.kb.owns_dataset(dataset_id, holder):
+                raise Conflict(f"{holder} deleted its upload of dataset {dataset_id}, the data of search {search_id}; "
+                               "upload the table again to continue it")
             if len(self._queue) + len(self._running) >= self.capacity:
                 raise QueueFull(f"the search queue is full (limit {self.capacity}); retry when a search has finished")
-            fairness = (self.kb.search(search_id)["settings"] or {}).get("fairness")  # mitigated again at the end
+            fairness = stored_fairness(self.kb.search(search_id)["settings"])  # mitigated again at the end
             settings = continuation(self.kb, search_id, None, n_trials=n_trials, time_budget=time_budget,
                                     status="queued")
             self.store.cancel_path(search_id).unlink(missing_ok=True)
             self.store.drop_reports(search_id)
-            values = asdict(settings) | ({"fairness": fairness} if fairness else {})
+            values = asdict(settings) | ({FAIRNESS: fairness} if fairness else {})
             self._queue.append(Job(search_id, dataset_id, values))
             self._cond.notify_all()
+
+    def delete_upload(self, dataset_id: int, owner: str | None) -> tuple[bool, list[int]]:
+        """Delete ``owner``'s upload of a dataset (``None``: every owner's): its owner records, the stored table once
+        no owner is left, and the model files and reports of the searches on it that it started (``None``: all);
+        returns (whether the table was deleted, the searches whose model was deleted). The knowledge base keeps
+        the dataset's row, meta-features, searches and runs. :class:`Conflict` while one of those searches (or,
+        when the table goes, any search on it) is queued or running; checked under the queue's lock, as
+        :meth:`submit_continue` checks that the caller still holds the dataset."""
+        with self._cond:
+            owners = self.kb.dataset_owners(dataset_id)
+            last = owner is None or set(owners) <= {owner}
+            if self.kb.count_active_searches(None if last else owner, dataset_id):
+                raise Conflict(f"a search on dataset {dataset_id} is queued or running; cancel it or wait until it "
+                               "has finished, then delete the dataset")
+            if not (owners or self.store.sidecar(dataset_id) or self.store.table_path(dataset_id).is_file()):
+                raise Conflict(f"dataset {dataset_id} has no upload on this server to delete (it came from the "
+                               "knowledge base)")
+            self.kb.remove_dataset_owners(dataset_id, owner)
+            table = last and self.store.delete_table(dataset_id)
+        searches, _ = self.kb.list_searches(owner=owner, dataset_id=dataset_id)
+        return table, [row["id"] for row in searches if self.store.delete_model(row["id"])]
 
     def cancel(self, search_id: int) -> str:
         """``cancelled`` (it had not started), ``cancelling`` (it stops after the current trial), or the
@@ -367,7 +395,7 @@ def _search(kb: KnowledgeBase, payload: dict[str, Any]) -> None:
         engine.kb.finish_search(search_id, "interrupted", error=STOPPED_RUNNING)
         return
     if result.model is not None:
-        fairness = payload["settings"].get("fairness")
+        fairness = stored_fairness(payload["settings"])
         if fairness:  # as service.search: the final model post-processed, figures in result.extra["fairness"]
             apply_fairness(result, training_rows(dataset, result), FairnessRequest(**fairness))
         save_search_model(result, dataset, store.model_path(search_id), engine.kb)  # with its drift profile

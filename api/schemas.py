@@ -193,6 +193,13 @@ class DatasetCreated(BaseModel):
         "meta_features": {"simple.log_n_rows": 6.34, "simple.n_classes": 2.0, "leaves": 11.0}}]})
 
 
+class DatasetDeleted(BaseModel):
+    id: int
+    table_deleted: bool = Field(description="False while another identity that uploaded the table keeps it.")
+    models_deleted: list[int] = Field(description="Searches whose model file and reports were deleted.")
+    detail: str
+
+
 # --------------------------------------------------------------------------------------------- recommendations
 
 
@@ -274,8 +281,7 @@ class SearchRequest(UserControl):
     strategy: Strategy = Field(DEFAULTS.strategy,
                                description="warm (meta-learned initial design), cold (SMAC's default), random, or "
                                            "the multi-fidelity hyperband / successive-halving (warm-started too).")
-    n_trials: int | None = Field(DEFAULTS.n_trials, ge=1, le=MAX_TRIALS,
-                                 description="Number of trials (null: time budget only).")
+    n_trials: int | None = Field(DEFAULTS.n_trials, ge=1, le=MAX_TRIALS, description="Trials (null: time budget only).")
     time_budget: float | None = Field(None, gt=0, le=MAX_TIME_BUDGET, description="Wall-clock budget in seconds.")
     metric: Metric | None = Field(None, description="Metric to optimise (default: balanced_accuracy for "
                                                     "classification, r2 for regression; errors are negated).")
@@ -283,8 +289,7 @@ class SearchRequest(UserControl):
     trial_time_limit: float | None = Field(None, gt=0, le=MAX_TRIAL_TIME_LIMIT,
                                            description="Seconds allowed per trial (default: the server's).")
     folds: int = Field(DEFAULTS.folds, ge=2, le=10, description="Cross-validation folds per trial.")
-    max_rows: int = Field(DEFAULTS.max_rows, ge=50, le=1_000_000,
-                          description="Stratified row cap used by the trials.")
+    max_rows: int = Field(DEFAULTS.max_rows, ge=50, le=1_000_000, description="Stratified row cap of the trials.")
     ensemble_size: int = Field(DEFAULTS.ensemble_size, ge=0, le=1000,
                                description="Rounds of greedy ensemble selection over the best trials' out-of-fold "
                                            "predictions (0: the model is the single best pipeline).")
@@ -354,44 +359,56 @@ class TrajectoryPoint(BaseModel):
     best_so_far: float | None
 
 
-class SearchStatus(BaseModel):
+class SearchSummary(BaseModel):
+    """What ``GET /v1/searches`` lists of a search; its status has these fields and more."""
+
     id: int
     dataset_id: int
-    owner: str | None = Field(None, description="The identity (API key name) that started it; null without keys "
-                                                "or outside the API.")
+    dataset: str | None = Field(None, description="The dataset's name, as the caller named it.")
+    owner: str | None = Field(None, description="The key's identity that started it (null: no keys, or not the API).")
     strategy: str
     status: str = Field(description=", ".join(SEARCH_STATUSES))
     metric: str | None
     n_trials: int | None = Field(description="Requested number of trials.")
-    time_budget: float | None
     trials_done: int
-    best: BestTrial | None
-    trajectory: list[TrajectoryPoint]
-    error: str | None
+    best_score: float | None = Field(None, description="Score of the best trial so far (the incumbent's).")
     started_at: datetime | None
     finished_at: datetime | None
     model_available: bool
+
+
+class SearchList(BaseModel):
+    searches: list[SearchSummary] = Field(description="Newest first.")
+    total: int = Field(description="Searches that match the filters.")
+    limit: int
+    offset: int
+
+
+class SearchStatus(SearchSummary):
+    time_budget: float | None
+    best: BestTrial | None
+    trajectory: list[TrajectoryPoint]
+    error: str | None
     cancel_requested: bool
     settings: dict[str, Any]
     ensemble: dict[str, Any] | None = Field(
         None, description="The final model's ensemble, once built: run_id, oof_score (out-of-fold score) and members "
                           "[{trial, run_id, algorithm, weight, cv_score}]; null for a single pipeline.")
     fairness: dict[str, Any] | None = Field(
-        None, description="Figures of the fairness mitigation asked for (`sensitive` + `fairness`), as `metalearn "
-                          "search --json` has them: sensitive, constraint, evaluated_on and, before and after, "
-                          "accuracy, balanced accuracy, demographic-parity and equalized-odds differences and "
-                          "per-group rates; null without mitigation or until the model is saved.")
-    columns: list[str] | None = Field(
-        None, description="Feature columns of the search's table (null when this server holds none): the candidates "
-                          "for `sensitive` of the report.")
+        None, description="Figures of the fairness mitigation asked for (`sensitive` + `fairness`), as `search "
+                          "--json` has them: sensitive, constraint, evaluated_on and, before and after, accuracy, "
+                          "balanced accuracy, demographic-parity / equalized-odds differences, per-group rates; "
+                          "null without mitigation or until the model is saved.")
+    columns: list[str] | None = Field(None, description="Feature columns of the search's table (null when this "
+                                                        "server holds none): the candidates for `sensitive`.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": 17, "dataset_id": 42, "strategy": "warm", "status": "running", "metric": "balanced_accuracy",
-        "n_trials": 20, "time_budget": None, "trials_done": 2,
-        "best": {"trial": 1, "run_id": 9801, "score": 0.95, "budget": 1.0, "algorithm": "random_forest",
-                 "configuration": EXAMPLE_CONFIG},
-        "trajectory": [{"trial": 1, "elapsed": 3.1, "best_so_far": 0.95}, {"trial": 2, "elapsed": 5.0,
-                                                                          "best_so_far": 0.95}],
+        "id": 17, "dataset_id": 42, "dataset": "breast_cancer", "owner": "alice", "strategy": "warm",
+        "status": "running", "metric": "balanced_accuracy", "n_trials": 20, "time_budget": None, "trials_done": 2,
+        "best_score": 0.95, "best": {"trial": 1, "run_id": 9801, "score": 0.95, "budget": 1.0,
+                                     "algorithm": "random_forest", "configuration": EXAMPLE_CONFIG},
+        "trajectory": [{"trial": 1, "elapsed": 3.1, "best_so_far": 0.95},
+                       {"trial": 2, "elapsed": 5.0, "best_so_far": 0.95}],
         "error": None, "started_at": "2025-01-01T12:00:00Z", "finished_at": None, "model_available": False,
         "cancel_requested": False, "settings": {"strategy": "warm", "n_trials": 20, "folds": 5}}]})
 

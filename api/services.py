@@ -32,7 +32,7 @@ from metalearn.evaluation import die_with_parent
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import DEFAULT_METRICS, metric_for, task_of_metric, to_jsonable
+from metalearn.protocol import DEFAULT_METRICS, dumps_json, metric_for, task_of_metric
 from metalearn.report import build_report, render_report
 from metalearn.restriction import restriction
 from metalearn.service import attach_mitigation
@@ -303,7 +303,7 @@ class RecommendationService:
         report = recommender.recommend(features, top=top, k=k, dataset=dataset_json(info),
                                        exclude_hashes={info.content_hash},
                                        allowed=(lambda config: allows(limit, config)) if limit else None)
-        body = json.dumps(to_jsonable(report.to_json()), separators=(",", ":"), allow_nan=False).encode()
+        body = dumps_json(report.to_json(), separators=(",", ":")).encode()
         if self.response_cache:
             self._responses.put(key, body)
         return body, False
@@ -326,6 +326,10 @@ class ModelCache:
         bundle = ModelBundle.load(path)
         self._models.put(str(path), (stamp, bundle))
         return bundle
+
+    def forget(self, path: Path) -> None:
+        """Drop the model loaded from ``path`` (its file was deleted)."""
+        self._models.pop_where(lambda key: key == str(path))
 
 
 # --------------------------------------------------------------------------- model reports

@@ -104,6 +104,14 @@ class DataStore:
                 meta["owners"] = [*meta.get("owners", []), owner]
             atomic_write_text(self.sidecar_path(dataset_id), json.dumps(meta))
 
+    def delete_table(self, dataset_id: int) -> bool:
+        """Delete the stored table and its sidecar (under the dataset's lock); whether there was a table."""
+        with _flock(self.root / "datasets" / f"{int(dataset_id)}.lock"):
+            existed = self.table_path(dataset_id).is_file()
+            self.table_path(dataset_id).unlink(missing_ok=True)
+            self.sidecar_path(dataset_id).unlink(missing_ok=True)
+            return existed
+
     def load_dataset(self, dataset_id: int) -> Dataset:
         """The stored table as a :class:`Dataset` (the same content hash as when it was uploaded)."""
         meta = self.sidecar(dataset_id)
@@ -153,6 +161,17 @@ class DataStore:
         """Forget every cached report of a search (it is continued: its model changes)."""
         for path in self.search_dir(search_id).glob("report*.json"):
             path.unlink(missing_ok=True)
+
+    def delete_model(self, search_id: int) -> bool:
+        """Delete a finished search's model file and cached reports (once a report being built is done, so none is
+        written afterwards); whether it had a model."""
+        if not self.search_dir(search_id).is_dir():
+            return False
+        with self.report_lock(search_id):
+            existed = self.model_path(search_id).is_file()
+            self.model_path(search_id).unlink(missing_ok=True)
+            self.drop_reports(search_id)
+            return existed
 
     @contextmanager
     def report_lock(self, search_id: int) -> Iterator[None]:

@@ -69,7 +69,8 @@ def quota_exceeded(message: str, retry_after: int) -> QueueFull:
 
 class Access:
     """Owner checks of datasets and searches: the object, or :class:`NotFound` for a missing id *and* for
-    another identity's object. Positive answers are cached (an owner never loses an object)."""
+    another identity's object. Positive answers are cached until :meth:`forget_dataset` (an owner loses a dataset
+    only by deleting it)."""
 
     def __init__(self, kb: KnowledgeBase, cache_size: int = 65_536) -> None:
         self.kb = kb
@@ -82,6 +83,10 @@ class Access:
             self._allowed.put(("dataset", user.name, dataset_id), True)
             return True
         return False
+
+    def forget_dataset(self, dataset_id: int) -> None:
+        """Drop the cached answers about ``dataset_id`` (its upload was deleted: owners may have changed)."""
+        self._allowed.pop_where(lambda key: key[0] == "dataset" and key[2] == dataset_id)
 
     def check_dataset(self, user: Identity, dataset_id: int) -> None:
         """:class:`NotFound` unless ``user`` may see the dataset (no database access once it was allowed)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert, inspect, select
+from sqlalchemy import Engine, delete, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -247,6 +247,19 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
         with self.reading() as session:
             return {int(d): n for d, n in session.execute(query) if n}
 
+    def dataset_owners(self, dataset_id: int) -> list[str]:
+        """The identities that uploaded the dataset."""
+        with self.reading() as session:
+            return list(session.scalars(select(DatasetOwnerRow.owner).where(DatasetOwnerRow.dataset_id == dataset_id)
+                                        .order_by(DatasetOwnerRow.id)))
+
+    def remove_dataset_owners(self, dataset_id: int, owner: str | None = None) -> None:
+        """Forget that ``owner`` (``None``: every identity) uploaded the dataset: it no longer sees it, and the upload
+        stops counting against its stored-bytes quota. The dataset, its meta-features and runs stay."""
+        query = delete(DatasetOwnerRow).where(DatasetOwnerRow.dataset_id == dataset_id)
+        with self.writing() as session:
+            session.execute(query if owner is None else query.where(DatasetOwnerRow.owner == owner))
+
     @staticmethod
     def _owns(session: Session, dataset_id: int, owner: str) -> bool:
         return session.scalar(select(DatasetOwnerRow.id).where(DatasetOwnerRow.dataset_id == dataset_id,
@@ -386,9 +399,10 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
             return set(session.scalars(select(RunRow.run_key).where(RunRow.run_key.startswith(prefix))))
 
     def runs_frame(self, dataset_id: int | None = None, search_id: int | None = None,
-                   run_key_prefix: str | None = None, ensembles: bool = False) -> pd.DataFrame:
+                   run_key_prefix: str | None = None, ensembles: bool = False,
+                   search_ids: Iterable[int] | None = None) -> pd.DataFrame:
         """Runs (with algorithm and configuration JSON) as a DataFrame, oldest first; the runs that record a
-        search's ensemble (origin ``ensemble``) only with ``ensembles=True``."""
+        search's ensemble (origin ``ensemble``) only with ``ensembles=True``; ``search_ids``: of these searches."""
         query = (select(RunRow.id, RunRow.dataset_id, RunRow.configuration_id, RunRow.search_id, RunRow.metric,
                         RunRow.score, RunRow.score_std, RunRow.seconds, RunRow.status, RunRow.budget,
                         RunRow.origin, RunRow.seed, RunRow.error, RunRow.created_at, RunRow.run_key,
@@ -398,6 +412,8 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
             query = query.where(RunRow.dataset_id == dataset_id)
         if search_id is not None:
             query = query.where(RunRow.search_id == search_id)
+        if search_ids is not None:
+            query = query.where(RunRow.search_id.in_([int(i) for i in search_ids]))
         if run_key_prefix is not None:
             query = query.where(RunRow.run_key.startswith(run_key_prefix))
         if not ensembles:

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from metalearn.errors import KnowledgeBaseError
-from metalearn.knowledge_base.models import SearchRow, utcnow
+from metalearn.knowledge_base.models import DatasetRow, SearchRow, utcnow
 from metalearn.protocol import ACTIVE_STATUSES, SEARCH_STATUSES, TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -102,24 +102,54 @@ class SearchRecords:
         """Set the final status of an active search (a finished one keeps its status)."""
         return self.set_search_status(search_id, status, error=error, best_run_id=best_run_id)
 
+    @staticmethod
+    def _search_json(row: SearchRow) -> dict[str, Any]:
+        return {"id": row.id, "dataset_id": row.dataset_id, "strategy": row.strategy,
+                "settings": row.settings, "status": row.status, "error": row.error,
+                "best_run_id": row.best_run_id, "started_at": row.started_at, "finished_at": row.finished_at,
+                "owner_pid": row.owner_pid, "owner_host": row.owner_host, "heartbeat_at": row.heartbeat_at,
+                "owner": row.owner}
+
     def search(self, search_id: int) -> dict[str, Any]:
         with self.reading() as session:
             row = session.get(SearchRow, search_id)
             if row is None:
                 raise KnowledgeBaseError(f"no search with id {search_id}")
-            return {"id": row.id, "dataset_id": row.dataset_id, "strategy": row.strategy,
-                    "settings": row.settings, "status": row.status, "error": row.error,
-                    "best_run_id": row.best_run_id, "started_at": row.started_at, "finished_at": row.finished_at,
-                    "owner_pid": row.owner_pid, "owner_host": row.owner_host, "heartbeat_at": row.heartbeat_at,
-                    "owner": row.owner}
+            return self._search_json(row)
 
-    def count_active_searches(self, owner: str | None) -> int:
-        """Searches of ``owner`` (an identity; ``None``: every one) that are queued or running."""
+    def list_searches(self, *, owner: str | None = None, status: str | None = None, dataset_id: int | None = None,
+                      limit: int | None = None, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """A page of searches, newest first, as :meth:`search` has them plus ``dataset_name``, and how many match;
+        only ``owner``'s (an identity; ``None``: everyone's), with ``status``, on ``dataset_id``."""
+        where = [condition for condition, given in ((SearchRow.owner == owner, owner),
+                                                    (SearchRow.status == status, status),
+                                                    (SearchRow.dataset_id == dataset_id, dataset_id))
+                 if given is not None]
+        query = (select(SearchRow, DatasetRow.name).join(DatasetRow, DatasetRow.id == SearchRow.dataset_id)
+                 .where(*where).order_by(SearchRow.id.desc()).offset(offset))
+        with self.reading() as session:
+            rows = session.execute(query if limit is None else query.limit(limit)).all()
+            total = session.scalar(select(func.count()).select_from(SearchRow).where(*where))
+            return [self._search_json(row) | {"dataset_name": name} for row, name in rows], int(total or 0)
+
+    def count_active_searches(self, owner: str | None, dataset_id: int | None = None) -> int:
+        """Searches of ``owner`` (an identity; ``None``: every one) that are queued or running (on ``dataset_id``)."""
         query = select(func.count()).select_from(SearchRow).where(SearchRow.status.in_(ACTIVE_STATUSES))
         if owner is not None:
             query = query.where(SearchRow.owner == owner)
+        if dataset_id is not None:
+            query = query.where(SearchRow.dataset_id == dataset_id)
         with self.reading() as session:
             return int(session.scalar(query) or 0)
+
+    def note_search_settings(self, search_id: int, values: dict[str, Any]) -> None:
+        """Merge ``values`` into a search's stored settings (e.g. the fairness request its final model was made fair
+        for, recorded by the CLI once the search row exists)."""
+        with self.writing() as session:
+            row = session.scalar(select(SearchRow).where(SearchRow.id == search_id).with_for_update())
+            if row is None:
+                raise KnowledgeBaseError(f"no search with id {search_id}")
+            row.settings = {**(row.settings or {}), **values}
 
     # ------------------------------------------------------------------ heartbeat
 

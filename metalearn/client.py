@@ -156,6 +156,12 @@ class Client:
         """``GET /v1/datasets/{id}``, with its meta-features."""
         return self._json("GET", f"/v1/datasets/{int(dataset_id)}")
 
+    def delete_dataset(self, dataset_id: int) -> dict[str, Any]:
+        """``DELETE /v1/datasets/{id}``: delete your upload of a dataset (its table on the server, and the models and
+        reports of your searches on it; the knowledge base keeps its meta-features and runs): ``{"id",
+        "table_deleted", "models_deleted", "detail"}``. 409 while one of those searches is queued or running."""
+        return self._json("DELETE", f"/v1/datasets/{int(dataset_id)}")
+
     # ------------------------------------------------------------------ recommendations
 
     def recommend(self, dataset_id: int, top: int = DEFAULTS.top, k: int = DEFAULTS.k,
@@ -190,6 +196,14 @@ class Client:
         "dataset_id"}``): follow it with :meth:`wait`."""
         body = {"n_trials": n_trials, "time_budget": time_budget}
         return self._json("POST", f"/v1/searches/{int(search_id)}/continue", json=to_jsonable(body))
+
+    def list_searches(self, status: str | None = None, dataset_id: int | None = None, limit: int = 50,
+                      offset: int = 0) -> dict[str, Any]:
+        """``GET /v1/searches``: your searches, newest first, optionally only those with ``status`` or on
+        ``dataset_id``: ``{"searches": [{"id", "dataset_id", "dataset", "status", "strategy", "trials_done",
+        "best_score", "started_at", "finished_at", ...}], "total", "limit", "offset"}``."""
+        params = {"limit": limit, "offset": offset, "status": status, "dataset_id": dataset_id}
+        return self._json("GET", "/v1/searches", params={k: v for k, v in params.items() if v is not None})
 
     def search(self, search_id: int) -> dict[str, Any]:
         """Status, trials done, best trial so far and trajectory of a search."""

@@ -16,7 +16,11 @@ from metalearn.client import APIError, Client
 from metalearn.datasets import from_xy
 from metalearn.errors import Conflict
 from metalearn.knowledge_base import KnowledgeBase
+from metalearn.mitigation import FairClassifier
+from metalearn.model_io import ModelBundle
 from metalearn.warmstart.search import SearchSettings
+
+TITANIC = Path(__file__).resolve().parent / "data" / "titanic_sex.csv"  # binary target, sensitive column "sex"
 
 
 def test_reopen_is_the_one_backward_transition(tmp_path: Path) -> None:
@@ -84,6 +88,28 @@ def test_interrupted_search_can_be_continued(iris_csv: Path, tmp_path: Path) -> 
     continued = _json(more.stdout)
     assert continued["status"] == "succeeded" and [t["trial"] for t in continued["trials"]] == [1, 2, 3, 4]
     assert KnowledgeBase(db).search(result.search_id)["status"] == "succeeded"
+
+
+def test_cli_continue_makes_a_fair_search_fair_again(tmp_path: Path) -> None:
+    db, model = str(tmp_path / "kb.sqlite"), tmp_path / "fair.joblib"
+    args = ("search", str(TITANIC), "--target", "survived", "--strategy", "random", "--folds", "2", "--ensemble-size",
+            "0", "--include", "logistic_regression,gaussian_nb", "--json", "--db", db)
+    first = cli(*args, "--trials", "2", "--sensitive", "sex", "--fairness", "demographic_parity")
+    assert first.returncode == 0, first.stderr
+    search_id = _json(first.stdout)["search_id"]
+    request = {"sensitive": "sex", "constraint": "demographic_parity"}
+    assert KnowledgeBase(db).search(search_id)["settings"]["fairness"] == request  # stored, as the API stores it
+    other = cli(*args, "--continue", str(search_id), "--trials", "1", "--sensitive", "sex", "--fairness",
+                "equalized_odds")
+    assert other.returncode == 2 and "keeps its own fairness request" in other.stderr
+    assert KnowledgeBase(db).search(search_id)["status"] == "succeeded"  # refused before it was reopened
+    more = cli(*args, "--continue", str(search_id), "--trials", "1", "--output", str(model))
+    assert more.returncode == 0, more.stderr
+    result = _json(more.stdout)
+    assert [t["trial"] for t in result["trials"]] == [1, 2, 3] and "made fair again for 'sex'" in more.stderr
+    assert {k: result["fairness"][k] for k in request} == request  # figures of the new final model's mitigation
+    bundle = ModelBundle.load(model)
+    assert isinstance(bundle.model, FairClassifier) and bundle.metadata["fairness"]["sensitive"] == "sex"
 
 
 def test_api_continue(tmp_path: Path) -> None:

@@ -4,20 +4,28 @@ The trials themselves are loaded by :meth:`~metalearn.warmstart.search.WarmStart
 :mod:`metalearn.warmstart.result`); this module turns them into the optimiser's first configurations
 (:func:`prior_configs`: the trial loop then tells SMAC their stored results instead of running them again) and
 recomputes the out-of-fold predictions of the earlier ensemble candidates (:func:`replay_candidates`), so the
-final ensemble is chosen from all the search's trials.
+final ensemble is chosen from all the search's trials. A search whose final model was made fair keeps its fairness
+request in its settings (:data:`FAIRNESS`): a continued search's new final model is mitigated again
+(:func:`stored_fairness`, read by the API's worker and by ``metalearn search --continue`` alike).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from metalearn.errors import MetalearnError
 from metalearn.evaluation import evaluate_config
+from metalearn.knowledge_base import KnowledgeBase
 from metalearn.space import canonical_json, config_from_dict
 from metalearn.warmstart.ensemble import CandidatePool
 from metalearn.warmstart.result import Trial, incumbent
+
+#: the key of a search's stored settings that holds its fairness request (the fields of
+#: :class:`metalearn.mitigation.FairnessRequest`: ``sensitive``, ``constraint``)
+FAIRNESS = "fairness"
 
 
 def prior_configs(space: Any, trials: list[Trial]) -> list[Any]:
@@ -52,3 +60,15 @@ def replay_candidates(pool: CandidatePool, earlier: list[Trial], stored_ensemble
             pool.offer(trial, outcome.predictions)
             offered += 1
     return offered
+
+
+def stored_fairness(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The fairness request a search's final model was made fair for, from its stored settings; ``None`` for an
+    unmitigated search."""
+    request = (settings or {}).get(FAIRNESS)
+    return dict(request) if request else None
+
+
+def record_fairness(kb: KnowledgeBase, search_id: int, request: Mapping[str, Any]) -> None:
+    """Store the fairness request (its fields) with a search's settings, so continuing it mitigates again."""
+    kb.note_search_settings(search_id, {FAIRNESS: dict(request)})

@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -76,9 +76,14 @@ class Recommendation:
     evidence: list[Evidence] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["expected_range"] = list(self.expected_range) if self.expected_range else None
-        return data
+        """The fields in declaration order (built directly: ``dataclasses.asdict`` deep-copies, and was most of
+        a recommendation request's time)."""
+        return {"rank": self.rank, "algorithm": self.algorithm, "configuration": dict(self.configuration),
+                "configuration_id": self.configuration_id, "expected_score": self.expected_score,
+                "expected_range": list(self.expected_range) if self.expected_range else None,
+                "source": self.source, "utility": self.utility,
+                "evidence": [{"dataset": e.dataset, "dataset_id": e.dataset_id, "distance": e.distance,
+                              "score": e.score} for e in self.evidence]}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``/v1/datasets``: upload a table (registered with its meta-features and kept for searches), list, get.
+"""``/v1/datasets``: upload a table (registered with its meta-features and kept for searches), list, get, delete.
 
 An upload is checked before anything is written: size (413 beyond ``max_upload_bytes``), format
 (parquet by its magic bytes, otherwise UTF-8 CSV text or ARFF; binary garbage is refused), shape
@@ -14,7 +14,8 @@ Tenants: an upload records the caller's identity as an owner of the dataset (the
 identities is one dataset with two owners, each seeing the name it gave); lists and reads show a caller only
 the datasets it uploaded (another identity's is a 404, see :mod:`metalearn.api.tenants`), admin keys all.
 Uploads count against the caller's quotas: uploads per hour before anything is read, stored bytes before the
-meta-features are computed.
+meta-features are computed. Deleting an upload (:func:`delete_dataset`) frees its bytes; what the knowledge base
+learned from it stays.
 """
 
 from __future__ import annotations
@@ -33,11 +34,19 @@ import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
 from metalearn.api.dependencies import AppState, CurrentUser, DatasetPathId, State, owned_path_objects
-from metalearn.api.schemas import MAX_ID, DatasetCreated, DatasetDetail, DatasetList, Task, error_responses
+from metalearn.api.schemas import (
+    MAX_ID,
+    DatasetCreated,
+    DatasetDeleted,
+    DatasetDetail,
+    DatasetList,
+    Task,
+    error_responses,
+)
 from metalearn.api.security import require_api_key
 from metalearn.api.tenants import Identity
 from metalearn.datasets import Dataset, detect_task, from_frame, read_table
-from metalearn.errors import DatasetError, http_status
+from metalearn.errors import DatasetError, NotFound, http_status
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSIONS, extract_metafeatures
 from metalearn.protocol import to_jsonable
@@ -244,7 +253,40 @@ def get_dataset(dataset_id: DatasetPathId, state: State, user: CurrentUser) -> d
                                     "meta_features": None if features is None else to_jsonable(features)}
 
 
+@router.delete("/{dataset_id}", response_model=DatasetDeleted, summary="Delete an uploaded dataset",
+               responses=error_responses(404, 409, 422))
+def delete_dataset(dataset_id: DatasetPathId, state: State, user: CurrentUser) -> dict[str, Any]:
+    """Delete the caller's upload of a dataset: its owner record (the upload stops counting against the key's
+    stored-bytes quota), the server's copy of the table once no other identity that uploaded the same table keeps
+    it, and the model files and cached reports of the caller's searches on it (a model is fitted on the rows and
+    may contain them: a nearest-neighbour model stores them all). Admin keys, and a server without keys, delete it
+    for every owner. 409 while such a search is queued or running (cancel it first); 404 for another identity's
+    dataset.
+
+    What the knowledge base learned from it stays, as anonymous shared knowledge (like AutoML meta-data): the
+    dataset's row (name, shape, content hash), its meta-features, and the searches with their trials and scores.
+    They keep ranking recommendations for every key, and the searches' statuses and trials stay readable; their
+    models, reports and predictions are gone, and continuing them is a 409. Uploading the same table again works
+    as a first upload (the same id, its meta-features already known).
+    """
+    info = dataset_or_404(state, dataset_id, user)
+    with _REGISTER_LOCKS[zlib.crc32(info.content_hash.encode()) % len(_REGISTER_LOCKS)]:  # not during its upload
+        table, models = state.jobs.delete_upload(dataset_id, None if user.sees_all else user.name)
+    for search_id in models:
+        state.models.forget(state.store.model_path(search_id))
+    state.access.forget_dataset(dataset_id)
+    state.recommendations.forget(dataset_id)
+    whose = "every owner's upload" if user.sees_all else f"{user.name}'s upload"
+    kept = "the table" if table else "not the table (another identity that uploaded it keeps it)"
+    return {"id": dataset_id, "table_deleted": table, "models_deleted": models,
+            "detail": f"deleted {whose} of dataset {dataset_id}: {kept}, and the models of {len(models)} searches "
+                      "on it; its meta-features and runs stay in the knowledge base"}
+
+
 def dataset_or_404(state: AppState, dataset_id: int, user: Identity) -> DatasetInfo:
-    """The dataset's row as ``user`` sees it, or :class:`NotFound` (404; also for another identity's dataset)."""
+    """The dataset's row as ``user`` sees it, or :class:`NotFound` (404; also for another identity's dataset). The
+    ownership is read from the knowledge base, not from a cache: an owner may have deleted its upload."""
+    if not (user.sees_all or state.kb.owns_dataset(dataset_id, user.name)):
+        raise NotFound(f"no dataset with id {dataset_id}")
     return state.access.dataset(user, dataset_id)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -19,20 +19,23 @@ from starlette.concurrency import run_in_threadpool
 from metalearn.api.dependencies import AppState, CurrentUser, SearchId, State, owned_path_objects
 from metalearn.api.routers.datasets import dataset_or_404
 from metalearn.api.schemas import (
+    MAX_ID,
     CancelResponse,
     ContinueRequest,
     PredictRequest,
     PredictResponse,
     SearchAccepted,
+    SearchList,
     SearchRequest,
     SearchStatus,
     TrialList,
     error_responses,
 )
 from metalearn.api.security import require_api_key
+from metalearn.api.tenants import Identity
 from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, MetalearnError, NotFound
 from metalearn.mitigation import check_request, fairness_request
-from metalearn.protocol import ACTIVE_STATUSES, metric_for, to_jsonable
+from metalearn.protocol import ACTIVE_STATUSES, SEARCH_STATUSES, metric_for, to_jsonable
 from metalearn.report import MEDIA_TYPES, render_report
 from metalearn.service import report_sensitive
 from metalearn.warmstart.result import Trial, incumbent, stored_ensemble, trajectory, trials_from_runs
@@ -44,6 +47,8 @@ router = APIRouter(prefix="/v1/searches", tags=["searches"],
 
 BEST_FIELDS = ("trial", "run_id", "score", "budget", "algorithm", "configuration")
 MAX_SENSITIVE = 20  # sensitive columns one report may show
+MAX_LISTED = 200  # searches one page of GET /v1/searches may list
+StatusName = Literal[tuple(SEARCH_STATUSES)]
 
 
 def _aware(value: Any) -> datetime | None:
@@ -76,7 +81,27 @@ def _trials(state: AppState, search: dict[str, Any]) -> tuple[list[Trial], list[
     return trials, [_trial_json(t, created.get(t.run_id)) for t in trials]
 
 
-def _status(state: AppState, search: dict[str, Any], trials: list[Trial]) -> dict[str, Any]:
+def _dataset_names(state: AppState, user: Identity, searches: list[dict[str, Any]]) -> dict[int, str]:
+    """The names of the searches' datasets as ``user`` named them (missing for a dataset it no longer holds)."""
+    ids = [int(search["dataset_id"]) for search in searches]
+    if not user.sees_all:
+        return state.kb.owned_names(user.name, ids)
+    return {i: search.get("dataset_name") or state.kb.dataset(i).name for i, search in zip(ids, searches, strict=True)}
+
+
+def _summary(state: AppState, search: dict[str, Any], trials: list[Trial], dataset: str | None) -> dict[str, Any]:
+    """The fields of :class:`SearchSummary`: an item of ``GET /v1/searches``, and the start of a search's status."""
+    settings, best = search["settings"] or {}, incumbent(trials)
+    return {"id": search["id"], "dataset_id": search["dataset_id"], "dataset": dataset, "owner": search.get("owner"),
+            "strategy": search["strategy"], "status": search["status"], "metric": settings.get("metric"),
+            "n_trials": settings.get("n_trials"), "trials_done": len(trials),
+            "best_score": None if best is None else best.score, "started_at": _aware(search["started_at"]),
+            "finished_at": _aware(search["finished_at"]),
+            "model_available": search["status"] not in ACTIVE_STATUSES and state.store.model_path(
+                search["id"]).is_file()}
+
+
+def _status(state: AppState, search: dict[str, Any], trials: list[Trial], dataset: str | None) -> dict[str, Any]:
     started = _aware(search["started_at"])
     best = incumbent(trials)
     best_json = None if best is None else {
@@ -85,14 +110,8 @@ def _status(state: AppState, search: dict[str, Any], trials: list[Trial]) -> dic
                "best_so_far": point["best_so_far"]} for point in trajectory(trials)]
     settings = search["settings"] or {}
     search_id = search["id"]
-    return {
-        "id": search_id, "dataset_id": search["dataset_id"], "owner": search.get("owner"),
-        "strategy": search["strategy"],
-        "status": search["status"], "metric": settings.get("metric"), "n_trials": settings.get("n_trials"),
-        "time_budget": settings.get("time_budget"), "trials_done": len(trials), "best": best_json,
-        "trajectory": points, "error": search["error"], "started_at": started,
-        "finished_at": _aware(search["finished_at"]),
-        "model_available": search["status"] not in ACTIVE_STATUSES and state.store.model_path(search_id).is_file(),
+    return _summary(state, search, trials, dataset) | {
+        "time_budget": settings.get("time_budget"), "best": best_json, "trajectory": points, "error": search["error"],
         "cancel_requested": state.store.cancel_requested(search_id), "settings": to_jsonable(settings),
         "ensemble": stored_ensemble(state.kb.ensemble_of(search_id), trials),
         "fairness": _fairness_figures(state, search),
@@ -155,7 +174,8 @@ def continue_search(search_id: SearchId, body: ContinueRequest, response: Respon
 
     It runs in a worker like a new search, with the search's own settings, on its uploaded table: SMAC is told
     its earlier trials first, the new trials are numbered on in the same search, and the final model (ensemble)
-    is rebuilt from all of them. 409 while it is queued or running, or when this server holds no table for it.
+    is rebuilt from all of them. 409 while it is queued or running, when this server holds no table for it, or when
+    the caller deleted its upload of the dataset (``DELETE /v1/datasets/{id}``).
     """
     search = search_or_404(state, search_id)
     if search["status"] in ACTIVE_STATUSES:
@@ -165,18 +185,38 @@ def continue_search(search_id: SearchId, body: ContinueRequest, response: Respon
         raise Conflict(f"this server holds no table for dataset {info.id} ({info.name}) of search {search_id}; "
                        "continue it where its data is (metalearn search --continue)")
     state.jobs.submit_continue(search_id, info.id, body.n_trials, body.time_budget, owner=search.get("owner"),
-                               owner_limit=state.quotas.search_limit(user))  # the caller's quota of searches
+                               owner_limit=state.quotas.search_limit(user),  # the caller's quota of searches
+                               holder=None if user.sees_all else user.name)  # 409 once it deleted the dataset
     response.headers["Location"] = f"/v1/searches/{search_id}"
     return {"id": search_id, "status": "queued", "dataset_id": info.id}
 
 
+@router.get("", response_model=SearchList, summary="List searches", responses=error_responses(422))
+def list_searches(state: State, user: CurrentUser,
+                  status: Annotated[StatusName | None, Query(description="Only searches with this status.")] = None,
+                  dataset_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only searches on this "
+                                                                                         "dataset.")] = None,
+                  limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 50,
+                  offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> dict[str, Any]:
+    """The caller's searches (admin keys, and a server without keys: every search), newest first, each with the
+    first fields of its status: dataset, status, strategy, trials done, best score, start and end."""
+    rows, total = state.kb.list_searches(owner=None if user.sees_all else user.name, status=status,
+                                         dataset_id=dataset_id, limit=limit, offset=offset)
+    runs = state.kb.runs_frame(search_ids=[row["id"] for row in rows])
+    by_search = {int(search_id): group for search_id, group in runs.groupby("search_id")}
+    names = _dataset_names(state, user, rows)
+    items = [_summary(state, row, trials_from_runs(by_search.get(row["id"], runs.iloc[:0])),
+                      names.get(row["dataset_id"])) for row in rows]
+    return {"searches": items, "total": total, "limit": limit, "offset": offset}
+
+
 @router.get("/{search_id}", response_model=SearchStatus, summary="Status of a search",
             responses=error_responses(404, 422))
-def get_search(search_id: SearchId, state: State) -> dict[str, Any]:
+def get_search(search_id: SearchId, state: State, user: CurrentUser) -> dict[str, Any]:
     """Status, trials done, best trial so far and the trajectory (best score after each trial)."""
     search = search_or_404(state, search_id)
     trials, _ = _trials(state, search)
-    return _status(state, search, trials)
+    return _status(state, search, trials, _dataset_names(state, user, [search]).get(search["dataset_id"]))
 
 
 @router.get("/{search_id}/trials", response_model=TrialList, summary="Trials of a search",

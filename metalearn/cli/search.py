@@ -123,7 +123,8 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
            = DEFAULTS.max_grid_size,
            continue_: Annotated[int | None, typer.Option("--continue", metavar="SEARCH_ID", help="Add --trials / "
                                                         "--time-budget to this stored search (same data and "
-                                                        "target; its own settings are used).")] = None,
+                                                        "target; its own settings are used, its fairness "
+                                                        "mitigation too).")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
     from metalearn import console, service
@@ -138,6 +139,7 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
                               interpretable=interpretable, grid=_grid(grid), max_grid_size=max_grid_size)
     extras = _mlops(sensitive, fairness, mlflow, mlflow_experiment, mlflow_register)
     kb = _kb(db)
+    new_fairness = _fairness(kb, dataset, continue_, extras)  # before _plan reopens a continued search
     settings = _plan(kb, dataset, settings, continue_)
     with console.first_ctrl_c_stops() as stopped:
         if json_ or not sys.stderr.isatty() or any(extras.values()):
@@ -146,6 +148,10 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
         else:
             result = console.search_with_progress(kb, dataset, settings, stopped, output, search_id=continue_,
                                                   started_at=STARTED_AT)
+    if new_fairness and result.search_id is not None:  # stored with the search: continuing it mitigates again
+        from metalearn.warmstart.continued import record_fairness
+
+        record_fairness(kb, result.search_id, vars(extras["fairness"]))
     if stopped.is_set() and result.status == "cancelled":
         result.status = "interrupted"
     if json_:
@@ -176,6 +182,29 @@ def _plan(kb: Any, dataset: Any, settings: Any, continue_: int | None) -> Any:
             f"; the first {settings.n_trials} run (--trials)"
         typer.echo(f"grid: {plan.size} configurations ({plan.source}{dropped}){runs}", err=True)
     return settings
+
+
+def _fairness(kb: Any, dataset: Any, continue_: int | None, extras: dict[str, Any]) -> bool:
+    """Check the fairness request of ``extras``; a continued search's stored request goes into ``extras`` (its
+    new final model is made fair again; a different request on the command line is an error). Returns whether
+    the request is new, to be stored with the search once it exists (``search --continue`` and the API's
+    continue then mitigate again)."""
+    from metalearn.mitigation import FairnessRequest, check_request
+    from metalearn.warmstart.continued import stored_fairness
+
+    given = extras["fairness"]
+    stored = stored_fairness(kb.search(continue_)["settings"]) if continue_ is not None else None
+    if stored is not None:
+        request = FairnessRequest(**stored)
+        if given is not None and given != request:
+            raise MetalearnError(f"search {continue_} is made fair for {request.sensitive!r} ({request.constraint}); "
+                                 "a continued search keeps its own fairness request: leave out --sensitive and "
+                                 "--fairness")
+        extras["fairness"] = request
+        typer.echo(f"its final model is made fair again for {request.sensitive!r} ({request.constraint})", err=True)
+    if extras["fairness"] is not None:
+        check_request(extras["fairness"], dataset)  # a bad request fails before a continued search is reopened
+    return given is not None and stored is None
 
 
 def _mlops(sensitive: str | None, fairness: str | None, mlflow: bool, experiment: str,
