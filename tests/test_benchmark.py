@@ -71,6 +71,17 @@ def _write_corpus(root: Path) -> Path:
     return root
 
 
+def seed_manifest(corpus: Path, path: Path, n_trials: int) -> Path:
+    """A knowledge base at ``path`` seeded with ``n_trials`` cold trials on every dataset of the manifest
+    ``corpus`` (also used by ``test_benchmark_regression``)."""
+    from metalearn import seeding
+
+    protocol = seeding.SeedProtocol(n_trials=n_trials, folds=3, max_rows=500, trial_time_limit=60.0)
+    outcome = seeding.seed(seeding.manifest_sources(str(corpus)), str(path), protocol)
+    assert all(s["status"] == "done" for s in outcome["datasets"]), outcome["datasets"]
+    return path
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -82,13 +93,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def seeded_kb(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from metalearn import seeding
-
-    path = tmp_path_factory.mktemp("kb") / "kb.sqlite"
-    protocol = seeding.SeedProtocol(n_trials=4, folds=3, max_rows=500, trial_time_limit=60.0)
-    outcome = seeding.seed(seeding.manifest_sources(str(corpus)), str(path), protocol)
-    assert all(s["status"] == "done" for s in outcome["datasets"])
-    return path
+    return seed_manifest(corpus, tmp_path_factory.mktemp("kb") / "kb.sqlite", n_trials=4)
 
 
 def _strategies() -> str:

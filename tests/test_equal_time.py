@@ -335,3 +335,10 @@ def test_peer_worker_dtypes_and_autogluon_arguments(tmp_path: Path, monkeypatch:
     assert info["models"] == 2
     worker.fit_autogluon(args | {"options": SYSTEMS_OPTIONS["autogluon"]}, plain, np.array([0, 1]), 5.0)
     assert calls["init"]["sample_weight"] is None and "presets" not in calls["fit"]
+    assert "problem_type" not in calls["init"]  # classification: AutoGluon infers it
+    regression = args | {"task": "regression", "options": SYSTEMS_OPTIONS["autogluon"]}
+    worker.fit_autogluon(regression, plain, np.array([0.5, 1.5]), 5.0)
+    assert calls["init"]["problem_type"] == "regression" and calls["init"]["eval_metric"] == "r2"
+    with pytest.raises(ValueError, match="balances classes"):  # balance_weight is for classes, not regression
+        worker.fit_autogluon(regression | {"options": SYSTEMS_OPTIONS["autogluon-balanced"]}, plain,
+                             np.array([0.5, 1.5]), 5.0)

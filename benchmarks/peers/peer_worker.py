@@ -11,8 +11,10 @@ The arguments (JSON, written by ``metalearn.benchmark.systems.Launcher``) name t
 ``train.parquet`` (features and the ``target`` column) and ``test.parquet`` (features only), the
 ``categorical`` columns, ``system``, ``options``, ``seed``, ``cores``, ``deadline`` (the parent's
 wall-clock at spawn plus the budget) and ``cap`` (seconds after the spawn at which the parent kills
-it). The worker fits within what is left until the deadline, takes ``ready_at`` when the model is
-ready to predict, predicts the test part and writes ``result.json``:
+it), and ``task`` (``classification``, the default: balanced accuracy; ``regression``: R^2, FLAML's ``r2``,
+AutoGluon's ``problem_type="regression"``, HistGradientBoostingRegressor). The worker fits within what is left
+until the deadline, takes ``ready_at`` when the model is ready to predict, predicts the test part and writes
+``result.json``:
 ``{"status": "ok", "ready_at", "finished_at", "predictions", "info", "versions"}`` or
 ``{"status": "crash", "error", "traceback"}``.
 """
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
@@ -58,8 +60,16 @@ def plain(frame: pd.DataFrame, categorical: list[str], as_category: bool) -> pd.
     return out
 
 
-def plain_target(values: pd.Series) -> np.ndarray:
-    """Class labels as a numpy array: int64 when they are whole numbers, else Python strings."""
+def regression(args: dict[str, Any]) -> bool:
+    """Whether the run is a regression task."""
+    return args.get("task", "classification") == "regression"
+
+
+def plain_target(values: pd.Series, task: str = "classification") -> np.ndarray:
+    """Class labels as a numpy array: int64 when they are whole numbers, else Python strings; a regression
+    target as float64."""
+    if task == "regression":
+        return values.to_numpy(dtype=np.float64)
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = values.to_numpy(dtype=np.float64)
         if np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)):
@@ -77,11 +87,13 @@ def balanced_accuracy_metric(X_val: Any, y_val: Any, estimator: Any, labels: Any
 
 
 def fit_flaml(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remaining: float) -> tuple[Any, dict]:
-    """FLAML ``AutoML`` with its defaults, the balanced-accuracy metric and what is left of the budget."""
+    """FLAML ``AutoML`` with its defaults, the balanced-accuracy metric (``r2`` for regression: its loss is
+    1 - R^2) and what is left of the budget."""
     from flaml import AutoML
 
     automl = AutoML()
-    automl.fit(X_train=X, y_train=y, task="classification", metric=balanced_accuracy_metric,
+    task = "regression" if regression(args) else "classification"
+    automl.fit(X_train=X, y_train=y, task=task, metric="r2" if regression(args) else balanced_accuracy_metric,
                time_budget=max(1.0, remaining), n_jobs=int(args["cores"]), seed=int(args["seed"]), verbose=0)
     loss = getattr(automl, "best_loss", None)
     info = {"time_budget": max(1.0, remaining), "algorithm": getattr(automl, "best_estimator", None),
@@ -91,14 +103,18 @@ def fit_flaml(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remaining: f
 
 
 def fit_autogluon(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remaining: float) -> tuple[Any, dict]:
-    """AutoGluon ``TabularPredictor`` (balanced accuracy; the system's presets and sample weighting)."""
+    """AutoGluon ``TabularPredictor`` (balanced accuracy, or ``problem_type="regression"`` with R^2; the system's
+    presets and sample weighting, which regression refuses: ``balance_weight`` balances classes)."""
     from autogluon.tabular import TabularPredictor
 
     options, target = args.get("options") or {}, args["target"]
+    if regression(args) and options.get("sample_weight"):
+        raise ValueError(f"sample_weight={options['sample_weight']!r} balances classes: not for regression")
     train = X.assign(**{target: y})
-    predictor = TabularPredictor(label=target, eval_metric="balanced_accuracy", verbosity=0,
-                                 path=str(Path(args["workdir"]) / "autogluon"),
-                                 sample_weight=options.get("sample_weight"))
+    kind = {"problem_type": "regression", "eval_metric": "r2"} if regression(args) else {
+        "eval_metric": "balanced_accuracy"}
+    predictor = TabularPredictor(label=target, verbosity=0, path=str(Path(args["workdir"]) / "autogluon"),
+                                 sample_weight=options.get("sample_weight"), **kind)
     fit_options: dict[str, Any] = {"presets": options["presets"]} if options.get("presets") else {}
     predictor.fit(train, time_limit=max(1.0, remaining), num_cpus=int(args["cores"]), num_gpus=0, **fit_options)
     info = {"time_limit": max(1.0, remaining), "algorithm": predictor.model_best,
@@ -108,8 +124,9 @@ def fit_autogluon(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remainin
 
 
 def fit_hgb(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remaining: float) -> tuple[Any, dict]:
-    """``HistGradientBoostingClassifier`` defaults; categoricals ordinal-encoded and native categorical
-    features (one with more than 255 categories stays an ordinal number); no class weights."""
+    """``HistGradientBoostingClassifier`` (``...Regressor`` for regression) defaults; categoricals ordinal-encoded
+    and native categorical features (one with more than 255 categories stays an ordinal number); no class
+    weights."""
     categorical = [c for c in X.columns if c in set(args.get("categorical") or [])]
     numeric = [c for c in X.columns if c not in set(categorical)]
     native = [X[c].nunique(dropna=True) <= MAX_NATIVE_CATEGORIES for c in categorical]
@@ -117,7 +134,8 @@ def fit_hgb(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remaining: flo
                              encoded_missing_value=np.nan)
     prepare = ColumnTransformer([("categorical", encoder, categorical), ("numeric", "passthrough", numeric)])
     mask = native + [False] * len(numeric)
-    model = Pipeline([("prepare", prepare), ("hgb", HistGradientBoostingClassifier(
+    estimator = HistGradientBoostingRegressor if regression(args) else HistGradientBoostingClassifier
+    model = Pipeline([("prepare", prepare), ("hgb", estimator(
         categorical_features=mask if any(mask) else None, random_state=int(args["seed"])))])
     model.fit(X, y)
     return model, {"algorithm": "hist_gradient_boosting", "native_categorical": int(sum(mask))}
@@ -151,7 +169,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         train = pd.read_parquet(args["train"])
         test = pd.read_parquet(args["test"])
-        y = plain_target(train[args["target"]])
+        y = plain_target(train[args["target"]], args.get("task", "classification"))
         X = plain(train.drop(columns=[args["target"]]), categorical, as_category)
         X_test = plain(test[list(X.columns)], categorical, as_category)
         model, info = FITTERS[system](args, X, y, float(args["deadline"]) - time.time())

@@ -1,7 +1,10 @@
-"""Summary statistics of a benchmark: normalised scores, ranks, trials-to-match, paired tests, targets.
+"""Summary statistics of a benchmark: raw and normalised scores, ranks, trials-to-match, paired tests, targets.
 
 Reads the rows the runner appended to ``results.jsonl`` (see ``benchmarks/README.md``); every
 function here is pure apart from :func:`load_results` (reads the checkpoint) and :func:`machine_info`.
+The metric is the run's (:attr:`BenchmarkConfig.metric`); for regression the R^2 of a bad model can be
+hugely negative, so the normalised score floors it (:data:`~metalearn.benchmark.config.R2_FLOOR`), while the
+raw tables keep it and give the median beside the mean.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from metalearn.benchmark.checkpoint import now, read_jsonl
 from metalearn.benchmark.config import (
     BOOTSTRAP,
     MATCH_BUDGET,
-    METRIC,
     RESULT_COLUMNS,
     BenchmarkConfig,
     compared_strategies,
@@ -53,32 +55,35 @@ def load_results(output: Path, config: BenchmarkConfig | None = None, keys: Iter
     frame = frame.reset_index(drop=True)
     for column in ("seed", "budget", "trials", "incumbent_trial", "n_train", "n_test", "n_classes", "kb_datasets"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
-    for column in ("test_score", "cv_score", "seconds", "kb_fraction", "time_budget"):
+    for column in ("test_score", "test_rmse", "cv_score", "seconds", "kb_fraction", "time_budget"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     for column in ("neighbors", "neighbor_families"):
         frame[column] = [list(v) if isinstance(v, list | tuple | np.ndarray) else [] for v in frame[column]]
     return frame
 
 
-def cell_scores(frame: pd.DataFrame, scale: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per (dataset, strategy, budget): test score and seconds averaged over seeds, and the normalised score
-    ``(score - worst) / (best - worst)`` (1 if all equal). Worst and best are taken over all budgets of the
-    ``scale`` strategies of that dataset (default: every strategy); the others are placed on the same scale,
-    so they can fall outside [0, 1]."""
+def cell_scores(frame: pd.DataFrame, scale: Sequence[str] | None = None, floor: float | None = None) -> pd.DataFrame:
+    """Per (dataset, strategy, budget): test score (and ``test_rmse`` when present) and seconds averaged over
+    seeds, and the normalised score ``(score - worst) / (best - worst)`` (1 if all equal). Worst and best are
+    taken over all budgets of the ``scale`` strategies of that dataset (default: every strategy); the others are
+    placed on the same scale, so they can fall outside [0, 1]. With ``floor``, scores below it count as ``floor``
+    in the normalised score only (each seed's, before the average); ``test_score`` stays the raw mean."""
     if frame.empty:
         return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
-    cells = (frame.groupby(["dataset_key", "strategy", "budget"], as_index=False)
-             .agg(test_score=("test_score", "mean"), seconds=("seconds", "mean")))
+    basis_score = frame["test_score"] if floor is None else frame["test_score"].clip(lower=floor)
+    columns = {"test_score": ("test_score", "mean"), "seconds": ("seconds", "mean"), "basis": ("basis", "mean")}
+    if "test_rmse" in frame.columns and frame["test_rmse"].notna().any():
+        columns["test_rmse"] = ("test_rmse", "mean")
+    cells = (frame.assign(basis=basis_score).groupby(["dataset_key", "strategy", "budget"], as_index=False)
+             .agg(**columns))
     basis = cells if scale is None else cells[cells["strategy"].isin(scale)]
-    everything = cells.groupby("dataset_key")["test_score"]
-    low = cells["dataset_key"].map(basis.groupby("dataset_key")["test_score"].min()).fillna(
-        everything.transform("min"))
-    high = cells["dataset_key"].map(basis.groupby("dataset_key")["test_score"].max()).fillna(
-        everything.transform("max"))
+    everything = cells.groupby("dataset_key")["basis"]
+    low = cells["dataset_key"].map(basis.groupby("dataset_key")["basis"].min()).fillna(everything.transform("min"))
+    high = cells["dataset_key"].map(basis.groupby("dataset_key")["basis"].max()).fillna(everything.transform("max"))
     span = high - low
-    cells["normalized"] = np.where(span > 1e-12, (cells["test_score"] - low) / span.where(span > 1e-12, 1.0), 1.0)
+    cells["normalized"] = np.where(span > 1e-12, (cells["basis"] - low) / span.where(span > 1e-12, 1.0), 1.0)
     cells["budget"] = cells["budget"].astype(int)
-    return cells
+    return cells.drop(columns=["basis"])
 
 
 def rank_cells(cells: pd.DataFrame, strategies: Sequence[str]) -> pd.DataFrame:
@@ -125,7 +130,33 @@ def bootstrap_bands(cells: pd.DataFrame, value: str = "normalized", n: int = BOO
                          "low": low, "high": high})
 
 
-def cv_cells(frame: pd.DataFrame) -> pd.DataFrame:
+def bootstrap_ci(values: Sequence[float], n: int = BOOTSTRAP, seed: int = 0, level: float = 0.95
+                 ) -> dict[str, float | None]:
+    """Mean of ``values`` and its percentile bootstrap confidence interval (resampling the values)."""
+    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if not len(data):
+        return {"mean": None, "low": None, "high": None}
+    means = data[np.random.default_rng(seed).integers(0, len(data), size=(n, len(data)))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {"mean": float(data.mean()), "low": float(low), "high": float(high)}
+
+
+def raw_scores(cells: pd.DataFrame, column: str, strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The raw ``column`` of :func:`cell_scores` per strategy and budget, over datasets: ``mean`` (nested
+    ``{strategy: {budget: value}}``), ``median`` and ``ci`` (``{mean, low, high}``, 95 % bootstrap over datasets)."""
+    if column not in cells.columns:
+        return {"mean": {}, "median": {}, "ci": {}}
+    groups = cells.groupby(["strategy", "budget"])[column]
+    ci: dict[str, dict[str, Any]] = {}
+    for (strategy, budget), values in groups:
+        if strategy in strategies and values.notna().any():
+            ci.setdefault(strategy, {})[str(int(budget))] = bootstrap_ci(values.tolist())
+    ci = {s: dict(sorted(ci[s].items(), key=lambda kv: int(kv[0]))) for s in strategies if s in ci}
+    return {"mean": _nested(groups.mean(), strategies), "median": _nested(groups.median(), strategies), "ci": ci}
+
+
+def cv_cells(frame: pd.DataFrame, floor: float | None = None) -> pd.DataFrame:
     """Like :func:`cell_scores` but on the incumbent's cross-validated score (the search objective), over the
     strategies that share one code path and the same CV folds (warm, cold, random and warm@fraction; the
     scale is set by warm, cold and random)."""
@@ -135,8 +166,8 @@ def cv_cells(frame: pd.DataFrame) -> pd.DataFrame:
     same_path = same_path.dropna(subset=["cv_score"])
     if same_path.empty:
         return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
-    return cell_scores(same_path.drop(columns=["test_score"]).rename(columns={"cv_score": "test_score"}),
-                       scale=SAME_PATH)
+    renamed = same_path.drop(columns=["test_score", "test_rmse"], errors="ignore")
+    return cell_scores(renamed.rename(columns={"cv_score": "test_score"}), scale=SAME_PATH, floor=floor)
 
 
 def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value: str = "test_score"
@@ -206,16 +237,16 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
     seconds, trials-to-match, the KB-size curves, paired comparisons, the targets, and how it was made."""
     strategies = config.all_strategies
     main = compared_strategies(strategies)
-    cells = cell_scores(frame, scale=main)
+    floor = config.score_floor
+    cells = cell_scores(frame, scale=main, floor=floor)
     median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), main)
     ranked = rank_cells(cells, main)
     ranks = _nested(ranked.groupby(["strategy", "budget"])["rank"].mean(), main)
     seconds = _nested(cells.groupby(["strategy", "budget"])["seconds"].median(), strategies)
-    scores = _nested(cells.groupby(["strategy", "budget"])["test_score"].mean(), strategies)
     at = MATCH_BUDGET if MATCH_BUDGET in config.budgets else config.max_budget
     match_cold = trials_to_match(median, "warm", "cold", at)
     match_random = trials_to_match(median, "warm", "random", at)
-    cv_median = _nested(cv_cells(frame).groupby(["strategy", "budget"])["normalized"].median(), main)
+    cv_median = _nested(cv_cells(frame, floor).groupby(["strategy", "budget"])["normalized"].median(), main)
     curve, cv_curve = kb_fraction_curves(frame, config)
     summary: dict[str, Any] = {
         "suite": config.suite,
@@ -223,11 +254,13 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "n_seeds": config.seeds,
         "strategies": list(strategies),
         "budgets": list(config.budgets),
-        "metric": METRIC,
+        "task": config.task or "classification",
+        "metric": config.metric,
+        "extra_metrics": list(config.extra_metrics),
+        "normalization_floor": floor,
         "median_normalized_score": median,
         "average_rank": ranks,
         "median_seconds": seconds,
-        "mean_test_score": scores,
         "match_budget": at,
         "warm_trials_to_match_cold_at_50": match_cold,
         "warm_trials_to_match_random_at_50": match_random,
@@ -237,10 +270,9 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "median_normalized_cv_score": cv_median,
         "cv_warm_trials_to_match_cold_at_50": trials_to_match(cv_median, "warm", "cold", at),
         "cv_warm_trials_to_match_random_at_50": trials_to_match(cv_median, "warm", "random", at),
-        "paired": {f"warm_vs_{ref}": {value: paired_comparison(frame, "warm", ref, value)
-                                       for value in ("test_score", "cv_score")}
-                   for ref in ("cold", "random") if "warm" in strategies and ref in strategies},
+        "paired": _paired(frame, config),
     }
+    summary.update(_raw(cells, config))
     if at != MATCH_BUDGET:
         summary[f"warm_trials_to_match_cold_at_{at}"] = match_cold
         summary[f"warm_trials_to_match_random_at_{at}"] = match_random
@@ -250,6 +282,7 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "families": int(frame["family"].nunique()) if len(frame) else 0,
         "n_rows": int(len(frame)),
         "command": command or config.command(),
+        "output": config.output_dir,
         "machine": machine_info(config.jobs),
         "hours": round(float(hours), 6),
         "protocol": config.protocol() | {"seeds": config.seeds, "kb_fractions": list(config.kb_fractions)},
@@ -260,6 +293,27 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
     return summary
 
 
+def _paired(frame: pd.DataFrame, config: BenchmarkConfig) -> dict[str, dict[str, dict[str, Any]]]:
+    """warm against every other compared strategy on the test score (and RMSE for regression) and, for the
+    strategies on warm's code path (cold, random), on the CV score."""
+    if "warm" not in config.strategies:
+        return {}
+    values = ("test_score", *(f"test_{m}" for m in config.extra_metrics))
+    return {f"warm_vs_{ref}": {value: paired_comparison(frame, "warm", ref, value)
+                               for value in values + (("cv_score",) if ref in SAME_PATH else ())}
+            for ref in config.compared_strategies if ref != "warm"}
+
+
+def _raw(cells: pd.DataFrame, config: BenchmarkConfig) -> dict[str, Any]:
+    """Raw test scores over datasets (seeds averaged): mean (``mean_test_score``), median and 95 % bootstrap CI
+    of the mean per strategy and budget; likewise ``test_<metric>`` of the extra metrics (RMSE, negated)."""
+    out: dict[str, Any] = {}
+    for column in ("test_score", *(f"test_{m}" for m in config.extra_metrics)):
+        stats = raw_scores(cells, column, config.all_strategies)
+        out.update({f"mean_{column}": stats["mean"], f"median_{column}": stats["median"], f"{column}_ci": stats["ci"]})
+    return out
+
+
 def kb_fraction_curves(frame: pd.DataFrame, config: BenchmarkConfig
                        ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """``{fraction: {budget: median normalised score}}`` of warm@fraction on test and on CV, over the seeds the
@@ -268,7 +322,8 @@ def kb_fraction_curves(frame: pd.DataFrame, config: BenchmarkConfig
         return {}, {}
     on = frame if config.kb_fraction_seeds is None else frame[frame["seed"].astype(int) < config.kb_fraction_seeds]
     curves = []
-    for cells in (cell_scores(on, scale=config.compared_strategies), cv_cells(on)):
+    floor = config.score_floor
+    for cells in (cell_scores(on, scale=config.compared_strategies, floor=floor), cv_cells(on, floor)):
         median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), config.all_strategies)
         curves.append({f"{f:g}": median[fraction_name(f)] for f in sorted(set(config.kb_fractions) | {1.0})
                        if median.get(fraction_name(f))})

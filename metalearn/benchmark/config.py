@@ -1,7 +1,9 @@
-"""What defines one benchmark run: :class:`BenchmarkConfig`, its strategies, budgets and KB fractions.
+"""What defines one benchmark run: :class:`BenchmarkConfig`, its task, strategies, budgets and KB fractions.
 
 The search strategies are :data:`metalearn.protocol.STRATEGIES`; the benchmark adds the FLAML peers
-and the ``warm@<fraction>`` ablations (warm with a random part of the knowledge base).
+and the ``warm@<fraction>`` ablations (warm with a random part of the knowledge base). One run is one
+task: its metric is the task's default (:data:`metalearn.protocol.DEFAULT_METRICS`: balanced accuracy,
+or R^2 for regression, which also records the test RMSE, negated like every error metric).
 """
 
 from __future__ import annotations
@@ -12,9 +14,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from metalearn.errors import MetalearnError
-from metalearn.protocol import STRATEGIES
+from metalearn.protocol import DEFAULT_METRICS, DEFAULT_TASK, STRATEGIES, TASKS, check_choice
 
-METRIC = "balanced_accuracy"  # the benchmark's protocol (FLAML is given the same metric)
+METRIC = DEFAULT_METRICS["classification"]  # the classification benchmark's protocol (FLAML gets the same)
+#: per task, the test metrics recorded besides the headline (``test_<metric>`` columns, higher is better)
+EXTRA_TEST_METRICS: dict[str, tuple[str, ...]] = {"classification": (), "regression": ("rmse",)}
+#: regression: R^2 below this counts as this for the normalised score only (worse than predicting the mean)
+R2_FLOOR = 0.0
+#: the default output directory of a trial study per task
+DEFAULT_OUTPUTS = {"classification": "benchmarks/results/warmstart",
+                   "regression": "benchmarks/results/warmstart-regression"}
 PEER_STRATEGIES = ("flaml", "flaml-zeroshot")
 MAIN_STRATEGIES = STRATEGIES + PEER_STRATEGIES
 DEFAULT_STRATEGIES = ("warm", "cold", "random", "flaml", "flaml-zeroshot")
@@ -24,9 +33,9 @@ MATCH_BUDGET = 50
 BOOTSTRAP = 1000
 
 RESULT_COLUMNS = [
-    "dataset", "dataset_key", "family", "seed", "strategy", "budget", "test_score", "cv_score", "seconds",
-    "trials", "incumbent_trial", "algorithm", "kb_fraction", "kb_datasets", "neighbors", "neighbor_families",
-    "time_budget", "n_train", "n_test", "n_classes", "content_hash", "created",
+    "dataset", "dataset_key", "family", "task", "seed", "strategy", "budget", "test_score", "test_rmse", "cv_score",
+    "seconds", "trials", "incumbent_trial", "algorithm", "kb_fraction", "kb_datasets", "neighbors",
+    "neighbor_families", "time_budget", "n_train", "n_test", "n_classes", "content_hash", "created",
 ]
 
 
@@ -111,7 +120,7 @@ class BenchmarkConfig:
     budgets: tuple[int, ...] = DEFAULT_BUDGETS
     seeds: int = 3
     jobs: int = 1
-    output: str = "benchmarks/results/warmstart"
+    output: str | None = None  # None: DEFAULT_OUTPUTS of the task
     db: str | None = None
     max_rows: int = 2000
     folds: int = 3
@@ -125,6 +134,7 @@ class BenchmarkConfig:
     k: int = 5
     n_warm: int = 10
     kb_fraction_seeds: int | None = None  # run the warm@fraction ablations on the first N seeds only (None: all)
+    task: str | None = None  # None: the suite's (see :func:`metalearn.benchmark.suite.suite_task`)
 
     def validate(self) -> BenchmarkConfig:
         """A copy with parsed strategies, budgets and fractions; a :class:`MetalearnError` for a bad setting."""
@@ -141,7 +151,33 @@ class BenchmarkConfig:
             raise MetalearnError(f"test_size must be in (0, 1), got {self.test_size}")
         if "flaml" in strategies and "warm" not in strategies:
             raise MetalearnError("strategy flaml needs warm: its time budget is the wall-clock warm used")
+        if self.task is not None:
+            check_choice("task", self.task, TASKS)
         return replace(self, strategies=strategies, budgets=budgets, kb_fractions=fractions)
+
+    def for_task(self, task: str) -> BenchmarkConfig:
+        """A copy for ``task`` (the output defaulting to the task's directory)."""
+        return replace(self, task=check_choice("task", task, TASKS), output=self.output or DEFAULT_OUTPUTS[task])
+
+    @property
+    def metric(self) -> str:
+        """The headline metric: the task's default (balanced accuracy, or R^2 for regression)."""
+        return DEFAULT_METRICS[self.task or DEFAULT_TASK]
+
+    @property
+    def extra_metrics(self) -> tuple[str, ...]:
+        """The test metrics recorded besides the headline (``rmse`` for regression)."""
+        return EXTRA_TEST_METRICS[self.task or DEFAULT_TASK]
+
+    @property
+    def score_floor(self) -> float | None:
+        """The floor of a test or CV score in the normalised score (:data:`R2_FLOOR` for regression)."""
+        return R2_FLOOR if self.task == "regression" else None
+
+    @property
+    def output_dir(self) -> str:
+        """``output``, or the task's default directory."""
+        return self.output or DEFAULT_OUTPUTS[self.task or DEFAULT_TASK]
 
     @property
     def max_budget(self) -> int:
@@ -187,14 +223,16 @@ class BenchmarkConfig:
         """What must not change between a run and its resumption in the same output directory."""
         return {"suite": self.suite, "max_rows": self.max_rows, "folds": self.folds, "test_size": self.test_size,
                 "test_max_rows": self.test_max_rows, "trial_time_limit": self.trial_time_limit, "k": self.k,
-                "n_warm": self.n_warm, "metric": METRIC}
+                "n_warm": self.n_warm, "metric": self.metric}
 
     def command(self) -> str:
         """The ``metalearn benchmark`` command line that makes (or resumes) this run."""
         parts = ["metalearn", "benchmark", "--suite", self.suite, "--strategies", ",".join(self.strategies),
                  "--budgets", ",".join(map(str, self.budgets)), "--seeds", str(self.seeds), "--jobs", str(self.jobs),
-                 "--output", self.output, "--max-rows", str(self.max_rows), "--folds", str(self.folds),
+                 "--output", self.output_dir, "--max-rows", str(self.max_rows), "--folds", str(self.folds),
                  "--kb-fractions", ",".join(f"{f:g}" for f in self.kb_fractions)]
+        if self.task is not None:
+            parts += ["--task", self.task]
         if self.db:
             parts += ["--db", self.db]
         if self.limit:

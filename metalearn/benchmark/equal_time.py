@@ -8,7 +8,8 @@ For every dataset, seed and time budget the parent writes the existing benchmark
 its own subprocess (:mod:`.systems`): same cores (thread pools pinned), same split, wall-clock measured
 from the spawn to the moment the model is ready, a hard cap of ``cap_factor x budget + cap_extra``
 seconds. One row per (dataset, seed, system, budget) goes to ``results.jsonl`` (resumable: done rows
-are skipped); :mod:`.equal_time_report` writes ``summary.json``, ``report.md`` and the plots.
+are skipped); :mod:`.equal_time_report` writes ``summary.json``, ``report.md`` and the plots. One run is one
+task (the suite's, or ``--task``): balanced accuracy, or for regression R^2 and the RMSE (negated).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ import pandas as pd
 from metalearn.benchmark.checkpoint import append_jsonl, now, read_jsonl, save_state
 from metalearn.benchmark.equal_time_config import DEFAULT_BUDGETS, DEFAULT_OUTPUT, EqualTimeConfig
 from metalearn.benchmark.equal_time_report import finalize
-from metalearn.benchmark.jobs import balanced_accuracy, dummy_score
+from metalearn.benchmark.jobs import dummy_scores, score_predictions
 from metalearn.benchmark.scratch import ReferenceDataset, prepare_knowledge_base
-from metalearn.benchmark.suite import outer_split, resolve_suite
+from metalearn.benchmark.suite import outer_split, resolve_suite, suite_task
 from metalearn.benchmark.systems import (
     SYSTEMS,
     Launcher,
@@ -79,7 +80,7 @@ class Split:
     seed: int
     directory: Path
     meta: dict[str, Any]
-    labels: list[str]
+    labels: list[Any]  # the test labels as text (:func:`label_text`), for regression the float targets
 
 
 def slug(key: str) -> str:
@@ -89,7 +90,8 @@ def slug(key: str) -> str:
 
 def plain_frame(dataset: Dataset) -> pd.DataFrame:
     """Features and target with plain numpy dtypes: float64 numbers, categoricals as Python strings (missing:
-    NaN) in object columns, labels int64 or strings; no pandas nullable or extension dtypes."""
+    NaN) in object columns, labels int64 or strings (a regression target float64); no pandas nullable or
+    extension dtypes."""
     out = pd.DataFrame(index=range(dataset.n_rows))
     categorical = set(dataset.categorical)
     for column in dataset.X.columns:
@@ -97,7 +99,10 @@ def plain_frame(dataset: Dataset) -> pd.DataFrame:
         out[column] = as_text(values) if column in categorical else values.to_numpy(dtype=np.float64, na_value=np.nan)
     y = dataset.y.reset_index(drop=True)
     integer = pd.api.types.is_integer_dtype(y) and not pd.api.types.is_bool_dtype(y)
-    out[dataset.target] = y.to_numpy(dtype=np.int64) if integer else np.array([str(v) for v in y], dtype=object)
+    if dataset.task == "regression":
+        out[dataset.target] = y.to_numpy(dtype=np.float64)
+    else:
+        out[dataset.target] = y.to_numpy(dtype=np.int64) if integer else np.array([str(v) for v in y], dtype=object)
     return out
 
 
@@ -110,19 +115,22 @@ def write_split(dataset: Dataset, key: str, seed: int, config: EqualTimeConfig, 
     plain_frame(test).drop(columns=[dataset.target]).to_parquet(directory / "test.parquet", index=False)
     family = dataset.family or dataset.name
     excluded = sorted(r.id for r in reference if r.family == family or r.content_hash == dataset.content_hash)
-    meta = {"dataset": dataset.name, "family": family, "target": dataset.target,
+    dummy = {f"dummy_{k.removeprefix('test_')}": v for k, v in dummy_scores(train, test).items()}
+    meta = {"dataset": dataset.name, "family": family, "task": dataset.task, "target": dataset.target,
             "categorical": list(dataset.categorical), "n_train": train.n_rows, "n_test": test.n_rows,
-            "n_classes": dataset.n_classes, "dummy_score": dummy_score(train, test), "exclude_ids": excluded,
+            "n_classes": dataset.n_classes, **dummy, "exclude_ids": excluded,
             "restrict_to": [r.id for r in reference if r.id not in set(excluded)]}
     (directory / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    return Split(key, seed, directory, meta, [label_text(v) for v in test.y])
+    truth = test.y.astype(float).tolist() if dataset.task == "regression" else [label_text(v) for v in test.y]
+    return Split(key, seed, directory, meta, truth)
 
 
 def worker_args(task: Task, split: Split, config: EqualTimeConfig, kb_url: str) -> dict[str, Any]:
     """The JSON arguments of one run's worker (the launcher adds ``spawned_at``, ``deadline`` and paths)."""
     meta, system = split.meta, SYSTEMS[task.system]
-    args = {"system": task.system, "options": system.options, "budget": task.budget, "cores": config.cores,
-            "seed": task.seed, "train": str(split.directory / "train.parquet"),
+    args = {"system": task.system, "task": meta.get("task", "classification"), "options": system.options,
+            "budget": task.budget, "cores": config.cores, "seed": task.seed,
+            "train": str(split.directory / "train.parquet"),
             "test": str(split.directory / "test.parquet"), "target": meta["target"],
             "categorical": meta["categorical"], "dataset": meta["dataset"], "family": meta["family"]}
     if system.kind == "metalearn":
@@ -131,21 +139,35 @@ def worker_args(task: Task, split: Split, config: EqualTimeConfig, kb_url: str) 
     return args
 
 
+def _scores(split: Split, predictions: list[Any]) -> dict[str, float]:
+    """Test scores of a worker's predictions (:func:`metalearn.benchmark.jobs.score_predictions`); a ValueError for
+    predictions that cannot be scored (wrong count, not finite)."""
+    if len(predictions) != len(split.labels):
+        raise ValueError(f"{len(predictions)} predictions for {len(split.labels)} test rows")
+    task = split.meta.get("task", "classification")
+    if task != "regression":
+        return score_predictions(task, split.labels, [label_text(p) for p in predictions])
+    values = np.asarray([np.nan if p is None else p for p in predictions], dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{int((~np.isfinite(values)).sum())} predictions are not finite numbers")
+    return score_predictions(task, split.labels, values)
+
+
 def result_row(task: Task, split: Split, outcome: Outcome, config: EqualTimeConfig, python: str) -> dict[str, Any]:
-    """The ``results.jsonl`` row of a finished run; a timeout or crash scores as the majority class
-    (``imputed``)."""
+    """The ``results.jsonl`` row of a finished run; a timeout or crash scores as the majority class (the
+    training mean for regression; ``imputed``)."""
     result, status, error = outcome.result or {}, outcome.status, outcome.error
-    score = None
+    scores: dict[str, float] | None = None
     if status == "ok":
-        predictions = result.get("predictions") or []
-        if len(predictions) != len(split.labels):
-            status, error = "crash", f"{len(predictions)} predictions for {len(split.labels)} test rows"
-        else:
-            score = balanced_accuracy(split.labels, [label_text(p) for p in predictions])
+        try:
+            scores = _scores(split, list(result.get("predictions") or []))
+        except (TypeError, ValueError) as exc:
+            status, error = "crash", str(exc)
     meta = split.meta
+    dummy = {k.replace("dummy_", "test_", 1): v for k, v in meta.items() if k.startswith("dummy_")}
     return {"dataset": meta["dataset"], "dataset_key": task.key, "family": meta["family"], "seed": task.seed,
-            "system": task.system, "budget": task.budget, "status": status,
-            "test_score": meta["dummy_score"] if score is None else score, "imputed": score is None,
+            "system": task.system, "budget": task.budget, "status": status, **(dummy if scores is None else scores),
+            "imputed": scores is None,
             "seconds": outcome.seconds, "process_seconds": outcome.process_seconds,
             "overrun": outcome.seconds - task.budget, "cap": config.cap(task.budget), "exit_code": outcome.exit_code,
             "error": None if error is None else str(error)[-2000:], "cores": config.cores,
@@ -221,7 +243,7 @@ class Runner:
                 row = future.result()
                 self.new_rows += 1
                 self.echo(f"{row['dataset']} seed {task.seed} {task.system} @{task.budget}s: {row['status']}, "
-                          f"balanced accuracy {row['test_score']:.3f}, {row['seconds']:.1f} s "
+                          f"{self.config.metric} {row['test_score']:.3f}, {row['seconds']:.1f} s "
                           f"(overrun {row['overrun']:+.1f} s)")
                 self.left[split.directory] -= 1
                 if not self.left[split.directory] and not self.config.keep_splits:
@@ -238,8 +260,8 @@ class Runner:
 def _splits(source: DatasetSource, seeds: set[int], config: EqualTimeConfig, reference: list[ReferenceDataset],
             output: Path) -> dict[int, Split]:
     dataset = source.loader()
-    if dataset.task != "classification":
-        raise MetalearnError(f"{dataset.name} is a {dataset.task} dataset; the benchmark is for classification")
+    if dataset.task != config.task:
+        raise MetalearnError(f"{dataset.name} is a {dataset.task} dataset; this benchmark run is {config.task}")
     return {seed: write_split(dataset, source.key, seed, config, reference,
                               output / "splits" / slug(source.key) / f"seed-{seed}") for seed in sorted(seeds)}
 
@@ -301,12 +323,20 @@ def _load_state(output: Path, config: EqualTimeConfig) -> dict[str, Any]:
     return state
 
 
-def _sources(config: EqualTimeConfig) -> list[DatasetSource]:
-    sources = resolve_suite(config.suite, config.cache_dir)
+def _sources(config: EqualTimeConfig, echo: Echo) -> tuple[EqualTimeConfig, list[DatasetSource]]:
+    """The suite's sources of the run's one task, and the configuration for that task, less the systems that make
+    no sense for it (the balance_weight variants for regression: skipped with a warning each)."""
+    task, sources = suite_task(resolve_suite(config.suite, config.cache_dir), config.task)
     if config.shuffle:
         sources = [sources[i] for i in np.random.default_rng(0).permutation(len(sources))]
-    sources = [s for s in sources if s.task == "classification"]
-    return sources[:config.limit] if config.limit else sources
+    kept = tuple(s for s in config.systems if task in SYSTEMS[s].tasks)
+    for name in config.systems:
+        if name not in kept:
+            echo(f"warning: skipping {name} ({SYSTEMS[name].description}): a {'/'.join(SYSTEMS[name].tasks)} "
+                 f"system, and this run is {task}")
+    if not kept:
+        raise MetalearnError(f"no system left to run for {task}")
+    return config.for_task(task, kept), sources[:config.limit] if config.limit else sources
 
 
 def _todo(config: EqualTimeConfig, sources: list[DatasetSource], output: Path) -> dict[str, list[Task]]:
@@ -330,17 +360,18 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
     config = config.validate()
     if not report_only:
         config = _available(config, echo)
-    output = Path(config.output)
+    config, sources = _sources(config, echo)
+    output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     state = _load_state(output, config)
-    sources = _sources(config)
-    kb = (prepare_knowledge_base(config.db, output, echo)
+    kb = (prepare_knowledge_base(config.db, output, echo, config.task or "classification")
           if any(SYSTEMS[s].kind == "metalearn" for s in config.systems) else ("", []))
     todo = _todo(config, sources, output)
     total = len(sources) * config.seeds * len(config.budgets) * len(config.systems)
-    echo(f"equal-time benchmark {config.suite}: {len(sources)} datasets x {config.seeds} seeds x "
-         f"{len(config.budgets)} budgets x {len(config.systems)} systems ({total - sum(map(len, todo.values()))}/"
-         f"{total} done); output {output}")
+    done = total - sum(map(len, todo.values()))
+    echo(f"equal-time benchmark {config.suite} ({config.task}, test {config.metric}): {len(sources)} datasets x "
+         f"{config.seeds} seeds x {len(config.budgets)} budgets x {len(config.systems)} systems ({done}/{total} "
+         f"done); output {output}")
     new_rows, start, started = 0, time.perf_counter(), now()
     if not report_only and todo:
         previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
@@ -371,12 +402,14 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = EqualTimeConfig("")
     p.add_argument("--suite", required=True, help="manifest directory, or an OpenML suite id / alias")
+    p.add_argument("--task", choices=("classification", "regression"), default=None,
+                   help="the datasets of this task (default: the suite's one task)")
     p.add_argument("--systems", default=",".join(d.systems), help=f"comma-separated; from {', '.join(SYSTEMS)}")
     p.add_argument("--budgets", "--time-budgets", default="60,180", help="whole-process wall-clock per run, seconds")
     p.add_argument("--seeds", type=int, default=d.seeds, help="outer splits (seeds 0..N-1)")
     p.add_argument("--cores", type=int, default=d.cores, help="cores (threads) of every run")
     p.add_argument("--jobs", type=int, default=d.jobs, help="runs at a time (keep jobs x cores <= free cores)")
-    p.add_argument("--output", default=d.output)
+    p.add_argument("--output", default=None, help="default: benchmarks/results/equal-time[-regression]")
     p.add_argument("--db", default=None, help="knowledge base to copy (default: the shipped seed snapshot)")
     p.add_argument("--peers-python", default=None, help="python of the peers venv (benchmarks/peers/setup.sh)")
     p.add_argument("--peer-worker", default=None, help="path of benchmarks/peers/peer_worker.py")

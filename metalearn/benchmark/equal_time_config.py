@@ -1,4 +1,4 @@
-"""What defines one run of the equal wall-clock benchmark: :class:`EqualTimeConfig`."""
+"""What defines one run of the equal wall-clock benchmark: :class:`EqualTimeConfig` (one task per run)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from typing import Any
 
 from metalearn.benchmark.systems import DEFAULT_SYSTEMS, SYSTEMS, parse_budgets, parse_systems
 from metalearn.errors import MetalearnError
+from metalearn.protocol import DEFAULT_METRICS, DEFAULT_TASK, TASKS, check_choice
 
 DEFAULT_BUDGETS = (60, 180)
 DEFAULT_OUTPUT = "benchmarks/results/equal-time"
+#: the default output directory per task
+DEFAULT_OUTPUTS = {"classification": DEFAULT_OUTPUT, "regression": f"{DEFAULT_OUTPUT}-regression"}
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class EqualTimeConfig:
     seeds: int = 1
     cores: int = 1
     jobs: int = 1
-    output: str = DEFAULT_OUTPUT
+    output: str | None = None  # None: DEFAULT_OUTPUTS of the task
     db: str | None = None
     peers_python: str | None = None
     peer_worker: str | None = None
@@ -42,6 +45,7 @@ class EqualTimeConfig:
     pin_cpus: bool = False
     retry_failed: bool = False
     keep_splits: bool = False
+    task: str | None = None  # None: the suite's one task
 
     def validate(self) -> EqualTimeConfig:
         """A copy with parsed systems and budgets; a :class:`MetalearnError` for a bad setting."""
@@ -52,7 +56,24 @@ class EqualTimeConfig:
                 raise MetalearnError(f"{flag} must be at least {minimum}, got {value}")
         if not 0 < self.test_size < 1 or self.margin < 0 or self.min_margin < 0 or self.cap_extra < 0:
             raise MetalearnError("test_size must be in (0, 1); margin, min_margin and cap_extra must be >= 0")
+        if self.task is not None:
+            check_choice("task", self.task, TASKS)
         return replace(self, systems=parse_systems(self.systems), budgets=parse_budgets(self.budgets))
+
+    def for_task(self, task: str, systems: tuple[str, ...] | None = None) -> EqualTimeConfig:
+        """A copy for ``task`` (the output defaulting to the task's directory), with ``systems`` when given."""
+        return replace(self, task=check_choice("task", task, TASKS), output=self.output or DEFAULT_OUTPUTS[task],
+                       systems=self.systems if systems is None else systems)
+
+    @property
+    def metric(self) -> str:
+        """The test metric: balanced accuracy, or R^2 for regression (which records the RMSE too)."""
+        return DEFAULT_METRICS[self.task or DEFAULT_TASK]
+
+    @property
+    def output_dir(self) -> str:
+        """``output``, or the task's default directory."""
+        return self.output or DEFAULT_OUTPUTS[self.task or DEFAULT_TASK]
 
     def cap(self, budget: float) -> float:
         """The hard cap of one run: ``cap_factor x budget + cap_extra`` seconds."""
@@ -66,16 +87,16 @@ class EqualTimeConfig:
         """What must not change between a run and its resumption in the same output directory."""
         return {"suite": self.suite, "max_rows": self.max_rows, "test_size": self.test_size,
                 "test_max_rows": self.test_max_rows, "cores": self.cores, "db": self.db, "margin": self.margin,
-                "min_margin": self.min_margin, "metric": "balanced_accuracy"}
+                "min_margin": self.min_margin, "metric": self.metric}
 
     def command(self) -> str:
         """The command line that makes (or resumes) this run."""
         parts = [Path(sys.executable).name, "-m", "metalearn.benchmark.equal_time", "--suite", self.suite,
                  "--systems", ",".join(self.systems), "--budgets", ",".join(map(str, self.budgets)),
                  "--seeds", str(self.seeds), "--cores", str(self.cores), "--jobs", str(self.jobs),
-                 "--output", self.output, "--max-rows", str(self.max_rows or 0)]
-        optional = {"--db": self.db, "--peers-python": self.peers_python, "--peer-worker": self.peer_worker,
-                    "--limit": self.limit, "--cache-dir": self.cache_dir}
+                 "--output", self.output_dir, "--max-rows", str(self.max_rows or 0)]
+        optional = {"--task": self.task, "--db": self.db, "--peers-python": self.peers_python,
+                    "--peer-worker": self.peer_worker, "--limit": self.limit, "--cache-dir": self.cache_dir}
         parts += [item for flag, value in optional.items() if value for item in (flag, str(value))]
         defaults = EqualTimeConfig(self.suite)
         for name in ("cap_factor", "cap_extra", "margin", "min_margin"):
@@ -88,5 +109,6 @@ class EqualTimeConfig:
     def setup(self) -> dict[str, Any]:
         """What the report needs to know of the run."""
         return {"systems": list(self.systems), "budgets": list(self.budgets), "seeds": self.seeds,
+                "task": self.task or DEFAULT_TASK, "metric": self.metric,
                 "jobs": self.jobs, "command": self.command(), "protocol": self.protocol(),
                 "cap": {"factor": self.cap_factor, "extra_seconds": self.cap_extra}}

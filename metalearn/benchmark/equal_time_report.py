@@ -2,10 +2,12 @@
 
 Reads the rows of ``results.jsonl``; the statistics use the datasets on which every system has a row
 at every budget and seed (``complete``). Per dataset the test scores are averaged over seeds; then:
-mean test balanced accuracy with a 95 % bootstrap CI over datasets, the average rank (1 = best, ties
-averaged), TabRepo's normalised error (per dataset: 0 = the best system, 1 = the median system,
-clipped to [0, 1]), paired comparisons of the reference (``metalearn``) with every other system
-(wins / ties / losses, Wilcoxon signed-rank p), and the distribution of actual seconds and overruns.
+mean test score (balanced accuracy, or R^2 for regression) with a 95 % bootstrap CI over datasets and the
+median, the average rank (1 = best, ties averaged), TabRepo's normalised error (per dataset: error = 1 - score,
+0 = the best system, 1 = the median system, clipped to [0, 1]; for R^2 the error is the relative squared
+error, so a hugely negative R^2 cannot dominate it), paired comparisons of the reference (``metalearn``) with
+every other system (wins / ties / losses, Wilcoxon signed-rank p), and the distribution of actual seconds and
+overruns. Regression adds the test RMSE (negated, higher is better): mean with CI, median and paired.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metalearn.benchmark.analysis import machine_info, paired_comparison
+from metalearn.benchmark.analysis import bootstrap_ci, machine_info, paired_comparison
 from metalearn.benchmark.checkpoint import now, read_jsonl
-from metalearn.benchmark.config import BOOTSTRAP
+from metalearn.benchmark.report import ci_cell
 from metalearn.benchmark.systems import REFERENCE, STATUSES
 from metalearn.protocol import to_jsonable
 
 KEY = ["dataset_key", "seed", "system", "budget"]
-NUMERIC = ("test_score", "seconds", "process_seconds", "overrun", "cap")
+NUMERIC = ("test_score", "test_rmse", "seconds", "process_seconds", "overrun", "cap")
 COLORS = {"metalearn": "tab:red", "metalearn-cold": "tab:blue", "flaml": "tab:green", "autogluon": "tab:purple",
           "autogluon-balanced": "tab:pink", "autogluon-best": "tab:brown", "hgb": "tab:gray"}
 Nested = dict[str, dict[str, Any]]
@@ -40,6 +42,7 @@ def load_rows(output: Path, keys: Iterable[str] | None = None) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=[*KEY, "dataset", "status", *NUMERIC])
     frame = frame.drop_duplicates(KEY, keep="last").reset_index(drop=True)
+    frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *NUMERIC])))
     if keys is not None:
         frame = frame[frame["dataset_key"].isin(set(keys))].reset_index(drop=True)
     frame["seed"] = frame["seed"].astype(int)
@@ -58,11 +61,12 @@ def complete_keys(frame: pd.DataFrame, systems: Sequence[str], budgets: Sequence
 
 
 def cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, system, budget): test score, seconds and overrun averaged over seeds."""
+    """Per (dataset, system, budget): test score (and ``test_rmse`` when present), seconds and overrun averaged
+    over seeds."""
     if frame.empty:
         return pd.DataFrame(columns=["dataset_key", "system", "budget", "test_score", "seconds", "overrun"])
-    return (frame.groupby(["dataset_key", "system", "budget"], as_index=False)
-            .agg(test_score=("test_score", "mean"), seconds=("seconds", "mean"), overrun=("overrun", "mean")))
+    columns = {c: (c, "mean") for c in ("test_score", "test_rmse", "seconds", "overrun") if c in frame.columns}
+    return frame.groupby(["dataset_key", "system", "budget"], as_index=False).agg(**columns)
 
 
 def ranked(table: pd.DataFrame) -> pd.DataFrame:
@@ -84,18 +88,6 @@ def normalized_errors(table: pd.DataFrame) -> pd.DataFrame:
         scaled = ((error - best) / span.where(span > 1e-12, 1.0)).clip(0.0, 1.0)
     out["normalized_error"] = np.where(span > 1e-12, scaled, np.where(error - best > 1e-12, 1.0, 0.0))
     return out
-
-
-def bootstrap_ci(values: Sequence[float], n: int = BOOTSTRAP, seed: int = 0, level: float = 0.95
-                 ) -> dict[str, float | None]:
-    """Mean of ``values`` and its percentile bootstrap confidence interval (resampling the values)."""
-    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if not len(data):
-        return {"mean": None, "low": None, "high": None}
-    means = data[np.random.default_rng(seed).integers(0, len(data), size=(n, len(data)))].mean(axis=1)
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return {"mean": float(data.mean()), "low": float(low), "high": float(high)}
 
 
 def _nested(table: pd.DataFrame, column: str, systems: Sequence[str], how: str = "mean") -> Nested:
@@ -140,13 +132,14 @@ def time_stats(frame: pd.DataFrame, systems: Sequence[str]) -> dict[str, Nested]
             "status": _per_budget(frame, systems, lambda g: {s: int((g["status"] == s).sum()) for s in STATUSES})}
 
 
-def paired(frame: pd.DataFrame, systems: Sequence[str], reference: str = REFERENCE) -> Nested:
-    """Per other system and budget: the reference's wins / ties / losses over datasets (seeds averaged),
-    median difference and Wilcoxon p (None with fewer than 6 untied pairs)."""
+def paired(frame: pd.DataFrame, systems: Sequence[str], reference: str = REFERENCE, value: str = "test_score"
+           ) -> Nested:
+    """Per other system and budget: the reference's wins / ties / losses on ``value`` over datasets (seeds
+    averaged), median difference and Wilcoxon p (None with fewer than 6 untied pairs)."""
     if reference not in systems:
         return {}
     renamed = frame.rename(columns={"system": "strategy"})
-    return {peer: paired_comparison(renamed, reference, peer) for peer in systems if peer != reference}
+    return {peer: paired_comparison(renamed, reference, peer, value) for peer in systems if peer != reference}
 
 
 def select(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | None = None
@@ -168,16 +161,21 @@ def summarize(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | 
     systems, budgets, seeds = list(setup["systems"]), [int(b) for b in setup["budgets"]], int(setup["seeds"])
     rows, complete, partial = select(frame, setup, keys)
     table = normalized_errors(ranked(cells(rows)))
-    ci = _per_budget(table, systems, lambda g: bootstrap_ci(g["test_score"].tolist()))
     summary: dict[str, Any] = {
         "n_datasets": len(complete), "n_seeds": seeds, "budgets": budgets, "systems": systems,
-        "reference": REFERENCE, "metric": "balanced_accuracy",
-        "mean_test_score": _nested(table, "test_score", systems),
-        "test_score_ci": ci,
+        "reference": REFERENCE, "task": setup.get("task", "classification"),
+        "metric": setup.get("metric", "balanced_accuracy"),
         "average_rank": _nested(table, "rank", systems),
         "normalized_error": _nested(table, "normalized_error", systems),
-        "paired": paired(rows, systems),
     }
+    extra = ("rmse",) if summary["task"] == "regression" else ()
+    for column in ("test_score", *(f"test_{m}" for m in extra)):
+        scored = table.dropna(subset=[column]) if column in table.columns else table.iloc[:0]
+        suffix = column.removeprefix("test_")
+        summary.update({f"mean_{column}": _nested(scored, column, systems),
+                        f"median_{column}": _nested(scored, column, systems, "median"),
+                        f"{column}_ci": _per_budget(scored, systems, lambda g, c=column: bootstrap_ci(g[c].tolist())),
+                        "paired" if suffix == "score" else f"paired_{suffix}": paired(rows, systems, value=column)})
     summary.update(time_stats(rows, systems))
     summary.update({
         "n_rows": int(len(rows)), "datasets": sorted(rows["dataset"].unique().tolist()) if len(rows) else [],
@@ -200,12 +198,6 @@ def _table(data: Nested, budgets: Sequence[int], cell: Any = _fmt, first: str = 
     for system, values in data.items():
         lines.append(f"| {system} | " + " | ".join(cell(values.get(str(b))) for b in budgets) + " |")
     return lines + [""]
-
-
-def _ci(value: dict[str, Any] | None) -> str:
-    if not value or value.get("mean") is None:
-        return "—"
-    return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
 
 
 def _paired_cell(value: dict[str, Any] | None) -> str:
@@ -231,12 +223,12 @@ def _status_cell(value: dict[str, int] | None) -> str:
     return "—" if not value else " / ".join(str(value.get(s, 0)) for s in STATUSES)
 
 
-def _per_dataset(frame: pd.DataFrame, systems: Sequence[str]) -> list[str]:
+def _per_dataset(frame: pd.DataFrame, systems: Sequence[str], metric: str) -> list[str]:
     if frame.empty:
         return []
     table = frame.pivot_table(index=["dataset", "budget"], columns="system", values="test_score", aggfunc="mean")
     cols = [s for s in systems if s in table.columns]
-    lines = ["## Per dataset (test balanced accuracy, seeds averaged)", "",
+    lines = [f"## Per dataset (test {metric}, seeds averaged)", "",
              "| dataset | budget | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for (dataset, budget), row in table.iterrows():
         lines.append(f"| {dataset} | {budget} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
@@ -245,26 +237,34 @@ def _per_dataset(frame: pd.DataFrame, systems: Sequence[str]) -> list[str]:
 
 def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, str], output: Path) -> Path:
     """``report.md``: how it was run, the tables, the plots and the per-dataset scores."""
-    budgets = summary["budgets"]
+    budgets, metric, task = summary["budgets"], summary.get("metric", "balanced_accuracy"), summary.get("task")
+    dummy = "the training mean" if task == "regression" else "the majority class"
     lines = ["# Equal wall-clock benchmark", "",
-             f"{summary['n_datasets']} complete datasets x {summary['n_seeds']} seeds; whole-process wall-clock "
-             f"per run (spawn to model ready), {summary['protocol'].get('cores')} core(s) per run, hard cap "
-             f"{summary['cap']['factor']:g} x budget + {summary['cap']['extra_seconds']:g} s. Timeouts and crashes "
-             "score as the majority class.", "", "```bash", str(summary["command"]), "```", ""]
+             f"{summary['n_datasets']} complete {task or 'classification'} datasets x {summary['n_seeds']} seeds; "
+             f"whole-process wall-clock per run (spawn to model ready), {summary['protocol'].get('cores')} core(s) "
+             f"per run, hard cap {summary['cap']['factor']:g} x budget + {summary['cap']['extra_seconds']:g} s. "
+             f"Timeouts and crashes score as {dummy}.", "", "```bash", str(summary["command"]), "```", ""]
     if summary["partial_datasets"]:
         lines += [f"Partial (not in the statistics): {len(summary['partial_datasets'])} datasets.", ""]
-    sections = [("Mean test balanced accuracy [95 % bootstrap CI]", summary["test_score_ci"], _ci),
+    sections = [(f"Mean test {metric} [95 % bootstrap CI]", summary["test_score_ci"], ci_cell),
+                (f"Median test {metric}", summary.get("median_test_score", {}), _fmt),
                 ("Average rank (1 = best)", summary["average_rank"], _fmt),
                 ("Normalised error (TabRepo: 0 = best system, 1 = median system)", summary["normalized_error"], _fmt),
                 (f"{summary['reference']} vs each system: wins / ties / losses (Wilcoxon p)", summary["paired"],
-                 _paired_cell),
-                ("Actual seconds, spawn to model ready: median / p90 / max", summary["seconds"], _time_cell),
-                ("Overrun (actual - budget, s): median / max (share of runs over)", summary["overrun"], _overrun_cell),
-                ("Runs ok / timeout / crash", summary["status"], _status_cell)]
+                 _paired_cell)]
+    if "test_rmse_ci" in summary:
+        sections += [("Mean test RMSE, negated (higher is better; each dataset in its target's units) [95 % "
+                      "bootstrap CI]", summary["test_rmse_ci"], ci_cell),
+                     ("Median test RMSE, negated", summary.get("median_test_rmse", {}), _fmt),
+                     (f"{summary['reference']} vs each system on the test RMSE: wins / ties / losses (Wilcoxon p)",
+                      summary.get("paired_rmse", {}), _paired_cell)]
+    sections += [("Actual seconds, spawn to model ready: median / p90 / max", summary["seconds"], _time_cell),
+                 ("Overrun (actual - budget, s): median / max (share of runs over)", summary["overrun"], _overrun_cell),
+                 ("Runs ok / timeout / crash", summary["status"], _status_cell)]
     for title, data, cell in sections:
         lines += [f"## {title}", "", *_table(data, budgets, cell)]
     lines += [f"![{name}]({file})" for name, file in plots.items()] + [""]
-    lines += _per_dataset(frame, summary["systems"])
+    lines += _per_dataset(frame, summary["systems"], metric)
     errors = frame[frame["status"] != "ok"] if "status" in frame.columns else frame.iloc[:0]
     if len(errors):
         lines += ["## Failed runs", ""] + [f"* {r.dataset} seed {r.seed} {r.system} @{r.budget} s: {r.status} — "
@@ -338,7 +338,8 @@ def make_plots(summary: dict[str, Any], frame: pd.DataFrame, output: Path) -> di
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {"score": _lines(plt, summary, "test_score_ci", "mean test balanced accuracy", output,
+        metric = summary.get("metric", "balanced_accuracy")
+        return {"score": _lines(plt, summary, "test_score_ci", f"mean test {metric}", output,
                                 "score_vs_budget"),
                 "rank": _lines(plt, summary, "average_rank", "average rank (1 = best)", output, "rank_vs_budget"),
                 "normalized error": _lines(plt, summary, "normalized_error", "normalised error (TabRepo)", output,

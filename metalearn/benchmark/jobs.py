@@ -2,8 +2,9 @@
 
 ``warm``, ``cold``, ``random`` (and ``warm@<fraction>``) run one :class:`WarmStartSearch` of
 ``max(budgets)`` trials; the incumbent after each budget (:func:`metalearn.warmstart.result.incumbent`)
-is refit on train and scored on test. Leave-one-family-out: the query's family (and its content
-hash) is excluded from the neighbours and the portfolio; what was actually used is recorded.
+is refit on train and scored on test (:func:`score_predictions`: balanced accuracy, or R^2 and the negated RMSE
+for regression). Leave-one-family-out: the query's family (and its content hash) is excluded from the
+neighbours and the portfolio; what was actually used is recorded.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.dummy import DummyClassifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import balanced_accuracy_score
 
 from metalearn.benchmark.checkpoint import Done, now
-from metalearn.benchmark.config import METRIC, BenchmarkConfig, strategy_fraction
+from metalearn.benchmark.config import EXTRA_TEST_METRICS, BenchmarkConfig, strategy_fraction
 from metalearn.benchmark.scratch import ReferenceDataset
 from metalearn.datasets import Dataset
 from metalearn.errors import MetalearnError
+from metalearn.evaluation import score_proba
 from metalearn.knowledge_base import KnowledgeBase
-from metalearn.protocol import MULTI_FIDELITY
+from metalearn.protocol import DEFAULT_METRICS, MULTI_FIDELITY
 from metalearn.seeding import DatasetSource
 from metalearn.space import canonical_json
 from metalearn.warmstart.recommend import Recommender
@@ -50,13 +52,13 @@ class DatasetJob:
 
 @dataclass
 class Split:
-    """One seed's outer split of a dataset, with the test scores of the refits made so far."""
+    """One seed's outer split of a dataset, with the test scores (:func:`score_predictions`) of its refits so far."""
 
     dataset: Dataset
     train: Dataset
     test: Dataset
     seed: int
-    refits: dict[str, float] = field(default_factory=dict)
+    refits: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def balanced_accuracy(y_true: Any, y_pred: Any) -> float:
@@ -66,10 +68,24 @@ def balanced_accuracy(y_true: Any, y_pred: Any) -> float:
         return float(balanced_accuracy_score(y_true, y_pred))
 
 
-def dummy_score(train: Dataset, test: Dataset) -> float:
-    """Test score of a majority-class model: what a strategy without a successful trial delivers."""
-    model = DummyClassifier(strategy="most_frequent").fit(train.X, train.y)
-    return balanced_accuracy(test.y, model.predict(test.X))
+def score_predictions(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
+    """The test columns of a row: ``test_score`` (balanced accuracy, or R^2 for regression) and, for regression,
+    ``test_rmse`` (negated, higher is better, as every error metric: :data:`metalearn.protocol.NEGATED_METRICS`)."""
+    if task != "regression":
+        return {"test_score": balanced_accuracy(y_true, y_pred)}
+    y, predicted = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float).reshape(-1)
+    return {"test_score": score_proba(DEFAULT_METRICS[task], y, predicted, None),
+            **{f"test_{m}": score_proba(m, y, predicted, None) for m in EXTRA_TEST_METRICS[task]}}
+
+
+def dummy_scores(train: Dataset, test: Dataset) -> dict[str, float]:
+    """Test scores of a majority-class model (the training mean for regression): what a strategy without a
+    successful trial delivers."""
+    if train.task == "regression":
+        model: Any = DummyRegressor(strategy="mean").fit(train.X, train.y)
+    else:
+        model = DummyClassifier(strategy="most_frequent").fit(train.X, train.y)
+    return score_predictions(train.task, test.y, model.predict(test.X))
 
 
 def run_order(strategies: Sequence[str]) -> list[str]:
@@ -82,10 +98,11 @@ def base_row(job: DatasetJob, split: Split, strategy: str) -> dict[str, Any]:
     """A result row's fields common to every strategy (the strategy-specific ones empty)."""
     dataset = split.dataset
     return {"dataset": dataset.name, "dataset_key": job.source.key, "family": dataset.family or dataset.name,
-            "seed": split.seed, "strategy": strategy, "n_train": split.train.n_rows, "n_test": split.test.n_rows,
-            "n_classes": dataset.n_classes, "content_hash": dataset.content_hash, "kb_fraction": None,
-            "kb_datasets": None, "neighbors": [], "neighbor_families": [], "time_budget": None,
-            "incumbent_trial": None, "algorithm": None, "cv_score": None}
+            "task": dataset.task, "seed": split.seed, "strategy": strategy, "test_rmse": None,
+            "n_train": split.train.n_rows, "n_test": split.test.n_rows, "n_classes": dataset.n_classes,
+            "content_hash": dataset.content_hash, "kb_fraction": None, "kb_datasets": None, "neighbors": [],
+            "neighbor_families": [], "time_budget": None, "incumbent_trial": None, "algorithm": None,
+            "cv_score": None}
 
 
 def fraction_subset(candidates: list[int], fraction: float, seed: int, key: str) -> list[int]:
@@ -117,14 +134,14 @@ def _search(job: DatasetJob, kb: KnowledgeBase, strategy: str, split: Split) -> 
     fraction = strategy_fraction(strategy)
     base = "warm" if fraction is not None else strategy
     settings = SearchSettings(strategy=base, n_trials=config.max_budget, trial_time_limit=config.trial_time_limit,
-                              metric=METRIC, folds=config.folds, seed=split.seed, max_rows=config.max_rows,
+                              metric=config.metric, folds=config.folds, seed=split.seed, max_rows=config.max_rows,
                               n_warm=config.n_warm, k=config.k, refit=False)
     recommender = None
     used: list[int] = []
     if fraction is not None or base in MULTI_FIDELITY:  # warm-started: read only the reference datasets
         candidates = [r.id for r in job.reference if r.id not in excluded]
         used = fraction_subset(candidates, fraction or 1.0, split.seed, job.source.key)
-        recommender = Recommender(kb, METRIC, restrict_to=used)
+        recommender = Recommender(kb, config.metric, restrict_to=used)
     engine = WarmStartSearch(kb, settings, recommender=recommender, exclude_ids=excluded,
                              exclude_families={family})
     result = engine.run(split.train)
@@ -164,17 +181,17 @@ def _leak_record(job: DatasetJob, split: Split, search: _Search) -> dict[str, An
     }
 
 
-def _test_score(search: _Search, split: Split, configuration: dict[str, Any] | None) -> float:
-    """Test score of ``configuration`` refit on train (the majority class for None), computed once per split."""
+def _test_scores(search: _Search, split: Split, configuration: dict[str, Any] | None) -> dict[str, float]:
+    """Test scores of ``configuration`` refit on train (the dummy model for None), computed once per split."""
     key = DUMMY if configuration is None else canonical_json(configuration)
     if key not in split.refits:
         if configuration is None:
-            split.refits[key] = dummy_score(split.train, split.test)
+            split.refits[key] = dummy_scores(split.train, split.test)
         else:
             model = search.engine.refit(configuration, split.train)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                split.refits[key] = balanced_accuracy(split.test.y, model.predict(split.test.X))
+                split.refits[key] = score_predictions(split.test.task, split.test.y, model.predict(split.test.X))
     return split.refits[key]
 
 
@@ -200,8 +217,8 @@ def _budget_rows(job: DatasetJob, split: Split, search: _Search) -> list[dict[st
         row = base_row(job, split, search.strategy)
         if trial is not None:
             row.update(incumbent_trial=trial.number, algorithm=trial.algorithm, cv_score=trial.score)
-        score = _test_score(search, split, None if trial is None else trial.configuration)
-        row.update(budget=cell["budget"], test_score=score, seconds=cell["seconds"], trials=cell["trials"])
+        scores = _test_scores(search, split, None if trial is None else trial.configuration)
+        row.update(scores, budget=cell["budget"], seconds=cell["seconds"], trials=cell["trials"])
         if search.fraction is not None:
             row.update(kb_fraction=search.fraction, kb_datasets=len(search.used),
                        neighbors=[x.name for x in neighbors],

@@ -1,7 +1,8 @@
 """The FLAML peers (optional extra ``flaml``, imported lazily).
 
-``flaml`` is FLAML's ``AutoML`` given the wall-clock that ``warm`` used for the largest budget;
-``flaml-zeroshot`` is one fit of ``flaml.default.LGBMClassifier`` (data-dependent defaults).
+``flaml`` is FLAML's ``AutoML`` given the wall-clock that ``warm`` used for the largest budget (balanced
+accuracy, or ``task="regression"`` with FLAML's ``r2`` metric); ``flaml-zeroshot`` is one fit of
+``flaml.default.LGBMClassifier`` (``LGBMRegressor`` for regression) with data-dependent defaults.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from metalearn.benchmark.jobs import DatasetJob, Split, balanced_accuracy, base_row
+from metalearn.benchmark.jobs import DatasetJob, Split, balanced_accuracy, base_row, score_predictions
 
 
 def flaml_available() -> bool:
@@ -21,6 +22,7 @@ def flaml_available() -> bool:
         import flaml  # noqa: F401
         import flaml.default  # noqa: F401
         from flaml import AutoML  # noqa: F401
+        from flaml.default import LGBMRegressor  # noqa: F401
     except Exception:  # ImportError, or a broken optional dependency
         return False
     return True
@@ -39,22 +41,25 @@ def run_flaml(job: DatasetJob, split: Split, time_budget: float) -> list[dict[st
     from flaml import AutoML
 
     config, train, test = job.config, split.train, split.test
-    min_count = int(train.y.value_counts().min())
+    regression = train.task == "regression"
+    min_count = len(train.y) if regression else int(train.y.value_counts().min())
     options: dict[str, Any] = {"eval_method": "holdout"} if min_count < 2 else {
         "eval_method": "cv", "n_splits": max(2, min(config.folds, min_count))}
     automl = AutoML()
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        automl.fit(X_train=train.X, y_train=train.y, task="classification", metric=flaml_balanced_accuracy,
+        # FLAML's loss is 1 - score for both metrics ("r2": 1 - R^2), so cv_score below is the score
+        automl.fit(X_train=train.X, y_train=train.y, task=train.task,
+                   metric="r2" if regression else flaml_balanced_accuracy,
                    time_budget=max(1.0, float(time_budget)), n_jobs=1, seed=split.seed, verbose=0,
                    log_file_name="", retrain_full=True, **options)
         seconds = time.perf_counter() - start
-        score = balanced_accuracy(test.y, automl.predict(test.X))
+        scores = score_predictions(train.task, test.y, automl.predict(test.X))
     row = base_row(job, split, "flaml")
     best_loss = getattr(automl, "best_loss", None)
     history = getattr(automl, "config_history", None) or {}
-    row.update(budget=config.max_budget, test_score=score, seconds=seconds, trials=len(history) or None,
+    row.update(scores, budget=config.max_budget, seconds=seconds, trials=len(history) or None,
                time_budget=float(time_budget), algorithm=getattr(automl, "best_estimator", None),
                cv_score=None if best_loss is None or not np.isfinite(best_loss) else 1.0 - float(best_loss))
     return [row]
@@ -62,15 +67,17 @@ def run_flaml(job: DatasetJob, split: Split, time_budget: float) -> list[dict[st
 
 def run_flaml_zeroshot(job: DatasetJob, split: Split) -> list[dict[str, Any]]:
     """The one result row of FLAML's zero-shot LightGBM (at the smallest budget)."""
-    from flaml.default import LGBMClassifier
+    from flaml.default import LGBMClassifier, LGBMRegressor
 
+    task = split.train.task
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = LGBMClassifier(n_jobs=1, random_state=split.seed, verbose=-1)
+        estimator = LGBMRegressor if task == "regression" else LGBMClassifier
+        model = estimator(n_jobs=1, random_state=split.seed, verbose=-1)
         model.fit(split.train.X, split.train.y)
         seconds = time.perf_counter() - start
-        score = balanced_accuracy(split.test.y, model.predict(split.test.X))
+        scores = score_predictions(task, split.test.y, model.predict(split.test.X))
     row = base_row(job, split, "flaml-zeroshot")
-    row.update(budget=job.config.min_budget, test_score=score, seconds=seconds, trials=1, algorithm="lgbm")
+    row.update(scores, budget=job.config.min_budget, seconds=seconds, trials=1, algorithm="lgbm")
     return [row]

@@ -38,15 +38,27 @@ def _save(plt: Any, fig: Any, output: Path, name: str) -> str:
     return f"{name}.png"
 
 
-def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: str, xlabel: str, output: Path
+def _ci_bands(ci: dict[str, dict[str, dict[str, float]]]) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
+    """A ``{strategy: {budget: {mean, low, high}}}`` CI table as the means and the bands of :func:`_score_plot`."""
+    means = {s: {b: v["mean"] for b, v in values.items()} for s, values in ci.items()}
+    bands = pd.DataFrame([{"strategy": s, "budget": int(b), "low": v["low"], "high": v["high"]}
+                          for s, values in ci.items() for b, v in values.items()],
+                         columns=["strategy", "budget", "low", "high"])
+    return means, bands
+
+
+def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: str, xlabel: str, output: Path,
+                median: dict[str, dict[str, float]] | None = None, ylabel: str = "median normalised test score"
                 ) -> str:
-    """Median normalised test score against trials (or seconds), with 95% bootstrap bands."""
-    median, seconds = summary["median_normalized_score"], summary["median_seconds"]
+    """Median normalised test score (or ``median``: another score) against trials (or seconds), with 95%
+    bootstrap bands."""
+    median = summary["median_normalized_score"] if median is None else median
+    seconds = summary["median_seconds"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for strategy in compared_strategies(median):
         budgets = sorted(int(b) for b in median[strategy])
         y = [median[strategy][str(b)] for b in budgets]
-        x = budgets if name == "score_vs_trials" else [seconds[strategy][str(b)] for b in budgets]
+        x = budgets if name != "score_vs_seconds" else [seconds[strategy][str(b)] for b in budgets]
         b = bands[bands["strategy"] == strategy].sort_values("budget")
         color = COLORS.get(strategy)
         marker = "o" if len(x) > 1 else "*"
@@ -57,10 +69,10 @@ def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: st
             ax.errorbar(x, y, yerr=[[y[0] - b["low"].iloc[0]], [b["high"].iloc[0] - y[0]]], color=color,
                         capsize=4)
     ax.set_xscale("log")
-    if name == "score_vs_trials":
+    if name != "score_vs_seconds":
         _budget_ticks(ax, summary["budgets"])
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("median normalised test score")
+    ax.set_ylabel(ylabel)
     ax.set_title(f"{summary['suite']}: {summary['n_datasets']} datasets x {summary['n_seeds']} seeds "
                  "(95% bootstrap bands)", fontsize=9)
     ax.grid(alpha=0.3)
@@ -114,10 +126,14 @@ def _kb_fraction_plot(plt: Any, summary: dict[str, Any], output: Path) -> str:
 def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> dict[str, str]:
     """PNG plots (matplotlib, Agg backend); returns {name: file name}."""
     plt = _pyplot()
-    bands = bootstrap_bands(cell_scores(frame, scale=compared_strategies(summary["strategies"])))
+    bands = bootstrap_bands(cell_scores(frame, scale=compared_strategies(summary["strategies"]),
+                                        floor=summary.get("normalization_floor")))
     files: dict[str, str] = {}
     for name, xlabel in (("score_vs_trials", "trials"), ("score_vs_seconds", "median wall-clock seconds")):
         files[name] = _score_plot(plt, summary, bands, name, xlabel, output)
+    means, ci_bands = _ci_bands(summary.get("test_score_ci", {}))
+    files["raw_score_vs_trials"] = _score_plot(plt, summary, ci_bands, "raw_score_vs_trials", "trials", output,
+                                               means, f"mean test {summary.get('metric', 'score')}")
     files["rank_vs_budget"] = _rank_plot(plt, summary, output)
     files["kb_fraction_curve"] = _kb_fraction_plot(plt, summary, output)
     return files

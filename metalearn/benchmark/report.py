@@ -16,7 +16,7 @@ import pandas as pd
 
 from metalearn.benchmark.analysis import gain_by_distance, load_results, summarize
 from metalearn.benchmark.checkpoint import read_jsonl
-from metalearn.benchmark.config import BenchmarkConfig, compared_strategies
+from metalearn.benchmark.config import BOOTSTRAP, BenchmarkConfig, compared_strategies
 from metalearn.benchmark.plots import make_plots
 from metalearn.protocol import to_jsonable
 
@@ -33,12 +33,13 @@ def _p_value(p: float | None) -> str:
     return "p —" if p is None else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
 
 
-def _table(data: dict[str, dict[str, float]], budgets: Sequence[int], digits: int = 3, first: str = "strategy"
-           ) -> list[str]:
+def _table(data: dict[str, dict[str, Any]], budgets: Sequence[int], digits: int = 3, first: str = "strategy",
+           cell: Any = None) -> list[str]:
     lines = [f"| {first} | " + " | ".join(str(b) for b in budgets) + " |",
              "|---|" + "---:|" * len(budgets)]
+    show = cell or (lambda value: _fmt(value, digits))
     for strategy, values in data.items():
-        lines.append(f"| {strategy} | " + " | ".join(_fmt(values.get(str(b)), digits) for b in budgets) + " |")
+        lines.append(f"| {strategy} | " + " | ".join(show(values.get(str(b))) for b in budgets) + " |")
     return lines
 
 
@@ -89,9 +90,9 @@ def _head(summary: dict[str, Any]) -> Lines:
     mark = {True: "met", False: "**not met**", None: "n/a"}
     lines = [
         f"# Warm-start benchmark: {summary['suite']}", "",
-        f"{summary['n_datasets']} datasets ({summary['families']} families) x {summary['n_seeds']} seeds; "
-        f"strategies {', '.join(summary['strategies'])}; budgets (trials) {', '.join(map(str, budgets))}; "
-        f"metric: test {summary['metric']}. Protocol: `benchmarks/README.md`.", "",
+        f"{summary['n_datasets']} {summary.get('task', 'classification')} datasets ({summary['families']} families) "
+        f"x {summary['n_seeds']} seeds; strategies {', '.join(summary['strategies'])}; budgets (trials) "
+        f"{', '.join(map(str, budgets))}; metric: test {summary['metric']}. Protocol: `benchmarks/README.md`.", "",
         f"Command: `{summary['command']}`  ", f"Compute: {summary['hours']:.2f} h on "
         f"{summary['machine']['cpus']} CPUs ({summary['machine']['platform']}), {summary['machine']['jobs']} jobs.",
         "", "## Targets", "", "| target | result | value |", "|---|---|---|",
@@ -108,13 +109,44 @@ def _head(summary: dict[str, Any]) -> Lines:
     return lines
 
 
+def ci_cell(value: dict[str, Any] | None) -> str:
+    """A ``{mean, low, high}`` confidence interval as ``mean [low, high]`` (``—`` when missing)."""
+    if not value or value.get("mean") is None:
+        return "—"
+    return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+
+
+def _raw_section(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
+    """Raw test scores: mean with 95 % bootstrap CI and median, of the headline metric and the extra ones."""
+    budgets, metric = summary["budgets"], summary["metric"]
+    lines = ["", f"## Raw test {metric}", "",
+             "Per dataset, test scores are averaged over seeds; mean over datasets with a 95 % bootstrap CI "
+             f"({BOOTSTRAP:,} resamples of the datasets), then the median over datasets.", ""]
+    for column, label in (("test_score", metric), *((f"test_{m}", f"{m} (negated: higher is better)")
+                                                    for m in summary.get("extra_metrics", ()))):
+        if column != "test_score":
+            lines += ["", f"Test {label}; averaged across datasets in each target's own units, so large-scale "
+                      "targets dominate the mean: the paired comparison below is scale-free.", ""]
+        lines += ["Mean [95 % CI]:", ""] + _table(summary.get(f"{column}_ci", {}), budgets, cell=ci_cell)
+        lines += ["", "Median:", ""] + _table(summary.get(f"median_{column}", {}), budgets)
+    if "raw_score_vs_trials" in plots:
+        lines += ["", f"![mean raw test score vs trials]({plots['raw_score_vs_trials']})"]
+    return lines
+
+
 def _test_sections(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
     """Median normalised test score, average rank and trials to match."""
     budgets = summary["budgets"]
+    floor = summary.get("normalization_floor")
     lines = ["", "## Median normalised test score", "",
              "Per dataset, test scores are averaged over seeds, then normalised to (score - worst) / (best - worst) "
              "over all budgets of the compared strategies on that dataset; the table shows the median over "
              "datasets.", ""]
+    if floor is not None:
+        lines[-1:-1] = ["", f"For this normalisation only, a seed's {summary['metric']} below {floor:g} counts as "
+                        f"{floor:g} (no better than predicting the training mean), so one diverging model does not "
+                        "set a dataset's scale (the CV view below likewise); the raw tables above keep the unclipped "
+                        "values."]
     lines += _table(summary["median_normalized_score"], budgets)
     lines += ["", f"![median normalised score vs trials]({plots['score_vs_trials']})", "",
               f"![median normalised score vs seconds]({plots['score_vs_seconds']})", "",
@@ -143,12 +175,16 @@ def _objective_section(summary: dict[str, Any]) -> Lines:
               f"{_fmt(summary['cv_warm_trials_to_match_cold_at_50'])} "
               f"({_fmt(summary['cv_warm_trials_to_match_random_at_50'])}) trials."]
     for name, by_value in summary["paired"].items():
+        values = [v for v in ("test_score", "test_rmse", "cv_score") if v in by_value]
+        heads = {"test_score": "test", "test_rmse": "test RMSE", "cv_score": "CV"}
         lines += ["", f"Paired per dataset, {name.replace('_', ' ')} (wins / ties / losses, median difference, "
                   "Wilcoxon signed-rank p):", "",
-                  "| budget | test | CV |", "|---:|---|---|"]
+                  "| budget | " + " | ".join(heads[v] for v in values) + " |", "|---:|" + "---|" * len(values)]
         for b in budgets:
+            if not any(by_value[v].get(str(b)) for v in values):
+                continue
             cells = []
-            for value in ("test_score", "cv_score"):
+            for value in values:
                 c = by_value.get(value, {}).get(str(b))
                 cells.append("—" if c is None else f"{c['wins']} / {c['ties']} / {c['losses']}, "
                              f"{c['median_difference']:+.4f}, {_p_value(c['wilcoxon_p'])}")
@@ -224,8 +260,8 @@ def _errors_section(summary: dict[str, Any]) -> Lines:
 
 def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, str], output: Path) -> Path:
     """Write ``output/report.md`` from the rows, the summary and the plot files; returns its path."""
-    lines = (_head(summary) + _test_sections(summary, plots) + _objective_section(summary)
-             + _distance_section(summary) + _size_and_seconds_sections(summary, plots)
+    lines = (_head(summary) + _raw_section(summary, plots) + _test_sections(summary, plots)
+             + _objective_section(summary) + _distance_section(summary) + _size_and_seconds_sections(summary, plots)
              + _per_dataset_section(frame, summary) + _errors_section(summary))
     path = output / "report.md"
     path.write_text("\n".join(lines) + "\n")

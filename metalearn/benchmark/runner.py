@@ -35,7 +35,7 @@ from metalearn.benchmark.jobs import DatasetJob, Split, run_order, run_search
 from metalearn.benchmark.peers import flaml_available, run_flaml, run_flaml_zeroshot
 from metalearn.benchmark.report import finalize
 from metalearn.benchmark.scratch import ReferenceDataset, prepare_knowledge_base
-from metalearn.benchmark.suite import outer_split, resolve_suite
+from metalearn.benchmark.suite import outer_split, resolve_suite, suite_task
 from metalearn.errors import MetalearnError
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.seeding import DatasetSource
@@ -114,6 +114,8 @@ def run_dataset(job: DatasetJob, notify: Any = None) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         dataset = job.source.loader()
+        if dataset.task != config.task:  # an OpenML suite's task is only known once loaded
+            raise MetalearnError(f"{dataset.name} is a {dataset.task} dataset; this benchmark run is {config.task}")
     except Exception as exc:  # a dataset that cannot be loaded is skipped, not fatal
         append_jsonl(Path(job.output) / "errors.jsonl", [{"dataset_key": key, "stage": "load", "error": str(exc),
                                                           "created": now()}])
@@ -215,11 +217,12 @@ def _without_missing_peers(config: BenchmarkConfig, echo: Echo) -> BenchmarkConf
     return replace(config, strategies=kept)
 
 
-def _sources(config: BenchmarkConfig) -> list[DatasetSource]:
-    sources = resolve_suite(config.suite, config.cache_dir)
+def _sources(config: BenchmarkConfig) -> tuple[BenchmarkConfig, list[DatasetSource]]:
+    """The suite's sources of the run's one task, and the configuration resolved for that task."""
+    task, sources = suite_task(resolve_suite(config.suite, config.cache_dir), config.task)
     if config.shuffle:
         sources = [sources[i] for i in np.random.default_rng(0).permutation(len(sources))]
-    return sources[:config.limit] if config.limit else sources
+    return config.for_task(task), sources[:config.limit] if config.limit else sources
 
 
 def _jobs(config: BenchmarkConfig, sources: list[DatasetSource], output: Path, kb_url: str,
@@ -265,20 +268,19 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
     ``report_only`` runs nothing: it rewrites the summary, report and plots from the datasets whose
     every strategy and seed is already done (the state of an interrupted run, for partial results).
     """
-    config = _without_missing_peers(config.validate(), echo)
+    config, sources = _sources(_without_missing_peers(config.validate(), echo))
     strategies = config.all_strategies
-    sources = _sources(config)
-    output = Path(config.output)
+    output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     state = load_state(output, config)
-    kb_url, reference = prepare_knowledge_base(config.db, output, echo)
+    kb_url, reference = prepare_knowledge_base(config.db, output, echo, config.task or "classification")
     save_state(output, state)
     jobs = _jobs(config, sources, output, kb_url, reference)
     total = len(sources) * sum(len(config.strategies_for(s)) for s in range(config.seeds))
     already = sum(1 for j in jobs for s in range(config.seeds) for st in config.strategies_for(s)
                   if is_done(j.done, j.source.key, s, st, config))
-    echo(f"benchmark {config.suite}: {len(sources)} datasets x {config.seeds} seeds x {len(strategies)} strategies "
-         f"({already}/{total} done); output {output}")
+    echo(f"benchmark {config.suite} ({config.task}, test {config.metric}): {len(sources)} datasets x "
+         f"{config.seeds} seeds x {len(strategies)} strategies ({already}/{total} done); output {output}")
     if report_only:
         complete = [j.source.key for j in jobs if _complete(j)]
         summary = finalize(output, config, complete, hours=state["seconds"] / 3600,

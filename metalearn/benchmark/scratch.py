@@ -2,7 +2,8 @@
 
 Runs go to ``output/kb.sqlite``; the recommender only reads the datasets that were in the knowledge
 base when the copy was made (``output/kb.json``), so what the benchmark writes never feeds later
-queries. The source (``--db`` or the shipped seed snapshot) is never written to.
+queries. The source (``--db`` or the shipped seed snapshot) is never written to. The reference datasets
+are those of the run's task (the recommender never mixes tasks either).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from metalearn.benchmark.checkpoint import now
-from metalearn.benchmark.config import METRIC
 from metalearn.errors import MetalearnError
 from metalearn.knowledge_base import KnowledgeBase, snapshot
 from metalearn.knowledge_base.engine import is_sqlite
-from metalearn.metafeatures import EXTRACTOR_VERSION
+from metalearn.metafeatures import EXTRACTOR_VERSIONS
+from metalearn.protocol import DEFAULT_METRICS
 from metalearn.settings import database_url
-from metalearn.space import COMPATIBLE_SPACE_VERSIONS
+from metalearn.space import compatible_space_versions
 
 Echo = Callable[[str], None]
 
@@ -53,12 +54,13 @@ def sqlite_copy(source: Path, target: Path) -> None:
         src.close()
 
 
-def reference_datasets(kb: KnowledgeBase) -> list[ReferenceDataset]:
-    """Datasets usable by the recommender: current meta-features and successful runs in the current space."""
-    with_runs = set(kb.performance(METRIC, COMPATIBLE_SPACE_VERSIONS)["dataset_id"].astype(int))
-    with_mf = set(kb.metafeature_matrix(EXTRACTOR_VERSION).index.astype(int))
+def reference_datasets(kb: KnowledgeBase, task: str = "classification") -> list[ReferenceDataset]:
+    """Datasets of ``task`` usable by the recommender: the task's current meta-features and successful runs
+    (its default metric) in its current space."""
+    with_runs = set(kb.performance(DEFAULT_METRICS[task], compatible_space_versions(task))["dataset_id"].astype(int))
+    with_mf = set(kb.metafeature_matrix(EXTRACTOR_VERSIONS[task]).index.astype(int))
     return [ReferenceDataset(d.id, d.name, d.family or d.name, d.content_hash) for d in kb.datasets()
-            if d.id in with_runs and d.id in with_mf and d.source != "benchmark"]
+            if d.id in with_runs and d.id in with_mf and d.source != "benchmark" and d.task == task]
 
 
 def _import(snapshot_file: Path, target: Path) -> None:
@@ -91,9 +93,9 @@ def _copy_source(db: str | None, output: Path, partial: Path) -> str:
     return db
 
 
-def prepare_knowledge_base(db: str | None, output: Path, echo: Echo = lambda _: None
+def prepare_knowledge_base(db: str | None, output: Path, echo: Echo = lambda _: None, task: str = "classification"
                            ) -> tuple[str, list[ReferenceDataset]]:
-    """The scratch knowledge base ``output/kb.sqlite`` (made once) and its frozen reference datasets.
+    """The scratch knowledge base ``output/kb.sqlite`` (made once) and its frozen reference datasets of ``task``.
 
     ``db`` (a SQLite file is copied with SQLite's backup API; any other URL goes through a snapshot) or,
     without ``db``, the shipped seed snapshot is the source. The source is never written to.
@@ -111,16 +113,16 @@ def prepare_knowledge_base(db: str | None, output: Path, echo: Echo = lambda _: 
     source = _copy_source(db, output, partial)
     kb = KnowledgeBase(str(partial))
     try:
-        reference = reference_datasets(kb)
+        reference = reference_datasets(kb, task)
     finally:
         kb.dispose()
     if not reference:
-        echo(f"warning: the knowledge base from {source} has no dataset with meta-features and runs; "
+        echo(f"warning: the knowledge base from {source} has no {task} dataset with meta-features and runs; "
              "warm will start from library defaults")
-    reference_file.write_text(json.dumps({"source": str(source), "created": now(),
+    reference_file.write_text(json.dumps({"source": str(source), "task": task, "created": now(),
                                           "datasets": [asdict(r) for r in reference]}, indent=1))
     for suffix in ("-wal", "-shm"):
         Path(f"{partial}{suffix}").unlink(missing_ok=True)
     partial.rename(target)
-    echo(f"scratch knowledge base {target}: copy of {source}, {len(reference)} reference datasets")
+    echo(f"scratch knowledge base {target}: copy of {source}, {len(reference)} {task} reference datasets")
     return url, reference

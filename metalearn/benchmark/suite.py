@@ -1,4 +1,4 @@
-"""The benchmark's datasets: a suite's dataset sources, and each dataset's seeded outer train / test split."""
+"""The benchmark's datasets: a suite's dataset sources, its task, and each dataset's seeded outer train / test split."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from sklearn.model_selection import train_test_split
 from metalearn import seeding
 from metalearn.datasets import Dataset, stratified_subsample
 from metalearn.errors import DatasetError, MetalearnError
+from metalearn.protocol import TASKS, check_choice
 from metalearn.seeding import DatasetSource
+from metalearn.tasks import strata
 
 
 def resolve_suite(suite: str, cache: str | None = None) -> list[DatasetSource]:
@@ -35,6 +37,23 @@ def resolve_suite(suite: str, cache: str | None = None) -> list[DatasetSource]:
     return sources
 
 
+def suite_task(sources: list[DatasetSource], task: str | None = None) -> tuple[str, list[DatasetSource]]:
+    """The one task of a benchmark run and its sources: ``task`` when given (the sources of that task),
+    else the task all sources share (manifest ``"task"``); a mix without ``task`` is refused."""
+    tasks = sorted({s.task for s in sources}, key=TASKS.index)
+    if task is None:
+        if len(tasks) > 1:
+            counts = ", ".join(f"{sum(s.task == t for s in sources)} {t}" for t in tasks)
+            raise MetalearnError(f"the suite mixes tasks ({counts} datasets); one benchmark run is one task: "
+                                 f"pass --task {' or --task '.join(tasks)}")
+        task = tasks[0] if tasks else "classification"
+    check_choice("task", task, TASKS)
+    chosen = [s for s in sources if s.task == task]
+    if not chosen:
+        raise MetalearnError(f"the suite has no {task} dataset (its datasets are {', '.join(tasks)})")
+    return task, chosen
+
+
 def _subset(dataset: Dataset, index: np.ndarray, X: pd.DataFrame | None = None, y: pd.Series | None = None,
             name: str | None = None) -> Dataset:
     X = dataset.X.iloc[index].reset_index(drop=True) if X is None else X
@@ -51,10 +70,17 @@ def _capped(part: Dataset, max_rows: int | None, seed: int) -> Dataset:
     return _subset(part, np.arange(len(X)), X=X, y=y, name=part.name)
 
 
-def outer_split(dataset: Dataset, seed: int, test_size: float = 1 / 3, max_rows: int | None = 2000,
-                test_max_rows: int | None = 10_000) -> tuple[Dataset, Dataset]:
-    """Stratified train / test split; classes with a single row go to train. Both parts are capped
-    (stratified) at ``max_rows`` / ``test_max_rows`` rows."""
+def _regression_split(dataset: Dataset, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Train / test row positions stratified on quantile bins of the target (plain random when too small)."""
+    n_test = max(1, int(round(test_size * dataset.n_rows)))
+    stratify = strata(dataset.y, "regression", min(n_test, dataset.n_rows - n_test))
+    train_idx, test_idx = train_test_split(np.arange(dataset.n_rows), test_size=n_test, stratify=stratify,
+                                           random_state=seed)
+    return np.sort(train_idx), np.sort(test_idx)
+
+
+def _classification_split(dataset: Dataset, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Train / test row positions stratified on the classes; classes with a single row go to train."""
     y = dataset.y
     counts = y.value_counts()
     rare = y.isin(counts[counts < 2].index).to_numpy()
@@ -64,8 +90,15 @@ def outer_split(dataset: Dataset, seed: int, test_size: float = 1 / 3, max_rows:
     if stratify is not None:
         n_test = max(n_test, int(stratify.nunique()))
     train_idx, test_idx = train_test_split(rest, test_size=n_test, stratify=stratify, random_state=seed)
-    train_idx = np.sort(np.concatenate([train_idx, np.flatnonzero(rare)]))
-    test_idx = np.sort(test_idx)
+    return np.sort(np.concatenate([train_idx, np.flatnonzero(rare)])), np.sort(test_idx)
+
+
+def outer_split(dataset: Dataset, seed: int, test_size: float = 1 / 3, max_rows: int | None = 2000,
+                test_max_rows: int | None = 10_000) -> tuple[Dataset, Dataset]:
+    """Stratified train / test split: on the classes (classes with a single row go to train), for regression
+    on quantile bins of the target. Both parts are capped (stratified) at ``max_rows`` / ``test_max_rows`` rows."""
+    split = _regression_split if dataset.task == "regression" else _classification_split
+    train_idx, test_idx = split(dataset, seed, test_size)
     train = _subset(dataset, train_idx, name=f"{dataset.name} (benchmark train, seed {seed})")
     test = _subset(dataset, test_idx, name=f"{dataset.name} (benchmark test, seed {seed})")
     return _capped(train, max_rows, seed), _capped(test, test_max_rows, seed)

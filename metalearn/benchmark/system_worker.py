@@ -7,7 +7,8 @@ the scratch copy of the knowledge base with the query's family left out, and the
 small safety margin) as its whole-job time budget, counted from the parent's spawn, so imports and loading
 are paid for; the search keeps time for its final refits itself (:mod:`metalearn.warmstart.budget`).
 Once the final model is ready, ``ready_at`` is taken; the model
-then predicts the test part and ``result.json`` gets the predictions.
+then predicts the test part and ``result.json`` gets the predictions. The task (``args["task"]``) sets the
+metric: balanced accuracy, or R^2 for regression.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import pandas as pd
 from metalearn.benchmark.systems import SYSTEMS, dump_stacks_before_cap, pin_threads, read_args, write_result
 from metalearn.datasets import from_frame
 from metalearn.knowledge_base import KnowledgeBase
+from metalearn.protocol import DEFAULT_METRICS
 from metalearn.warmstart.recommend import Recommender
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
-
-METRIC = "balanced_accuracy"
 
 
 def search_budget(args: dict[str, Any]) -> tuple[float, float]:
@@ -41,13 +41,15 @@ def search_budget(args: dict[str, Any]) -> tuple[float, float]:
 
 def _search(args: dict[str, Any], kb: KnowledgeBase, train: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
     """Run the search on ``train``; returns the search result and what to report about it."""
+    task = args.get("task", "classification")
+    metric = DEFAULT_METRICS[task]
     dataset = from_frame(train, args["target"], args.get("dataset", "dataset"), args.get("categorical") or [],
-                         task="classification", source="benchmark", family=args.get("family"))
+                         task=task, source="benchmark", family=args.get("family"))
     strategy = SYSTEMS[args["system"]].options["strategy"]
-    recommender = (Recommender(kb, METRIC, restrict_to=args.get("restrict_to"))
+    recommender = (Recommender(kb, metric, restrict_to=args.get("restrict_to"))
                    if strategy == "warm" else None)
     budget, started_at = search_budget(args)
-    settings = SearchSettings(strategy=strategy, n_trials=None, time_budget=budget, metric=METRIC,
+    settings = SearchSettings(strategy=strategy, n_trials=None, time_budget=budget, metric=metric,
                               seed=int(args["seed"]), workers=int(args["cores"]))
     engine = WarmStartSearch(kb, settings, recommender=recommender, exclude_ids=args.get("exclude_ids") or (),
                              exclude_families=args.get("exclude_families") or (), record=False)
@@ -77,6 +79,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         if result.model is not None:
             predictions = result.bundle().predict(test)
+        elif args.get("task") == "regression":  # no successful trial: the training mean
+            info["fallback"] = "training mean"
+            predictions = [float(train[args["target"]].mean())] * len(test)
         else:  # no successful trial: the majority class
             info["fallback"] = "majority class"
             predictions = [train[args["target"]].mode().iloc[0]] * len(test)

@@ -30,6 +30,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from metalearn.errors import MetalearnError
+from metalearn.protocol import TASKS
 
 #: environment variables that set the size of native thread pools (OpenMP, BLAS, numexpr, joblib's loky)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -49,6 +50,7 @@ class System:
     options: dict[str, Any] = field(default_factory=dict)
     peers_env_only: bool = False  # must run in the peers virtualenv (AutoGluon pins pandas < 2.4)
     module: str | None = None  # the import that must succeed in the worker's Python
+    tasks: tuple[str, ...] = TASKS  # the tasks it makes sense for
 
 
 SYSTEMS: dict[str, System] = {s.name: s for s in (
@@ -56,15 +58,17 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
            {"strategy": "warm"}),
     System("metalearn-cold", "metalearn", "WarmStartSearch, cold start (SMAC's Sobol design) + ensemble",
            {"strategy": "cold"}),
-    System("flaml", "peer", "FLAML AutoML defaults, balanced-accuracy metric", {}, module="flaml"),
-    System("autogluon", "peer", "AutoGluon TabularPredictor defaults, eval_metric balanced_accuracy",
-           {"presets": None, "sample_weight": None}, True, "autogluon.tabular"),
+    System("flaml", "peer", "FLAML AutoML defaults, balanced-accuracy (regression: r2) metric", {}, module="flaml"),
+    System("autogluon", "peer", "AutoGluon TabularPredictor defaults, eval_metric balanced_accuracy (regression: "
+           "problem_type regression, eval_metric r2)", {"presets": None, "sample_weight": None}, True,
+           "autogluon.tabular"),
     System("autogluon-balanced", "peer", "AutoGluon defaults with sample_weight='balance_weight'",
-           {"presets": None, "sample_weight": "balance_weight"}, True, "autogluon.tabular"),
+           {"presets": None, "sample_weight": "balance_weight"}, True, "autogluon.tabular", ("classification",)),
     System("autogluon-best", "peer", "AutoGluon presets='best_quality' with sample_weight='balance_weight'",
-           {"presets": "best_quality", "sample_weight": "balance_weight"}, True, "autogluon.tabular"),
-    System("hgb", "peer", "scikit-learn HistGradientBoostingClassifier defaults, ordinal-encoded categoricals",
-           {}, module="sklearn"),
+           {"presets": "best_quality", "sample_weight": "balance_weight"}, True, "autogluon.tabular",
+           ("classification",)),
+    System("hgb", "peer", "scikit-learn HistGradientBoostingClassifier (regression: HistGradientBoostingRegressor) "
+           "defaults, ordinal-encoded categoricals", {}, module="sklearn"),
 )}
 DEFAULT_SYSTEMS = tuple(SYSTEMS)
 REFERENCE = "metalearn"

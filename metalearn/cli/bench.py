@@ -1,5 +1,5 @@
 """``metalearn benchmark``: the offline trial study, or with ``--time-budgets`` the equal wall-clock comparison
-with FLAML and AutoGluon (see benchmarks/README.md)."""
+with FLAML and AutoGluon (see benchmarks/README.md); classification or regression, one task per run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from metalearn.cli.common import app, user_errors
 @user_errors
 def benchmark(
     suite: Annotated[str, typer.Option("--suite", help="OpenML suite id or alias, or a directory holding a "
-                                                       "manifest.json (e.g. ../shared/datasets).")],
+                                                       "manifest.json (e.g. ../shared/datasets, "
+                                                       "../shared/datasets-regression).")],
+    task: Annotated[str | None, typer.Option("--task", help="classification or regression: the datasets of that "
+                                                           "task (default: the suite's one task; a suite mixing "
+                                                           "tasks needs it).")] = None,
     strategies: Annotated[str, typer.Option(help="Comma-separated: warm, cold, random, hyperband, "
                                                  "successive-halving, flaml, flaml-zeroshot, "
                                                  "warm@<fraction>.")] = "warm,cold,random,flaml,flaml-zeroshot",
@@ -26,7 +30,8 @@ def benchmark(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (resumable; default "
                                                                      "benchmarks/results/warmstart, or "
                                                                      "benchmarks/results/equal-time with "
-                                                                     "--time-budgets).")] = None,
+                                                                     "--time-budgets; -regression appended for "
+                                                                     "regression).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Knowledge base to benchmark against; it is copied, never "
                                                         "written (default: the shipped seed snapshot).")] = None,
     max_rows: Annotated[int, typer.Option(min=20, help="Stratified row cap of the train part.")] = 2000,
@@ -47,7 +52,8 @@ def benchmark(
                                                           "seconds: run the equal-time comparison of --systems "
                                                           "instead of the trial study.")] = None,
     systems: Annotated[str, typer.Option(help="With --time-budgets: metalearn, metalearn-cold, flaml, hgb, "
-                                              "autogluon, autogluon-balanced, autogluon-best (comma-separated).")]
+                                              "autogluon, autogluon-balanced, autogluon-best (comma-separated; "
+                                              "the balance_weight variants are skipped for regression).")]
     = "metalearn,metalearn-cold,flaml,hgb,autogluon,autogluon-balanced",
     cores: Annotated[int, typer.Option(min=1, help="With --time-budgets: cores (threads) of every run.")] = 1,
     peers_python: Annotated[str | None, typer.Option(help="With --time-budgets: the python of the peers venv "
@@ -59,7 +65,7 @@ def benchmark(
 
         run_equal_time(EqualTimeConfig(
             suite=suite, systems=tuple(systems.split(",")), budgets=tuple(time_budgets.split(",")), seeds=seeds,
-            cores=cores, jobs=jobs, output=str(output or "benchmarks/results/equal-time"), db=db,
+            cores=cores, jobs=jobs, output=str(output) if output else None, db=db, task=task,
             peers_python=peers_python, max_rows=max_rows, limit=limit, shuffle=shuffle,
             cache_dir=str(cache_dir) if cache_dir else None), echo=lambda text: typer.echo(text, err=True),
             report_only=report_only)
@@ -68,12 +74,12 @@ def benchmark(
 
     config = BenchmarkConfig(
         suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
-        jobs=jobs, output=str(output or "benchmarks/results/warmstart"), db=db, max_rows=max_rows, folds=folds,
+        jobs=jobs, output=str(output) if output else None, db=db, max_rows=max_rows, folds=folds,
         kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
-        cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds)
+        cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds, task=task)
     summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),
                             progress=progress and sys.stderr.isatty(), report_only=report_only)
-    typer.echo(f"report: {Path(config.output) / 'report.md'}")
+    typer.echo(f"report: {Path(summary['output']) / 'report.md'}")
     for target in summary["targets"].values():
         state = {True: "met", False: "NOT met", None: "n/a"}[target["met"]]
         typer.echo(f"  {target['description']}: {state}")
