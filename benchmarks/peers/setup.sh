@@ -12,6 +12,8 @@ venv="${1:-.venv-peers}"
 python="${PYTHON:-python3}"
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV
 "$python" -m venv "$venv"
+venv="$(cd "$venv" && pwd)"
+cd /  # the import check below must not find the project's own package in the working directory
 "$venv/bin/pip" install --upgrade pip
 "$venv/bin/pip" install -r "$here/requirements.txt"
 # the worker must not see metalearn, and every peer must import
