@@ -3,7 +3,7 @@
 Three small regression tables (diabetes, and two Friedman #1 variants sharing a family) are written as a
 manifest with ``"task": "regression"``; a knowledge base is seeded on them in the test (a few cold trials),
 so every query is itself in the knowledge base and the leave-one-family-out rule is checked on what the
-benchmark recorded. The statistics (R^2 floor of the normalised score, raw means with CIs and medians, the
+benchmark recorded. The statistics (R^2 floor of the normalised error, raw means with CIs and medians, the
 negated RMSE) are checked on hand-made rows.
 """
 
@@ -123,12 +123,13 @@ def test_trial_study_summary_report_and_plots(bench: dict) -> None:
             ci = summary[f"{column}_ci"][strategy]["2"]
             assert ci["low"] <= ci["mean"] <= ci["high"]
             assert ci["mean"] == pytest.approx(summary[f"mean_{column}"][strategy]["2"])
-        assert all(0 <= v <= 1 for v in summary["median_normalized_score"][strategy].values())
+        assert all(0 <= v <= 1 for v in summary["median_normalized_error"][strategy].values())
+        assert set(summary["mean_single_test_score"][strategy]) == {"1", "2"}  # ensembles: the incumbent's R^2
     assert set(summary["paired"]["warm_vs_cold"]) == {"test_score", "test_rmse", "cv_score"}
     assert sum(summary["paired"]["warm_vs_cold"]["test_rmse"]["2"][k] for k in ("wins", "ties", "losses")) == 3
     assert summary["warm_trials_to_match_cold_at_50"] in (None, 1, 2)
-    assert len(summary["targets"]) == 4
-    for name in ("score_vs_trials", "score_vs_seconds", "raw_score_vs_trials", "rank_vs_budget"):
+    assert len(summary["targets"]) == 6
+    for name in ("error_vs_trials", "error_vs_seconds", "raw_score_vs_trials", "rank_vs_budget"):
         assert (output / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     report = (output / "report.md").read_text()
     assert "## Raw test r2" in report and "rmse (negated" in report and "counts as 0" in report
@@ -213,13 +214,14 @@ def test_r2_floor_keeps_one_diverging_model_from_setting_the_scale() -> None:
     config = BenchmarkConfig(suite="x", strategies=("warm", "cold", "random"), budgets=(1, 50), seeds=2,
                              kb_fractions=(), task="regression").validate()
     summary = summarize(frame, config)
-    # with the floor, the diverged seed counts as R^2 = 0: random@1 on a is (0 + 0.5) / 2 = 0.25, the worst
-    assert summary["median_normalized_score"]["warm"]["50"] == pytest.approx(1.0)
-    assert summary["median_normalized_score"]["cold"]["1"] == pytest.approx((0.6 - 0.5) / (0.9 - 0.5))
-    raw = cell_scores(frame, scale=["warm", "cold", "random"]).set_index(["dataset_key", "strategy", "budget"])
-    assert raw.loc[("a", "cold", 1), "normalized"] > 0.99  # without the floor: squashed against -5e5
+    # errors per dataset .2 .1 (warm) .4 .2 (cold) .5 .3 (random; on a, with the floor, (0 + .5) / 2 -> .75):
+    # best .1, median .25, whatever the diverged seed did
+    assert summary["median_normalized_error"]["warm"] == {"1": pytest.approx(2 / 3), "50": 0.0}
+    assert summary["median_normalized_error"]["cold"] == {"1": 1.0, "50": pytest.approx(2 / 3)}
     floored = cell_scores(frame, scale=["warm", "cold", "random"], floor=0.0)
-    assert floored.set_index(["dataset_key", "strategy", "budget"]).loc[("a", "random", 1), "normalized"] == 0.0
+    assert floored.set_index(["dataset_key", "strategy", "budget"]).loc[("a", "random", 1), "normalized_error"] == 1
+    raw = cell_scores(frame, scale=["warm", "cold", "random"]).set_index(["dataset_key", "strategy", "budget"])
+    assert raw.loc[("a", "cold", 50), "normalized_error"] == pytest.approx(2 / 3)  # the median anchor holds
     # raw statistics keep the unclipped value; the median shows what most datasets got
     assert summary["mean_test_score"]["random"]["1"] < -1e5
     assert summary["median_test_score"]["random"]["1"] == pytest.approx(0.5)

@@ -228,6 +228,22 @@ def test_summary_of_hand_made_table() -> None:
     assert set(paired(cells(frame), ["b", "c"])) == set()  # no reference system: nothing to pair
 
 
+def test_regression_normalised_error_floors_each_seed() -> None:
+    # the trial study's normalisation (one home): one diverged seed counts as R^2 = 0, for this figure only
+    seeds = {"metalearn": (-1e6, 0.9), "b": (0.9, 0.9), "c": (0.3, 0.3), "d": (0.4, 0.4)}
+    frame = pd.DataFrame([{"dataset_key": "d1", "dataset": "d1", "seed": i, "system": s, "budget": 10,
+                           "test_score": v, "test_rmse": -1.0, "seconds": 10.0, "overrun": 0.0, "status": "ok"}
+                          for s, values in seeds.items() for i, v in enumerate(values)])
+    setup = {"systems": list(seeds), "budgets": [10], "seeds": 2, "command": "cmd", "protocol": {"cores": 1},
+             "cap": {"factor": 2, "extra_seconds": 60}}
+    summary = summarize(frame, setup | {"task": "regression", "metric": "r2"})
+    # errors .55 (floored mean .45) .1 .7 .6: best .1, median .575
+    assert summary["normalized_error"]["metalearn"]["10"] == pytest.approx(0.45 / 0.475)
+    assert summary["normalized_error"]["b"]["10"] == 0.0 and summary["normalized_error"]["d"]["10"] == 1.0  # clipped
+    assert summary["mean_test_score"]["metalearn"]["10"] < -1e5  # the raw mean keeps it
+    assert summarize(frame, setup)["normalized_error"]["metalearn"]["10"] == 1.0  # classification: no floor
+
+
 # --------------------------------------------------------------------------- launching, rows, parsing
 
 

@@ -2,9 +2,10 @@
 
 Reads the rows the runner appended to ``results.jsonl`` (see ``benchmarks/README.md``); every
 function here is pure apart from :func:`load_results` (reads the checkpoint) and :func:`machine_info`.
-The metric is the run's (:attr:`BenchmarkConfig.metric`); for regression the R^2 of a bad model can be
-hugely negative, so the normalised score floors it (:data:`~metalearn.benchmark.config.R2_FLOOR`), while the
-raw tables keep it and give the median beside the mean.
+The metric is the run's (:attr:`BenchmarkConfig.metric`). :func:`normalized_error` is the one normalisation of
+both benchmarks (TabRepo's: 0 = the best cell of a dataset, 1 = its median cell, clipped). For regression the
+R^2 of a bad model can be hugely negative, so the normalised error floors it
+(:data:`~metalearn.benchmark.config.R2_FLOOR`), while the raw tables keep it and give the median beside the mean.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scipy.stats import spearmanr, wilcoxon
 from metalearn.benchmark.checkpoint import now, read_jsonl
 from metalearn.benchmark.config import (
     BOOTSTRAP,
+    ENSEMBLE_BUDGET,
     MATCH_BUDGET,
     RESULT_COLUMNS,
     BenchmarkConfig,
@@ -53,35 +55,62 @@ def load_results(output: Path, config: BenchmarkConfig | None = None, keys: Iter
             wanted &= frame["dataset_key"].isin(set(keys))
         frame = frame[wanted]
     frame = frame.reset_index(drop=True)
-    for column in ("seed", "budget", "trials", "incumbent_trial", "n_train", "n_test", "n_classes", "kb_datasets"):
+    for column in ("seed", "budget", "trials", "incumbent_trial", "n_train", "n_test", "n_classes", "kb_datasets",
+                   "ensemble_members"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
-    for column in ("test_score", "test_rmse", "cv_score", "seconds", "kb_fraction", "time_budget"):
+    for column in ("test_score", "test_rmse", "cv_score", "seconds", "kb_fraction", "time_budget",
+                   "single_test_score", "single_test_rmse", "ensemble_oof_score"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     for column in ("neighbors", "neighbor_families"):
         frame[column] = [list(v) if isinstance(v, list | tuple | np.ndarray) else [] for v in frame[column]]
     return frame
 
 
+#: what ``summary["normalization"]`` says of the normalised error (the report explains it in words)
+NORMALIZATION = ("TabRepo normalised error per dataset: error = 1 - score (seeds averaged); 0 = the best cell, "
+                 "1 = the median cell, over every budget of the compared strategies; clipped to [0, 1]")
+#: the seed-averaged columns of :func:`cell_scores` besides ``test_score`` and ``seconds``, when a row has them
+CELL_COLUMNS = ("test_rmse", "single_test_score", "single_test_rmse")
+EPS = 1e-12
+
+
+def normalized_error(table: pd.DataFrame, by: Sequence[str] = ("dataset_key",), score: str = "test_score",
+                     reference: pd.Series | None = None) -> pd.Series:
+    """TabRepo's normalised error of every row of ``table``: ``error = 1 - score`` (for R^2 the relative squared
+    error), then per group of ``by`` ``(error - best) / (median - best)`` clipped to [0, 1], best and median
+    taken over the group's ``reference`` rows (a boolean mask; default every row, and every row of a group
+    without one): 0 = the best reference cell, 1 = the median one or worse. Where the median is the best, 0 at
+    the best and 1 above it. Rows outside the reference are placed on its scale (and clipped too)."""
+    error = 1.0 - pd.to_numeric(table[score], errors="coerce").astype(float)
+    keys = [table[column] for column in by]
+    basis = error if reference is None else error.where(reference.to_numpy(dtype=bool))
+    best, median = basis.groupby(keys).transform("min"), basis.groupby(keys).transform("median")
+    if reference is not None:  # a group without reference rows: its own rows set the scale
+        best = best.fillna(error.groupby(keys).transform("min"))
+        median = median.fillna(error.groupby(keys).transform("median"))
+    span, gap = median - best, error - best
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = (gap / span.where(span > EPS)).clip(0.0, 1.0)
+    out = scaled.where(span > EPS, (gap > EPS).astype(float))
+    return out.where(error.notna())
+
+
 def cell_scores(frame: pd.DataFrame, scale: Sequence[str] | None = None, floor: float | None = None) -> pd.DataFrame:
-    """Per (dataset, strategy, budget): test score (and ``test_rmse`` when present) and seconds averaged over
-    seeds, and the normalised score ``(score - worst) / (best - worst)`` (1 if all equal). Worst and best are
-    taken over all budgets of the ``scale`` strategies of that dataset (default: every strategy); the others are
-    placed on the same scale, so they can fall outside [0, 1]. With ``floor``, scores below it count as ``floor``
-    in the normalised score only (each seed's, before the average); ``test_score`` stays the raw mean."""
+    """Per (dataset, strategy, budget): test score (and the :data:`CELL_COLUMNS` present) and seconds averaged
+    over seeds, and the :func:`normalized_error` of the test score per dataset, best and median taken over all
+    budgets of the ``scale`` strategies (default: every strategy); the others are placed on that scale. With
+    ``floor``, each seed's score below it counts as ``floor`` in the normalised error only (before the average);
+    ``test_score`` stays the raw mean."""
     if frame.empty:
-        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
+        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds",
+                                     "normalized_error"])
     basis_score = frame["test_score"] if floor is None else frame["test_score"].clip(lower=floor)
     columns = {"test_score": ("test_score", "mean"), "seconds": ("seconds", "mean"), "basis": ("basis", "mean")}
-    if "test_rmse" in frame.columns and frame["test_rmse"].notna().any():
-        columns["test_rmse"] = ("test_rmse", "mean")
+    columns |= {c: (c, "mean") for c in CELL_COLUMNS if c in frame.columns and frame[c].notna().any()}
     cells = (frame.assign(basis=basis_score).groupby(["dataset_key", "strategy", "budget"], as_index=False)
              .agg(**columns))
-    basis = cells if scale is None else cells[cells["strategy"].isin(scale)]
-    everything = cells.groupby("dataset_key")["basis"]
-    low = cells["dataset_key"].map(basis.groupby("dataset_key")["basis"].min()).fillna(everything.transform("min"))
-    high = cells["dataset_key"].map(basis.groupby("dataset_key")["basis"].max()).fillna(everything.transform("max"))
-    span = high - low
-    cells["normalized"] = np.where(span > 1e-12, (cells["basis"] - low) / span.where(span > 1e-12, 1.0), 1.0)
+    reference = None if scale is None else cells["strategy"].isin(scale)
+    cells["normalized_error"] = normalized_error(cells, score="basis", reference=reference)
     cells["budget"] = cells["budget"].astype(int)
     return cells.drop(columns=["basis"])
 
@@ -103,17 +132,18 @@ def _nested(series: pd.Series, strategies: Sequence[str]) -> dict[str, dict[str,
 
 
 def trials_to_match(median: dict[str, dict[str, float]], strategy: str, reference: str, at: int) -> int | None:
-    """Smallest budget at which ``strategy``'s median normalised score reaches ``reference``'s at budget ``at``."""
+    """Smallest budget at which ``strategy``'s median normalised error is at most ``reference``'s at budget
+    ``at`` (None if never, or without that reference)."""
     target = median.get(reference, {}).get(str(at))
     if target is None:
         return None
     for budget, value in sorted(median.get(strategy, {}).items(), key=lambda kv: int(kv[0])):
-        if value >= target - 1e-12:
+        if value <= target + EPS:
             return int(budget)
     return None
 
 
-def bootstrap_bands(cells: pd.DataFrame, value: str = "normalized", n: int = BOOTSTRAP, seed: int = 0
+def bootstrap_bands(cells: pd.DataFrame, value: str = "normalized_error", n: int = BOOTSTRAP, seed: int = 0
                     ) -> pd.DataFrame:
     """2.5 / 97.5 % bootstrap percentiles (resampling datasets) of the median ``value`` per strategy and budget."""
     if cells.empty:
@@ -165,8 +195,9 @@ def cv_cells(frame: pd.DataFrame, floor: float | None = None) -> pd.DataFrame:
     same_path = frame[frame["strategy"].isin(SAME_PATH) | frame["strategy"].str.startswith("warm@")]
     same_path = same_path.dropna(subset=["cv_score"])
     if same_path.empty:
-        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds", "normalized"])
-    renamed = same_path.drop(columns=["test_score", "test_rmse"], errors="ignore")
+        return pd.DataFrame(columns=["dataset_key", "strategy", "budget", "test_score", "seconds",
+                                     "normalized_error"])
+    renamed = same_path.drop(columns=["test_score", *CELL_COLUMNS], errors="ignore")
     return cell_scores(renamed.rename(columns={"cv_score": "test_score"}), scale=SAME_PATH, floor=floor)
 
 
@@ -233,20 +264,23 @@ def gain_by_distance(frame: pd.DataFrame, records: Iterable[dict[str, Any]]) -> 
 
 def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | None = None,
               hours: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The summary (``summary.json``) of the result rows ``frame``: median normalised scores, average ranks,
-    seconds, trials-to-match, the KB-size curves, paired comparisons, the targets, and how it was made."""
+    """The summary (``summary.json``) of the result rows ``frame``: raw test scores, the median and mean
+    normalised error, average ranks, seconds, trials-to-match, the KB-size curves, paired comparisons, the
+    targets, and how it was made."""
     strategies = config.all_strategies
     main = compared_strategies(strategies)
     floor = config.score_floor
     cells = cell_scores(frame, scale=main, floor=floor)
-    median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), main)
+    errors = cells.groupby(["strategy", "budget"])["normalized_error"]
+    median = _nested(errors.median(), main)
     ranked = rank_cells(cells, main)
     ranks = _nested(ranked.groupby(["strategy", "budget"])["rank"].mean(), main)
     seconds = _nested(cells.groupby(["strategy", "budget"])["seconds"].median(), strategies)
     at = MATCH_BUDGET if MATCH_BUDGET in config.budgets else config.max_budget
     match_cold = trials_to_match(median, "warm", "cold", at)
     match_random = trials_to_match(median, "warm", "random", at)
-    cv_median = _nested(cv_cells(frame, floor).groupby(["strategy", "budget"])["normalized"].median(), main)
+    cv_errors = cv_cells(frame, floor).groupby(["strategy", "budget"])["normalized_error"]
+    cv_median = _nested(cv_errors.median(), main)
     curve, cv_curve = kb_fraction_curves(frame, config)
     summary: dict[str, Any] = {
         "suite": config.suite,
@@ -257,8 +291,11 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "task": config.task or "classification",
         "metric": config.metric,
         "extra_metrics": list(config.extra_metrics),
+        "ensemble_size": config.ensemble_size,
+        "normalization": NORMALIZATION,
         "normalization_floor": floor,
-        "median_normalized_score": median,
+        "median_normalized_error": median,
+        "mean_normalized_error": _nested(errors.mean(), main),
         "average_rank": ranks,
         "median_seconds": seconds,
         "match_budget": at,
@@ -267,7 +304,8 @@ def summarize(frame: pd.DataFrame, config: BenchmarkConfig, *, command: str | No
         "kb_fraction_curve": curve,
         "kb_fraction_cv_curve": cv_curve,
         "kb_fraction_seeds": min(config.seeds, config.kb_fraction_seeds or config.seeds),
-        "median_normalized_cv_score": cv_median,
+        "median_normalized_cv_error": cv_median,
+        "mean_normalized_cv_error": _nested(cv_errors.mean(), main),
         "cv_warm_trials_to_match_cold_at_50": trials_to_match(cv_median, "warm", "cold", at),
         "cv_warm_trials_to_match_random_at_50": trials_to_match(cv_median, "warm", "random", at),
         "paired": _paired(frame, config),
@@ -306,9 +344,13 @@ def _paired(frame: pd.DataFrame, config: BenchmarkConfig) -> dict[str, dict[str,
 
 def _raw(cells: pd.DataFrame, config: BenchmarkConfig) -> dict[str, Any]:
     """Raw test scores over datasets (seeds averaged): mean (``mean_test_score``), median and 95 % bootstrap CI
-    of the mean per strategy and budget; likewise ``test_<metric>`` of the extra metrics (RMSE, negated)."""
+    of the mean per strategy and budget; likewise ``test_<metric>`` of the extra metrics (RMSE, negated) and,
+    in a run with ensembles, ``single_test_score``: the best single pipeline's (the incumbent's)."""
     out: dict[str, Any] = {}
-    for column in ("test_score", *(f"test_{m}" for m in config.extra_metrics)):
+    columns = ["test_score", *(f"test_{m}" for m in config.extra_metrics)]
+    if config.ensemble_size > 0:
+        columns.append("single_test_score")
+    for column in columns:
         stats = raw_scores(cells, column, config.all_strategies)
         out.update({f"mean_{column}": stats["mean"], f"median_{column}": stats["median"], f"{column}_ci": stats["ci"]})
     return out
@@ -316,28 +358,30 @@ def _raw(cells: pd.DataFrame, config: BenchmarkConfig) -> dict[str, Any]:
 
 def kb_fraction_curves(frame: pd.DataFrame, config: BenchmarkConfig
                        ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """``{fraction: {budget: median normalised score}}`` of warm@fraction on test and on CV, over the seeds the
-    ablations ran on (``1`` is warm on those seeds), on the scale set by the compared strategies."""
+    """``{fraction: {budget: mean normalised error}}`` of warm@fraction on test and on CV, over the seeds the
+    ablations ran on (``1`` is warm on those seeds), on the scale set by the compared strategies (the mean: with
+    the median cell as the anchor, the median over datasets sits at 1 for most early budgets)."""
     if "warm" not in config.strategies or frame.empty:
         return {}, {}
     on = frame if config.kb_fraction_seeds is None else frame[frame["seed"].astype(int) < config.kb_fraction_seeds]
     curves = []
     floor = config.score_floor
     for cells in (cell_scores(on, scale=config.compared_strategies, floor=floor), cv_cells(on, floor)):
-        median = _nested(cells.groupby(["strategy", "budget"])["normalized"].median(), config.all_strategies)
-        curves.append({f"{f:g}": median[fraction_name(f)] for f in sorted(set(config.kb_fractions) | {1.0})
-                       if median.get(fraction_name(f))})
+        mean = _nested(cells.groupby(["strategy", "budget"])["normalized_error"].mean(), config.all_strategies)
+        curves.append({f"{f:g}": mean[fraction_name(f)] for f in sorted(set(config.kb_fractions) | {1.0})
+                       if mean.get(fraction_name(f))})
     return curves[0], curves[1]
 
 
 def _targets(summary: dict[str, Any], config: BenchmarkConfig) -> dict[str, dict[str, Any]]:
-    """The four targets of the benchmark: description, met (None when it cannot be judged) and value."""
+    """The targets of the benchmark (issue #22's included): description, met (None when they cannot be judged,
+    e.g. not measured by these rows) and value."""
     ranks = summary["average_rank"]
     at = summary["match_budget"]
     match = summary["warm_trials_to_match_cold_at_50"]
     targets: dict[str, dict[str, Any]] = {}
     targets["warm_matches_cold_within_10"] = {
-        "description": f"warm_trials_to_match_cold_at_{at} <= 10",
+        "description": f"warm_trials_to_match_cold_at_{at} <= 10 (median normalised error)",
         "met": None if "cold" not in ranks or "warm" not in ranks else (match is not None and match <= 10),
         "value": match,
     }
@@ -363,7 +407,31 @@ def _targets(summary: dict[str, Any], config: BenchmarkConfig) -> dict[str, dict
         "description": f"warm at {low} trial(s) beats flaml-zeroshot on average rank",
         "met": None if zs_rank is None or warm_low is None else warm_low < zs_rank,
         "value": {"warm": warm_low, "flaml-zeroshot": zs_rank}}
-    return targets
+    return targets | _ensemble_targets(summary, config)
+
+
+def _ensemble_targets(summary: dict[str, Any], config: BenchmarkConfig) -> dict[str, dict[str, Any]]:
+    """Issue #22's: warm's ensemble after 10 trials beats its best single pipeline after 50, and warm after 50
+    trials is no worse than after 10 (mean test score; 50 is the match budget, 10 :data:`ENSEMBLE_BUDGET`)."""
+    low, top, metric = str(ENSEMBLE_BUDGET), str(summary["match_budget"]), summary["metric"]
+    mean = summary["mean_test_score"].get("warm", {})
+    ensemble, single = mean.get(low), summary.get("mean_single_test_score", {}).get("warm", {}).get(top)
+    missing = None
+    if config.ensemble_size <= 0:
+        missing = "not measured: this run built no ensembles (ensemble size 0)"
+    elif ensemble is None or single is None:
+        missing = f"not measured: no warm ensemble at {low} trials or single-pipeline test score at {top}"
+    return {
+        "warm_ensemble_at_10_beats_single_at_50": {
+            "description": f"warm's ensemble after {low} trials beats its best single pipeline after {top} on mean "
+                           f"test {metric}",
+            "met": None if missing else bool(ensemble > single),
+            "value": missing or {f"ensemble_at_{low}": ensemble, f"single_at_{top}": single}},
+        "warm_at_50_not_below_warm_at_10": {
+            "description": f"warm after {top} trials >= warm after {low} on mean test {metric}",
+            "met": None if mean.get(low) is None or mean.get(top) is None else bool(mean[top] >= mean[low]),
+            "value": {low: mean.get(low), top: mean.get(top)}},
+    }
 
 
 def machine_info(jobs: int = 1) -> dict[str, Any]:

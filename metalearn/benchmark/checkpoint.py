@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from metalearn.benchmark.config import BenchmarkConfig
+from metalearn.benchmark.config import LEGACY_PROTOCOL, BenchmarkConfig
 from metalearn.errors import MetalearnError
 from metalearn.protocol import to_jsonable
 
@@ -65,6 +65,15 @@ def is_done(done: Done, key: str, seed: int, strategy: str, config: BenchmarkCon
     return all((key, seed, strategy, b) in done for b in config.budgets_of(strategy))
 
 
+def stored_protocol(output: Path) -> dict[str, Any] | None:
+    """The protocol in ``output/state.json`` (None without one), keys it predates filled from
+    :data:`~metalearn.benchmark.config.LEGACY_PROTOCOL`."""
+    path = output / "state.json"
+    if not path.is_file():
+        return None
+    return LEGACY_PROTOCOL | json.loads(path.read_text()).get("protocol", {})
+
+
 def load_state(output: Path, config: BenchmarkConfig) -> dict[str, Any]:
     """``state.json`` of ``output`` (a fresh state if there is none); refuses a different protocol or KB."""
     path = output / "state.json"
@@ -72,8 +81,9 @@ def load_state(output: Path, config: BenchmarkConfig) -> dict[str, Any]:
     if not path.is_file():
         return {"protocol": protocol, "db": config.db, "seconds": 0.0, "invocations": []}
     state = json.loads(path.read_text())
-    if state.get("protocol") != protocol:
-        changed = sorted(k for k in protocol if state.get("protocol", {}).get(k) != protocol[k])
+    stored = LEGACY_PROTOCOL | state.get("protocol", {})
+    if stored != protocol:
+        changed = sorted(k for k in protocol if stored.get(k) != protocol[k])
         raise MetalearnError(f"{output} holds a benchmark with a different protocol ({', '.join(changed)}); "
                              "use another --output or the same settings")
     if state.get("db") != config.db:

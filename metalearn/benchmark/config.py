@@ -3,7 +3,9 @@
 The search strategies are :data:`metalearn.protocol.STRATEGIES`; the benchmark adds the FLAML peers
 and the ``warm@<fraction>`` ablations (warm with a random part of the knowledge base). One run is one
 task: its metric is the task's default (:data:`metalearn.protocol.DEFAULT_METRICS`: balanced accuracy,
-or R^2 for regression, which also records the test RMSE, negated like every error metric).
+or R^2 for regression, which also records the test RMSE, negated like every error metric). Like a search, the
+trial study ends every budget with an ensemble of the trials so far (``ensemble_size``, the library default;
+0 for the single best pipeline).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from metalearn.errors import MetalearnError
-from metalearn.protocol import DEFAULT_METRICS, DEFAULT_TASK, STRATEGIES, TASKS, check_choice
+from metalearn.protocol import DEFAULT_METRICS, DEFAULT_TASK, DEFAULTS, STRATEGIES, TASKS, check_choice
 
 METRIC = DEFAULT_METRICS["classification"]  # the classification benchmark's protocol (FLAML gets the same)
 #: per task, the test metrics recorded besides the headline (``test_<metric>`` columns, higher is better)
@@ -30,12 +32,17 @@ DEFAULT_STRATEGIES = ("warm", "cold", "random", "flaml", "flaml-zeroshot")
 DEFAULT_BUDGETS = (1, 2, 5, 10, 20, 50)
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 MATCH_BUDGET = 50
+#: issue #22: warm's ensemble after this many trials against its best single pipeline after MATCH_BUDGET
+ENSEMBLE_BUDGET = 10
 BOOTSTRAP = 1000
+#: protocol values of a run made before the key existed (``state.json``): no ensembles then
+LEGACY_PROTOCOL: dict[str, Any] = {"ensemble_size": 0, "ensemble_candidates": 0}
 
 RESULT_COLUMNS = [
     "dataset", "dataset_key", "family", "task", "seed", "strategy", "budget", "test_score", "test_rmse", "cv_score",
     "seconds", "trials", "incumbent_trial", "algorithm", "kb_fraction", "kb_datasets", "neighbors",
     "neighbor_families", "time_budget", "n_train", "n_test", "n_classes", "content_hash", "created",
+    "single_test_score", "single_test_rmse", "ensemble_members", "ensemble_oof_score",
 ]
 
 
@@ -127,6 +134,7 @@ class BenchmarkConfig:
     kb_fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     limit: int | None = None
     shuffle: bool = False  # a fixed (seed 0) random order of the datasets, so --limit takes a random sample
+    datasets: str | None = None  # a file naming the datasets to run (benchmarks/selections/)
     test_size: float = 1 / 3
     test_max_rows: int = 10_000
     trial_time_limit: float | None = 60.0
@@ -135,6 +143,9 @@ class BenchmarkConfig:
     n_warm: int = 10
     kb_fraction_seeds: int | None = None  # run the warm@fraction ablations on the first N seeds only (None: all)
     task: str | None = None  # None: the suite's (see :func:`metalearn.benchmark.suite.suite_task`)
+    #: greedy selection rounds of each budget's ensemble (0: the single best pipeline) over its best candidates
+    ensemble_size: int = DEFAULTS.ensemble_size
+    ensemble_candidates: int = DEFAULTS.ensemble_candidates
 
     def validate(self) -> BenchmarkConfig:
         """A copy with parsed strategies, budgets and fractions; a :class:`MetalearnError` for a bad setting."""
@@ -143,7 +154,8 @@ class BenchmarkConfig:
         fractions = parse_fractions(self.kb_fractions)
         minimum = {"--seeds": (self.seeds, 1), "--jobs": (self.jobs, 1), "--folds": (self.folds, 2),
                    "--max-rows": (self.max_rows, 20), "--limit": (self.limit, 1),
-                   "--kb-fraction-seeds": (self.kb_fraction_seeds, 1)}
+                   "--kb-fraction-seeds": (self.kb_fraction_seeds, 1), "ensemble_size": (self.ensemble_size, 0),
+                   "ensemble_candidates": (self.ensemble_candidates, 1)}
         for flag, (value, least) in minimum.items():
             if value is not None and value < least:
                 raise MetalearnError(f"{flag} must be at least {least}, got {value}")
@@ -223,7 +235,8 @@ class BenchmarkConfig:
         """What must not change between a run and its resumption in the same output directory."""
         return {"suite": self.suite, "max_rows": self.max_rows, "folds": self.folds, "test_size": self.test_size,
                 "test_max_rows": self.test_max_rows, "trial_time_limit": self.trial_time_limit, "k": self.k,
-                "n_warm": self.n_warm, "metric": self.metric}
+                "n_warm": self.n_warm, "metric": self.metric, "ensemble_size": self.ensemble_size,
+                "ensemble_candidates": self.ensemble_candidates if self.ensemble_size else 0}
 
     def command(self) -> str:
         """The ``metalearn benchmark`` command line that makes (or resumes) this run."""
@@ -237,6 +250,8 @@ class BenchmarkConfig:
             parts += ["--db", self.db]
         if self.limit:
             parts += ["--limit", str(self.limit)]
+        if self.datasets:
+            parts += ["--datasets", self.datasets]
         if self.kb_fraction_seeds is not None:
             parts += ["--kb-fraction-seeds", str(self.kb_fraction_seeds)]
         if self.shuffle:
@@ -245,4 +260,6 @@ class BenchmarkConfig:
             parts += ["--trial-time-limit", str(self.trial_time_limit)]
         if self.cache_dir:
             parts += ["--cache-dir", self.cache_dir]
+        if self.ensemble_size != DEFAULTS.ensemble_size:
+            parts += ["--ensemble-size", str(self.ensemble_size)]
         return shlex.join(parts)

@@ -40,7 +40,7 @@ from metalearn.benchmark.equal_time_config import DEFAULT_BUDGETS, DEFAULT_OUTPU
 from metalearn.benchmark.equal_time_report import finalize
 from metalearn.benchmark.jobs import dummy_scores, score_predictions
 from metalearn.benchmark.scratch import ReferenceDataset, prepare_knowledge_base
-from metalearn.benchmark.suite import outer_split, resolve_suite, suite_task
+from metalearn.benchmark.suite import outer_split, resolve_suite, select_sources, suite_task
 from metalearn.benchmark.systems import (
     SYSTEMS,
     Launcher,
@@ -327,8 +327,7 @@ def _sources(config: EqualTimeConfig, echo: Echo) -> tuple[EqualTimeConfig, list
     """The suite's sources of the run's one task, and the configuration for that task, less the systems that make
     no sense for it (the balance_weight variants for regression: skipped with a warning each)."""
     task, sources = suite_task(resolve_suite(config.suite, config.cache_dir), config.task)
-    if config.shuffle:
-        sources = [sources[i] for i in np.random.default_rng(0).permutation(len(sources))]
+    sources = select_sources(sources, shuffle=config.shuffle, limit=config.limit, datasets=config.datasets)
     kept = tuple(s for s in config.systems if task in SYSTEMS[s].tasks)
     for name in config.systems:
         if name not in kept:
@@ -336,7 +335,7 @@ def _sources(config: EqualTimeConfig, echo: Echo) -> tuple[EqualTimeConfig, list
                  f"system, and this run is {task}")
     if not kept:
         raise MetalearnError(f"no system left to run for {task}")
-    return config.for_task(task, kept), sources[:config.limit] if config.limit else sources
+    return config.for_task(task, kept), sources
 
 
 def _todo(config: EqualTimeConfig, sources: list[DatasetSource], output: Path) -> dict[str, list[Task]]:
@@ -416,6 +415,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=d.max_rows, help="train rows cap of the outer split (0: none)")
     p.add_argument("--limit", type=int, default=None, help="first N datasets")
     p.add_argument("--shuffle", action="store_true", help="a fixed random dataset order")
+    p.add_argument("--datasets", default=None, help="only the datasets named in this file (JSON list, "
+                   "{\"datasets\": [...]} or one per line)")
     p.add_argument("--cache-dir", default=None, help="OpenML cache")
     p.add_argument("--cap-factor", type=float, default=d.cap_factor, help="hard cap = factor x budget + extra")
     p.add_argument("--cap-extra", type=float, default=d.cap_extra, help="seconds added to the hard cap")

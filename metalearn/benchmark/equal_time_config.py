@@ -37,6 +37,7 @@ class EqualTimeConfig:
     test_max_rows: int | None = 10_000
     limit: int | None = None
     shuffle: bool = False
+    datasets: str | None = None  # a file naming the datasets to run (benchmarks/selections/)
     cache_dir: str | None = None
     cap_factor: float = 2.0
     cap_extra: float = 60.0
@@ -96,7 +97,8 @@ class EqualTimeConfig:
                  "--seeds", str(self.seeds), "--cores", str(self.cores), "--jobs", str(self.jobs),
                  "--output", self.output_dir, "--max-rows", str(self.max_rows or 0)]
         optional = {"--task": self.task, "--db": self.db, "--peers-python": self.peers_python,
-                    "--peer-worker": self.peer_worker, "--limit": self.limit, "--cache-dir": self.cache_dir}
+                    "--peer-worker": self.peer_worker, "--limit": self.limit, "--datasets": self.datasets,
+                    "--cache-dir": self.cache_dir}
         parts += [item for flag, value in optional.items() if value for item in (flag, str(value))]
         defaults = EqualTimeConfig(self.suite)
         for name in ("cap_factor", "cap_extra", "margin", "min_margin"):

@@ -3,11 +3,13 @@
 Reads the rows of ``results.jsonl``; the statistics use the datasets on which every system has a row
 at every budget and seed (``complete``). Per dataset the test scores are averaged over seeds; then:
 mean test score (balanced accuracy, or R^2 for regression) with a 95 % bootstrap CI over datasets and the
-median, the average rank (1 = best, ties averaged), TabRepo's normalised error (per dataset: error = 1 - score,
-0 = the best system, 1 = the median system, clipped to [0, 1]; for R^2 the error is the relative squared
-error, so a hugely negative R^2 cannot dominate it), paired comparisons of the reference (``metalearn``) with
-every other system (wins / ties / losses, Wilcoxon signed-rank p), and the distribution of actual seconds and
-overruns. Regression adds the test RMSE (negated, higher is better): mean with CI, median and paired.
+median, the average rank (1 = best, ties averaged), TabRepo's normalised error
+(:func:`metalearn.benchmark.analysis.normalized_error`, the trial study's too: per dataset and budget,
+error = 1 - score, 0 = the best system, 1 = the median system, clipped to [0, 1]; for R^2 the error is the
+relative squared error, each seed's R^2 floored at :data:`~metalearn.benchmark.config.R2_FLOOR` first),
+paired comparisons of the reference (``metalearn``) with every other system (wins / ties / losses, Wilcoxon
+signed-rank p), and the distribution of actual seconds and overruns. Regression adds the test RMSE (negated,
+higher is better): mean with CI, median and paired.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metalearn.benchmark.analysis import bootstrap_ci, machine_info, paired_comparison
+from metalearn.benchmark.analysis import bootstrap_ci, machine_info, normalized_error, paired_comparison
 from metalearn.benchmark.checkpoint import now, read_jsonl
+from metalearn.benchmark.config import R2_FLOOR
 from metalearn.benchmark.report import ci_cell
 from metalearn.benchmark.systems import REFERENCE, STATUSES
 from metalearn.protocol import to_jsonable
@@ -60,12 +63,15 @@ def complete_keys(frame: pd.DataFrame, systems: Sequence[str], budgets: Sequence
     return sorted(counts[counts == need].index)
 
 
-def cells(frame: pd.DataFrame) -> pd.DataFrame:
+def cells(frame: pd.DataFrame, floor: float | None = None) -> pd.DataFrame:
     """Per (dataset, system, budget): test score (and ``test_rmse`` when present), seconds and overrun averaged
-    over seeds."""
+    over seeds; with ``floor``, ``basis`` is the mean of the seeds' test scores floored at it (for the normalised
+    error only)."""
     if frame.empty:
         return pd.DataFrame(columns=["dataset_key", "system", "budget", "test_score", "seconds", "overrun"])
     columns = {c: (c, "mean") for c in ("test_score", "test_rmse", "seconds", "overrun") if c in frame.columns}
+    if floor is not None:
+        frame, columns["basis"] = frame.assign(basis=frame["test_score"].clip(lower=floor)), ("basis", "mean")
     return frame.groupby(["dataset_key", "system", "budget"], as_index=False).agg(**columns)
 
 
@@ -77,16 +83,12 @@ def ranked(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def normalized_errors(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with TabRepo's normalised error per dataset and budget: ``(err - best) / (median - best)`` with
-    ``err = 1 - score`` over the systems, clipped to [0, 1]; when the median is the best, 0 for the best, else 1."""
+    """``table`` (from :func:`cells`) with the normalised error of each system per dataset and budget
+    (:func:`~metalearn.benchmark.analysis.normalized_error`: best and median over the systems), of the floored
+    ``basis`` when the table has one."""
     out = table.copy()
-    error = 1.0 - out["test_score"]
-    groups = error.groupby([out["dataset_key"], out["budget"]])
-    best, median = groups.transform("min"), groups.transform("median")
-    span = median - best
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = ((error - best) / span.where(span > 1e-12, 1.0)).clip(0.0, 1.0)
-    out["normalized_error"] = np.where(span > 1e-12, scaled, np.where(error - best > 1e-12, 1.0, 0.0))
+    score = "basis" if "basis" in out.columns else "test_score"
+    out["normalized_error"] = normalized_error(out, by=("dataset_key", "budget"), score=score)
     return out
 
 
@@ -160,7 +162,8 @@ def summarize(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | 
     (:meth:`EqualTimeConfig.setup`)."""
     systems, budgets, seeds = list(setup["systems"]), [int(b) for b in setup["budgets"]], int(setup["seeds"])
     rows, complete, partial = select(frame, setup, keys)
-    table = normalized_errors(ranked(cells(rows)))
+    floor = R2_FLOOR if setup.get("task") == "regression" else None
+    table = normalized_errors(ranked(cells(rows, floor)))
     summary: dict[str, Any] = {
         "n_datasets": len(complete), "n_seeds": seeds, "budgets": budgets, "systems": systems,
         "reference": REFERENCE, "task": setup.get("task", "classification"),

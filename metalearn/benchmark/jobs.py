@@ -3,19 +3,25 @@
 ``warm``, ``cold``, ``random`` (and ``warm@<fraction>``) run one :class:`WarmStartSearch` of
 ``max(budgets)`` trials; the incumbent after each budget (:func:`metalearn.warmstart.result.incumbent`)
 is refit on train and scored on test (:func:`score_predictions`: balanced accuracy, or R^2 and the negated RMSE
-for regression). Leave-one-family-out: the query's family (and its content hash) is excluded from the
-neighbours and the portfolio; what was actually used is recorded.
+for regression). With ensembles (``ensemble_size`` > 0, the default) each budget's model is what a search of that
+many trials ends with: the ensemble built by :func:`metalearn.warmstart.ensemble.build_ensemble` from the
+out-of-fold predictions of its trials, members refit on train; the row's ``test_*`` columns score it and
+``single_test_*`` the incumbent. Leave-one-family-out: the query's family (and its content hash) is excluded
+from the neighbours and the portfolio; what was actually used is recorded.
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import balanced_accuracy_score
 
@@ -29,8 +35,9 @@ from metalearn.knowledge_base import KnowledgeBase
 from metalearn.protocol import DEFAULT_METRICS, MULTI_FIDELITY
 from metalearn.seeding import DatasetSource
 from metalearn.space import canonical_json
+from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.recommend import Recommender
-from metalearn.warmstart.result import SearchResult, incumbent
+from metalearn.warmstart.result import SearchResult, Trial, incumbent
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
 DUMMY = "__dummy__"
@@ -102,7 +109,8 @@ def base_row(job: DatasetJob, split: Split, strategy: str) -> dict[str, Any]:
             "n_train": split.train.n_rows, "n_test": split.test.n_rows, "n_classes": dataset.n_classes,
             "content_hash": dataset.content_hash, "kb_fraction": None, "kb_datasets": None, "neighbors": [],
             "neighbor_families": [], "time_budget": None, "incumbent_trial": None, "algorithm": None,
-            "cv_score": None}
+            "cv_score": None, "single_test_score": None, "single_test_rmse": None, "ensemble_members": None,
+            "ensemble_oof_score": None}
 
 
 def fraction_subset(candidates: list[int], fraction: float, seed: int, key: str) -> list[int]:
@@ -112,6 +120,21 @@ def fraction_subset(candidates: list[int], fraction: float, seed: int, key: str)
     size = max(1, int(round(fraction * len(candidates))))
     rng = np.random.default_rng([seed, int(round(fraction * 10_000)), zlib.crc32(key.encode())])
     return sorted(int(i) for i in rng.choice(sorted(candidates), size=size, replace=False))
+
+
+class KeepingSearch(WarmStartSearch):
+    """A search whose candidate pool keeps every successful trial's out-of-fold predictions, and which keeps
+    them (with the labels they predict) instead of building a final model: the benchmark builds the ensemble
+    of the first ``b`` trials itself, at every budget ``b``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.oof: dict[int, np.ndarray] = {}
+        self.oof_y: pd.Series | None = None
+
+    def _final_model(self, result: SearchResult, dataset: Dataset, dataset_id: int | None, pool: CandidatePool,
+                     y: pd.Series) -> None:
+        self.oof, self.oof_y = dict(pool.best_first()), y
 
 
 @dataclass
@@ -133,17 +156,19 @@ def _search(job: DatasetJob, kb: KnowledgeBase, strategy: str, split: Split) -> 
     excluded = {r.id for r in job.reference if r.family == family or r.content_hash == dataset.content_hash}
     fraction = strategy_fraction(strategy)
     base = "warm" if fraction is not None else strategy
+    ensembles = config.ensemble_size > 0  # then the pool keeps every trial: each budget picks its best candidates
     settings = SearchSettings(strategy=base, n_trials=config.max_budget, trial_time_limit=config.trial_time_limit,
                               metric=config.metric, folds=config.folds, seed=split.seed, max_rows=config.max_rows,
-                              n_warm=config.n_warm, k=config.k, refit=False)
+                              n_warm=config.n_warm, k=config.k, refit=ensembles, ensemble_size=config.ensemble_size,
+                              ensemble_candidates=max(config.max_budget, config.ensemble_candidates))
     recommender = None
     used: list[int] = []
     if fraction is not None or base in MULTI_FIDELITY:  # warm-started: read only the reference datasets
         candidates = [r.id for r in job.reference if r.id not in excluded]
         used = fraction_subset(candidates, fraction or 1.0, split.seed, job.source.key)
         recommender = Recommender(kb, config.metric, restrict_to=used)
-    engine = WarmStartSearch(kb, settings, recommender=recommender, exclude_ids=excluded,
-                             exclude_families={family})
+    engine = (KeepingSearch if ensembles else WarmStartSearch)(
+        kb, settings, recommender=recommender, exclude_ids=excluded, exclude_families={family})
     result = engine.run(split.train)
     if result.status in ("interrupted", "cancelled"):  # stopped by Ctrl-C or a signal: rerun on resume
         raise MetalearnError(f"{strategy} search on {dataset.name} ended {result.status} after "
@@ -206,18 +231,63 @@ def budget_incumbents(result: SearchResult, budgets: Sequence[int]) -> list[dict
     return out
 
 
+def budget_ensemble(job: DatasetJob, split: Split, search: _Search, n_trials: int, models: dict[int, Any]
+                    ) -> tuple[dict[str, float], dict[str, Any]] | None:
+    """Test scores of the ensemble a search of its first ``n_trials`` trials ends with (its best
+    ``ensemble_candidates``, greedy selection, members refit on train), and its size and out-of-fold score;
+    None without a candidate. ``models`` caches the refits across budgets (trial number -> pipeline; only the
+    members of this ensemble are kept)."""
+    engine, config = search.engine, job.config
+    if not isinstance(engine, KeepingSearch) or engine.oof_y is None:
+        return None
+    trials = search.result.trials[:n_trials]
+    by_number = {t.number: t for t in trials}
+
+    def refit(trial: Trial) -> Any:
+        if trial.number not in models:
+            models[trial.number] = engine.refit(trial.configuration, split.train)
+        return models[trial.number]
+
+    with tempfile.TemporaryDirectory(prefix="metalearn-bench-") as folder:
+        pool = CandidatePool(Path(folder), config.ensemble_candidates)
+        for trial in trials:
+            pool.offer(trial, engine.oof.get(trial.number))
+        built = build_ensemble(pool, trials, engine.oof_y, config.metric, config.ensemble_size, refit)
+    if built is None:
+        return None
+    model, report = built
+    members = {m["trial"] for m in report.members}
+    for number in set(models) - members:
+        del models[number]
+    if len(members) == 1:  # the member's own pipeline: the refit (and score) of the single path
+        scores = _test_scores(search, split, by_number[next(iter(members))].configuration)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores = score_predictions(split.test.task, split.test.y, model.predict(split.test.X))
+    return scores, {"ensemble_members": len(members), "ensemble_oof_score": float(report.oof_score)}
+
+
 def _budget_rows(job: DatasetJob, split: Split, search: _Search) -> list[dict[str, Any]]:
-    """One row per budget: the incumbent after that many trials, its test score and the seconds used."""
+    """One row per budget: the incumbent after that many trials (with ensembles: the ensemble of those trials,
+    and the incumbent's ``single_*`` scores), its test score and the seconds used."""
     names = {r.id: r for r in job.reference}
     report = search.result.recommendations
     neighbors = list(report.neighbors) if search.fraction is not None and report is not None else []
-    rows = []
+    rows: list[dict[str, Any]] = []
+    models: dict[int, Any] = {}
     for cell in budget_incumbents(search.result, job.config.budgets):
         trial = cell["incumbent"]
         row = base_row(job, split, search.strategy)
         if trial is not None:
             row.update(incumbent_trial=trial.number, algorithm=trial.algorithm, cv_score=trial.score)
         scores = _test_scores(search, split, None if trial is None else trial.configuration)
+        if job.config.ensemble_size > 0:
+            row.update({f"single_{k}": v for k, v in scores.items()})
+            built = budget_ensemble(job, split, search, cell["trials"], models) if trial is not None else None
+            if built is not None:
+                scores = built[0]
+                row.update(built[1])
         row.update(scores, budget=cell["budget"], seconds=cell["seconds"], trials=cell["trials"])
         if search.fraction is not None:
             row.update(kb_fraction=search.fraction, kb_datasets=len(search.used),

@@ -48,17 +48,17 @@ def _ci_bands(ci: dict[str, dict[str, dict[str, float]]]) -> tuple[dict[str, dic
 
 
 def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: str, xlabel: str, output: Path,
-                median: dict[str, dict[str, float]] | None = None, ylabel: str = "median normalised test score"
-                ) -> str:
-    """Median normalised test score (or ``median``: another score) against trials (or seconds), with 95%
+                median: dict[str, dict[str, float]] | None = None,
+                ylabel: str = "median normalised error (0 = best cell, 1 = median)") -> str:
+    """Median normalised test error (or ``median``: another score) against trials (or seconds), with 95%
     bootstrap bands."""
-    median = summary["median_normalized_score"] if median is None else median
+    median = summary["median_normalized_error"] if median is None else median
     seconds = summary["median_seconds"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for strategy in compared_strategies(median):
         budgets = sorted(int(b) for b in median[strategy])
         y = [median[strategy][str(b)] for b in budgets]
-        x = budgets if name != "score_vs_seconds" else [seconds[strategy][str(b)] for b in budgets]
+        x = budgets if name != "error_vs_seconds" else [seconds[strategy][str(b)] for b in budgets]
         b = bands[bands["strategy"] == strategy].sort_values("budget")
         color = COLORS.get(strategy)
         marker = "o" if len(x) > 1 else "*"
@@ -69,7 +69,7 @@ def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: st
             ax.errorbar(x, y, yerr=[[y[0] - b["low"].iloc[0]], [b["high"].iloc[0] - y[0]]], color=color,
                         capsize=4)
     ax.set_xscale("log")
-    if name != "score_vs_seconds":
+    if name != "error_vs_seconds":
         _budget_ticks(ax, summary["budgets"])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -100,7 +100,7 @@ def _rank_plot(plt: Any, summary: dict[str, Any], output: Path) -> str:
 
 
 def _kb_fraction_plot(plt: Any, summary: dict[str, Any], output: Path) -> str:
-    """warm's median normalised test and CV score against the fraction of the knowledge base, per budget."""
+    """warm's median normalised test and CV error against the fraction of the knowledge base, per budget."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
     cmap = plt.get_cmap("viridis")
     for ax, key, label in ((axes[0], "kb_fraction_curve", "test"), (axes[1], "kb_fraction_cv_curve", "CV")):
@@ -112,7 +112,7 @@ def _kb_fraction_plot(plt: Any, summary: dict[str, Any], output: Path) -> str:
             ys = [curve[f][str(b)] for f in fractions if str(b) in curve[f]]
             ax.plot(xs, ys, marker="o", color=cmap(i / max(1, len(budgets) - 1)), label=f"{b} trials")
         ax.set_xlabel("fraction of the (family-filtered) knowledge base")
-        ax.set_ylabel(f"warm: median normalised {label} score")
+        ax.set_ylabel(f"warm: mean normalised {label} error")
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
@@ -129,7 +129,7 @@ def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> di
     bands = bootstrap_bands(cell_scores(frame, scale=compared_strategies(summary["strategies"]),
                                         floor=summary.get("normalization_floor")))
     files: dict[str, str] = {}
-    for name, xlabel in (("score_vs_trials", "trials"), ("score_vs_seconds", "median wall-clock seconds")):
+    for name, xlabel in (("error_vs_trials", "trials"), ("error_vs_seconds", "median wall-clock seconds")):
         files[name] = _score_plot(plt, summary, bands, name, xlabel, output)
     means, ci_bands = _ci_bands(summary.get("test_score_ci", {}))
     files["raw_score_vs_trials"] = _score_plot(plt, summary, ci_bands, "raw_score_vs_trials", "trials", output,

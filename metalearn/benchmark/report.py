@@ -45,22 +45,22 @@ def _table(data: dict[str, dict[str, Any]], budgets: Sequence[int], digits: int 
 
 def shortfalls(summary: dict[str, Any]) -> list[str]:
     """One sentence per missed target (and for the CV view of trials-to-match): by how much, and the next lever."""
-    targets, median, ranks = summary["targets"], summary["median_normalized_score"], summary["average_rank"]
+    targets, median, ranks = summary["targets"], summary["median_normalized_error"], summary["average_rank"]
     at, out = summary["match_budget"], []
     design = ("the initial design: more neighbours (k), a better meta-feature distance, or a larger cross-evaluated "
               "portfolio (more seed runs)")
     for view, table, key in (("test", median, "warm_matches_cold_within_10"),
-                             ("CV", summary.get("median_normalized_cv_score", {}), None)):
+                             ("CV", summary.get("median_normalized_cv_error", {}), None)):
         met = targets[key]["met"] if key else None
         match = summary["warm_trials_to_match_cold_at_50"] if key else summary.get("cv_warm_trials_to_match_cold_at_50")
         goal = table.get("cold", {}).get(str(at))
         if goal is None or "warm" not in table or met is True or (key is None and match is not None and match <= 10):
             continue
-        best10 = max((v for b, v in table["warm"].items() if int(b) <= 10), default=None)
+        best10 = min((v for b, v in table["warm"].items() if int(b) <= 10), default=None)
         reached = f"after {match} trials" if match is not None else "at no budget"
-        gap = "" if best10 is None else f"; within 10 trials warm's best is {best10:.3f}, {goal - best10:.3f} short"
-        out.append(f"On the {view} score warm reaches cold's {at}-trial median ({goal:.3f}) {reached}, not within 10"
-                   f"{gap}. Lever: {design}.")
+        gap = "" if best10 is None else f"; within 10 trials warm's best is {best10:.3f}, {best10 - goal:.3f} above"
+        out.append(f"On the {view} score warm reaches cold's {at}-trial median normalised error ({goal:.3f}) "
+                   f"{reached}, not within 10{gap}. Lever: {design}.")
     rank_target = targets.get("warm_ranks_above_cold_and_random", {})
     if rank_target.get("met") is False:
         for b, ok in rank_target["value"].items():
@@ -81,13 +81,50 @@ def shortfalls(summary: dict[str, Any]) -> list[str]:
             value = target["value"]
             out.append(f"{target['description']}: rank {value['warm']:.2f} vs {value[peer]:.2f} "
                        f"({value['warm'] - value[peer]:+.2f}). Lever: {lever}.")
+    return out + _ensemble_shortfalls(targets)
+
+
+def _ensemble_shortfalls(targets: dict[str, Any]) -> list[str]:
+    """The sentences of issue #22's missed targets: the ensemble against the single pipeline, 50 vs 10 trials."""
+    out = []
+    target = targets.get("warm_ensemble_at_10_beats_single_at_50", {})
+    if target.get("met") is False:
+        (k10, ensemble), (k50, single) = target["value"].items()
+        out.append(f"{target['description']}: {ensemble:.4f} vs {single:.4f} ({ensemble - single:+.4f}). Lever: "
+                   "more diverse ensemble candidates (more families among the best trials, larger "
+                   "ensemble_candidates).")
+    target = targets.get("warm_at_50_not_below_warm_at_10", {})
+    if target.get("met") is False:
+        (b10, early), (b50, late) = target["value"].items()
+        out.append(f"{target['description']}: {late:.4f} after {b50} vs {early:.4f} after {b10} "
+                   f"({late - early:+.4f}); the later trials over-fit the CV. Lever: selection that does not over-fit "
+                   "(repeated CV on small data, selecting and ensembling on out-of-fold predictions; issue #22 §3).")
     return out
+
+
+def banner(summary: dict[str, Any]) -> Lines:
+    """What a ``--report-only`` summary leaves out, as the lines under the report's title: "Partial results"
+    only when some dataset has started but not finished; a note when datasets of the suite have no result
+    (added to the suite after the run, or not reached yet); nothing for a complete run."""
+    if not summary.get("report_only"):
+        return []
+    complete, unfinished = summary["complete_datasets"], summary.get("unfinished_datasets", 0)
+    missing, suite = summary.get("datasets_without_results", 0), summary["datasets_in_suite"]
+    lines: Lines = []
+    if unfinished:
+        lines += [f"**Partial results**: the statistics cover the {complete} datasets whose every strategy and "
+                  f"seed has finished; {unfinished} more have started but not finished (`--report-only` on an "
+                  "interrupted run; rerunning the command resumes it).", ""]
+    if missing:
+        lines += [f"**Not in this run**: {missing} of the {suite} datasets the suite lists now have no result "
+                  "(added to the suite after the run, or not reached yet; rerunning the command runs them).", ""]
+    return lines
 
 
 def _head(summary: dict[str, Any]) -> Lines:
     """Title, protocol, command, compute, the targets table and the shortfalls."""
     budgets = summary["budgets"]
-    mark = {True: "met", False: "**not met**", None: "n/a"}
+    mark = {True: "met", False: "**not met**", None: "not measured"}
     lines = [
         f"# Warm-start benchmark: {summary['suite']}", "",
         f"{summary['n_datasets']} {summary.get('task', 'classification')} datasets ({summary['families']} families) "
@@ -97,10 +134,7 @@ def _head(summary: dict[str, Any]) -> Lines:
         f"{summary['machine']['cpus']} CPUs ({summary['machine']['platform']}), {summary['machine']['jobs']} jobs.",
         "", "## Targets", "", "| target | result | value |", "|---|---|---|",
     ]
-    if summary.get("report_only"):
-        lines[3:3] = [f"**Partial results**: the {summary['complete_datasets']} datasets (of "
-                      f"{summary['datasets_in_suite']} in the suite) whose every strategy and seed has finished "
-                      "(`--report-only` on an interrupted run; rerunning the command resumes it).", ""]
+    lines[4:4] = banner(summary)
     for target in summary["targets"].values():
         lines.append(f"| {target['description']} | {mark[target['met']]} | `{json.dumps(target['value'])}` |")
     misses = shortfalls(summary)
@@ -116,48 +150,64 @@ def ci_cell(value: dict[str, Any] | None) -> str:
     return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
 
 
-def _raw_section(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
-    """Raw test scores: mean with 95 % bootstrap CI and median, of the headline metric and the extra ones."""
-    budgets, metric = summary["budgets"], summary["metric"]
-    lines = ["", f"## Raw test {metric}", "",
-             "Per dataset, test scores are averaged over seeds; mean over datasets with a 95 % bootstrap CI "
-             f"({BOOTSTRAP:,} resamples of the datasets), then the median over datasets.", ""]
-    for column, label in (("test_score", metric), *((f"test_{m}", f"{m} (negated: higher is better)")
-                                                    for m in summary.get("extra_metrics", ()))):
-        if column != "test_score":
-            lines += ["", f"Test {label}; averaged across datasets in each target's own units, so large-scale "
-                      "targets dominate the mean: the paired comparison below is scale-free.", ""]
-        lines += ["Mean [95 % CI]:", ""] + _table(summary.get(f"{column}_ci", {}), budgets, cell=ci_cell)
-        lines += ["", "Median:", ""] + _table(summary.get(f"median_{column}", {}), budgets)
-    if "raw_score_vs_trials" in plots:
-        lines += ["", f"![mean raw test score vs trials]({plots['raw_score_vs_trials']})"]
+def _plot(plots: dict[str, str], name: str, alt: str) -> Lines:
+    return ["", f"![{alt}]({plots[name]})"] if name in plots else []
+
+
+def _headline_section(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
+    """The headline: mean test score with its 95 % bootstrap CI (and the best single pipeline's, in a run with
+    ensembles), then the median and mean normalised error."""
+    budgets, metric, floor = summary["budgets"], summary["metric"], summary.get("normalization_floor")
+    model = ("the ensemble each search ends with after that many trials" if summary.get("ensemble_size")
+             else "the best single pipeline (the incumbent) after that many trials")
+    lines = ["", f"## Headline: mean test {metric} and normalised error", "",
+             f"Per dataset, the test scores of {model} are averaged over seeds; mean over datasets with a 95 % "
+             f"bootstrap CI ({BOOTSTRAP:,} resamples of the datasets).", ""]
+    lines += _table(summary.get("test_score_ci", {}), budgets, cell=ci_cell)
+    if summary.get("single_test_score_ci"):
+        lines += ["", "The best single pipeline (the incumbent) of the same searches, mean [95 % CI]:", ""]
+        lines += _table(summary["single_test_score_ci"], budgets, cell=ci_cell)
+    lines += _plot(plots, "raw_score_vs_trials", "mean test score vs trials")
+    lines += ["", "Normalised error (TabRepo's): per dataset, error = 1 - the seed-averaged test score, scaled so "
+              "that 0 is the dataset's best cell and 1 its median cell over every budget of the compared "
+              "strategies, clipped to [0, 1] (lower is better). The median anchors the scale, so one bad cell "
+              "(such as cold's first Sobol point) does not set it; these figures are not comparable with the "
+              "min-max normalised scores of earlier reports.", ""]
+    if floor is not None:
+        lines += [f"For this normalisation only, a seed's {metric} below {floor:g} counts as {floor:g} (no better "
+                  "than predicting the training mean), so one diverging model does not set a dataset's scale (the "
+                  "CV view below likewise); the raw tables keep the unclipped values.", ""]
+    lines += ["Median over datasets:", ""] + _table(summary["median_normalized_error"], budgets)
+    lines += ["", "Mean over datasets:", ""] + _table(summary["mean_normalized_error"], budgets)
+    lines += _plot(plots, "error_vs_trials", "median normalised error vs trials")
+    lines += _plot(plots, "error_vs_seconds", "median normalised error vs seconds")
     return lines
 
 
-def _test_sections(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
-    """Median normalised test score, average rank and trials to match."""
+def _raw_section(summary: dict[str, Any]) -> Lines:
+    """Median raw test scores, and the extra metrics (RMSE for regression) with CI and median."""
+    budgets, metric = summary["budgets"], summary["metric"]
+    lines = ["", f"## Raw test {metric}: medians and other metrics", "",
+             f"Median over datasets of the seed-averaged test {metric}:", ""]
+    lines += _table(summary.get("median_test_score", {}), budgets)
+    for m in summary.get("extra_metrics", ()):
+        lines += ["", f"Test {m} (negated: higher is better); averaged across datasets in each target's own units, "
+                  "so large-scale targets dominate the mean: the paired comparison below is scale-free.", "",
+                  "Mean [95 % CI]:", ""] + _table(summary.get(f"test_{m}_ci", {}), budgets, cell=ci_cell)
+        lines += ["", "Median:", ""] + _table(summary.get(f"median_test_{m}", {}), budgets)
+    return lines
+
+
+def _rank_sections(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
+    """Average rank and trials to match."""
     budgets = summary["budgets"]
-    floor = summary.get("normalization_floor")
-    lines = ["", "## Median normalised test score", "",
-             "Per dataset, test scores are averaged over seeds, then normalised to (score - worst) / (best - worst) "
-             "over all budgets of the compared strategies on that dataset; the table shows the median over "
-             "datasets.", ""]
-    if floor is not None:
-        lines[-1:-1] = ["", f"For this normalisation only, a seed's {summary['metric']} below {floor:g} counts as "
-                        f"{floor:g} (no better than predicting the training mean), so one diverging model does not "
-                        "set a dataset's scale (the CV view below likewise); the raw tables above keep the unclipped "
-                        "values."]
-    lines += _table(summary["median_normalized_score"], budgets)
-    lines += ["", f"![median normalised score vs trials]({plots['score_vs_trials']})", "",
-              f"![median normalised score vs seconds]({plots['score_vs_seconds']})", "",
-              "## Average rank (1 = best)", "",
-              "Ranked per dataset and budget among the strategies with a result at that budget (flaml-zeroshot at "
-              f"{summary['budgets'][0]}, flaml at {summary['budgets'][-1]}; the warm@fraction ablations are not "
-              "ranked).", ""]
+    lines = ["", "## Average rank (1 = best)", "",
+             "Ranked per dataset and budget among the strategies with a result at that budget (flaml-zeroshot at "
+             f"{budgets[0]}, flaml at {budgets[-1]}; the warm@fraction ablations are not ranked).", ""]
     lines += _table(summary["average_rank"], budgets, 2)
-    lines += ["", f"![average rank vs budget]({plots['rank_vs_budget']})", "",
-              "## Trials to match", "",
-              f"Smallest budget at which warm's median normalised score reaches cold's (random's) at "
+    lines += _plot(plots, "rank_vs_budget", "average rank vs budget")
+    lines += ["", "## Trials to match", "",
+              f"Smallest budget at which warm's median normalised error is at most cold's (random's) at "
               f"{summary['match_budget']} trials: cold {_fmt(summary['warm_trials_to_match_cold_at_50'])}, "
               f"random {_fmt(summary['warm_trials_to_match_random_at_50'])}.", ""]
     return lines
@@ -169,8 +219,10 @@ def _objective_section(summary: dict[str, Any]) -> Lines:
     lines = ["## Search objective and paired comparison", "",
              "Held-out test scores of small datasets are noisy, so the same comparison on the objective the "
              "search optimises: the incumbent's cross-validated score on the train part (warm, cold and random "
-             "share one code path and the same CV folds), normalised per dataset like the test score.", ""]
-    lines += _table(summary["median_normalized_cv_score"], budgets)
+             "share one code path and the same CV folds), its median normalised error per dataset like the test "
+             "score's (best and median cell of warm, cold and random).", ""]
+    lines += ["Median over datasets:", ""] + _table(summary["median_normalized_cv_error"], budgets)
+    lines += ["", "Mean over datasets:", ""] + _table(summary.get("mean_normalized_cv_error", {}), budgets)
     lines += ["", f"On this view warm reaches cold's (random's) {summary['match_budget']}-trial median after "
               f"{_fmt(summary['cv_warm_trials_to_match_cold_at_50'])} "
               f"({_fmt(summary['cv_warm_trials_to_match_random_at_50'])}) trials."]
@@ -218,15 +270,15 @@ def _size_and_seconds_sections(summary: dict[str, Any], plots: dict[str, str]) -
     budgets = summary["budgets"]
     lines = ["", "## Knowledge-base size", "",
              "warm with a random subset (seeded) of the family-filtered knowledge base; rows are fractions "
-             f"(seeds: the first {summary['kb_fraction_seeds']}). Scores are normalised like the tables above (worst "
-             "and best of the compared strategies), computed on those seeds only, so the `1` row is warm on them "
-             "and a fraction can fall below 0.", ""]
+             f"(seeds: the first {summary['kb_fraction_seeds']}). Mean normalised error (the median over datasets "
+             "sits at 1 for most early budgets), scaled like the tables above (best and median cell of the compared "
+             "strategies) on those seeds only, so the `1` row is warm on them.", ""]
     lines += ["Test score:", ""] + _table(summary["kb_fraction_curve"], budgets, first="fraction")
     if summary.get("kb_fraction_cv_curve"):
-        lines += ["", "CV score (the search objective, normalised like the CV table above):", ""]
+        lines += ["", "CV score (the search objective, scaled like the CV table above):", ""]
         lines += _table(summary["kb_fraction_cv_curve"], budgets, first="fraction")
-    lines += ["", f"![knowledge-base size curve]({plots['kb_fraction_curve']})", "",
-              "## Median wall-clock seconds", ""]
+    lines += _plot(plots, "kb_fraction_curve", "knowledge-base size curve")
+    lines += ["", "## Median wall-clock seconds", ""]
     lines += _table(summary["median_seconds"], budgets, 1)
     return lines
 
@@ -260,9 +312,10 @@ def _errors_section(summary: dict[str, Any]) -> Lines:
 
 def write_report(frame: pd.DataFrame, summary: dict[str, Any], plots: dict[str, str], output: Path) -> Path:
     """Write ``output/report.md`` from the rows, the summary and the plot files; returns its path."""
-    lines = (_head(summary) + _raw_section(summary, plots) + _test_sections(summary, plots)
-             + _objective_section(summary) + _distance_section(summary) + _size_and_seconds_sections(summary, plots)
-             + _per_dataset_section(frame, summary) + _errors_section(summary))
+    lines = (_head(summary) + _headline_section(summary, plots) + _raw_section(summary)
+             + _rank_sections(summary, plots) + _objective_section(summary) + _distance_section(summary)
+             + _size_and_seconds_sections(summary, plots) + _per_dataset_section(frame, summary)
+             + _errors_section(summary))
     path = output / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -7,6 +7,7 @@ combinations are skipped on restart; errors go to ``errors.jsonl`` and the run g
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import signal
 import threading
@@ -18,9 +19,9 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from metalearn.benchmark.analysis import machine_info
 from metalearn.benchmark.checkpoint import (
     append_jsonl,
     done_combinations,
@@ -29,13 +30,14 @@ from metalearn.benchmark.checkpoint import (
     now,
     read_jsonl,
     save_state,
+    stored_protocol,
 )
 from metalearn.benchmark.config import PEER_STRATEGIES, BenchmarkConfig
 from metalearn.benchmark.jobs import DatasetJob, Split, run_order, run_search
 from metalearn.benchmark.peers import flaml_available, run_flaml, run_flaml_zeroshot
 from metalearn.benchmark.report import finalize
 from metalearn.benchmark.scratch import ReferenceDataset, prepare_knowledge_base
-from metalearn.benchmark.suite import outer_split, resolve_suite, suite_task
+from metalearn.benchmark.suite import outer_split, resolve_suite, select_sources, suite_task
 from metalearn.errors import MetalearnError
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.seeding import DatasetSource
@@ -218,11 +220,11 @@ def _without_missing_peers(config: BenchmarkConfig, echo: Echo) -> BenchmarkConf
 
 
 def _sources(config: BenchmarkConfig) -> tuple[BenchmarkConfig, list[DatasetSource]]:
-    """The suite's sources of the run's one task, and the configuration resolved for that task."""
+    """The suite's sources of the run's one task, one per dataset key (a manifest may list a dataset twice),
+    and the configuration resolved for that task."""
     task, sources = suite_task(resolve_suite(config.suite, config.cache_dir), config.task)
-    if config.shuffle:
-        sources = [sources[i] for i in np.random.default_rng(0).permutation(len(sources))]
-    return config.for_task(task), sources[:config.limit] if config.limit else sources
+    return config.for_task(task), select_sources(sources, shuffle=config.shuffle, limit=config.limit,
+                                                 datasets=config.datasets)
 
 
 def _jobs(config: BenchmarkConfig, sources: list[DatasetSource], output: Path, kb_url: str,
@@ -237,12 +239,6 @@ def _jobs(config: BenchmarkConfig, sources: list[DatasetSource], output: Path, k
     return [DatasetJob(source, config, kb_url, reference, str(output), config.all_strategies,
                        {d for d in done if d[0] == source.key}, warm_seconds.get(source.key, {}))
             for source in sources]
-
-
-def _complete(job: DatasetJob) -> bool:
-    config = job.config
-    return all(is_done(job.done, job.source.key, s, st, config)
-               for s in range(config.seeds) for st in config.strategies_for(s))
 
 
 def _run_all(config: BenchmarkConfig, jobs: list[DatasetJob], state: dict[str, Any], output: Path,
@@ -261,18 +257,51 @@ def _run_all(config: BenchmarkConfig, jobs: list[DatasetJob], state: dict[str, A
         save_state(output, state)
 
 
+def _report_only(config: BenchmarkConfig, sources: list[DatasetSource], output: Path, state: dict[str, Any],
+                 echo: Echo) -> dict[str, Any]:
+    """Summary, report and plots of the datasets whose every strategy and seed has finished, with how many
+    have started but not finished and how many of the suite have no result; runs nothing and reads no
+    knowledge base (``kb.json`` and ``state.json`` stay as the run left them)."""
+    done = done_combinations(read_jsonl(output / "results.jsonl"))
+    runs = {(s, st) for s in range(config.seeds) for st in config.strategies_for(s)}
+    started = {key for key, seed, strategy, _ in done if (seed, strategy) in runs}
+    keys = [s.key for s in sources]
+    complete = [k for k in keys if all(is_done(done, k, s, st, config) for s, st in runs)]
+    unfinished = [k for k in keys if k in started - set(complete)]
+    invocations = state.get("invocations") or []
+    extra = {"report_only": True, "complete_datasets": len(complete), "unfinished_datasets": len(unfinished),
+             "datasets_without_results": len(keys) - len(complete) - len(unfinished),
+             "datasets_in_suite": len(keys), "new_rows": 0}
+    if invocations:  # the command that made the rows, not this one
+        extra["command"] = invocations[-1]["command"]
+    previous = output / "summary.json"
+    if previous.is_file():  # and the machine it ran on
+        extra["machine"] = json.loads(previous.read_text()).get("machine") or machine_info(config.jobs)
+    summary = finalize(output, config, complete, hours=float(state.get("seconds", 0.0)) / 3600, extra=extra)
+    echo(f"wrote summary.json, report.md and plots from the {len(complete)} complete datasets "
+         f"({len(unfinished)} unfinished, {extra['datasets_without_results']} without results)")
+    return summary
+
+
 def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool = True,
                   report_only: bool = False) -> dict[str, Any]:
     """Run (or resume) the benchmark and write its outputs; returns the summary.
 
     ``report_only`` runs nothing: it rewrites the summary, report and plots from the datasets whose
-    every strategy and seed is already done (the state of an interrupted run, for partial results).
+    every strategy and seed is already done (the state of an interrupted run, for partial results), with the
+    ensemble settings the rows were made with (``state.json``).
     """
     config, sources = _sources(_without_missing_peers(config.validate(), echo))
     strategies = config.all_strategies
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    stored = stored_protocol(output)
+    if report_only and stored is not None:  # the rows were made with the stored ensemble settings
+        config = replace(config, ensemble_size=stored["ensemble_size"],
+                         ensemble_candidates=stored["ensemble_candidates"] or config.ensemble_candidates)
     state = load_state(output, config)
+    if report_only:
+        return _report_only(config, sources, output, state, echo)
     kb_url, reference = prepare_knowledge_base(config.db, output, echo, config.task or "classification")
     save_state(output, state)
     jobs = _jobs(config, sources, output, kb_url, reference)
@@ -281,13 +310,6 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
                   if is_done(j.done, j.source.key, s, st, config))
     echo(f"benchmark {config.suite} ({config.task}, test {config.metric}): {len(sources)} datasets x "
          f"{config.seeds} seeds x {len(strategies)} strategies ({already}/{total} done); output {output}")
-    if report_only:
-        complete = [j.source.key for j in jobs if _complete(j)]
-        summary = finalize(output, config, complete, hours=state["seconds"] / 3600,
-                           extra={"report_only": True, "complete_datasets": len(complete),
-                                  "datasets_in_suite": len(sources), "new_rows": 0})
-        echo(f"wrote summary.json, report.md and plots from the {len(complete)} complete datasets")
-        return summary
     outcomes = _run_all(config, jobs, state, output, (total, already), progress)
     keys = {s.key for s in sources}
     errors = [e for e in read_jsonl(output / "errors.jsonl") if e.get("dataset_key") in keys]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -52,6 +53,44 @@ def suite_task(sources: list[DatasetSource], task: str | None = None) -> tuple[s
     if not chosen:
         raise MetalearnError(f"the suite has no {task} dataset (its datasets are {', '.join(tasks)})")
     return task, chosen
+
+
+def read_selection(path: str) -> list[str]:
+    """Dataset names chosen in a file: a JSON list, a JSON object with a ``datasets`` list, or one name per line."""
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise MetalearnError(f"cannot read the dataset selection {file}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    names = data.get("datasets") if isinstance(data, dict) else data
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise MetalearnError(f"{file} must list dataset names (a JSON list, {{\"datasets\": [...]}}, or lines)")
+    return names
+
+
+def select_sources(sources: list[DatasetSource], *, shuffle: bool = False, limit: int | None = None,
+                   datasets: str | None = None) -> list[DatasetSource]:
+    """The benchmark's datasets: one source per dataset key (a manifest may list a dataset twice), only those
+    named in the ``datasets`` file when given (an unknown name is an error), in a fixed random order with
+    ``shuffle``, the first ``limit``."""
+    unique: dict[str, DatasetSource] = {}
+    for source in sources:
+        unique.setdefault(source.key, source)
+    chosen = list(unique.values())
+    if datasets is not None:
+        names = read_selection(datasets)
+        by_name = {source.key.split(":", 1)[-1]: source for source in chosen}
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            raise MetalearnError(f"{datasets} names datasets the suite does not have: {', '.join(unknown[:10])}")
+        chosen = [by_name[name] for name in dict.fromkeys(names)]
+    if shuffle:
+        chosen = [chosen[i] for i in np.random.default_rng(0).permutation(len(chosen))]
+    return chosen[:limit] if limit else chosen
 
 
 def _subset(dataset: Dataset, index: np.ndarray, X: pd.DataFrame | None = None, y: pd.Series | None = None,

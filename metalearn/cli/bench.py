@@ -44,6 +44,11 @@ def benchmark(
     shuffle: Annotated[bool, typer.Option(help="Fixed random dataset order, so --limit N is a random "
                                                "sample (growing N keeps the earlier ones).")] = False,
     trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = 60.0,
+    datasets: Annotated[str | None, typer.Option(help="Only the datasets named in this file (a JSON list, "
+                                                   "{\"datasets\": [...]}, or one name per line).")] = None,
+    ensemble_size: Annotated[int | None, typer.Option(min=0, help="Greedy ensemble rounds of each budget's model "
+                                                             "(0: the single best pipeline; default: the "
+                                                             "library default).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="OpenML cache directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     report_only: Annotated[bool, typer.Option(help="Run nothing: rewrite summary, report and plots from the "
@@ -66,7 +71,7 @@ def benchmark(
         run_equal_time(EqualTimeConfig(
             suite=suite, systems=tuple(systems.split(",")), budgets=tuple(time_budgets.split(",")), seeds=seeds,
             cores=cores, jobs=jobs, output=str(output) if output else None, db=db, task=task,
-            peers_python=peers_python, max_rows=max_rows, limit=limit, shuffle=shuffle,
+            peers_python=peers_python, max_rows=max_rows, limit=limit, shuffle=shuffle, datasets=datasets,
             cache_dir=str(cache_dir) if cache_dir else None), echo=lambda text: typer.echo(text, err=True),
             report_only=report_only)
         return
@@ -76,10 +81,11 @@ def benchmark(
         suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
         jobs=jobs, output=str(output) if output else None, db=db, max_rows=max_rows, folds=folds,
         kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
-        cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds, task=task)
+        cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds, task=task,
+        datasets=datasets, **({} if ensemble_size is None else {"ensemble_size": ensemble_size}))
     summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),
                             progress=progress and sys.stderr.isatty(), report_only=report_only)
     typer.echo(f"report: {Path(summary['output']) / 'report.md'}")
     for target in summary["targets"].values():
-        state = {True: "met", False: "NOT met", None: "n/a"}[target["met"]]
+        state = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
         typer.echo(f"  {target['description']}: {state}")
