@@ -430,6 +430,14 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
                 ConfigurationRow.id.in_(ids))).all() if ids else []
         return {r.id: json.loads(r.config_json) for r in rows}
 
+    def configuration_hashes(self, ids: Iterable[int]) -> dict[int, str]:
+        """The stored ``config_hash`` of each configuration id (the identity that holds across knowledge bases)."""
+        ids = [int(i) for i in ids]
+        with self.reading() as session:
+            rows = session.execute(select(ConfigurationRow.id, ConfigurationRow.config_hash).where(
+                ConfigurationRow.id.in_(ids))).all() if ids else []
+        return {int(r.id): r.config_hash for r in rows}
+
     # ------------------------------------------------------------------ continued searches
 
     def reopen_search(self, search_id: int, status: str = "running", note: Mapping[str, Any] | None = None) -> None:

@@ -19,6 +19,7 @@ from metalearn.errors import KnowledgeBaseError
 from metalearn.knowledge_base import seed_cache
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
 from metalearn.knowledge_base.repository import KnowledgeBase
+from metalearn.knowledge_base.run_keys import convert_legacy_key, snapshot_key
 
 FORMAT = "metalearn-kb/1"
 SEED_NAME = "seed-kb.json.gz"
@@ -57,8 +58,8 @@ def export_snapshot(kb: KnowledgeBase, path: str | Path, *, origins: tuple[str, 
         "runs": [[index[r.dataset_id], cindex[r.configuration_id], r.metric,
                   None if r.score is None else round(r.score, 6),
                   None if r.score_std is None else round(r.score_std, 6), round(r.seconds, 3), r.status,
-                  r.budget, r.origin, r.seed, r.run_key or f"snapshot:{d_hash}:{r.id}"]
-                 for r in runs for d_hash in [datasets[index[r.dataset_id]].content_hash[:16]]],
+                  r.budget, r.origin, r.seed, r.run_key or snapshot_key(d_hash, r.id)]
+                 for r in runs for d_hash in [datasets[index[r.dataset_id]].content_hash]],
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,12 @@ def export_snapshot(kb: KnowledgeBase, path: str | Path, *, origins: tuple[str, 
 
 
 def import_snapshot(kb: KnowledgeBase, path: str | Path) -> dict:
-    """Merge a snapshot into ``kb`` in one transaction (idempotent: runs are keyed)."""
+    """Merge a snapshot into ``kb`` in one transaction (idempotent: runs are keyed).
+
+    Legacy run keys of the snapshot are converted first (:func:`.run_keys.convert_legacy_key`, given the space
+    version and hash of the run's configuration in the snapshot), so they deduplicate against the knowledge base's
+    keys, which migration 0007 converted the same way.
+    """
     path = Path(path)
     try:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
@@ -108,6 +114,8 @@ def import_snapshot(kb: KnowledgeBase, path: str | Path) -> dict:
         rows: list[dict[str, Any]] = []
         for values in payload["runs"]:
             run = dict(zip(fields, values, strict=True))
+            config = payload["configurations"][run["configuration"]]
+            run["run_key"] = convert_legacy_key(run["run_key"], config["space_version"], config["hash"])
             if run["run_key"] in keys:
                 continue
             keys.add(run["run_key"])

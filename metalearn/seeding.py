@@ -4,8 +4,9 @@ Protocol (defaults; ``metalearn kb seed --help`` shows them): per dataset, regis
 family and OpenML id), extract meta-features, then run a cold SMAC search of ``n_trials`` trials
 (``folds``-fold stratified CV on at most ``max_rows`` rows drawn by stratified subsampling,
 ``trial_time_limit`` seconds per trial, seed ``seed``), storing every trial with the run key
-``seed:<content hash>:<seed>:<trial>``. Cross-evaluation then runs the ``cross_evaluate`` best
-configurations of every dataset on every other dataset (keys ``xeval:<hash>:<configuration id>``),
+``seed:<space version>:<content hash>:<seed>:<trial>``. Cross-evaluation then runs the ``cross_evaluate`` best
+configurations of every dataset on every other dataset (keys ``xeval:<content hash>:<configuration hash>``;
+both formats live in :mod:`metalearn.knowledge_base.run_keys`),
 together with the library defaults of the strongest algorithms (``DEFAULT_POOL``), so the global
 portfolio is built from a (nearly) full performance matrix and the defaults compete on evidence.
 
@@ -36,6 +37,7 @@ from metalearn.datasets import (
 from metalearn.errors import MetalearnError
 from metalearn.evaluation import evaluate_config
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.knowledge_base.run_keys import seed_prefix, xeval_key, xeval_prefix
 from metalearn.protocol import CROSS_EVAL_ORIGIN, DEFAULT_TASK, metric_for
 from metalearn.space import (
     ALGORITHMS,
@@ -90,7 +92,8 @@ def openml_suite_sources(suite: str, cache: str | None = None) -> list[DatasetSo
 
 
 def seed_key(dataset: Dataset, protocol: SeedProtocol) -> str:
-    return f"seed:{dataset.content_hash[:16]}:{protocol.seed}:"
+    """Prefix of the run keys of ``dataset``'s seed search in the current space of its task (plus trial number)."""
+    return seed_prefix(SPACE_VERSIONS[dataset.task], dataset.content_hash, protocol.seed)
 
 
 def _load(source: DatasetSource) -> tuple[Dataset | None, str | None]:
@@ -146,14 +149,13 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
     metric = protocol.metric_for(dataset.task)
     with _opened_kb(db) as kb:
         dataset_id = kb.register(dataset)
-        prefix = f"xeval:{dataset.content_hash[:16]}:"
-        done = kb.run_keys(prefix)
+        done = kb.run_keys(xeval_prefix(dataset.content_hash))
         already = set(kb.performance(metric).query("dataset_id == @dataset_id")["configuration_id"])
-        configs = kb.configurations(config_ids)
+        configs, hashes = kb.configurations(config_ids), kb.configuration_hashes(config_ids)
         X, y = stratified_subsample(dataset.X, dataset.y, protocol.max_rows, protocol.seed, task=dataset.task)
         written = 0
         for config_id in config_ids:
-            key = f"{prefix}{config_id}"
+            key = xeval_key(dataset.content_hash, hashes[config_id])
             if key in done or config_id in already:
                 continue
             outcome = evaluate_config(configs[config_id], X, y, dataset.categorical, metric,
