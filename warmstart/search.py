@@ -443,7 +443,10 @@ class WarmStartSearch:
 
     def _final_model(self, result: SearchResult, dataset: Dataset, dataset_id: int | None, pool: CandidatePool,
                      y: pd.Series) -> None:
-        """Refit the best pipeline, or build the ensemble of the best trials; score the kept test split."""
+        """Refit the best pipeline, or build the ensemble of the best trials; score the kept test split.
+
+        The hook a subclass overrides to end a search differently (as ``BaseSearchCV._run_search``): the trial
+        study's ``KeepingSearch`` (``metalearn.benchmark.jobs``) keeps the out-of-fold predictions instead."""
         s = self.settings
         if not s.refit or result.best is None:
             return
