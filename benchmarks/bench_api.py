@@ -7,7 +7,8 @@ Usage::
 
 The knowledge base (``--db``: a SQLite file, copied first so it is never written; default: a fresh one
 loaded with the shipped seed snapshot) is served by ``metalearn serve`` started by this script on a
-free local port, with an API key set (so authentication is part of every measured request).
+free local port, with an admin API key set (authentication is part of every measured request, and an admin key may
+ask for every dataset of the knowledge base, not only its own uploads).
 
 Before measuring, the script uploads sklearn's breast-cancer table (569 x 30) and starts a warm search
 on it (up to 1000 trials, one worker process at the server's default low priority, nice 10); measuring
@@ -89,7 +90,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = os.environ | {"METALEARN_DB": str(db), "METALEARN_DATA_DIR": str(folder / "data"),
-                            "METALEARN_API_KEYS": API_KEY, "METALEARN_API_SEED": "0",
+                            "METALEARN_API_ADMIN_KEYS": API_KEY, "METALEARN_API_SEED": "0",
                             "METALEARN_API_RECOMMEND_CACHE": "1" if response_cache else "0"}
         folder.mkdir(parents=True, exist_ok=True)
         self.log = (folder / f"server-{self.port}.log").open("w")
