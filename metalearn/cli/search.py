@@ -156,9 +156,24 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
         result.status = "interrupted"
     if json_:
         _print_json(result.to_json() | {k: result.extra[k] for k in ("fairness", "mlflow") if k in result.extra})
-        return
-    console.print_leaderboard(result, output if result.model is not None else None)
-    _print_mlops(result.extra)
+    else:
+        console.print_leaderboard(result, output if result.model is not None else None)
+        _print_mlops(result.extra)
+    if result.status == "failed":  # no model: say why, and exit non-zero
+        typer.echo(f"error: {_failure(result, settings)}", err=True)
+        raise typer.Exit(1)
+
+
+def _failure(result: Any, settings: Any) -> str:
+    """Why a search ended without a model, and what to change."""
+    if not result.trials:
+        if settings.time_budget:
+            return (f"no trial finished within the time budget of {settings.time_budget:g} s (it counts start-up "
+                    "and meta-features too): give a larger --time-budget")
+        return "no trial finished"
+    kinds = sorted({t.status for t in result.trials})
+    return (f"all {len(result.trials)} trials failed ({', '.join(kinds)}); the errors are in the trials "
+            "(--json) and the knowledge base")
 
 
 def _grid(path: Path | None) -> dict[str, list[Any]] | None:
