@@ -43,7 +43,8 @@ class AppState:
     quotas: Quotas = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reports = ReportService(self.store, self.settings.db_url, niceness=self.settings.worker_niceness)
+        self.reports = ReportService(self.store, self.settings.db_url, niceness=self.settings.worker_niceness,
+                                     shap=self.settings.report_shap)
         self.access = Access(self.kb)
         self.quotas = Quotas(self.settings, self.kb)
 

@@ -343,9 +343,11 @@ def report_variant(sensitive: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(sensitive)).encode()).hexdigest()[:16] if sensitive else ""
 
 
-def write_report(kb: KnowledgeBase, store: DataStore, search_id: int, sensitive: Sequence[str] = ()) -> bool:
+def write_report(kb: KnowledgeBase, store: DataStore, search_id: int, sensitive: Sequence[str] = (),
+                 shap: bool = True) -> bool:
     """Build the report of a finished search (with the fairness section of the ``sensitive`` columns, and a
-    mitigated model's before / after figures) and cache it; False when it was cached already.
+    mitigated model's before / after figures; SHAP values unless not ``shap``) and cache it; False when it was
+    cached already.
 
     Holds the search's report lock, so processes that share the data directory build it once."""
     variant = report_variant(sensitive)
@@ -359,14 +361,14 @@ def write_report(kb: KnowledgeBase, store: DataStore, search_id: int, sensitive:
         bundle = ModelBundle.load(store.model_path(search_id))
         dataset = store.load_dataset(search["dataset_id"])
         report = build_report(bundle.model, dataset, kb=kb, search_id=search_id, sensitive=list(sensitive) or None,
-                              configuration=bundle.metadata.get("configuration"))
+                              configuration=bundle.metadata.get("configuration"), shap=shap)
         attach_mitigation(report, bundle.metadata.get("fairness"))
         store.save_report(search_id, json.loads(render_report(report, "json")), variant)
         return True
 
 
 def report_worker(db_url: str, data_dir: str, search_id: int, niceness: int, parent: int, answer: Any,
-                  sensitive: Sequence[str] = ()) -> None:
+                  sensitive: Sequence[str] = (), shap: bool = True) -> None:
     """Entry point of a report process: :func:`write_report`, then ``("ok", built)``, ``("error", status,
     message)`` or ``("crash", message)`` on the ``answer`` pipe."""
     die_with_parent(parent)
@@ -376,7 +378,7 @@ def report_worker(db_url: str, data_dir: str, search_id: int, niceness: int, par
     kb = None
     try:
         kb = KnowledgeBase(db_url, create=False)
-        answer.send(("ok", write_report(kb, DataStore(Path(data_dir)), search_id, sensitive)))
+        answer.send(("ok", write_report(kb, DataStore(Path(data_dir)), search_id, sensitive, shap)))
     except MetalearnError as exc:
         answer.send(("error", exc.http_status, str(exc)))
     except Exception as exc:  # a bug: its traceback goes to the server's log
@@ -400,8 +402,10 @@ class ReportService:
     untouched. At most :data:`REPORT_QUEUE` searches build or wait at once (beyond: :class:`QueueFull`).
     """
 
-    def __init__(self, store: DataStore, db_url: str, niceness: int = 10, max_pending: int = REPORT_QUEUE) -> None:
+    def __init__(self, store: DataStore, db_url: str, niceness: int = 10, max_pending: int = REPORT_QUEUE,
+                 shap: bool = True) -> None:
         self.store, self.db_url, self.niceness, self.max_pending = store, db_url, niceness, max_pending
+        self.shap = shap  # SHAP values in the reports (ServerSettings.report_shap)
         self.builds = 0  # reports this service built
         self._lock = threading.Lock()
         self._pending: dict[ReportKey, concurrent.futures.Future[bool]] = {}
@@ -462,7 +466,7 @@ class ReportService:
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=report_worker, name=f"metalearn-report-{search_id}", daemon=True,
                                   args=(self.db_url, str(self.store.root), search_id, self.niceness, os.getpid(),
-                                        send, sensitive))
+                                        send, sensitive, self.shap))
         started = time.monotonic()
         process.start()
         send.close()

@@ -51,7 +51,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+
+from metalearn.client import APIError, Client
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.knowledge_base.snapshot import ensure_seeded
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results"
 API_KEY = "bench-key"
@@ -75,8 +82,6 @@ def prepare_kb(db: str | None, folder: Path) -> Path:
         with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(target) as dst:
             src.backup(dst)
         return target
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.knowledge_base.snapshot import ensure_seeded
 
     kb = KnowledgeBase(str(target))
     if ensure_seeded(kb) is None:
@@ -96,7 +101,6 @@ class Server:
         self.log = (folder / f"server-{self.port}.log").open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--port", str(self.port),
                                       "--log-level", "warning"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        import httpx
 
         deadline = time.monotonic() + 90
         while True:
@@ -123,9 +127,6 @@ class Server:
 
 
 def start_background_search(client: Any) -> int:
-    import pandas as pd
-    from sklearn.datasets import load_breast_cancer
-
     frame = load_breast_cancer(as_frame=True).frame
     frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
     dataset = client.upload_dataset(pd.DataFrame(frame), target="target", name="bench_breast_cancer")
@@ -140,8 +141,6 @@ def start_background_search(client: Any) -> int:
 
 
 def recommendable_ids(client: Any) -> list[int]:
-    from metalearn.client import APIError
-
     ids = []
     offset = 0
     while True:
@@ -251,8 +250,6 @@ async def _load(url: str, endpoint: str, clients: int, duration: float, ids: lis
 
 
 def run_mode(mode: str, db: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from metalearn.client import Client
-
     server = Server(db, folder / mode, response_cache=(mode == "cached"))
     try:
         with Client(server.url, api_key=API_KEY, timeout=120) as client:
@@ -297,8 +294,6 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="metalearn-bench-api-"))
     try:
         db = prepare_kb(args.db, folder)
-        from metalearn.knowledge_base import KnowledgeBase
-
         kb = KnowledgeBase(str(db))
         kb_stats = kb.stats()
         kb.dispose()

@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.metafeatures import EXTRACTOR_VERSION
+from metalearn.warmstart import Recommender
+from metalearn.warmstart.neighbors import NeighborIndex
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.metafeatures import EXTRACTOR_VERSION
-    from metalearn.warmstart import Recommender
-    from metalearn.warmstart.neighbors import NeighborIndex
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")

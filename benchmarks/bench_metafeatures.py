@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -37,6 +38,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import pymfe
+import sklearn
+from sklearn.datasets import make_classification, make_regression
+
+from metalearn import metafeatures
+from metalearn.metafeatures import extract_metafeatures
+
 TARGET = {"rows": 100_000, "cols": 100, "seconds": 5.0, "peak_mib": 2048.0}
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results"
 TASKS = ("classification", "regression")
@@ -44,10 +54,6 @@ TASKS = ("classification", "regression")
 
 def make_table(rows: int, cols: int, seed: int, task: str = "classification") -> tuple[Any, Any, list[str]]:
     """Synthetic classification or regression table with string categoricals and missing cells."""
-    import numpy as np
-    import pandas as pd
-    from sklearn.datasets import make_classification, make_regression
-
     if task == "regression":
         X, y = make_regression(n_samples=rows, n_features=cols, n_informative=min(10, cols // 2), noise=10.0,
                                random_state=seed)
@@ -82,10 +88,6 @@ def _current_rss_mib() -> float:
 
 def worker(rows: int, cols: int, seed: int, task: str = "classification") -> None:
     """Run one case in this (fresh) process and print a JSON line with the measurements."""
-    import gc
-
-    from metalearn.metafeatures import extract_metafeatures
-
     X, y, categorical = make_table(rows, cols, seed, task)
     gc.collect()
     baseline = _current_rss_mib()
@@ -129,11 +131,6 @@ def run_case(rows: int, cols: int, seed: int, task: str = "classification") -> d
 
 
 def machine_info() -> dict[str, Any]:
-    import numpy
-    import pandas
-    import pymfe
-    import sklearn
-
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -162,15 +159,13 @@ def machine_info() -> dict[str, Any]:
         "versions": {
             "pymfe": pymfe.__version__,
             "scikit-learn": sklearn.__version__,
-            "numpy": numpy.__version__,
-            "pandas": pandas.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
         },
     }
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    from metalearn import metafeatures
-
     target = report["target"]
     extractors = ", ".join(f"{task} `{version}` ({report['n_feature_names_by_task'][task]} features)"
                            for task, version in report["extractors"].items())
@@ -223,8 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(*args.worker, seed=args.seed, task=args.tasks[0])
         return 0
-
-    from metalearn import metafeatures
 
     report: dict[str, Any] = {
         "extractor": metafeatures.EXTRACTOR_VERSION,

@@ -27,18 +27,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from metalearn.knowledge_base import KnowledgeBase
+from metalearn.protocol import DEFAULT_METRIC
+from metalearn.seeding import DEFAULT_POOL
+from metalearn.space import SPACE_VERSION, default_configuration
+from metalearn.warmstart import Recommender
+
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = (1, 2, 5, 10)
 COLD_BUDGETS = (1, 2, 5, 10, 20, 50)
 
 
 def main() -> None:
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.protocol import DEFAULT_METRIC
-    from metalearn.seeding import DEFAULT_POOL
-    from metalearn.space import SPACE_VERSION, default_configuration
-    from metalearn.warmstart import Recommender
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")

@@ -30,6 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from metalearn.datasets import load_file
+from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.metafeatures import FEATURE_NAMES
+from metalearn.warmstart import SearchSettings, WarmStartSearch
+from metalearn.warmstart.neighbors import NeighborIndex
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -39,9 +45,6 @@ def machine() -> dict:
 
 
 def bench_trials(n_trials: int = 60) -> dict:
-    from metalearn.datasets import load_file
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
-
     dataset = load_file(REPO / "metalearn" / "examples" / "breast_cancer.csv", "diagnosis")
     out = {}
     for workers in (1, 2):
@@ -67,8 +70,6 @@ def bench_trials(n_trials: int = 60) -> dict:
 
 
 def bench_insert(url: str, n_runs: int = 50_000, batch: int = 1000) -> dict:
-    from metalearn.knowledge_base import KnowledgeBase, RunRecord
-
     kb = KnowledgeBase(url)
     dataset_id = kb.register_dataset(name="bench", content_hash=f"bench-{time.time_ns()}", n_rows=1, n_features=1,
                                      n_classes=2)
@@ -85,9 +86,6 @@ def bench_insert(url: str, n_runs: int = 50_000, batch: int = 1000) -> dict:
 
 
 def bench_neighbors(sizes: tuple[int, ...] = (100, 1000, 10_000, 100_000), repeats: int = 20) -> dict:
-    from metalearn.metafeatures import FEATURE_NAMES
-    from metalearn.warmstart.neighbors import NeighborIndex
-
     rng = np.random.default_rng(0)
     out = {}
     for n in sizes:

@@ -280,6 +280,9 @@ class ServerSettings:
       get while searches add runs (the recommender is updated with the new runs at most this often).
     - ``response_cache`` [``METALEARN_API_RECOMMEND_CACHE``; on]: cache recommendation responses until
       the knowledge base changes.
+    - ``report_shap`` [``METALEARN_API_REPORT_SHAP``; on]: SHAP values in the model reports; off, LIME explains
+      the individual predictions and a report builds in a second or two instead of about ten (SHAP's compilation in
+      each report process and its model calls are most of a build).
     """
 
     db_url: str
@@ -300,6 +303,7 @@ class ServerSettings:
     seed_kb: bool = True
     recover: bool = True
     response_cache: bool = True
+    report_shap: bool = True
     recommender_max_age: float = 2.0
     max_searches_per_key: int = 4
     uploads_per_hour: int = 120
@@ -333,6 +337,7 @@ class ServerSettings:
             "seed_kb": env_bool("METALEARN_API_SEED", cls.seed_kb, env=env),
             "recover": env_bool("METALEARN_API_RECOVER", cls.recover, env=env),
             "response_cache": env_bool("METALEARN_API_RECOMMEND_CACHE", cls.response_cache, env=env),
+            "report_shap": env_bool("METALEARN_API_REPORT_SHAP", cls.report_shap, env=env),
             "recommender_max_age": env_float("METALEARN_API_RECOMMENDER_MAX_AGE", cls.recommender_max_age, env=env),
             "uploads_per_hour": env_int("METALEARN_API_UPLOADS_PER_HOUR", cls.uploads_per_hour, minimum=0, env=env),
             "max_stored_bytes_per_key": _stored_bytes_per_key(env),

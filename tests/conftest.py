@@ -1,15 +1,26 @@
-"""Shared fixtures: small real datasets, temporary knowledge bases, the recorded OpenML cache."""
+"""Shared fixtures: small real datasets, temporary knowledge bases, the recorded OpenML cache, the CLI in-process."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import openml
 import pandas as pd
 import pytest
+from servers import running_server
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
+
+from metalearn.cli import app
+from metalearn.knowledge_base import KnowledgeBase
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -24,6 +35,22 @@ def _one_model_key(tmp_path_factory: pytest.TempPathFactory):
     yield
 
 
+@pytest.fixture(scope="session")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """One ``metalearn serve`` for the session's tests of endpoints that need no keys and no shipped seed: no API
+    keys, an empty knowledge base, one search worker, reports without SHAP (``test_api`` builds one with it).
+    Starting a server (and its first worker) takes seconds, so the modules share it; each test uploads its own
+    dataset and asks only about its own searches. ``(url, log, process, root, data, db)``."""
+    root = tmp_path_factory.mktemp("open-server")
+    env = {"METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
+           "METALEARN_CACHE_DIR": str(root / "cache"), "METALEARN_API_SEED": "0", "METALEARN_API_KEYS": "",
+           "METALEARN_API_SEARCH_WORKERS": "1", "METALEARN_API_REPORT_SHAP": "0", "OMP_NUM_THREADS": "1",
+           "PYTHONUNBUFFERED": "1"}
+    with running_server(root, env) as running:
+        yield SimpleNamespace(url=running.url, log=running.log, process=running.process, root=root,
+                              data=root / "data", db=env["METALEARN_DB"])
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the user's knowledge base or cache: point METALEARN_DB at a temp dir and METALEARN_CACHE_DIR at
@@ -36,9 +63,18 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 POSTGRES_URL = os.environ.get("METALEARN_TEST_POSTGRES_URL")
 
 
-def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``metalearn ARGS`` run in this process (the typer app ``python -m metalearn.cli`` runs, without the seconds
+    a new interpreter spends importing scikit-learn and SMAC), with ``env`` set meanwhile; an unexpected exception
+    is exit code 1 with its traceback on stderr. Tests of signals, kills and processes use a real subprocess."""
+    result = CliRunner().invoke(app, list(args), env=env)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["metalearn", *args], result.exit_code, result.stdout, stderr)
 
+
+def _reset_postgres(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -60,8 +96,6 @@ def kb_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def kb(kb_path: str):
-    from metalearn.knowledge_base import KnowledgeBase
-
     base = KnowledgeBase(kb_path)
     yield base
     base.dispose()
@@ -96,12 +130,11 @@ def openml_cache(tmp_path: Path):
     """A temp copy of the recorded OpenML cache, with openml pointed at it (offline)."""
     if not OPENML_FIXTURE.is_dir():
         pytest.skip("../shared/fixtures/openml-cache is not present")
-    import openml
-
     target = tmp_path / "openml-cache"
     shutil.copytree(OPENML_FIXTURE, target)
-    old_server = openml.config.server
+    old_server, old_retries = openml.config.server, openml.config.connection_n_retries
     openml.config.set_root_cache_directory(str(target))
     openml.config.server = "https://test.openml.org/api/v1/xml"
+    openml.config.connection_n_retries = 1  # what the cache lacks fails at once, not after retries with pauses
     yield target
-    openml.config.server = old_server
+    openml.config.server, openml.config.connection_n_retries = old_server, old_retries

@@ -22,8 +22,11 @@ from conftest import breast_cancer_frame, messy_iris_frame
 from servers import running_server
 
 from metalearn.client import APIError, Client
+from metalearn.datasets import load_file
+from metalearn.knowledge_base import KnowledgeBase
 from metalearn.model_io import ModelBundle
 from metalearn.settings import model_key
+from metalearn.warmstart import SearchSettings, WarmStartSearch
 
 API_KEY = "test-key-7f3c9a"
 OTHER_KEY = "second-key-51d0"
@@ -63,10 +66,6 @@ def uploaded(client: Client, bc_frame: pd.DataFrame) -> dict:
 
 def _local_report(db: str, path: Path, top: int) -> dict:
     """What ``metalearn recommend FILE --target target --json`` prints against the server's knowledge base."""
-    from metalearn.datasets import load_file
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
-
     kb = KnowledgeBase(db)
     try:
         dataset = load_file(path, "target")

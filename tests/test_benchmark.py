@@ -14,11 +14,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import openml
 import pandas as pd
 import pytest
 from sklearn.datasets import load_iris, load_wine
 from typer.testing import CliRunner
 
+import metalearn.benchmark.runner as bench_module
+import metalearn.knowledge_base.snapshot as snapshot
+from metalearn import seeding
 from metalearn.benchmark import (
     RESULT_COLUMNS,
     BenchmarkConfig,
@@ -38,6 +42,7 @@ from metalearn.benchmark import (
     summarize,
     trials_to_match,
 )
+from metalearn.benchmark.runner import _sources
 from metalearn.benchmark.suite import select_sources
 from metalearn.cli import app
 from metalearn.datasets import from_frame
@@ -80,8 +85,6 @@ def _write_corpus(root: Path) -> Path:
 def seed_manifest(corpus: Path, path: Path, n_trials: int) -> Path:
     """A knowledge base at ``path`` seeded with ``n_trials`` cold trials on every dataset of the manifest
     ``corpus`` (also used by ``test_benchmark_regression``)."""
-    from metalearn import seeding
-
     protocol = seeding.SeedProtocol(n_trials=n_trials, folds=3, max_rows=500, trial_time_limit=60.0)
     outcome = seeding.seed(seeding.manifest_sources(str(corpus)), str(path), protocol)
     assert all(s["status"] == "done" for s in outcome["datasets"]), outcome["datasets"]
@@ -482,8 +485,6 @@ def test_banner_only_for_incomplete_datasets() -> None:
 
 
 def test_a_dataset_listed_twice_runs_once(tmp_path: Path) -> None:
-    from metalearn.benchmark.runner import _sources
-
     corpus = _write_corpus(tmp_path / "corpus")
     manifest = json.loads((corpus / "manifest.json").read_text())
     (corpus / "manifest.json").write_text(json.dumps(manifest + [dict(manifest[0], source="another copy")]))
@@ -538,7 +539,6 @@ def test_argument_errors(tmp_path: Path) -> None:
 def test_unknown_openml_suite_is_a_clear_error(tmp_path: Path) -> None:
     if not OPENML_FIXTURE.is_dir():
         pytest.skip("../shared/fixtures/openml-cache is not present")
-    import openml
 
     cache = tmp_path / "openml-cache"
     shutil.copytree(OPENML_FIXTURE, cache)
@@ -558,8 +558,6 @@ def test_unknown_openml_suite_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_missing_flaml_skips_the_peers_with_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import metalearn.benchmark.runner as bench_module
-
     monkeypatch.setattr(bench_module, "flaml_available", lambda: False)
     said: list[str] = []
     config = BenchmarkConfig(suite=str(tmp_path / "missing" / "dir"), strategies=("warm", "flaml"),
@@ -572,8 +570,6 @@ def test_missing_flaml_skips_the_peers_with_a_warning(monkeypatch: pytest.Monkey
 
 
 def test_without_db_the_seed_snapshot_is_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import metalearn.knowledge_base.snapshot as snapshot
-
     monkeypatch.setattr(snapshot, "seed_path", lambda: tmp_path / "seed-kb.json.gz")
     corpus = _write_corpus(tmp_path / "corpus")
     result = CliRunner().invoke(app, ["benchmark", "--suite", str(corpus), "--output", str(tmp_path / "out"),

@@ -4,14 +4,12 @@ input."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CORPUS, SHARED, breast_cancer_frame, messy_iris_frame, wine_frame
+from conftest import CORPUS, SHARED, breast_cancer_frame, messy_iris_frame, run_cli, wine_frame
 from sklearn.datasets import load_diabetes
 
 from metalearn.datasets import (
@@ -100,7 +98,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path: Path) -> None:
     for args in (["metafeatures", str(tmp_path / "missing.csv"), "--target", "y"],
                  ["metafeatures", str(path), "--target", "target"],
                  ["search", str(path), "--target", "nope", "--db", str(tmp_path / "kb.sqlite")]):
-        proc = subprocess.run([sys.executable, "-m", "metalearn.cli", *args], capture_output=True, text=True)
+        proc = run_cli(*args)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
         assert "Traceback" not in proc.stderr

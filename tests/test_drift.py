@@ -8,16 +8,15 @@ port the training data never had.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from servers import running_server
+from conftest import run_cli
 
 from metalearn.datasets import load_file
 from metalearn.drift import PROFILE_FORMAT, compare, profile_of, psi
@@ -26,11 +25,6 @@ from metalearn.model_io import ModelBundle
 
 REPO = Path(__file__).resolve().parents[1]
 TITANIC = REPO / "tests" / "data" / "titanic_sex.csv"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metalearn.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=REPO)
 
 
 def _drifted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +39,7 @@ def _drifted(frame: pd.DataFrame) -> pd.DataFrame:
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("drift")
     path = root / "model.joblib"
-    proc = _cli("search", str(TITANIC), "--target", "survived", "--trials", "2", "--strategy", "random",
+    proc = run_cli("search", str(TITANIC), "--target", "survived", "--trials", "2", "--strategy", "random",
                 "--ensemble-size", "0", "--test-size", "0.25", "--db", str(root / "kb.sqlite"), "-o", str(path))
     assert proc.returncode == 0, proc.stderr
     return path
@@ -65,7 +59,7 @@ def test_model_file_keeps_a_profile_of_its_training_rows(model: Path) -> None:
 
 
 def test_monitor_cli_says_ok_for_the_same_data_and_retrain_for_drifted_data(model: Path, tmp_path: Path) -> None:
-    same = _cli("monitor", str(model), str(TITANIC), "--json")
+    same = run_cli("monitor", str(model), str(TITANIC), "--json")
     assert same.returncode == 0, same.stderr
     report = json.loads(same.stdout)
     assert report["verdict"] == "ok" and all(f["severity"] == "none" for f in report["features"])
@@ -73,7 +67,7 @@ def test_monitor_cli_says_ok_for_the_same_data_and_retrain_for_drifted_data(mode
 
     drifted = tmp_path / "drifted.csv"
     _drifted(pd.read_csv(TITANIC)).to_csv(drifted, index=False)
-    proc = _cli("monitor", str(model), str(drifted), "--json")
+    proc = run_cli("monitor", str(model), str(drifted), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     by_column = {f["column"]: f for f in report["features"]}
@@ -89,7 +83,7 @@ def test_monitor_cli_says_ok_for_the_same_data_and_retrain_for_drifted_data(mode
     assert report["retrain"]["recommended"] and command.startswith(f"metalearn search {drifted} --target survived")
     assert "--strategy warm" in command
 
-    text = _cli("monitor", str(model), str(drifted))  # the readable form
+    text = run_cli("monitor", str(model), str(drifted))  # the readable form
     assert text.returncode == 0 and text.stdout.startswith("verdict: retrain") and "retrain with: metalearn" in \
         text.stdout
 
@@ -105,7 +99,7 @@ def test_moderate_drift_without_target_is_watch_and_old_bundles_are_refused(mode
     old = tmp_path / "old.joblib"
     ModelBundle(bundle.model, bundle.metadata).save(old)  # a model file written before profiles existed
     assert ModelBundle.load(old).profile is None
-    proc = _cli("monitor", str(old), str(TITANIC))
+    proc = run_cli("monitor", str(old), str(TITANIC))
     assert proc.returncode == 2 and "no training-data profile" in proc.stderr
 
 
@@ -119,11 +113,9 @@ def test_profile_and_psi_on_their_own() -> None:
         compare(ModelBundle(object(), {}, profile), dataset.X.head(0))
 
 
-def test_monitor_endpoint_of_a_search(tmp_path: Path) -> None:
-    env = {"METALEARN_DB": str(tmp_path / "kb.sqlite"), "METALEARN_DATA_DIR": str(tmp_path / "data"),
-           "METALEARN_API_SEED": "0", "METALEARN_API_SEARCH_WORKERS": "1"}
+def test_monitor_endpoint_of_a_search(open_server: SimpleNamespace) -> None:
     frame = pd.read_csv(TITANIC)
-    with running_server(tmp_path, env) as server, httpx.Client(base_url=server.url, timeout=120) as http:
+    with httpx.Client(base_url=open_server.url, timeout=120) as http:
         upload = http.post("/v1/datasets", files={"file": ("titanic.csv", TITANIC.read_bytes())},
                            data={"target": "survived"})
         assert upload.status_code == 201, upload.text

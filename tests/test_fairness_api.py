@@ -1,4 +1,5 @@
-"""Fairness mitigation through the HTTP API and the Python client (issue #21), over a real ``metalearn serve``.
+"""Fairness mitigation through the HTTP API and the Python client (issue #21), over a real ``metalearn serve``
+(the session's ``open_server``).
 
 ``POST /v1/searches`` with ``sensitive`` + ``fairness`` is checked like ``metalearn search --sensitive --fairness``
 (400 before anything is queued), the worker post-processes the final model, the status carries the before /
@@ -9,6 +10,7 @@ list of columns). Data: ``tests/data/titanic_sex.csv`` (600 rows, sensitive colu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +18,6 @@ from types import SimpleNamespace
 import httpx
 import pandas as pd
 import pytest
-from servers import running_server
 
 from metalearn.client import APIError, Client
 
@@ -26,16 +27,17 @@ JSON = {"Accept": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """A server without keys, with the Titanic sample uploaded."""
-    root = tmp_path_factory.mktemp("fair-api")
-    env = {"METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
-           "METALEARN_CACHE_DIR": str(root / "cache"), "METALEARN_API_SEED": "0", "METALEARN_API_KEYS": "",
-           "METALEARN_API_SEARCH_WORKERS": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    with running_server(root, env) as running, Client(running.url, timeout=300) as client:
+def server(open_server: SimpleNamespace) -> Iterator[SimpleNamespace]:
+    """The session's open server (no keys), with the Titanic sample uploaded, once the searches of earlier tests
+    have left its queue."""
+    with Client(open_server.url, timeout=300) as client:
         dataset = client.upload_dataset(TITANIC, target="survived", name="titanic_sex")
-        yield SimpleNamespace(url=running.url, log=running.log, client=client, dataset_id=dataset["id"],
-                              data=root / "data")
+        deadline = time.monotonic() + 60
+        while (queue := client.health()["searches"])["running"] or queue["queued"]:
+            assert time.monotonic() < deadline, f"the open server stays busy: {queue}"
+            time.sleep(0.2)
+        yield SimpleNamespace(url=open_server.url, log=open_server.log, client=client, dataset_id=dataset["id"],
+                              data=open_server.data)
 
 
 @pytest.fixture(scope="module")

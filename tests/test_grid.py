@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from servers import running_server
-from test_user_control import _json, cli, iris_csv, iris_frame  # noqa: F401  (iris_csv is a fixture)
+from conftest import run_cli
+from test_user_control import _json, iris_csv, iris_frame  # noqa: F401  (iris_csv is a fixture)
 
 from metalearn.client import APIError, Client
 from metalearn.knowledge_base import KnowledgeBase
@@ -29,8 +30,8 @@ def test_cli_grid_file_yaml_and_json(iris_csv: Path, tmp_path: Path) -> None:  #
     db = str(tmp_path / "kb.sqlite")
     grid = tmp_path / "grid.yaml"
     grid.write_text("logistic_regression:C: [0.01, 1, 100]\nscaling: [standard]\n")
-    done = cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--grid", str(grid),
-               "--folds", "2", "--ensemble-size", "0", "--json", "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--grid", str(grid),
+                   "--folds", "2", "--ensemble-size", "0", "--json", "--db", db)
     assert done.returncode == 0, done.stderr
     assert "grid: 3 configurations (grid file)" in done.stderr
     result = _json(done.stdout)
@@ -42,8 +43,8 @@ def test_cli_grid_file_yaml_and_json(iris_csv: Path, tmp_path: Path) -> None:  #
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"classifier": ["decision_tree"], "decision_tree:limit_depth": [True],
                                 "decision_tree:max_depth": [2, 4, 8]}))
-    done = cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--grid", str(grid),
-               "--interpretable", "--trials", "1", "--folds", "2", "--ensemble-size", "0", "--json", "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--grid", str(grid),
+                   "--interpretable", "--trials", "1", "--folds", "2", "--ensemble-size", "0", "--json", "--db", db)
     assert done.returncode == 0, done.stderr
     # depth 8 is outside the interpretable range (<= 5): dropped; --trials caps the run
     assert "grid: 2 configurations (grid file, 1 invalid combinations dropped); the first 1 run" in done.stderr
@@ -52,18 +53,18 @@ def test_cli_grid_file_yaml_and_json(iris_csv: Path, tmp_path: Path) -> None:  #
 
 def test_cli_grid_refused_above_the_limit(iris_csv: Path, tmp_path: Path) -> None:  # noqa: F811
     db = str(tmp_path / "kb.sqlite")
-    done = cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--max-grid-size", "10",
-               "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--max-grid-size", "10",
+                   "--db", db)
     assert done.returncode == 2
     assert "more than the limit of 10 (--max-grid-size)" in done.stderr
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"logistic_regression:gamma": [1, 2]}))
-    done = cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--grid", str(bad), "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--grid", str(bad), "--db", db)
     assert done.returncode == 2 and "unknown hyperparameter(s) 'logistic_regression:gamma'" in done.stderr
     assert KnowledgeBase(db).stats()["searches"] == 0
 
-    done = cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--include",
-               "gaussian_nb,lda", "--folds", "2", "--ensemble-size", "0", "--json", "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--strategy", "grid", "--include",
+                   "gaussian_nb,lda", "--folds", "2", "--ensemble-size", "0", "--json", "--db", db)
     assert done.returncode == 0, done.stderr  # the default grid of two families: their defaults
     assert "grid: 2 configurations (default grid 2026.11-g1)" in done.stderr
     result = _json(done.stdout)
@@ -71,10 +72,8 @@ def test_cli_grid_refused_above_the_limit(iris_csv: Path, tmp_path: Path) -> Non
     assert KnowledgeBase(db).search(result["search_id"])["settings"]["grid_version"] == "2026.11-g1"
 
 
-def test_api_grid(tmp_path: Path) -> None:
-    env = {"METALEARN_DB": str(tmp_path / "kb.sqlite"), "METALEARN_DATA_DIR": str(tmp_path / "data"),
-           "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1", "OMP_NUM_THREADS": "1"}
-    with running_server(tmp_path, env) as server, Client(server.url, timeout=120) as client:
+def test_api_grid(open_server: SimpleNamespace) -> None:
+    with Client(open_server.url, timeout=120) as client:
         dataset = client.upload_dataset(iris_frame(), target="target", name="iris")
         with pytest.raises(APIError) as refused:
             client.start_search(dataset["id"], strategy="grid", n_trials=None, max_grid_size=3)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import breast_cancer_frame
-from sqlalchemy import text
+from conftest import breast_cancer_frame, run_cli
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from metalearn.datasets import from_frame
 from metalearn.errors import KnowledgeBaseError
-from metalearn.knowledge_base import KnowledgeBase, RunRecord
-from metalearn.knowledge_base.snapshot import export_snapshot, import_snapshot
+from metalearn.knowledge_base import KnowledgeBase, RunRecord, migrate, seed_cache
+from metalearn.knowledge_base.snapshot import ensure_seeded, export_snapshot, import_snapshot, seed_path
 
 
 def _run(dataset_id: int, score: float | None = 0.9, status: str = "success", key: str | None = None,
@@ -71,7 +69,7 @@ def _writer(path: str, dataset_id: int, worker: int, n: int) -> None:
 
 def test_two_processes_writing_at_once_lose_nothing(kb: KnowledgeBase, kb_path: str) -> None:
     dataset_id = kb.register(from_frame(breast_cancer_frame(60), "target"))
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")  # a spawned child would spend seconds importing this module again
     procs = [ctx.Process(target=_writer, args=(kb_path, dataset_id, w, 200)) for w in range(2)]
     for p in procs:
         p.start()
@@ -111,11 +109,9 @@ def test_snapshot_round_trip(kb: KnowledgeBase, tmp_path: Path) -> None:
 
 def test_kb_cli_init_and_stats(tmp_path: Path) -> None:
     db = str(tmp_path / "cli.sqlite")
-    init = subprocess.run([sys.executable, "-m", "metalearn.cli", "kb", "init", "--db", db, "--no-seed"],
-                          capture_output=True, text=True)
+    init = run_cli("kb", "init", "--db", db, "--no-seed")
     assert init.returncode == 0, init.stderr
-    stats = subprocess.run([sys.executable, "-m", "metalearn.cli", "kb", "stats", "--db", db, "--json"],
-                           capture_output=True, text=True)
+    stats = run_cli("kb", "stats", "--db", db, "--json")
     data = json.loads(stats.stdout)
     assert {"datasets", "runs", "configurations", "datasets_with_metafeatures", "by_source"} <= set(data)
 
@@ -126,10 +122,6 @@ def test_bad_url_is_a_clear_error() -> None:
 
 
 def test_migration_upgrades_an_old_schema_without_loss(tmp_path: Path) -> None:
-    from sqlalchemy import create_engine, inspect
-
-    from metalearn.knowledge_base import migrate
-
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     engine = create_engine(url)
     migrate.upgrade(engine, "0001")
@@ -137,8 +129,7 @@ def test_migration_upgrades_an_old_schema_without_loss(tmp_path: Path) -> None:
         conn.execute(text("INSERT INTO datasets (name, content_hash, source, n_rows, n_features, n_classes, "
                           "n_categorical, created_at) VALUES ('old', 'h', 'user', 10, 2, 2, 0, '2026-01-01')"))
     assert "ix_runs_origin" not in {i["name"] for i in inspect(engine).get_indexes("runs")}
-    proc = subprocess.run([sys.executable, "-m", "metalearn.cli", "kb", "upgrade", "--db", url],
-                          capture_output=True, text=True)
+    proc = run_cli("kb", "upgrade", "--db", url)
     assert proc.returncode == 0, proc.stderr
     assert f"0001 -> {migrate.head_revision()}" in proc.stdout
     assert "ix_runs_origin" in {i["name"] for i in inspect(engine).get_indexes("runs")}
@@ -149,9 +140,6 @@ def test_migration_upgrades_an_old_schema_without_loss(tmp_path: Path) -> None:
 
 
 def test_the_seeded_sqlite_file_is_cached_and_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from metalearn.knowledge_base import seed_cache
-    from metalearn.knowledge_base.snapshot import ensure_seeded, seed_path
-
     monkeypatch.setenv("METALEARN_CACHE_DIR", str(tmp_path / "cache"))
     first = KnowledgeBase(str(tmp_path / "first.sqlite"))
     assert ensure_seeded(first) and seed_cache.cached_copy(seed_path()).is_file()

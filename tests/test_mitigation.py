@@ -7,12 +7,11 @@ survived far more often than men, so an accurate model has a large demographic-p
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_predict
 
@@ -30,16 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 TITANIC = REPO / "tests" / "data" / "titanic_sex.csv"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metalearn.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=REPO)
-
-
 @pytest.fixture(scope="module")
 def fair_search(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
     root = tmp_path_factory.mktemp("fair")
     db, model = root / "kb.sqlite", root / "fair.joblib"
-    proc = _cli("search", str(TITANIC), "--target", "survived", "--trials", "3", "--strategy", "random",
+    proc = run_cli("search", str(TITANIC), "--target", "survived", "--trials", "3", "--strategy", "random",
                 "--test-size", "0.3", "--sensitive", "sex", "--fairness", "demographic_parity", "--db", str(db),
                 "-o", str(model), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -64,7 +58,7 @@ def test_search_with_fairness_reduces_the_parity_gap_on_held_out_rows(fair_searc
 def test_fair_model_predicts_from_the_same_columns_and_needs_the_sensitive_one(
         fair_search: tuple[dict, Path, Path], tmp_path: Path) -> None:
     _, model, _ = fair_search
-    proc = _cli("predict", str(model), str(TITANIC))
+    proc = run_cli("predict", str(model), str(TITANIC))
     assert proc.returncode == 0, proc.stderr
     predictions = pd.read_csv(pd.io.common.StringIO(proc.stdout))["prediction"]
     assert len(predictions) == 600 and set(predictions) <= {0, 1}
@@ -72,7 +66,7 @@ def test_fair_model_predicts_from_the_same_columns_and_needs_the_sensitive_one(
     assert list(again) == list(predictions)
     without = tmp_path / "no-sex.csv"
     pd.read_csv(TITANIC).drop(columns="sex").to_csv(without, index=False)
-    refused = _cli("predict", str(model), str(without))
+    refused = run_cli("predict", str(model), str(without))
     assert refused.returncode == 2 and "'sex'" in refused.stderr
 
 
@@ -117,7 +111,7 @@ def test_unusable_fairness_requests_are_refused_before_the_search(tmp_path: Path
         (["--target", "survived", "--fairness", "demographic_parity"], "--sensitive"),
     ]
     for args, message in cases:
-        proc = _cli("search", str(TITANIC), *args, "--trials", "2", "--strategy", "random", "--db", str(db))
+        proc = run_cli("search", str(TITANIC), *args, "--trials", "2", "--strategy", "random", "--db", str(db))
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
     assert KnowledgeBase(str(db)).stats()["searches"] == 0  # nothing was started

@@ -4,12 +4,10 @@ report's search section and the benchmark's reader must name the same best trial
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
-from conftest import breast_cancer_frame
+from conftest import breast_cancer_frame, run_cli
 from servers import running_server
 
 from metalearn.benchmark.jobs import budget_incumbents
@@ -25,10 +23,8 @@ def hyperband_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
     csv = root / "bc.csv"
     breast_cancer_frame(240).to_csv(csv, index=False)
     db = root / "kb.sqlite"
-    command = [sys.executable, "-m", "metalearn.cli", "search", str(csv), "--target", "target", "--strategy",
-               "hyperband", "--trials", "14", "--folds", "3", "--max-rows", "240", "--seed", "1", "--db", str(db),
-               "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = run_cli("search", str(csv), "--target", "target", "--strategy", "hyperband", "--trials", "14", "--folds",
+                   "3", "--max-rows", "240", "--seed", "1", "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     return {"root": root, "db": str(db), "json": json.loads(done.stdout)}
 

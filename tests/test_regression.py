@@ -4,15 +4,13 @@ the knowledge base keeping tasks apart, and the HTTP API."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, SHARED, breast_cancer_frame, wine_frame
-from servers import running_server
+from conftest import SHARED, breast_cancer_frame, run_cli, wine_frame
 from sklearn.datasets import load_diabetes
 
 from metalearn.client import Client
@@ -24,11 +22,6 @@ REGRESSION_CORPUS = SHARED / "datasets-regression"
 FAST = {"folds": 3, "max_rows": 300}
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metalearn.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=REPO)
-
-
 def _diabetes(n: int = 240, seed: int = 0) -> pd.DataFrame:
     frame = load_diabetes(as_frame=True).frame
     return frame.sample(n=n, random_state=seed).reset_index(drop=True)
@@ -38,26 +31,26 @@ def _diabetes(n: int = 240, seed: int = 0) -> pd.DataFrame:
 def test_cli_regression_search_predict_and_task_errors(tmp_path: Path) -> None:
     table = REGRESSION_CORPUS / "imports-85-price.parquet"  # 201 cars, 10 categorical columns, missing values
     db, model = str(tmp_path / "kb.sqlite"), tmp_path / "model.joblib"
-    done = _cli("search", str(table), "--target", "price", "--trials", "4", "--folds", "3", "--db", db,
+    done = run_cli("search", str(table), "--target", "price", "--trials", "4", "--folds", "3", "--db", db,
                 "--json", "--output", str(model))
     assert done.returncode == 0, done.stderr[-2000:]
     body = json.loads(done.stdout)
     assert body["dataset"]["task"] == "regression" and body["metric"] == "r2"
     assert "task: regression" in done.stderr and "distinct values" in done.stderr
     assert 0.3 < body["best"]["score"] <= 1.0  # cross-validated R^2 of car prices
-    preds = _cli("predict", str(model), str(table))
+    preds = run_cli("predict", str(model), str(table))
     assert preds.returncode == 0, preds.stderr
     values = pd.read_csv(pd.io.common.StringIO(preds.stdout))["prediction"]
     actual = pd.read_parquet(table)["price"]
     assert values.dtype.kind == "f" and len(values) == len(actual)
     assert np.corrcoef(values[actual.notna()], actual.dropna())[0, 1] > 0.8
-    rmse = _cli("search", str(table), "--target", "price", "--trials", "2", "--folds", "3", "--metric", "rmse",
+    rmse = run_cli("search", str(table), "--target", "price", "--trials", "2", "--folds", "3", "--metric", "rmse",
                 "--ensemble-size", "0", "--db", db, "--json")
     assert rmse.returncode == 0, rmse.stderr[-2000:]
     assert json.loads(rmse.stdout)["best"]["score"] < 0  # errors are stored and printed negated
-    wrong_metric = _cli("search", str(table), "--target", "price", "--metric", "balanced_accuracy", "--db", db)
+    wrong_metric = run_cli("search", str(table), "--target", "price", "--metric", "balanced_accuracy", "--db", db)
     assert wrong_metric.returncode == 2 and "not a regression metric" in wrong_metric.stderr
-    forced = _cli("search", str(table), "--target", "make", "--task", "regression", "--db", db)
+    forced = run_cli("search", str(table), "--target", "make", "--task", "regression", "--db", db)
     assert forced.returncode == 2 and "numeric" in forced.stderr
 
 
@@ -96,11 +89,9 @@ def test_neighbours_portfolio_and_recommendations_never_mix_tasks(tmp_path: Path
     kb.dispose()
 
 
-def test_regression_through_the_http_api(tmp_path: Path) -> None:
-    env = {"METALEARN_DB": str(tmp_path / "kb.sqlite"), "METALEARN_DATA_DIR": str(tmp_path / "data"),
-           "METALEARN_API_SEED": "0", "METALEARN_API_SEARCH_WORKERS": "1"}
+def test_regression_through_the_http_api(open_server: SimpleNamespace) -> None:
     frame = _diabetes(200)
-    with running_server(tmp_path, env) as server, Client(server.url, timeout=120) as client:
+    with Client(open_server.url, timeout=120) as client:
         uploaded = client.upload_dataset(frame, target="target", name="diabetes")
         assert uploaded["task"] == "regression" and uploaded["n_classes"] is None
         assert "distinct values" in uploaded["task_reason"]

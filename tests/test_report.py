@@ -21,10 +21,14 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from typer.testing import CliRunner
 
+from metalearn.cli import app
 from metalearn.datasets import from_frame
+from metalearn.knowledge_base import KnowledgeBase
 from metalearn.report import SECTIONS, ModelReport, build_report, render_report, report_for_result
 from metalearn.space import default_configuration
+from metalearn.warmstart import SearchSettings, WarmStartSearch
 
 pytest.importorskip("shap")
 pytest.importorskip("fairlearn")
@@ -217,9 +221,6 @@ def test_lime_stands_in_when_shap_does_not_fit_the_budget() -> None:
 @pytest.fixture(scope="module")
 def iris_search(tmp_path_factory: pytest.TempPathFactory):
     """A small recorded search on a messy multiclass table, with a held-out test split and a saved model."""
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
-
     root = tmp_path_factory.mktemp("report-search")
     frame = messy_iris_frame()
     frame["site"] = np.where(np.arange(len(frame)) % 3 == 0, "A", "B")
@@ -269,10 +270,6 @@ def test_search_result_report_multiclass_with_test_split(iris_search) -> None:
 
 
 def test_cli_report_from_model_file_and_search_id(iris_search) -> None:
-    from typer.testing import CliRunner
-
-    from metalearn.cli import app
-
     root, kb, result = iris_search["root"], iris_search["kb"], iris_search["result"]
     runner = CliRunner()
     fast = ["--sample-size", "40", "--shap-seconds", "1"]

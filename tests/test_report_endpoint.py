@@ -1,9 +1,10 @@
 """``GET /v1/searches/{id}/report`` builds each search's report once, outside the server process (issue #19.5).
 
-A real ``metalearn serve``: one small search, then three concurrent report requests. Exactly one of them
-builds the report (``X-Metalearn-Report: built``), the others wait for that build (``waited``) and every
-answer carries the same bytes; later requests read the cached file (``cached``). While the build runs, the
-server keeps answering and spends (almost) no CPU of its own on it: the build runs in a worker process.
+A real ``metalearn serve`` (the session's ``open_server``): one small search, then three concurrent report
+requests. Exactly one of them builds the report (``X-Metalearn-Report: built``), the others wait for that build
+(``waited``) and every answer carries the same bytes; later requests read the cached file (``cached``). While the
+build runs, the server keeps answering and spends (almost) no CPU of its own on it: the build runs in a worker
+process.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +19,6 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from conftest import breast_cancer_frame
-from servers import running_server
 
 from metalearn.api.services import ReportService
 from metalearn.api.storage import DataStore
@@ -30,19 +29,6 @@ from metalearn.knowledge_base import KnowledgeBase
 HEADER = "X-Metalearn-Report"
 
 
-def _server_pid(url: str) -> int:
-    """The pid of the ``metalearn serve`` listening on ``url``'s port (its command line names the port)."""
-    port = url.rsplit(":", 1)[1].encode()
-    for proc in Path("/proc").iterdir():
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
-        except OSError:
-            continue
-        if b"serve" in args and b"--port" in args and port in args:
-            return int(proc.name)
-    raise AssertionError(f"no server process for {url}")
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of the process so far (its own threads, not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -50,19 +36,15 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """A server with one finished search (2 trials on 120 rows)."""
-    root = tmp_path_factory.mktemp("report")
-    env = {"METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
-           "METALEARN_CACHE_DIR": str(root / "cache"), "METALEARN_API_SEED": "0", "METALEARN_API_KEYS": "",
-           "METALEARN_API_SEARCH_WORKERS": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    with running_server(root, env) as running, Client(running.url, timeout=120) as client:
+def finished(open_server: SimpleNamespace) -> SimpleNamespace:
+    """One finished search (2 trials on 120 rows) on the session's open server."""
+    with Client(open_server.url, timeout=120) as client:
         dataset = client.upload_dataset(breast_cancer_frame(120, seed=4), target="target", name="bc120")
         search = client.start_search(dataset["id"], n_trials=2, folds=2, max_rows=200, ensemble_size=0, seed=0)
         final = client.wait(search["id"], progress=False, timeout=300)
-        assert final["status"] == "succeeded", final
-        yield SimpleNamespace(url=running.url, log=running.log, search_id=search["id"], data=root / "data",
-                              pid=_server_pid(running.url))
+    assert final["status"] == "succeeded", final
+    return SimpleNamespace(url=open_server.url, log=open_server.log, search_id=search["id"], data=open_server.data,
+                           pid=open_server.process.pid)
 
 
 def test_concurrent_report_requests_build_it_once(finished: SimpleNamespace) -> None:
@@ -91,6 +73,8 @@ def test_concurrent_report_requests_build_it_once(finished: SimpleNamespace) -> 
     assert len({r.content for r in responses}) == 1  # the same bytes for everyone
     figures = responses[0].json()
     assert figures["sections"]["confusion-matrix"]["matrix"]
+    # the open server runs with METALEARN_API_REPORT_SHAP=0: LIME explains the individual predictions instead
+    assert "skipped" in figures["sections"]["shap"] and figures["sections"]["lime"]["used"]
     assert health_seconds < 1.0
     assert server_cpu < 0.5 * build_seconds  # the build ran in another process
     assert (finished.data / "searches" / str(finished.search_id) / "report.json").is_file()

@@ -25,9 +25,12 @@ from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeRegressor
+from typer.testing import CliRunner
 
+from metalearn.cli import app
 from metalearn.datasets import FeatureSchema, from_frame
 from metalearn.errors import MetalearnError
+from metalearn.knowledge_base import KnowledgeBase
 from metalearn.model_io import ModelBundle
 from metalearn.report import (
     REGRESSION_SECTIONS,
@@ -40,6 +43,8 @@ from metalearn.report import (
     report_for_search,
 )
 from metalearn.report.regression import POINTS_LIMIT, regression_metrics_section, residuals_section
+from metalearn.space import default_configuration
+from metalearn.warmstart import SearchSettings, WarmStartSearch
 
 pytest.importorskip("shap")
 pytest.importorskip("lime")
@@ -289,8 +294,6 @@ def test_task_mismatches_are_clear_errors() -> None:
 
 
 def test_configuration_of_the_regression_space() -> None:
-    from metalearn.space import default_configuration
-
     dataset = from_frame(diabetes_frame(), "target", "diabetes")
     try:
         config = default_configuration("random_forest", task="regression") | {"random_forest:n_estimators": 20}
@@ -306,9 +309,6 @@ def test_configuration_of_the_regression_space() -> None:
 @pytest.fixture(scope="module")
 def diabetes_search(tmp_path_factory: pytest.TempPathFactory):
     """A small recorded regression search (metric RMSE) with its saved model and training table."""
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.warmstart import SearchSettings, WarmStartSearch
-
     root = tmp_path_factory.mktemp("report-regression-search")
     frame = diabetes_frame()
     kb = KnowledgeBase(str(root / "kb.sqlite"))
@@ -340,10 +340,6 @@ def test_reports_of_a_regression_search(diabetes_search) -> None:
 
 
 def test_cli_report_of_a_regression_model_file(diabetes_search) -> None:
-    from typer.testing import CliRunner
-
-    from metalearn.cli import app
-
     root, kb = diabetes_search["root"], diabetes_search["kb"]
     res = CliRunner().invoke(app, ["report", str(root / "model.joblib"), "--data", str(root / "train.csv"), "--json",
                                    "--sensitive", "sex", "--db", kb.url, "--sample-size", "40", "--shap-seconds", "1"])

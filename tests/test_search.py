@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import POSTGRES_URL, _reset_postgres, breast_cancer_frame, messy_iris_frame, wine_frame
+from conftest import POSTGRES_URL, _reset_postgres, breast_cancer_frame, messy_iris_frame, run_cli, wine_frame
 
+import metalearn
 from metalearn.datasets import from_frame
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.knowledge_base.snapshot import export_snapshot, import_snapshot
 from metalearn.report import report_for_result
 from metalearn.space import default_configuration
 from metalearn.warmstart import Recommender, SearchSettings, WarmStartSearch
@@ -29,11 +34,12 @@ def kb_path(tmp_path: Path) -> str:
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="METALEARN_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL)")
-def test_warm_search_feedback_loop_on_postgresql() -> None:
+def test_warm_search_feedback_loop_on_postgresql(seeded_file: tuple[Path, list[int]], tmp_path: Path) -> None:
     _reset_postgres(POSTGRES_URL)
-    kb = KnowledgeBase(POSTGRES_URL)
+    kb, template = KnowledgeBase(POSTGRES_URL), KnowledgeBase(str(seeded_file[0]))
     try:
-        _seeded_kb(kb)
+        export_snapshot(template, tmp_path / "seeded.json.gz")  # the module's tiny knowledge base, moved to PostgreSQL
+        assert import_snapshot(kb, tmp_path / "seeded.json.gz")["runs"] == template.stats()["runs"] >= 15
         dataset = from_frame(breast_cancer_frame(150), "target", "query")
         result = WarmStartSearch(kb, SearchSettings(n_trials=4, workers=1, **FAST)).run(dataset)
         assert result.trials[0].origin == "warm_start" and result.status == "succeeded"
@@ -45,7 +51,7 @@ def test_warm_search_feedback_loop_on_postgresql() -> None:
         assert report.neighbors[0].name == "query"  # the run just stored is found again
         assert any(e.dataset == "query" for r in report.recommendations for e in r.evidence)
     finally:
-        kb.dispose()
+        kb.dispose(), template.dispose()
 
 
 def _seeded_kb(kb: KnowledgeBase) -> list[int]:
@@ -59,16 +65,40 @@ def _seeded_kb(kb: KnowledgeBase) -> list[int]:
     return ids
 
 
+@pytest.fixture(scope="module")
+def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
+    """The tiny knowledge base of :func:`_seeded_kb` in a SQLite file, built once for the module; its dataset ids."""
+    path = tmp_path_factory.mktemp("seeded") / "kb.sqlite"
+    kb = KnowledgeBase(str(path))
+    try:
+        return path, _seeded_kb(kb)
+    finally:
+        kb.dispose()
+
+
+@pytest.fixture
+def seeded(seeded_file: tuple[Path, list[int]], kb_path: str) -> Iterator[tuple[KnowledgeBase, list[int]]]:
+    """A copy of the module's tiny knowledge base (SQLite's online backup) for one test to add to; its dataset ids
+    (wine, iris, bc)."""
+    source, ids = seeded_file
+    with contextlib.closing(sqlite3.connect(source)) as original, contextlib.closing(sqlite3.connect(kb_path)) as copy:
+        original.backup(copy)
+    kb = KnowledgeBase(kb_path)
+    yield kb, ids
+    kb.dispose()
+
+
 @pytest.mark.parametrize("strategy", ["warm", "cold", "random"])
-def test_each_strategy_end_to_end(kb: KnowledgeBase, strategy: str) -> None:
-    if strategy == "warm":
-        _seeded_kb(kb)
+def test_each_strategy_end_to_end(request: pytest.FixtureRequest, strategy: str) -> None:
+    kb = request.getfixturevalue("seeded")[0] if strategy == "warm" else request.getfixturevalue("kb")
     dataset = from_frame(breast_cancer_frame(150), "target", "query")
     runs_before = kb.stats()["runs"]
     # SMAC's Sobol design for a cold search sizes itself by the trial budget and drops forbidden points:
-    # 8 trials leave it one point
+    # 8 trials leave it one point. CatBoost is left out: SMAC's pick of it alone (1,000 rounds) took 3/4 of the time
     n = 8 if strategy == "cold" else 4
-    result = WarmStartSearch(kb, SearchSettings(strategy=strategy, n_trials=n, **FAST)).run(dataset)
+    settings = SearchSettings(strategy=strategy, n_trials=n, exclude=["catboost"], **FAST)
+    result = WarmStartSearch(kb, settings).run(dataset)
+    assert "catboost" not in {t.configuration["classifier"] for t in result.trials}
     assert result.status == "succeeded" and len(result.trials) == n
     assert kb.stats()["runs"] == runs_before + n + (result.ensemble is not None)  # trials + the ensemble's run
     assert 0.5 < result.best_score <= 1.0
@@ -83,8 +113,8 @@ def test_each_strategy_end_to_end(kb: KnowledgeBase, strategy: str) -> None:
     assert stored["status"] == "succeeded" and stored["best_run_id"] == result.best.run_id
 
 
-def test_warm_start_begins_with_recommendations_and_evidence(kb: KnowledgeBase) -> None:
-    _seeded_kb(kb)
+def test_warm_start_begins_with_recommendations_and_evidence(seeded: tuple[KnowledgeBase, list[int]]) -> None:
+    kb, _ = seeded
     dataset = from_frame(breast_cancer_frame(150), "target", "query")
     engine = WarmStartSearch(kb, SearchSettings(n_trials=3, n_warm=3, **FAST))
     _, features = engine.prepare(dataset)
@@ -104,8 +134,8 @@ def test_warm_start_begins_with_recommendations_and_evidence(kb: KnowledgeBase) 
     assert result.trials[0].configuration == report.recommendations[0].configuration
 
 
-def test_exclusions_and_self_exclusion(kb: KnowledgeBase) -> None:
-    _seeded_kb(kb)
+def test_exclusions_and_self_exclusion(seeded: tuple[KnowledgeBase, list[int]]) -> None:
+    kb, _ = seeded
     wine = from_frame(wine_frame(), "target", "wine", family="wine")
     recommender = Recommender(kb)
     _, features = WarmStartSearch(kb).prepare(wine)
@@ -118,12 +148,10 @@ def test_exclusions_and_self_exclusion(kb: KnowledgeBase) -> None:
     assert all(e.dataset == "bc" for r in report.recommendations for e in r.evidence)
 
 
-def test_cross_evaluated_winner_of_a_held_out_dataset_does_not_leak_back(kb: KnowledgeBase) -> None:
+def test_cross_evaluated_winner_of_a_held_out_dataset_does_not_leak_back(
+        seeded: tuple[KnowledgeBase, list[int]]) -> None:
     """A configuration found on wine and cross-evaluated on the others is hidden when wine's family is out."""
-    from metalearn.knowledge_base import RunRecord
-    from metalearn.space import default_configuration
-
-    wine_id, iris_id, bc_id = _seeded_kb(kb)
+    kb, (wine_id, iris_id, bc_id) = seeded
     winner = {**default_configuration("gaussian_nb"), "gaussian_nb:var_smoothing": 3.3e-7}
     run = {"config": winner, "algorithm": "gaussian_nb", "metric": "balanced_accuracy", "status": "success",
            "score": 1.0, "seconds": 0.1}
@@ -195,8 +223,6 @@ def test_interrupted_search_keeps_finished_trials(tmp_path: Path) -> None:
 
 
 def test_python_api_and_autoclassifier(kb_path: str) -> None:
-    import metalearn
-
     frame = messy_iris_frame()
     X, y = frame.drop(columns="target"), frame["target"]
     clf = metalearn.AutoClassifier(n_trials=3, folds=3, kb=kb_path)
@@ -217,16 +243,14 @@ def test_cli_search_json_and_predict(tmp_path: Path) -> None:
     db, model = str(tmp_path / "kb.sqlite"), tmp_path / "model.joblib"
     csv = tmp_path / "wine.csv"
     wine_frame().to_csv(csv, index=False)
-    proc = subprocess.run([sys.executable, "-m", "metalearn.cli", "search", str(csv), "--target", "target",
-                           "--trials", "3", "--folds", "3", "--db", db, "--json", "--output", str(model)],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_cli("search", str(csv), "--target", "target", "--trials", "3", "--folds", "3", "--db", db, "--json",
+                   "--output", str(model))
     assert proc.returncode == 0, proc.stderr
     body = json.loads(proc.stdout)
     assert {"search_id", "strategy", "n_trials", "best", "trials"} <= set(body)
     assert body["n_trials"] == 3 and {"score", "algorithm", "configuration"} <= set(body["best"])
     assert all({"score", "status", "seconds", "origin"} <= set(t) for t in body["trials"])
-    preds = subprocess.run([sys.executable, "-m", "metalearn.cli", "predict", str(model), str(csv)],
-                           capture_output=True, text=True, timeout=120)
+    preds = run_cli("predict", str(model), str(csv))
     assert preds.returncode == 0, preds.stderr
     lines = preds.stdout.strip().splitlines()
     assert lines[0] == "prediction" and len(lines) == 179
@@ -283,10 +307,11 @@ def test_unusable_recommendations_are_reported_never_silently_dropped(kb: Knowle
     assert all(t.configuration != broken for t in result.trials)
 
 
-def test_winner_of_a_held_out_family_stays_hidden_when_another_search_proposed_it_once(kb: KnowledgeBase) -> None:
+def test_winner_of_a_held_out_family_stays_hidden_when_another_search_proposed_it_once(
+        seeded: tuple[KnowledgeBase, list[int]]) -> None:
     """The leak of #22: a configuration pooled for cross-evaluation only because it was best on the held-out
     family came back when some other family's search had also proposed it once."""
-    wine_id, iris_id, bc_id = _seeded_kb(kb)
+    kb, (wine_id, iris_id, bc_id) = seeded
     winner = {**default_configuration("gaussian_nb"), "gaussian_nb:var_smoothing": 4.4e-7}
     run = {"config": winner, "algorithm": "gaussian_nb", "metric": "balanced_accuracy", "status": "success",
            "seconds": 0.1}

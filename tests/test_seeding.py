@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import breast_cancer_frame, messy_iris_frame, wine_frame
+from conftest import breast_cancer_frame, messy_iris_frame, run_cli, wine_frame
 
 from metalearn import seeding
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSION
+from metalearn.space import SPACE_VERSION, default_configuration
 
 TINY = seeding.SeedProtocol(n_trials=3, folds=2, max_rows=200, trial_time_limit=60)
 
@@ -34,26 +35,26 @@ def _manifest(tmp_path: Path) -> Path:
 
 
 def test_seed_from_manifest_with_cross_evaluation(tmp_path: Path, kb_path: str) -> None:
+    """Two datasets of the manifest (bc, iris): cross-evaluating the 16 library defaults on each is most of the
+    time, so a third would add half again."""
     protocol = seeding.SeedProtocol(n_trials=4, folds=2, max_rows=200, trial_time_limit=60, cross_evaluate=2)
-    outcome = seeding.seed(seeding.manifest_sources(str(_manifest(tmp_path))), kb_path, protocol)
-    assert [s["status"] for s in outcome["datasets"]] == ["done"] * 3
+    outcome = seeding.seed(seeding.manifest_sources(str(_manifest(tmp_path)))[:2], kb_path, protocol)
+    assert [s["status"] for s in outcome["datasets"]] == ["done"] * 2
     kb = KnowledgeBase(kb_path)
     stats = kb.stats()
-    assert stats["datasets"] == 3 and stats["datasets_with_metafeatures"] == 3
+    assert stats["datasets"] == 2 and stats["datasets_with_metafeatures"] == 2
     assert stats["datasets_linked_to_openml"] == 1
-    assert {d.family for d in kb.datasets()} == {"bc", "iris", "wine"}
+    assert {d.family for d in kb.datasets()} == {"bc", "iris"}
     # cross-evaluation: the pooled top configurations end up evaluated on every dataset
     perf = kb.performance("balanced_accuracy")
     top = perf.sort_values("score", ascending=False).groupby("dataset_id").head(2)["configuration_id"].unique()
     covered = perf[perf["configuration_id"].isin(top)].groupby("configuration_id")["dataset_id"].nunique()
-    assert (covered == 3).all()
+    assert len(top) > 2 and (covered == 2).all()
     # the library defaults of DEFAULT_POOL are cross-evaluated too, and count as found on no dataset
-    from metalearn.space import SPACE_VERSION, default_configuration
-
     defaults = {kb.register_configuration(default_configuration(a), a, SPACE_VERSION) for a in seeding.DEFAULT_POOL}
     assert len(defaults) == len(seeding.DEFAULT_POOL)
     assert (perf[perf["configuration_id"].isin(defaults)].groupby("configuration_id")["dataset_id"].nunique()
-            == 3).all() and perf["configuration_id"].isin(defaults).sum() == 3 * len(defaults)
+            == 2).all() and perf["configuration_id"].isin(defaults).sum() == 2 * len(defaults)
     assert defaults.isdisjoint(set(kb.discovery()["configuration_id"]))
     assert kb.metafeatures(kb.datasets()[0].id, EXTRACTOR_VERSION) is not None
 
@@ -69,16 +70,15 @@ def test_seed_from_recorded_openml_cache(openml_cache: Path, tmp_path: Path) -> 
 
 
 def test_seed_cli_rejects_nothing_to_do(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "metalearn.cli", "kb", "seed", "--db", str(tmp_path / "k.sqlite")],
-                          capture_output=True, text=True)
+    proc = run_cli("kb", "seed", "--db", str(tmp_path / "k.sqlite"))
     assert proc.returncode == 2 and "nothing to seed" in proc.stderr
 
 
 def test_resuming_after_a_kill_adds_no_duplicate_runs(tmp_path: Path) -> None:
     corpus, db = _manifest(tmp_path), str(tmp_path / "kb.sqlite")
-    command = [sys.executable, "-m", "metalearn.cli", "kb", "seed", "--manifest", str(corpus), "--limit", "1",
-               "--folds", "2", "--max-rows", "150", "--db", db]
-    proc = subprocess.Popen([*command, "--trials", "400"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = ["kb", "seed", "--manifest", str(corpus), "--limit", "1", "--folds", "2", "--max-rows", "150", "--db", db]
+    proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", *command, "--trials", "400"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kb = KnowledgeBase(db)
     deadline = time.time() + 120
     while time.time() < deadline and kb.stats()["runs"] < 4:
@@ -88,12 +88,12 @@ def test_resuming_after_a_kill_adds_no_duplicate_runs(tmp_path: Path) -> None:
     killed_at = kb.stats()["runs"]
     assert killed_at >= 4
     target = killed_at + 3
-    done = subprocess.run([*command, "--trials", str(target)], capture_output=True, text=True, timeout=300)
+    done = run_cli(*command, "--trials", str(target))  # the resumed seeding: in this process
     assert done.returncode == 0, done.stderr
     runs = kb.runs_frame()
     assert len(runs) == target  # the stored trials were replayed, not run again
     assert runs["run_key"].is_unique
     assert sorted(int(k.rsplit(":", 1)[1]) for k in runs["run_key"]) == list(range(1, target + 1))
     assert runs["configuration_id"].is_unique  # no configuration evaluated twice
-    again = subprocess.run([*command, "--trials", str(target)], capture_output=True, text=True, timeout=300)
+    again = run_cli(*command, "--trials", str(target))
     assert again.returncode == 0 and len(kb.runs_frame()) == target

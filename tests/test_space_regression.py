@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers_space import FIT_WARNINGS, N_SAMPLED, Split, fit_failures, sampled, split, with_preprocessing
+from helpers_space import FIT_WARNINGS, N_SAMPLED, Split, capped, fit_failures, sampled, split, with_preprocessing
 from helpers_space import single_thread as single_thread  # autouse: one OpenMP/BLAS thread
 from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
@@ -122,10 +122,13 @@ def _fit_and_check(config: dict, table: Split) -> np.ndarray:
 
 # Sampled configurations and every family's defaults build, fit and predict ------------------------------------------
 def test_sampled_configurations_fit_and_predict() -> None:
-    """300 sampled configurations, each fitted on one of the three tables in turn (every family and choice meets
-    every table; one fit per configuration keeps this near a minute on one core)."""
-    names = ["diabetes", "mixed", "real"] if _tables()["real"] is not None else ["diabetes", "mixed"]
-    cases = ((config, _table(names[i % len(names)])) for i, config in enumerate(sampled(TASK)))
+    """300 sampled configurations (boosting rounds and trees capped, see ``capped``), each fitted on one of the
+    three tables in turn (every family and choice meets every table; one fit per configuration)."""
+    tables = [table for table in _tables().values() if table is not None]
+    cases = [(capped(config), tables[i % len(tables)]) for i, config in enumerate(sampled(TASK))]
+    for key in ("regressor", "feature_preprocessing", "target_transform"):
+        met = {(config[key], table.name) for config, table in cases}
+        assert met == {(config[key], table.name) for config, _ in cases for table in tables}, key
     failures = fit_failures(cases, _fit_and_check)
     assert not failures, f"{len(failures)}/{N_SAMPLED} configurations failed:\n" + "\n".join(failures[:5])
 

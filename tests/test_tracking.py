@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from conftest import breast_cancer_frame
+from servers import running_server
 
+from metalearn.client import Client
 from metalearn.errors import MetalearnError
 from metalearn.settings import mlflow_uri
+from metalearn.tracking import MlflowTracker
 
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
@@ -70,8 +73,6 @@ def test_search_is_a_parent_run_with_one_nested_run_per_trial_and_a_registered_m
 
 
 def test_tracking_settings_and_an_unusable_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from metalearn.tracking import MlflowTracker
-
     assert mlflow_uri({"METALEARN_MLFLOW_URI": " sqlite:///x.db "}) == "sqlite:///x.db"
     assert mlflow_uri({}) is None
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # MLflow 3 refuses its plain-file store then
@@ -80,10 +81,6 @@ def test_tracking_settings_and_an_unusable_store(tmp_path: Path, monkeypatch: py
 
 
 def test_api_searches_are_tracked_when_the_server_has_a_tracking_uri(tmp_path: Path) -> None:
-    from servers import running_server
-
-    from metalearn.client import Client
-
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"METALEARN_DB": str(tmp_path / "kb.sqlite"), "METALEARN_DATA_DIR": str(tmp_path / "data"),
            "METALEARN_API_SEED": "0", "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1",

@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from servers import running_server
+from conftest import run_cli
 from sklearn.datasets import load_iris
 
+from metalearn import AutoClassifier
 from metalearn.client import APIError, Client
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.restriction import restriction
@@ -37,6 +39,7 @@ def iris_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli(*args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+    """``metalearn ARGS`` in a new process (this module's tests run it in-process: ``conftest.run_cli``)."""
     env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     if columns:
         env["COLUMNS"] = str(columns)
@@ -67,7 +70,7 @@ def test_restricted_space_keeps_names_version_and_validity() -> None:
 
 def test_unknown_name_lists_the_valid_ones(iris_csv: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "kb.sqlite")
-    done = cli("search", str(iris_csv), "--target", "target", "--include", "ridge,foo", "--trials", "2", "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--include", "ridge,foo", "--trials", "2", "--db", db)
     assert done.returncode == 2, done.stderr
     assert "'ridge', 'foo'" in done.stderr and "logistic_regression" in done.stderr and "rfe" in done.stderr
     assert KnowledgeBase(db).stats()["searches"] == 0  # refused before the search was stored
@@ -75,9 +78,9 @@ def test_unknown_name_lists_the_valid_ones(iris_csv: Path, tmp_path: Path) -> No
 
 def test_cli_include_exclude_and_interpretable(iris_csv: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "kb.sqlite")
-    done = cli("search", str(iris_csv), "--target", "target", "--include", "logistic_regression",
-               "--include", "k_neighbors", "--exclude", "pca,polynomial", "--trials", "4", "--folds", "2",
-               "--ensemble-size", "0", "--json", "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--include", "logistic_regression",
+                   "--include", "k_neighbors", "--exclude", "pca,polynomial", "--trials", "4", "--folds", "2",
+                   "--ensemble-size", "0", "--json", "--db", db)
     assert done.returncode == 0, done.stderr
     result = _json(done.stdout)
     assert {t["algorithm"] for t in result["trials"]} <= {"logistic_regression", "k_neighbors"}
@@ -87,8 +90,8 @@ def test_cli_include_exclude_and_interpretable(iris_csv: Path, tmp_path: Path) -
     stored = kb.search(result["search_id"])["settings"]
     assert stored["include"] == ["logistic_regression", "k_neighbors"] and stored["exclude"] == ["pca", "polynomial"]
 
-    rec = cli("recommend", str(iris_csv), "--target", "target", "--interpretable", "--top", "5", "--json",
-              "--db", db)
+    rec = run_cli("recommend", str(iris_csv), "--target", "target", "--interpretable", "--top", "5", "--json",
+                  "--db", db)
     assert rec.returncode == 0, rec.stderr
     report = _json(rec.stdout)
     assert report["recommendations"] and {r["algorithm"] for r in report["recommendations"]} <= INTERPRETABLE
@@ -96,8 +99,8 @@ def test_cli_include_exclude_and_interpretable(iris_csv: Path, tmp_path: Path) -
     assert all(allows(limit, r["configuration"]) for r in report["recommendations"])
     assert report["filtered"] > 0  # the shipped knowledge base recommends forests and boosting first
 
-    done = cli("search", str(iris_csv), "--target", "target", "--interpretable", "--trials", "3", "--folds", "2",
-               "--ensemble-size", "0", "--json", "--db", db)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--interpretable", "--trials", "3", "--folds", "2",
+                   "--ensemble-size", "0", "--json", "--db", db)
     assert done.returncode == 0, done.stderr
     runs = kb.runs_frame(search_id=_json(done.stdout)["search_id"])
     assert len(runs) == 3 and all(allows(limit, json.loads(c)) for c in runs["config_json"])
@@ -105,9 +108,9 @@ def test_cli_include_exclude_and_interpretable(iris_csv: Path, tmp_path: Path) -
 
 
 def test_leaderboard_readable_at_80_columns(iris_csv: Path, tmp_path: Path) -> None:
-    done = cli("search", str(iris_csv), "--target", "target", "--trials", "3", "--folds", "2", "--ensemble-size",
-               "0", "--include", "hist_gradient_boosting,logistic_regression", "--db", str(tmp_path / "kb.sqlite"),
-               columns=80)
+    done = run_cli("search", str(iris_csv), "--target", "target", "--trials", "3", "--folds", "2", "--ensemble-size",
+                   "0", "--include", "hist_gradient_boosting,logistic_regression", "--db", str(tmp_path / "kb.sqlite"),
+                   env={"COLUMNS": "80"})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "…" not in done.stdout and max(len(line) for line in lines) <= 80
@@ -119,8 +122,6 @@ def test_leaderboard_readable_at_80_columns(iris_csv: Path, tmp_path: Path) -> N
 
 
 def test_library_estimator_include(tmp_path: Path) -> None:
-    from metalearn import AutoClassifier
-
     frame = iris_frame()
     clf = AutoClassifier(n_trials=2, folds=2, ensemble_size=0, kb=str(tmp_path / "kb.sqlite"),
                          include=["gaussian_nb", "lda"]).fit(frame.drop(columns="target"), frame["target"])
@@ -128,10 +129,8 @@ def test_library_estimator_include(tmp_path: Path) -> None:
     assert clf.score(frame.drop(columns="target"), frame["target"]) > 0.8
 
 
-def test_api_include_exclude(tmp_path: Path) -> None:
-    env = {"METALEARN_DB": str(tmp_path / "kb.sqlite"), "METALEARN_DATA_DIR": str(tmp_path / "data"),
-           "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1", "OMP_NUM_THREADS": "1"}
-    with running_server(tmp_path, env) as server, Client(server.url, timeout=120) as client:
+def test_api_include_exclude(open_server: SimpleNamespace) -> None:
+    with Client(open_server.url, timeout=120) as client:
         dataset = client.upload_dataset(iris_frame(), target="target", name="iris")
         report = client.recommend(dataset["id"], top=3, include=["logistic_regression", "lda"])
         assert report["recommendations"] and {r["algorithm"] for r in report["recommendations"]} <= {
