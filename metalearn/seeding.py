@@ -16,6 +16,7 @@ trials and only evaluates the missing ones) and parallel over datasets (``jobs``
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -199,7 +200,10 @@ def _map(func: Callable[..., dict], sources: list[DatasetSource], jobs: int, des
                 report(results[-1])
                 progress.advance(task)
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            # spawned, not forked: a forked worker inherits the parent's open SQLite connections, and closing one
+            # of them there (e.g. when garbage collection finalises it) drops the POSIX locks the worker's own
+            # connections hold on the same file -- then two workers write at once and runs are lost
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = {pool.submit(func, source): source for source in sources}
                 for future in as_completed(futures):
                     try:

@@ -97,3 +97,16 @@ def test_resuming_after_a_kill_adds_no_duplicate_runs(tmp_path: Path) -> None:
     assert runs["configuration_id"].is_unique  # no configuration evaluated twice
     again = run_cli(*command, "--trials", str(target))
     assert again.returncode == 0 and len(kb.runs_frame()) == target
+
+
+def test_parallel_seeding_workers_are_spawned_and_lose_no_run(tmp_path: Path) -> None:
+    """``jobs=2``: two worker processes write one SQLite file; spawned workers inherit no open connection of the
+    parent (a forked worker closing one would drop its own POSIX locks, and runs were lost that way)."""
+    db = str(tmp_path / "kb.sqlite")
+    leftover = KnowledgeBase(db)  # an open connection in the parent while the workers start
+    outcome = seeding.seed(seeding.manifest_sources(str(_manifest(tmp_path))), db, TINY, jobs=2)
+    assert [s["status"] for s in outcome["datasets"]] == ["done"] * 3
+    runs = leftover.runs_frame()
+    assert len(runs) == 3 * TINY.n_trials and runs["run_key"].is_unique
+    assert all(s["trials"] == TINY.n_trials for s in outcome["datasets"])
+    leftover.dispose()

@@ -91,7 +91,9 @@ def kb_seed(
     sources = sources[:limit] if limit else sources
     protocol = seeding.SeedProtocol(n_trials=trials, folds=folds, max_rows=max_rows,
                                     trial_time_limit=trial_time_limit, seed=seed, cross_evaluate=cross_evaluate)
-    url = KnowledgeBase(db).url
+    kb = KnowledgeBase(db)  # creates the schema; closed before any worker starts (see seeding._map)
+    url = kb.url
+    kb.dispose()
 
     def report(summary: dict) -> None:
         if summary.get("status") != "done":
