@@ -159,7 +159,8 @@ def _on_progress(show: bool, total: int, already: int) -> tuple[Progress, Callab
 def _in_workers(jobs: list[DatasetJob], workers: int, on_event: Callable[[Event], None]) -> list[dict[str, Any]]:
     """Run the jobs in ``workers`` processes, relaying their events; Ctrl-C kills the workers at once."""
     outcomes: list[dict[str, Any]] = []
-    with multiprocessing.Manager() as manager, ProcessPoolExecutor(max_workers=workers) as pool:
+    spawn = multiprocessing.get_context("spawn")  # no inherited SQLite connection (see metalearn.seeding._map)
+    with multiprocessing.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         queue = manager.Queue()
         pending = {pool.submit(run_dataset, job, queue): job for job in jobs}
         try:
