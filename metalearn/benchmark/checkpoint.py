@@ -17,7 +17,7 @@ from typing import Any
 
 from metalearn.benchmark.config import LEGACY_PROTOCOL, BenchmarkConfig
 from metalearn.errors import MetalearnError
-from metalearn.protocol import to_jsonable
+from metalearn.protocol import dumps_json
 
 Done = set[tuple[str, int, str, int]]
 
@@ -29,7 +29,7 @@ def now() -> str:
 
 def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """Append records as one locked write (several worker processes share the file)."""
-    text = "".join(json.dumps(to_jsonable(r)) + "\n" for r in records)
+    text = "".join(dumps_json(r) + "\n" for r in records)
     if not text:
         return
     with path.open("a", encoding="utf-8") as handle:

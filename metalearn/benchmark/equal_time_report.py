@@ -14,7 +14,6 @@ higher is better): mean with CI, median and paired.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,7 @@ from metalearn.benchmark.checkpoint import now, read_jsonl
 from metalearn.benchmark.config import R2_FLOOR
 from metalearn.benchmark.report import ci_cell
 from metalearn.benchmark.systems import REFERENCE, STATUSES
-from metalearn.protocol import to_jsonable
+from metalearn.protocol import dumps_json
 
 KEY = ["dataset_key", "seed", "system", "budget"]
 NUMERIC = ("test_score", "test_rmse", "seconds", "process_seconds", "overrun", "cap")
@@ -359,6 +358,6 @@ def finalize(output: Path, setup: dict[str, Any], keys: Iterable[str] | None = N
     summary.update(extra or {})
     plots = make_plots(summary, complete, output)
     summary["plots"] = list(plots.values())
-    (output / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=1), encoding="utf-8")
+    (output / "summary.json").write_text(dumps_json(summary, indent=1), encoding="utf-8")
     write_report(summary, complete, plots, output)
     return summary

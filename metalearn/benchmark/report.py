@@ -18,7 +18,7 @@ from metalearn.benchmark.analysis import gain_by_distance, load_results, summari
 from metalearn.benchmark.checkpoint import read_jsonl
 from metalearn.benchmark.config import BOOTSTRAP, BenchmarkConfig, compared_strategies
 from metalearn.benchmark.plots import make_plots
-from metalearn.protocol import to_jsonable
+from metalearn.protocol import dumps_json
 
 Lines = list[str]
 
@@ -331,5 +331,5 @@ def finalize(output: Path, config: BenchmarkConfig, keys: Iterable[str] | None =
     plots = make_plots(frame, summary, output)
     summary["plots"] = plots
     write_report(frame, summary, plots, output)
-    (output / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2, allow_nan=False))
+    (output / "summary.json").write_text(dumps_json(summary, indent=2))
     return summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -74,9 +73,9 @@ def _shown(url: str) -> str:
 
 
 def _print_json(data: Any) -> None:
-    from metalearn.protocol import to_jsonable
+    from metalearn.protocol import dumps_json
 
-    typer.echo(json.dumps(to_jsonable(data), indent=2, allow_nan=False))
+    typer.echo(dumps_json(data, indent=2))
 
 
 def _kb(db: str | None) -> Any:

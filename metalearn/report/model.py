@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metalearn.errors import MetalearnError
-from metalearn.protocol import to_jsonable
+from metalearn.protocol import dumps_json, to_jsonable
 from metalearn.report.html import REGRESSION_SECTIONS, SECTIONS, render_html
 
 __all__ = ["MEDIA_TYPES", "REGRESSION_SECTIONS", "REPORT_FORMAT", "SECTIONS", "ModelReport", "ReportOptions",
@@ -98,7 +97,7 @@ def render_report(report: ModelReport | Mapping[str, Any], fmt: str = "html") ->
     """
     data = report.data if isinstance(report, ModelReport) else dict(report)
     if fmt == "json":
-        return json.dumps(to_jsonable(data), allow_nan=False, indent=1)
+        return dumps_json(data, indent=1)
     if fmt == "html":
         return render_html(to_jsonable(data))
     raise MetalearnError(f"unknown report format {fmt!r}; use html or json")
