@@ -35,14 +35,17 @@ class EvidenceQueries:
     reading: Callable[[], AbstractContextManager[Session]]  # provided by KnowledgeBase
 
     def performance(self, metric: str, space_version: str | Collection[str] | None = None,
-                    budget: float = 1.0, dataset_ids: Collection[int] | None = None) -> pd.DataFrame:
+                    budget: float = 1.0, dataset_ids: Collection[int] | None = None,
+                    searched_only: bool = False) -> pd.DataFrame:
         """Mean score of every (dataset, configuration) pair with successful full-budget runs (ensemble runs,
-        which are not points of the search space, left out); only of ``dataset_ids`` when given."""
+        which are not points of the search space, left out); only of ``dataset_ids`` when given, and only of
+        the searches' own runs (no cross-evaluation) when ``searched_only``."""
+        excluded = (ENSEMBLE_ORIGIN, CROSS_EVAL_ORIGIN) if searched_only else (ENSEMBLE_ORIGIN,)
         query = (select(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
                         func.avg(RunRow.score).label("score"), func.count().label("n_runs"))
                  .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
                  .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == budget,
-                        RunRow.origin != ENSEMBLE_ORIGIN)
+                        RunRow.origin.not_in(excluded))
                  .group_by(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm))
         if space_version is not None:
             versions = [space_version] if isinstance(space_version, str) else list(space_version)

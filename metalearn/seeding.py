@@ -173,11 +173,12 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
 
 def _pooled_top_configs(db: str, protocol: SeedProtocol, task: str) -> list[int]:
     """The ``cross_evaluate`` best configurations of every dataset of ``task``, plus the library defaults of every
-    family of that task's space."""
+    family of that task's space. Ranked on the searches' own runs only, so that the pool does not change as
+    cross-evaluation runs arrive (a resumed build evaluates the same configurations)."""
     versions = compatible_space_versions(task)
     kb = KnowledgeBase(db)
     try:
-        perf = kb.performance(protocol.metric_for(task), versions)
+        perf = kb.performance(protocol.metric_for(task), versions, searched_only=True)
         if perf.empty:
             return []
         top = (perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])

@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import breast_cancer_frame, messy_iris_frame, run_cli, wine_frame
 
 from metalearn import seeding
-from metalearn.knowledge_base import KnowledgeBase
+from metalearn.knowledge_base import KnowledgeBase, RunRecord
 from metalearn.metafeatures import EXTRACTOR_VERSION
 from metalearn.space import SPACE_VERSION, default_configuration
 
@@ -57,6 +57,13 @@ def test_seed_from_manifest_with_cross_evaluation(tmp_path: Path, kb_path: str) 
             == 2).all() and perf["configuration_id"].isin(defaults).sum() == 2 * len(defaults)
     assert defaults.isdisjoint(set(kb.discovery()["configuration_id"]))
     assert kb.metafeatures(kb.datasets()[0].id, EXTRACTOR_VERSION) is not None
+    # the pool is ranked on the searches' own runs: a cross-evaluation run that beats them does not change it,
+    # so a resumed build evaluates the same configurations
+    pool = seeding._pooled_top_configs(kb_path, protocol, "classification")
+    outsider = {**default_configuration("gaussian_nb"), "gaussian_nb:var_smoothing": 3.3e-7}
+    kb.record_runs([RunRecord(dataset_id=d.id, config=outsider, algorithm="gaussian_nb", metric="balanced_accuracy",
+                              status="success", score=1.5, seconds=0.1, origin="cross_eval") for d in kb.datasets()])
+    assert seeding._pooled_top_configs(kb_path, protocol, "classification") == pool
 
 
 def test_seed_from_recorded_openml_cache(openml_cache: Path, tmp_path: Path) -> None:
