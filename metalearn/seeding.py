@@ -64,6 +64,8 @@ class SeedProtocol:
     #: None: the task's default metric (balanced accuracy or R^2)
     metric: str | None = None
     cross_evaluate: int = 0
+    #: the pool grows past the top ``cross_evaluate`` of every dataset (next ranks, dataset by dataset) to this size
+    pool_size: int = 0
 
     def metric_for(self, task: str) -> str:
         return metric_for(task, self.metric)
@@ -173,7 +175,8 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
 
 def _pooled_top_configs(db: str, protocol: SeedProtocol, task: str) -> list[int]:
     """The ``cross_evaluate`` best configurations of every dataset of ``task``, plus the library defaults of every
-    family of that task's space. Ranked on the searches' own runs only, so that the pool does not change as
+    family of that task's space, then the next best of every dataset in turn until there are ``pool_size``.
+    Ranked on the searches' own runs only, so that the pool does not change as
     cross-evaluation runs arrive (a resumed build evaluates the same configurations)."""
     versions = compatible_space_versions(task)
     kb = KnowledgeBase(db)
@@ -181,13 +184,19 @@ def _pooled_top_configs(db: str, protocol: SeedProtocol, task: str) -> list[int]
         perf = kb.performance(protocol.metric_for(task), versions, searched_only=True)
         if perf.empty:
             return []
-        top = (perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
-               .groupby("dataset_id").head(protocol.cross_evaluate))
+        ranked = perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
+        ranked["rank"] = ranked.groupby("dataset_id").cumcount()
         defaults = [kb.register_configuration(default_configuration(a, task=task), a, SPACE_VERSIONS[task])
                     for a in algorithms(task)]
     finally:
         kb.dispose()
-    return sorted(set(int(c) for c in top["configuration_id"]) | set(defaults))
+    pool = set(int(c) for c in ranked.loc[ranked["rank"] < protocol.cross_evaluate, "configuration_id"]) | set(defaults)
+    for config_id in ranked[ranked["rank"] >= protocol.cross_evaluate].sort_values(["rank", "dataset_id"])[
+            "configuration_id"]:
+        if len(pool) >= protocol.pool_size:
+            break
+        pool.add(int(config_id))
+    return sorted(pool)
 
 
 def _map(func: Callable[..., dict], sources: list[DatasetSource], jobs: int, desc: str,

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from conftest import breast_cancer_frame, messy_iris_frame, run_cli, wine_frame
@@ -64,6 +65,9 @@ def test_seed_from_manifest_with_cross_evaluation(tmp_path: Path, kb_path: str) 
     kb.record_runs([RunRecord(dataset_id=d.id, config=outsider, algorithm="gaussian_nb", metric="balanced_accuracy",
                               status="success", score=1.5, seconds=0.1, origin="cross_eval") for d in kb.datasets()])
     assert seeding._pooled_top_configs(kb_path, protocol, "classification") == pool
+    # --pool-size grows the pool with the next best of each dataset, never dropping the top ones
+    bigger = seeding._pooled_top_configs(kb_path, replace(protocol, pool_size=len(pool) + 1), "classification")
+    assert len(bigger) == len(pool) + 1 and set(pool) < set(bigger)
 
 
 def test_seed_from_recorded_openml_cache(openml_cache: Path, tmp_path: Path) -> None:

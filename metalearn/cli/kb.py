@@ -69,6 +69,8 @@ def kb_seed(
     seed: int = 0,
     cross_evaluate: Annotated[int, typer.Option(min=0, help="Top configurations per dataset to evaluate on "
                                                              "every other dataset.")] = 0,
+    pool_size: Annotated[int, typer.Option(min=0, help="Grow the cross-evaluation pool with the datasets' next "
+                                                        "best configurations to this many.")] = 0,
     jobs: Annotated[int, typer.Option(min=1, help="Datasets seeded in parallel.")] = 1,
     cache_dir: Annotated[Path | None, typer.Option(help="OpenML cache directory.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N datasets.")] = None,
@@ -90,7 +92,8 @@ def kb_seed(
         raise MetalearnError("nothing to seed: give --manifest, --openml-suite or --openml-datasets")
     sources = sources[:limit] if limit else sources
     protocol = seeding.SeedProtocol(n_trials=trials, folds=folds, max_rows=max_rows,
-                                    trial_time_limit=trial_time_limit, seed=seed, cross_evaluate=cross_evaluate)
+                                    trial_time_limit=trial_time_limit, seed=seed, cross_evaluate=cross_evaluate,
+                                    pool_size=pool_size)
     kb = KnowledgeBase(db)  # creates the schema; closed before any worker starts (see seeding._map)
     url = kb.url
     kb.dispose()
