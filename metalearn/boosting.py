@@ -7,7 +7,6 @@ limit kills it like any other trial. ``class_weight="balanced"`` is LightGBM's o
 balanced sample weights for XGBoost and CatBoost, which also get labels encoded as 0..k-1 (XGBoost needs
 them; CatBoost's ``predict`` answers in a column) through :class:`EncodedLabelsClassifier`.
 The regressors (:data:`BOOSTING_REGRESSORS`, same hyperparameters, library defaults) need no label encoding.
-The libraries are imported when a pipeline is built, so importing the space stays fast.
 """
 
 from __future__ import annotations
@@ -15,12 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from catboost import CatBoostClassifier, CatBoostRegressor
 from ConfigSpace import Categorical, Float, Integer
 from ConfigSpace.hyperparameters import Hyperparameter
+from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted
+from xgboost import XGBClassifier, XGBRegressor
 
 from metalearn.registry import BuildContext, Component, Params, When
 
@@ -78,14 +80,10 @@ def _lightgbm_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
 
 
 def _lightgbm(p: Params, ctx: BuildContext) -> Any:
-    from lightgbm import LGBMClassifier
-
     return LGBMClassifier(**_lightgbm_params(p, ctx), class_weight=ctx.class_weight)
 
 
 def _lightgbm_regressor(p: Params, ctx: BuildContext) -> Any:
-    from lightgbm import LGBMRegressor
-
     return LGBMRegressor(**_lightgbm_params(p, ctx))
 
 
@@ -115,14 +113,10 @@ def _xgboost_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
 
 
 def _xgboost(p: Params, ctx: BuildContext) -> EncodedLabelsClassifier:
-    from xgboost import XGBClassifier
-
     return EncodedLabelsClassifier(XGBClassifier(**_xgboost_params(p, ctx)), balanced=ctx.class_weight == "balanced")
 
 
 def _xgboost_regressor(p: Params, ctx: BuildContext) -> Any:
-    from xgboost import XGBRegressor
-
     return XGBRegressor(**_xgboost_params(p, ctx))
 
 
@@ -148,15 +142,11 @@ def _catboost_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
 
 
 def _catboost(p: Params, ctx: BuildContext) -> EncodedLabelsClassifier:
-    from catboost import CatBoostClassifier
-
     booster = CatBoostClassifier(**_catboost_params(p, ctx))
     return EncodedLabelsClassifier(booster, balanced=ctx.class_weight == "balanced")
 
 
 def _catboost_regressor(p: Params, ctx: BuildContext) -> Any:
-    from catboost import CatBoostRegressor
-
     return CatBoostRegressor(**_catboost_params(p, ctx))
 
 
