@@ -1,4 +1,4 @@
-"""The FLAML peers (optional extra ``flaml``, imported lazily).
+"""The FLAML peers (optional extra ``bench``: without it they are reported as unavailable).
 
 ``flaml`` is FLAML's ``AutoML`` given the wall-clock that ``warm`` used for the largest budget (balanced
 accuracy, or ``task="regression"`` with FLAML's ``r2`` metric); ``flaml-zeroshot`` is one fit of
@@ -15,17 +15,16 @@ import numpy as np
 
 from metalearn.benchmark.jobs import DatasetJob, Split, balanced_accuracy, base_row, score_predictions
 
+try:  # the optional extra
+    from flaml import AutoML
+    from flaml.default import LGBMClassifier, LGBMRegressor
+except Exception:  # ImportError, or a broken optional dependency
+    AutoML = LGBMClassifier = LGBMRegressor = None
+
 
 def flaml_available() -> bool:
     """Whether FLAML (with its zero-shot defaults) can be imported."""
-    try:
-        import flaml  # noqa: F401
-        import flaml.default  # noqa: F401
-        from flaml import AutoML  # noqa: F401
-        from flaml.default import LGBMRegressor  # noqa: F401
-    except Exception:  # ImportError, or a broken optional dependency
-        return False
-    return True
+    return AutoML is not None and LGBMRegressor is not None
 
 
 def flaml_balanced_accuracy(X_val: Any, y_val: Any, estimator: Any, labels: Any, X_train: Any, y_train: Any,
@@ -38,8 +37,6 @@ def flaml_balanced_accuracy(X_val: Any, y_val: Any, estimator: Any, labels: Any,
 
 def run_flaml(job: DatasetJob, split: Split, time_budget: float) -> list[dict[str, Any]]:
     """The one result row of FLAML's AutoML with ``time_budget`` seconds (at the largest budget)."""
-    from flaml import AutoML
-
     config, train, test = job.config, split.train, split.test
     regression = train.task == "regression"
     min_count = len(train.y) if regression else int(train.y.value_counts().min())
@@ -67,8 +64,6 @@ def run_flaml(job: DatasetJob, split: Split, time_budget: float) -> list[dict[st
 
 def run_flaml_zeroshot(job: DatasetJob, split: Split) -> list[dict[str, Any]]:
     """The one result row of FLAML's zero-shot LightGBM (at the smallest budget)."""
-    from flaml.default import LGBMClassifier, LGBMRegressor
-
     task = split.train.task
     start = time.perf_counter()
     with warnings.catch_warnings():
