@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metalearn import figures
 from metalearn.benchmark.analysis import bootstrap_ci, machine_info, normalized_error, paired_comparison
 from metalearn.benchmark.checkpoint import now, read_jsonl
 from metalearn.benchmark.config import R2_FLOOR
@@ -34,6 +35,7 @@ KEY = ["dataset_key", "seed", "system", "budget"]
 NUMERIC = ("test_score", "test_rmse", "seconds", "process_seconds", "overrun", "cap")
 COLORS = {"metalearn": "tab:red", "metalearn-cold": "tab:blue", "flaml": "tab:green", "autogluon": "tab:purple",
           "autogluon-balanced": "tab:pink", "autogluon-best": "tab:brown", "hgb": "tab:gray"}
+DPI = 110
 Nested = dict[str, dict[str, Any]]
 
 
@@ -279,18 +281,10 @@ def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, 
 # --------------------------------------------------------------------------- plots (optional: matplotlib)
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _lines(plt: Any, summary: dict[str, Any], key: str, ylabel: str, output: Path, name: str) -> str:
+def _lines(summary: dict[str, Any], key: str, ylabel: str, output: Path, name: str) -> str:
     """One line per system against the budget (error bars from the bootstrap CI for the mean score)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig = figures.new_figure(6.5, 4)
+    ax = fig.subplots()
     for system, values in summary[key].items():
         budgets = sorted(int(b) for b in values)
         if key == "test_score_ci":
@@ -306,15 +300,15 @@ def _lines(plt: Any, summary: dict[str, Any], key: str, ylabel: str, output: Pat
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(output / f"{name}.png", dpi=110)
-    plt.close(fig)
+    figures.save_png(fig, output / f"{name}.png", DPI)
     return f"{name}.png"
 
 
-def _overrun_plot(plt: Any, frame: pd.DataFrame, systems: Sequence[str], output: Path) -> str:
+def _overrun_plot(frame: pd.DataFrame, systems: Sequence[str], output: Path) -> str:
     """Box plots of the overrun (actual - budget) per system, one panel per budget."""
     budgets = sorted(frame["budget"].unique())
-    fig, axes = plt.subplots(1, len(budgets), figsize=(3 + 2.5 * len(budgets), 4), squeeze=False)
+    fig = figures.new_figure(3 + 2.5 * len(budgets), 4)
+    axes = fig.subplots(1, len(budgets), squeeze=False)
     for ax, budget in zip(axes[0], budgets, strict=True):
         part = frame[frame["budget"] == budget]
         data = [part.loc[part["system"] == s, "overrun"].dropna().to_numpy() for s in systems]
@@ -324,29 +318,23 @@ def _overrun_plot(plt: Any, frame: pd.DataFrame, systems: Sequence[str], output:
         ax.tick_params(axis="x", rotation=45, labelsize=8)
     axes[0][0].set_ylabel("overrun (s)")
     fig.tight_layout()
-    fig.savefig(output / "overrun.png", dpi=110)
-    plt.close(fig)
+    figures.save_png(fig, output / "overrun.png", DPI)
     return "overrun.png"
 
 
 def make_plots(summary: dict[str, Any], frame: pd.DataFrame, output: Path) -> dict[str, str]:
     """``score_vs_budget.png``, ``rank_vs_budget.png``, ``normalized_error.png`` and ``overrun.png``
     (nothing without matplotlib or without complete datasets)."""
-    if not summary["n_datasets"]:
-        return {}
-    try:
-        plt = _pyplot()
-    except ImportError:
+    if not summary["n_datasets"] or not figures.available():
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metric = summary.get("metric", "balanced_accuracy")
-        return {"score": _lines(plt, summary, "test_score_ci", f"mean test {metric}", output,
-                                "score_vs_budget"),
-                "rank": _lines(plt, summary, "average_rank", "average rank (1 = best)", output, "rank_vs_budget"),
-                "normalized error": _lines(plt, summary, "normalized_error", "normalised error (TabRepo)", output,
+        return {"score": _lines(summary, "test_score_ci", f"mean test {metric}", output, "score_vs_budget"),
+                "rank": _lines(summary, "average_rank", "average rank (1 = best)", output, "rank_vs_budget"),
+                "normalized error": _lines(summary, "normalized_error", "normalised error (TabRepo)", output,
                                            "normalized_error"),
-                "overrun": _overrun_plot(plt, frame, summary["systems"], output)}
+                "overrun": _overrun_plot(frame, summary["systems"], output)}
 
 
 def finalize(output: Path, setup: dict[str, Any], keys: Iterable[str] | None = None,

@@ -1,4 +1,4 @@
-"""The benchmark's PNG plots (optional extra: matplotlib, imported lazily with the Agg backend)."""
+"""The benchmark's PNG plots (optional extra: matplotlib, through :mod:`metalearn.figures`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from metalearn import figures
 from metalearn.benchmark.analysis import bootstrap_bands, cell_scores
 from metalearn.benchmark.config import compared_strategies
 
@@ -15,26 +16,8 @@ COLORS = {"warm": "tab:red", "cold": "tab:blue", "random": "tab:gray", "flaml": 
 DPI = 110
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _budget_ticks(ax: Any, budgets: list[int]) -> None:
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
-
-    ax.xaxis.set_major_locator(FixedLocator(list(budgets)))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_locator(NullLocator())
-
-
-def _save(plt: Any, fig: Any, output: Path, name: str) -> str:
-    fig.savefig(output / f"{name}.png", dpi=DPI)
-    plt.close(fig)
+def _save(fig: Any, output: Path, name: str) -> str:
+    figures.save_png(fig, output / f"{name}.png", DPI)
     return f"{name}.png"
 
 
@@ -47,14 +30,15 @@ def _ci_bands(ci: dict[str, dict[str, dict[str, float]]]) -> tuple[dict[str, dic
     return means, bands
 
 
-def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: str, xlabel: str, output: Path,
+def _score_plot(summary: dict[str, Any], bands: pd.DataFrame, name: str, xlabel: str, output: Path,
                 median: dict[str, dict[str, float]] | None = None,
                 ylabel: str = "median normalised error (0 = best cell, 1 = median)") -> str:
     """Median normalised test error (or ``median``: another score) against trials (or seconds), with 95%
     bootstrap bands."""
     median = summary["median_normalized_error"] if median is None else median
     seconds = summary["median_seconds"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = figures.new_figure(7, 4.5)
+    ax = fig.subplots()
     for strategy in compared_strategies(median):
         budgets = sorted(int(b) for b in median[strategy])
         y = [median[strategy][str(b)] for b in budgets]
@@ -70,7 +54,7 @@ def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: st
                         capsize=4)
     ax.set_xscale("log")
     if name != "error_vs_seconds":
-        _budget_ticks(ax, summary["budgets"])
+        figures.budget_ticks(ax, summary["budgets"])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{summary['suite']}: {summary['n_datasets']} datasets x {summary['n_seeds']} seeds "
@@ -78,31 +62,33 @@ def _score_plot(plt: Any, summary: dict[str, Any], bands: pd.DataFrame, name: st
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(plt, fig, output, name)
+    return _save(fig, output, name)
 
 
-def _rank_plot(plt: Any, summary: dict[str, Any], output: Path) -> str:
+def _rank_plot(summary: dict[str, Any], output: Path) -> str:
     """Average rank of each compared strategy against the budget."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = figures.new_figure(7, 4.5)
+    ax = fig.subplots()
     for strategy, values in summary["average_rank"].items():
         budgets = sorted(int(b) for b in values)
         ax.plot(budgets, [values[str(b)] for b in budgets], marker="o" if len(budgets) > 1 else "*",
                 markersize=6 if len(budgets) > 1 else 12, color=COLORS.get(strategy), label=strategy)
     ax.set_xscale("log")
-    _budget_ticks(ax, summary["budgets"])
+    figures.budget_ticks(ax, summary["budgets"])
     ax.set_xlabel("trials")
     ax.set_ylabel("average rank (1 = best)")
     ax.invert_yaxis()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(plt, fig, output, "rank_vs_budget")
+    return _save(fig, output, "rank_vs_budget")
 
 
-def _kb_fraction_plot(plt: Any, summary: dict[str, Any], output: Path) -> str:
+def _kb_fraction_plot(summary: dict[str, Any], output: Path) -> str:
     """warm's median normalised test and CV error against the fraction of the knowledge base, per budget."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
-    cmap = plt.get_cmap("viridis")
+    fig = figures.new_figure(11, 4.5)
+    axes = fig.subplots(1, 2, sharex=True)
+    cmap = figures.colormap("viridis")
     for ax, key, label in ((axes[0], "kb_fraction_curve", "test"), (axes[1], "kb_fraction_cv_curve", "CV")):
         curve = summary.get(key) or {}
         fractions = sorted(curve, key=float)
@@ -120,20 +106,20 @@ def _kb_fraction_plot(plt: Any, summary: dict[str, Any], output: Path) -> str:
     fig.suptitle(f"Knowledge-base size: {summary['n_datasets']} datasets, first {summary.get('kb_fraction_seeds', 1)} "
                  "seed(s)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
-    return _save(plt, fig, output, "kb_fraction_curve")
+    return _save(fig, output, "kb_fraction_curve")
 
 
 def make_plots(frame: pd.DataFrame, summary: dict[str, Any], output: Path) -> dict[str, str]:
-    """PNG plots (matplotlib, Agg backend); returns {name: file name}."""
-    plt = _pyplot()
+    """PNG plots (matplotlib, Agg canvas); returns {name: file name}. Raises ImportError without matplotlib."""
+    figures.require()
     bands = bootstrap_bands(cell_scores(frame, scale=compared_strategies(summary["strategies"]),
                                         floor=summary.get("normalization_floor")))
     files: dict[str, str] = {}
     for name, xlabel in (("error_vs_trials", "trials"), ("error_vs_seconds", "median wall-clock seconds")):
-        files[name] = _score_plot(plt, summary, bands, name, xlabel, output)
+        files[name] = _score_plot(summary, bands, name, xlabel, output)
     means, ci_bands = _ci_bands(summary.get("test_score_ci", {}))
-    files["raw_score_vs_trials"] = _score_plot(plt, summary, ci_bands, "raw_score_vs_trials", "trials", output,
+    files["raw_score_vs_trials"] = _score_plot(summary, ci_bands, "raw_score_vs_trials", "trials", output,
                                                means, f"mean test {summary.get('metric', 'score')}")
-    files["rank_vs_budget"] = _rank_plot(plt, summary, output)
-    files["kb_fraction_curve"] = _kb_fraction_plot(plt, summary, output)
+    files["rank_vs_budget"] = _rank_plot(summary, output)
+    files["kb_fraction_curve"] = _kb_fraction_plot(summary, output)
     return files

@@ -1,5 +1,6 @@
 """Building blocks of the report page: escaping and number formatting, tables, notes, and matplotlib figures
-embedded as base64 PNG ``data:`` URIs (``Figure`` + Agg canvas, no pyplot state, so it is safe inside a server)."""
+embedded as base64 PNG ``data:`` URIs (:mod:`metalearn.figures`: ``Figure`` + Agg canvas, no pyplot state, so it
+is safe inside a server)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from metalearn import figures
 
 DPI = 90
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -37,19 +40,14 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def figure(width: float, height: float) -> Any:
-    """A matplotlib Figure (no pyplot) with a constrained layout."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    """A matplotlib Figure (no pyplot) with a constrained layout; ImportError without matplotlib."""
+    return figures.new_figure(width, height, dpi=DPI, layout="constrained")
 
 
 def img(fig: Any, alt: str) -> str:
     """The figure as an ``<img>`` with a base64 PNG data URI (Agg canvas, no pyplot)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    figures.save_png(fig, buffer, DPI)
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
 
