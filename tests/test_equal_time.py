@@ -358,3 +358,14 @@ def test_peer_worker_dtypes_and_autogluon_arguments(tmp_path: Path, monkeypatch:
     with pytest.raises(ValueError, match="balances classes"):  # balance_weight is for classes, not regression
         worker.fit_autogluon(regression | {"options": SYSTEMS_OPTIONS["autogluon-balanced"]}, plain,
                              np.array([0.5, 1.5]), 5.0)
+
+
+def test_peers_python_is_made_absolute_without_resolving_links(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative ``--peers-python`` works from the worker's own directory; the venv's link is not resolved."""
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    link = tmp_path / "venv" / "bin" / "python"
+    link.symlink_to(sys.executable)
+    monkeypatch.chdir(tmp_path)
+    config = EqualTimeConfig(suite="s", peers_python="venv/bin/python")
+    assert config.python_for("autogluon") == str(link) and config.python_for("metalearn") == sys.executable

@@ -215,7 +215,7 @@ class Runner:
         try:
             python = self.config.python_for(task.system)
             system = SYSTEMS[task.system]
-            command = worker_command(system, python, Path(self.config.peer_worker) if self.config.peer_worker
+            command = worker_command(system, python, Path(self.config.peer_worker).absolute() if self.config.peer_worker
                                      else None, cpus)
             env = thread_env(self.config.cores, peers=python != sys.executable)
             args = worker_args(task, split, self.config, self.kb_url) | {"cpus": cpus}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, replace
@@ -81,8 +82,12 @@ class EqualTimeConfig:
         return self.cap_factor * float(budget) + self.cap_extra
 
     def python_for(self, system: str) -> str:
-        """The interpreter of ``system``'s worker: the peers venv's for peers when given, else this one."""
-        return self.peers_python if SYSTEMS[system].kind == "peer" and self.peers_python else sys.executable
+        """The interpreter of ``system``'s worker: the peers venv's for peers when given (made absolute, as the
+        worker runs in its own directory; symlinks kept, or a venv's python would become the base one), else this
+        one."""
+        if SYSTEMS[system].kind == "peer" and self.peers_python:
+            return os.path.abspath(self.peers_python)
+        return sys.executable
 
     def protocol(self) -> dict[str, Any]:
         """What must not change between a run and its resumption in the same output directory."""
