@@ -55,39 +55,43 @@ def test_other_keys_are_left_alone(key: str | None) -> None:
     assert convert_legacy_key(key, "2026.11-1", C) == key
 
 
-# ---------------------------------------------------------------- (a) merging the shipped v1 seed and the v2 build
+# ---------------------------------------------------------------- (a) the shipped seed: the v1 and v2 builds merged
 
 
 @pytest.fixture(scope="module")
 def merged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KnowledgeBase, list[dict]]]:
-    """A knowledge base holding the shipped v1 seed, then the v2 checkpoint imported on top; the two imports."""
+    """A knowledge base holding the shipped seed (v1 and v2 builds merged), then the v2 checkpoint on top."""
     kb = KnowledgeBase(str(tmp_path_factory.mktemp("merged") / "kb.sqlite"))
     yield kb, [import_snapshot(kb, seed_path()), import_snapshot(kb, CHECKPOINT)]
     kb.dispose()
 
 
-def test_merging_the_v1_seed_and_the_v2_build_keeps_every_run(merged: tuple[KnowledgeBase, list[dict]]) -> None:
+def test_the_shipped_seed_keeps_every_run_of_both_builds(merged: tuple[KnowledgeBase, list[dict]]) -> None:
     kb, imported = merged
-    v1, v2 = _payload(seed_path()), _payload(CHECKPOINT)
-    # the two builds share datasets (the same seed and trial numbers) but no run: every run of both is kept
-    shared = {d["content_hash"] for d in v1["datasets"]} & {d["content_hash"] for d in v2["datasets"]}
-    assert len(shared) > 100
-    assert [i["runs"] for i in imported] == [len(v1["runs"]), len(v2["runs"])]
+    seed, v2 = _payload(seed_path()), _payload(CHECKPOINT)
+    seed_keys, v2_keys = {k for *_, k in seed["runs"]}, {k for *_, k in v2["runs"]}
+    # importing the checkpoint adds only what the seed does not hold (by key), never a duplicate
+    assert imported == [{**imported[0], "runs": len(seed["runs"])}, {**imported[1], "runs": len(v2_keys - seed_keys)}]
     runs = kb.runs_frame()
-    assert len(runs) == len(v1["runs"]) + len(v2["runs"]) and runs["run_key"].is_unique
+    assert len(runs) == len(seed_keys | v2_keys) and runs["run_key"].is_unique
     assert not runs["run_key"].map(is_legacy_key).any()
-    # a shared dataset has its 60 trials once per space version
-    dataset = kb.dataset_by_hash(sorted(shared)[0])
-    for version in ("2026.11-1", "2026.11-2"):
+    # the two builds share datasets (the same seed and trial numbers) but no run: a dataset of both has its 60
+    # trials once per space version
+    versions = {v: {k.split(":")[2] for k in seed_keys if k.startswith(f"seed:{v}:")}
+                for v in ("2026.11-1", "2026.11-2")}
+    shared = versions["2026.11-1"] & versions["2026.11-2"]
+    assert len(shared) > 100
+    dataset = next(d for d in kb.datasets() if d.content_hash.startswith(sorted(shared)[0]))
+    for version in versions:
         assert len(kb.run_keys(seed_prefix(version, dataset.content_hash, 0))) == 60
     # a cross-evaluation key names the run's own configuration by its hash
     xeval = runs[runs["run_key"].str.startswith("xeval:")]
     hashes = kb.configuration_hashes(xeval["configuration_id"].unique())
     contents = {d.id: d.content_hash for d in kb.datasets()}
-    assert len(xeval) == sum(k.startswith("xeval:") for *_, k in v1["runs"])
+    assert len(xeval) == sum(k.startswith("xeval:") for k in seed_keys | v2_keys)
     assert all(key == xeval_key(contents[d], hashes[c])
                for key, d, c in zip(xeval["run_key"], xeval["dataset_id"], xeval["configuration_id"], strict=True))
-    # importing a legacy snapshot again adds nothing: its keys convert to the stored ones
+    # importing the checkpoint again adds nothing
     assert import_snapshot(kb, CHECKPOINT)["runs"] == 0
 
 
