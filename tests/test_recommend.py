@@ -90,3 +90,40 @@ def test_incremental_update_indexes_a_new_dataset(kb: KnowledgeBase, hand_built:
     found = kb.dataset_by_hash("hash-E")
     assert found is not None and updated.hidden_configurations({new}) >= {kb.register_configuration(
         config, "gaussian_nb", SPACE_VERSION)}  # found only on E: hidden when E is held out
+
+
+def test_hidden_configurations_match_their_definition_for_every_exclusion(
+        kb: KnowledgeBase, hand_built: dict[str, int]) -> None:
+    """The indexed lookup equals the definition (found on, or pooled because of, excluded datasets only) for
+    every set of held-out datasets, before and after an incremental update."""
+    nb = default_configuration("gaussian_nb")
+    winner = {**nb, "gaussian_nb:var_smoothing": 0.7}  # best on A, then cross-evaluated everywhere
+    elsewhere = {**nb, "gaussian_nb:var_smoothing": 0.6}  # found only on a regression dataset
+    run = {"algorithm": "gaussian_nb", "status": "success", "seconds": 0.1}
+    kb.record_runs([RunRecord(dataset_id=hand_built["A"], config=winner, metric="balanced_accuracy", score=0.99,
+                              origin="smac", **run)]
+                   + [RunRecord(dataset_id=hand_built[d], config=winner, metric="balanced_accuracy", score=0.5,
+                                origin="cross_eval", **run) for d in "BCD"])
+    other = kb.register_dataset(name="R", content_hash="hash-R", n_rows=100, n_features=2, n_classes=0,
+                                task="regression")
+    kb.record_runs([RunRecord(dataset_id=other, config=elsewhere, metric="r2", score=0.3, origin="smac", **run)])
+
+    def definition(recommender: Recommender, excluded: frozenset[int]) -> frozenset[int]:
+        allowed = set(recommender._row) - excluded
+        return frozenset({c for c, found in recommender._found_on.items() if found.isdisjoint(allowed)}
+                         | {c for c, why in recommender._pooled_by.items() if why.isdisjoint(allowed)})
+
+    names = "ABCD"
+    subsets = [frozenset(hand_built[n] for i, n in enumerate(names) if mask >> i & 1) for mask in range(16)]
+    recommender = Recommender(kb, min_datasets=1)
+    winner_id = kb.register_configuration(winner, "gaussian_nb", SPACE_VERSION)
+    assert winner_id in recommender.hidden_configurations({hand_built["A"]})
+    assert kb.register_configuration(elsewhere, "gaussian_nb", SPACE_VERSION) in recommender.hidden_configurations()
+    for excluded in subsets:
+        assert recommender.hidden_configurations(excluded) == definition(recommender, excluded)
+    kb.record_runs([RunRecord(dataset_id=hand_built["B"], config=winner, metric="balanced_accuracy", score=0.999,
+                              origin="smac", **run)])  # now B's own best too: holding out A no longer hides it
+    updated = recommender.updated()
+    assert winner_id not in updated.hidden_configurations({hand_built["A"]})
+    for excluded in subsets:
+        assert updated.hidden_configurations(excluded) == definition(updated, excluded)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSIONS
@@ -159,10 +160,9 @@ class Recommender:
         self.performance = performance
         self.scores = (performance.pivot(index="dataset_id", columns="configuration_id", values="score")
                        .astype(float) if len(performance) else pd.DataFrame(dtype=float))
-        self.percentiles = self.scores.rank(axis=1, pct=True)
         # plain arrays and position maps: lookups in the hot path of every recommendation
         self._score_array = self.scores.to_numpy(dtype=float)
-        self._pct_array = self.percentiles.to_numpy(dtype=float)
+        self._pct_rows: dict[int, np.ndarray] = {}  # percentile rank within each row, computed when first read
         self._row = {int(d): i for i, d in enumerate(self.scores.index)}
         self._row_ids = np.asarray(self.scores.index, dtype=int)
         self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
@@ -177,6 +177,7 @@ class Recommender:
         self.algorithms = dict(zip(performance["configuration_id"], performance["algorithm"], strict=False))
         self._portfolios: dict[frozenset[int], list[tuple[int, float]]] = {}
         self._hidden_cache: dict[frozenset[int], frozenset[int]] = {}
+        self._hiding: tuple[frozenset[int], dict[int, set[int]]] | None = None
 
     def updated(self) -> Recommender:
         """This recommender with what the knowledge base gained since it was built, as a copy (queries in
@@ -203,6 +204,7 @@ class Recommender:
             for c, winners in self.kb.pooled_by(self.metric, runs).items():
                 pooled[c] = pooled.get(c, frozenset()) | winners
             new._pooled_by = {c: winners for c, winners in pooled.items() if winners}
+            new._hiding, new._hidden_cache = None, {}
         return new
 
     def _index_changes(self, scored: set[int], features: set[int]) -> bool:
@@ -261,11 +263,29 @@ class Recommender:
         """
         key = frozenset(excluded)
         if key not in self._hidden_cache:
+            always, by_dataset = self._hiding_index()
             allowed = set(self._row) - key
-            hidden = {c for c, found in self._found_on.items() if found.isdisjoint(allowed)}
-            hidden |= {c for c, winners in self._pooled_by.items() if winners.isdisjoint(allowed)}
-            self._hidden_cache[key] = frozenset(hidden)
+            candidates = set().union(*(by_dataset.get(d, ()) for d in key))
+            hidden = {c for c in candidates if self._found_on.get(c, allowed).isdisjoint(allowed)
+                      or self._pooled_by.get(c, allowed).isdisjoint(allowed)}
+            self._hidden_cache[key] = always | hidden
         return self._hidden_cache[key]
+
+    def _hiding_index(self) -> tuple[frozenset[int], dict[int, set[int]]]:
+        """The configurations hidden whatever is excluded (found on, or pooled because of, no dataset of the
+        score matrix), and for each dataset of the matrix the configurations found on or pooled because of it:
+        only those can be hidden by excluding it, so an exclusion checks a few configurations, not all."""
+        if self._hiding is None:
+            rows, always, by_dataset = set(self._row), set(), {}
+            for mapping in (self._found_on, self._pooled_by):
+                for config_id, datasets in mapping.items():
+                    inside = datasets & rows
+                    if not inside:
+                        always.add(config_id)
+                    for dataset_id in inside:
+                        by_dataset.setdefault(dataset_id, set()).add(config_id)
+            self._hiding = (frozenset(always), by_dataset)
+        return self._hiding
 
     def portfolio(self, excluded: Collection[int] = ()) -> list[tuple[int, float]]:
         """The global greedy portfolio over the usable datasets, without hidden configurations."""
@@ -442,8 +462,18 @@ class Recommender:
         cell = np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))
         missing = (rows < 0)[:, None] | (cols < 0)[None, :]
         scores = np.where(missing, np.nan, self._score_array[cell]).T.tolist()
-        pct = np.where(missing, np.nan, self._pct_array[cell]).T.tolist()
+        pct_rows = np.stack([self._percentile_row(int(r)) for r in np.maximum(rows, 0)])
+        pct = np.where(missing, np.nan, pct_rows[:, np.maximum(cols, 0)]).T.tolist()
         return [list(zip(s, p, strict=True)) for s, p in zip(scores, pct, strict=True)]
+
+    def _percentile_row(self, row: int) -> np.ndarray:
+        """Percentile ranks (average ties, NaN kept; pandas' ``rank(pct=True)``) of one dataset's scores, computed
+        the first time a recommendation reads that dataset: an update re-ranks nothing ahead of time."""
+        if row not in self._pct_rows:
+            values = self._score_array[row]
+            ranks = rankdata(values, method="average", nan_policy="omit")
+            self._pct_rows[row] = ranks / max(int(np.isfinite(values).sum()), 1)
+        return self._pct_rows[row]
 
     def _scored(self, config_id: int, neighbors: list[Neighbor], source: str, gain: float = 0.0,
                 distances: Mapping[int, float] | None = None, excluded: Collection[int] = (),
