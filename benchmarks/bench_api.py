@@ -91,7 +91,7 @@ def prepare_kb(db: str | None, folder: Path) -> Path:
 
 
 class Server:
-    def __init__(self, db: Path, folder: Path, response_cache: bool) -> None:
+    def __init__(self, db: Path, folder: Path, response_cache: bool, workers: int = 1) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = os.environ | {"METALEARN_DB": str(db), "METALEARN_DATA_DIR": str(folder / "data"),
@@ -100,7 +100,8 @@ class Server:
         folder.mkdir(parents=True, exist_ok=True)
         self.log = (folder / f"server-{self.port}.log").open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--port", str(self.port),
-                                      "--log-level", "warning"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--workers", str(workers), "--log-level", "warning"],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
         deadline = time.monotonic() + 90
         while True:
@@ -250,7 +251,7 @@ async def _load(url: str, endpoint: str, clients: int, duration: float, ids: lis
 
 
 def run_mode(mode: str, db: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(db, folder / mode, response_cache=(mode == "cached"))
+    server = Server(db, folder / mode, response_cache=(mode == "cached"), workers=args.workers)
     try:
         with Client(server.url, api_key=API_KEY, timeout=120) as client:
             search_id = None if args.no_search else start_background_search(client)
@@ -288,6 +289,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--modes", nargs="+", choices=("cached", "uncached"), default=["cached", "uncached"])
     parser.add_argument("--no-search", action="store_true", help="no background search")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (metalearn serve --workers) [1]")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args()
 
@@ -318,7 +320,8 @@ def main() -> None:
         "knowledge_base": {"source": args.db or "shipped seed", "datasets": kb_stats["datasets"],
                            "runs": kb_stats["runs"], "configurations": kb_stats["configurations"]},
         "protocol": {"duration_s": args.duration, "warmup_s": 1.0, "concurrency": args.concurrency,
-                     "background_search": not args.no_search, "auth": "Bearer key on every request",
+                     "background_search": not args.no_search, "server_workers": args.workers,
+                     "auth": "Bearer key on every request",
                      "client": "asyncio streams, HTTP/1.1 keep-alive, one connection per client"},
         "modes": modes,
         "target": {"description": "p95 < 100 ms for POST /v1/recommendations at 8 concurrent clients (cached mode)",
