@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from typing import Annotated
 
 import typer
 
 from metalearn.cli.common import DbOption, app, user_errors
 from metalearn.errors import MetalearnError
+
+
+def tcp_listener(sock: socket.socket) -> socket.socket:
+    """``sock`` (a bound listening socket) re-wrapped with its protocol set to ``IPPROTO_TCP``.
+
+    uvicorn binds the socket it shares with its worker processes as ``socket.socket(family)`` (protocol 0), and
+    asyncio sets ``TCP_NODELAY`` only on accepted sockets whose protocol says TCP: without it each keep-alive
+    response, written as headers then body, waits for the client's delayed ACK (~40 ms, Nagle's algorithm).
+    """
+    return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
 
 
 @app.command()
@@ -21,6 +33,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     import os
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from metalearn.api.app import create_app
     from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
@@ -46,5 +59,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         service.recover_searches(kb)
     kb.dispose()
     os.environ.update(METALEARN_DB=settings.db_url, METALEARN_API_SEED="0", METALEARN_API_RECOVER="0")
-    uvicorn.run("metalearn.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+    # what uvicorn.run(..., workers=n) does, but on a socket that says TCP (see tcp_listener)
+    config = uvicorn.Config("metalearn.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                            log_level=log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[tcp_listener(config.bind_socket())]).run()
