@@ -101,12 +101,22 @@ def forest_space(
     ]
 
 
+#: criteria the space keeps for the meaning of stored configurations, built as their scikit-learn equivalent:
+#: ``friedman_mse`` is deprecated since scikit-learn 1.9 (removed in 1.11) as an alias of ``squared_error``
+CRITERION_ALIASES = {"friedman_mse": "squared_error"}
+
+
+def criterion(p: Params) -> str:
+    """The estimator's ``criterion`` for the configuration's (aliases resolved, see :data:`CRITERION_ALIASES`)."""
+    return CRITERION_ALIASES.get(p["criterion"], p["criterion"])
+
+
 def forest_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
     """The keyword arguments of a forest classifier or regressor (all but ``class_weight``)."""
     max_features = p["max_features_fraction"] if p["max_features"] == "fraction" else p["max_features"]
     return dict(
         n_estimators=p["n_estimators"],
-        criterion=p["criterion"],
+        criterion=criterion(p),
         max_features=max_features,
         min_samples_split=p["min_samples_split"],
         min_samples_leaf=p["min_samples_leaf"],
@@ -193,7 +203,7 @@ def decision_tree_space(p: str, criteria: tuple[str, ...] = ("gini", "entropy"))
 def decision_tree_params(p: Params, ctx: BuildContext) -> dict[str, Any]:
     """The keyword arguments of a decision tree classifier or regressor (all but ``class_weight``)."""
     return dict(
-        criterion=p["criterion"],
+        criterion=criterion(p),
         max_depth=p["max_depth"] if p["limit_depth"] else None,
         min_samples_split=p["min_samples_split"],
         min_samples_leaf=p["min_samples_leaf"],

@@ -462,3 +462,17 @@ def test_k_neighbors_works_with_fewer_rows_than_neighbours() -> None:
     pipe = build_pipeline(config, diabetes.numeric, []).fit(diabetes.X_train.iloc[:20], diabetes.y_train[:20])
     assert pipe.named_steps["regressor"].estimator_.n_neighbors == 20
     assert pipe.predict(diabetes.X_test).shape == (len(diabetes.X_test),)
+
+
+@pytest.mark.parametrize("algorithm", ["random_forest", "extra_trees", "decision_tree"])
+def test_friedman_mse_is_built_as_its_squared_error_equivalent(algorithm: str) -> None:
+    """scikit-learn 1.9 deprecates ``friedman_mse`` (an alias of ``squared_error``); stored configurations keep it."""
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    config = {**default_configuration(algorithm, task="regression"), f"{algorithm}:criterion": "friedman_mse"}
+    pipeline = build_pipeline(config, list(X.columns), [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        pipeline.fit(X.iloc[:200], y.iloc[:200])
+    estimator = pipeline.steps[-1][1]
+    estimator = getattr(estimator, "regressor_", estimator)
+    assert estimator.criterion == "squared_error"
