@@ -152,6 +152,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             yield
         finally:
             await run_in_threadpool(state.jobs.close)
+            state.recommendations.close()
             state.kb.dispose()
 
     app = FastAPI(title="metalearn", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,

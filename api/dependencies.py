@@ -16,9 +16,10 @@ from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
 from metalearn.api.jobs import JobManager
+from metalearn.api.reports import ReportService
 from metalearn.api.schemas import MAX_ID
 from metalearn.api.security import current_identity
-from metalearn.api.services import ModelCache, RecommendationService, ReportService, StatsCache
+from metalearn.api.services import ModelCache, RecommendationService, StatsCache
 from metalearn.api.storage import DataStore
 from metalearn.api.tenants import Access, Identity, Quotas
 from metalearn.knowledge_base import KnowledgeBase

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from conftest import breast_cancer_frame
 
-from metalearn.api.services import ReportService
+from metalearn.api.reports import ReportService
 from metalearn.api.storage import DataStore
 from metalearn.client import Client
 from metalearn.errors import MetalearnError

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from metalearn.api.dependencies import CurrentUser, State
 from metalearn.api.schemas import RecommendationReport, RecommendationRequest, error_responses
@@ -32,7 +31,6 @@ async def recommend(body: RecommendationRequest, state: State, user: CurrentUser
     content = service.peek(body.dataset_id, body.top, body.k, known) if known else None  # in memory, on the loop
     hit = content is not None
     if content is None:
-        content, hit = await run_in_threadpool(service.recommend, body.dataset_id, body.top, body.k, body.metric,
-                                               control)
+        content, hit = await service.recommend_async(body.dataset_id, body.top, body.k, body.metric, control)
     return Response(content=content, media_type="application/json",
                     headers={"X-Metalearn-Cache": "hit" if hit else "miss"})
