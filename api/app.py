@@ -24,7 +24,7 @@ from metalearn.api.security import APIKeyMiddleware, BodySizeLimitMiddleware
 from metalearn.api.services import KBVersion, ModelCache, RecommendationService, StatsCache
 from metalearn.api.storage import DataStore
 from metalearn.errors import MetalearnError, QueueFull
-from metalearn.protocol import DEFAULT_METRIC
+from metalearn.protocol import DEFAULT_METRICS
 from metalearn.service import open_kb, recover_searches
 from metalearn.settings import ServerSettings
 
@@ -89,11 +89,13 @@ def open_state(settings: ServerSettings) -> AppState:
 
 
 def _warm_up(state: AppState) -> None:
-    """Build the default recommender, so that the first requests are fast."""
-    try:
-        state.recommendations.warm_up(DEFAULT_METRIC)
-    except Exception:  # warming up is an optimisation only
-        log.exception("warm-up failed")
+    """Build the recommender of each task's default metric, so that the first requests are fast (recommendations
+    are computed one at a time: a build inside a request would hold up the others)."""
+    for metric in DEFAULT_METRICS.values():
+        try:
+            state.recommendations.warm_up(metric)
+        except Exception:  # warming up is an optimisation only
+            log.exception("warm-up of the %s recommender failed", metric)
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
