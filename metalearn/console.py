@@ -26,7 +26,7 @@ from metalearn.datasets import Dataset
 from metalearn.evaluation import cancel_running_trials
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import MetaFeatures
-from metalearn.warmstart.recommend import RecommendationReport
+from metalearn.warmstart.recommendation import RecommendationReport
 from metalearn.warmstart.result import SearchResult
 from metalearn.warmstart.search import SearchSettings
 

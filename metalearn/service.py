@@ -28,7 +28,7 @@ from metalearn.protocol import DEFAULTS, METRICS
 from metalearn.report import ModelReport, report_for_model, report_for_search
 from metalearn.tracking import MlflowTracker
 from metalearn.warmstart.grid import GridPlan
-from metalearn.warmstart.recommend import RecommendationReport
+from metalearn.warmstart.recommendation import RecommendationReport
 from metalearn.warmstart.result import SearchResult, Trial, trials_from_runs
 from metalearn.warmstart.search import SearchSettings, TrialCallback, WarmStartSearch
 

@@ -9,7 +9,8 @@ front ends above it.
 """
 
 from metalearn.warmstart.estimator import AutoClassifier, AutoRegressor, recommend, search
-from metalearn.warmstart.recommend import Recommendation, RecommendationReport, Recommender
+from metalearn.warmstart.recommend import Recommender
+from metalearn.warmstart.recommendation import Recommendation, RecommendationReport
 from metalearn.warmstart.result import SearchResult, Trial, incumbent, trajectory, trials_from_runs
 from metalearn.warmstart.search import STRATEGIES, SearchSettings, WarmStartSearch
 

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from metalearn.datasets import from_xy
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.protocol import DEFAULTS
-from metalearn.warmstart.recommend import RecommendationReport
+from metalearn.warmstart.recommendation import RecommendationReport
 from metalearn.warmstart.search import SearchResult, SearchSettings, WarmStartSearch
 
 

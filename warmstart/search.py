@@ -68,7 +68,8 @@ from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.executors import make_executor
 from metalearn.warmstart.grid import GRID_VERSION, GridOptimizer, GridPlan, grid_plan
 from metalearn.warmstart.loop import MAX_REPEATS, TrialLoop
-from metalearn.warmstart.recommend import RecommendationReport, Recommender
+from metalearn.warmstart.recommend import Recommender
+from metalearn.warmstart.recommendation import RecommendationReport
 from metalearn.warmstart.result import SearchResult, Trial, WarmStartReport, trials_from_runs
 
 __all__ = ["MULTI_FIDELITY", "STRATEGIES", "STRATEGY_TABLE", "SearchResult", "SearchSettings", "Trial",
