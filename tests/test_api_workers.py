@@ -7,21 +7,15 @@ connections and every keep-alive response (headers, then body) waited ~40 ms for
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from servers import free_port
+from servers import running_server
 
 from metalearn.cli.serve import tcp_listener
 
@@ -54,40 +48,19 @@ def test_tcp_listener_gives_connections_tcp_nodelay(wrap: bool) -> None:
     assert bool(asyncio.run(_nodelay_of_accepted(listener))) is wrap
 
 
-@contextlib.contextmanager
-def _serve(root: Path, workers: int) -> Iterator[str]:
-    """``metalearn serve --workers WORKERS`` on an empty knowledge base without API keys; yields its URL."""
-    env = os.environ | {"METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
-                        "METALEARN_API_SEED": "0", "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1",
-                        "OMP_NUM_THREADS": "1"}
-    port, log_path = free_port(), root / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--port", str(port), "--workers",
-                                 str(workers), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
-    try:
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not come up (exit code {proc.poll()}):\n{log_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _env(root: Path) -> dict[str, str]:
+    """An empty knowledge base without API keys, one search worker."""
+    return {"METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
+            "METALEARN_API_SEED": "0", "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1",
+            "OMP_NUM_THREADS": "1"}
 
 
 def test_two_workers_answer_keep_alive_requests_without_delayed_ack(tmp_path: Path) -> None:
     """Sequential requests over one keep-alive connection: the median stays well under the 40 ms it was.
 
     The first requests of a connection are acknowledged at once (TCP quick-ack), so only the later ones count."""
-    with _serve(tmp_path, workers=2) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with running_server(tmp_path, _env(tmp_path), ("--workers", "2")) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
         latencies = []
         for _ in range(40):
             start = time.perf_counter()
