@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,14 +24,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, env: dict[str, str], args: Sequence[str] = ()) -> Iterator[SimpleNamespace]:
-    """``metalearn serve ARGS`` on a free loopback port with ``env`` on top of this process's environment;
+def running_server(root: Path, env: dict[str, str]) -> Iterator[SimpleNamespace]:
+    """``metalearn serve`` on a free loopback port with ``env`` on top of this process's environment;
     yields ``(url, log, process)`` once ``/v1/health`` answers (at most 60 s), and stops it with SIGTERM
     (unless a test killed it already: :func:`kill_hard`)."""
     port, log_path = free_port(), root / f"server-{time.monotonic_ns()}.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "metalearn.cli", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port), "--log-level", "warning", *args], env=os.environ | env, stdout=log,
+                                 str(port), "--log-level", "warning"], env=os.environ | env, stdout=log,
                                 stderr=subprocess.STDOUT)
     url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
     try:
