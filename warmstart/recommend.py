@@ -212,8 +212,8 @@ class Recommender:
             always, by_dataset = self._hiding_index()
             allowed = set(self._row) - key
             candidates = set().union(*(by_dataset.get(d, ()) for d in key))
-            hidden = {c for c in candidates if self._found_on.get(c, allowed).isdisjoint(allowed)
-                      or self._pooled_by.get(c, allowed).isdisjoint(allowed)}
+            hidden = {c for c in candidates if any(reasons[c].isdisjoint(allowed)
+                                                   for reasons in (self._found_on, self._pooled_by) if c in reasons)}
             self._hidden_cache[key] = always | hidden
         return self._hidden_cache[key]
 
