@@ -28,8 +28,9 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Collection, Mapping
+from functools import cache
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,14 @@ DEFAULT_ALGORITHMS: dict[str, tuple[str, ...]] = {
 
 #: a configuration joins the global portfolio's candidates when evaluated on this share of the datasets
 PORTFOLIO_COVERAGE = 0.2
+
+
+class _Candidate(NamedTuple):
+    """A configuration in the running, before its evidence is gathered."""
+
+    configuration_id: int
+    source: str
+    utility: float
 
 
 class Recommender:
@@ -109,6 +118,7 @@ class Recommender:
         # plain arrays and position maps: lookups in the hot path of every recommendation
         self._score_array = self.scores.to_numpy(dtype=float)
         self._pct_rows: dict[int, np.ndarray] = {}  # percentile rank within each row, computed when first read
+        self._row_orders: dict[int, list[int]] = {}  # configuration ids of each row, best first, when first read
         self._row = {int(d): i for i, d in enumerate(self.scores.index)}
         self._row_ids = np.asarray(self.scores.index, dtype=int)
         self._col = {int(c): j for j, c in enumerate(self.scores.columns)}
@@ -288,12 +298,11 @@ class Recommender:
         far = (self.n_datasets - len(excluded) < self.min_datasets or not neighbors
                or neighbors[0].distance > self.far_threshold())
         per_neighbor = per_neighbor or max(top, 5)
-        distances = self.index.distance_map(features) if self.index is not None else {}
         from_neighbors = self._rank_neighbor_candidates(neighbors, per_neighbor, self.hidden_configurations(excluded))
         portfolio = self.portfolio(excluded)
-        cells = self._neighbor_cells([cid for cid, _ in portfolio], neighbors)
-        from_portfolio = [self._scored(cid, neighbors, "portfolio", gain, distances, excluded, found)
-                          for (cid, gain), found in zip(portfolio, cells, strict=True)]
+        utilities = (self._utilities([cid for cid, _ in portfolio], neighbors) if neighbors
+                     else [gain for _, gain in portfolio])
+        from_portfolio = [_Candidate(cid, "portfolio", u) for (cid, _), u in zip(portfolio, utilities, strict=True)]
         first, second = (from_portfolio, from_neighbors) if far else (from_neighbors, from_portfolio)
         if self.ranking == "greedy" and not far:
             # only the first ``top`` picks are used unless a filter may refuse some of them
@@ -306,24 +315,28 @@ class Recommender:
                 rec.rank = rank
             return RecommendationReport(dict(dataset or {}), dict(features), neighbors, kept, True, self.metric,
                                         filtered=len(defaults[:top]) - len(kept) if allowed else 0)
-        chosen: list[Recommendation] = []
+        chosen: list[_Candidate] = []
         seen: set[int] = set()
         filtered = 0
-        for rec in first + second:
-            if rec.configuration_id in seen:
+        for candidate in first + second:
+            if candidate.configuration_id in seen:
                 continue
-            seen.add(rec.configuration_id)
-            if allowed is not None and not allowed(self._configurations([rec.configuration_id])[rec.configuration_id]):
+            seen.add(candidate.configuration_id)
+            if allowed is not None and not allowed(self._configurations([candidate.configuration_id])
+                                                   [candidate.configuration_id]):
                 filtered += 1
                 continue
-            chosen.append(rec)
+            chosen.append(candidate)
             if len(chosen) >= top:
                 break
-        configs = self._configurations([r.configuration_id for r in chosen])
-        for rank, rec in enumerate(chosen, start=1):
-            rec.rank, rec.configuration = rank, configs[rec.configuration_id]
-        return RecommendationReport(dict(dataset or {}), dict(features), neighbors, chosen, bool(far), self.metric,
-                                    filtered=filtered)
+        # the evidence is gathered only for what is shown
+        distances = cache(lambda: self.index.distance_map(features) if self.index is not None else {})
+        cells = self._neighbor_cells([c.configuration_id for c in chosen], neighbors)
+        configs = self._configurations([c.configuration_id for c in chosen])
+        recommendations = [self._scored(c, rank, configs[c.configuration_id], neighbors, found, distances, excluded)
+                           for rank, (c, found) in enumerate(zip(chosen, cells, strict=True), start=1)]
+        return RecommendationReport(dict(dataset or {}), dict(features), neighbors, recommendations, bool(far),
+                                    self.metric, filtered=filtered)
 
     def _defaults(self, top: int) -> list[Recommendation]:
         """Library defaults of strong algorithms, for a knowledge base with nothing to go on."""
@@ -334,22 +347,18 @@ class Recommender:
         return recs
 
     def _rank_neighbor_candidates(self, neighbors: list[Neighbor], per_neighbor: int,
-                                  hidden: Collection[int] = ()) -> list[Recommendation]:
+                                  hidden: Collection[int] = ()) -> list[_Candidate]:
         candidates: list[int] = []
         for n in neighbors:
-            values = self._score_array[self._row[n.dataset_id]]
-            known = np.flatnonzero(np.isfinite(values))
-            order = known[np.argsort(-values[known], kind="stable")].tolist()
-            best = (c for c in self._col_ids[order].tolist() if c not in hidden)
+            best = (c for c in self._ranked_row(self._row[n.dataset_id]) if c not in hidden)
             candidates.extend(islice(best, per_neighbor))
         unique = list(dict.fromkeys(candidates))
-        cells = self._neighbor_cells(unique, neighbors)
-        recs = [self._scored(cid, neighbors, "neighbors", cells=found)
-                for cid, found in zip(unique, cells, strict=True)]
+        recs = [_Candidate(cid, "neighbors", u) for cid, u in zip(unique, self._utilities(unique, neighbors),
+                                                                   strict=True)]
         return sorted(recs, key=lambda r: (-r.utility, r.configuration_id))
 
-    def _greedy(self, candidates: list[Recommendation], neighbors: list[Neighbor],
-                excluded: Collection[int] = (), picks: int | None = None) -> list[Recommendation]:
+    def _greedy(self, candidates: list[_Candidate], neighbors: list[Neighbor],
+                excluded: Collection[int] = (), picks: int | None = None) -> list[_Candidate]:
         """Order candidates as a greedy portfolio over the datasets, weighted towards the neighbours.
 
         Dataset weights are ``global_weight`` spread evenly over every usable dataset plus
@@ -374,11 +383,9 @@ class Recommender:
             total = sum(similarity.values())
             for i, value in similarity.items():
                 weights[i] += (1 - self.global_weight) * value / total
-        columns = [self._col.get(r.configuration_id) for r in unique]
-        known = np.full((len(rows), len(unique)), np.nan)
-        for j, col in enumerate(columns):
-            if col is not None:
-                known[:, j] = self._norm_array[rows, col]
+        columns = np.asarray([self._col.get(r.configuration_id, -1) for r in unique], dtype=int)
+        known = self._norm_array[np.ix_(rows, np.maximum(columns, 0))]
+        known[:, columns < 0] = np.nan
         median = self._median_array[rows][:, None]
         picked = [j for j, _ in greedy_selection(np.where(np.isfinite(known), known, median),
                                                  len(unique) if picks is None else picks, weights, min_gain=1e-9)]
@@ -412,6 +419,15 @@ class Recommender:
         pct = np.where(missing, np.nan, pct_rows[:, np.maximum(cols, 0)]).T.tolist()
         return [list(zip(s, p, strict=True)) for s, p in zip(scores, pct, strict=True)]
 
+    def _ranked_row(self, row: int) -> list[int]:
+        """The configuration ids one dataset ran, best first (ties by column order), computed the first time a
+        recommendation reads that dataset."""
+        if row not in self._row_orders:
+            values = self._score_array[row]
+            known = np.flatnonzero(np.isfinite(values))
+            self._row_orders[row] = self._col_ids[known[np.argsort(-values[known], kind="stable")]].tolist()
+        return self._row_orders[row]
+
     def _percentile_row(self, row: int) -> np.ndarray:
         """Percentile ranks (average ties, NaN kept; pandas' ``rank(pct=True)``) of one dataset's scores, computed
         the first time a recommendation reads that dataset: an update re-ranks nothing ahead of time."""
@@ -421,22 +437,33 @@ class Recommender:
             self._pct_rows[row] = ranks / max(int(np.isfinite(values).sum()), 1)
         return self._pct_rows[row]
 
-    def _scored(self, config_id: int, neighbors: list[Neighbor], source: str, gain: float = 0.0,
-                distances: Mapping[int, float] | None = None, excluded: Collection[int] = (),
-                cells: list[tuple[float, float]] | None = None) -> Recommendation:
-        total = weighted = 0.0
-        evidence: list[Evidence] = []
-        if cells is None:
-            cells = self._neighbor_cells([config_id], neighbors)[0]
-        for n, (score, percentile) in zip(neighbors, cells, strict=True):
-            weight = 1.0 / (n.distance + WEIGHT_EPS)
-            total += weight
-            if math.isfinite(score):
-                weighted += weight * percentile
-                evidence.append(Evidence(n.name, n.dataset_id, n.distance, score))
-            else:
-                weighted += weight * 0.5
-        utility = weighted / total if neighbors else gain
+    def _utilities(self, config_ids: list[int], neighbors: list[Neighbor]) -> list[float]:
+        """Each configuration's utility: the similarity-weighted mean of its percentile ranks on the neighbours
+        (0.5 where it was not run)."""
+        if not config_ids:
+            return []
+        weights = [1.0 / (n.distance + WEIGHT_EPS) for n in neighbors]
+        total = sum(weights)
+        rows = np.asarray([self._row.get(n.dataset_id, -1) for n in neighbors], dtype=int)
+        cols = np.asarray([self._col.get(c, -1) for c in config_ids], dtype=int)
+        if self._score_array.size == 0:
+            return [0.5] * len(config_ids)
+        pct = np.stack([self._percentile_row(int(r)) for r in np.maximum(rows, 0)])[:, np.maximum(cols, 0)]
+        run = np.isfinite(self._score_array[np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))])
+        run &= (rows >= 0)[:, None] & (cols >= 0)[None, :]
+        weighted = np.zeros(len(config_ids))
+        for weight, row_run, row_pct in zip(weights, run, pct, strict=True):  # neighbour by neighbour, in order
+            weighted += weight * np.where(row_run, row_pct, 0.5)
+        return (weighted / total).tolist()
+
+    def _scored(self, candidate: _Candidate, rank: int, configuration: dict[str, Any], neighbors: list[Neighbor],
+                cells: list[tuple[float, float]], distances: Callable[[], Mapping[int, float]],
+                excluded: Collection[int]) -> Recommendation:
+        """The recommendation shown for ``candidate``: its expected score and range on the neighbours that ran it
+        (``cells``), or else on every dataset that is not excluded."""
+        config_id = candidate.configuration_id
+        evidence = [Evidence(n.name, n.dataset_id, n.distance, score)
+                    for n, (score, _) in zip(neighbors, cells, strict=True) if math.isfinite(score)]
         expected: float | None
         span: tuple[float, float] | None
         if evidence:
@@ -450,10 +477,10 @@ class Recommender:
             for i in np.argsort(-scores, kind="stable")[:3]:
                 dataset_id = int(ids[i])
                 name = self.info.get(dataset_id, (str(dataset_id),))[0]
-                distance = (distances or {}).get(dataset_id)
+                distance = distances().get(dataset_id)
                 evidence.append(Evidence(name, dataset_id, distance if distance is not None
                                          and np.isfinite(distance) else -1.0, float(scores[i])))
         else:
             expected, span = None, None
-        return Recommendation(0, self.algorithms.get(config_id, "?"), {}, config_id, expected, span, source,
-                              utility, evidence)
+        return Recommendation(rank, self.algorithms.get(config_id, "?"), configuration, config_id, expected, span,
+                              candidate.source, candidate.utility, evidence)
