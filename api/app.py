@@ -24,8 +24,9 @@ from metalearn.api.security import APIKeyMiddleware, BodySizeLimitMiddleware
 from metalearn.api.services import KBVersion, ModelCache, RecommendationService, StatsCache
 from metalearn.api.storage import DataStore
 from metalearn.errors import MetalearnError, QueueFull
+from metalearn.knowledge_base.snapshot import open_kb
 from metalearn.protocol import DEFAULT_METRICS
-from metalearn.service import open_kb, recover_searches
+from metalearn.service import recover_searches
 from metalearn.settings import ServerSettings
 
 log = logging.getLogger("metalearn.api")

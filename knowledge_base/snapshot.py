@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,8 @@ DATASET_FIELDS = ("name", "content_hash", "source", "openml_id", "family", "targ
                   "n_classes", "n_categorical", "task")
 RUN_FIELDS = ("dataset", "configuration", "metric", "score", "score_std", "seconds", "status", "budget", "origin",
               "seed", "run_key")
+
+log = logging.getLogger(__name__)
 
 
 def seed_path() -> Path:
@@ -141,3 +144,13 @@ def ensure_seeded(kb: KnowledgeBase) -> str | None:
         import_snapshot(kb, path)
         seed_cache.store(kb, path)
     return path.name
+
+
+def open_kb(db: str | None = None, *, seed: bool = True) -> KnowledgeBase:
+    """The knowledge base at ``db`` (default ``METALEARN_DB``), with the shipped seed loaded when empty."""
+    kb = KnowledgeBase(db)
+    if seed:
+        loaded = ensure_seeded(kb)
+        if loaded:
+            log.info("loaded the shipped knowledge base %s", loaded)
+    return kb

@@ -20,7 +20,6 @@ from metalearn.datasets import Dataset, load_file, read_table
 from metalearn.drift import profile_of
 from metalearn.errors import MetalearnError, NotFound
 from metalearn.knowledge_base import KnowledgeBase
-from metalearn.knowledge_base.snapshot import ensure_seeded
 from metalearn.metafeatures import EXTRACTOR_VERSIONS, MetaFeatures, extract_metafeatures
 from metalearn.mitigation import FairnessRequest, check_request, mitigate
 from metalearn.model_io import ModelBundle
@@ -33,16 +32,6 @@ from metalearn.warmstart.result import SearchResult, Trial, trials_from_runs
 from metalearn.warmstart.search import SearchSettings, TrialCallback, WarmStartSearch
 
 log = logging.getLogger(__name__)
-
-
-def open_kb(db: str | None = None, *, seed: bool = True) -> KnowledgeBase:
-    """The knowledge base at ``db`` (default ``METALEARN_DB``), with the shipped seed loaded when empty."""
-    kb = KnowledgeBase(db)
-    if seed:
-        loaded = ensure_seeded(kb)
-        if loaded:
-            log.info("loaded the shipped knowledge base %s", loaded)
-    return kb
 
 
 def load_dataset(path: str | Path, target: str, name: str | None = None, task: str | None = None) -> Dataset:

@@ -16,6 +16,7 @@ from metalearn.client import APIError, Client
 from metalearn.datasets import from_xy
 from metalearn.errors import Conflict
 from metalearn.knowledge_base import KnowledgeBase
+from metalearn.knowledge_base.snapshot import open_kb
 from metalearn.mitigation import FairClassifier
 from metalearn.model_io import ModelBundle
 from metalearn.warmstart.search import SearchSettings
@@ -73,7 +74,7 @@ def test_cli_continue_adds_numbered_trials_to_the_same_search(iris_csv: Path, tm
 
 def test_interrupted_search_can_be_continued(iris_csv: Path, tmp_path: Path) -> None:  # noqa: F811
     db = str(tmp_path / "kb.sqlite")
-    kb = service.open_kb(db)
+    kb = open_kb(db)
     frame = iris_frame()
     dataset = from_xy(frame.drop(columns="target"), frame["target"], name="iris")
     settings = SearchSettings(n_trials=6, folds=2, ensemble_size=0, include=["gaussian_nb", "lda", "k_neighbors"])

@@ -65,9 +65,13 @@ def test_seed_from_manifest_with_cross_evaluation(tmp_path: Path, kb_path: str) 
     kb.record_runs([RunRecord(dataset_id=d.id, config=outsider, algorithm="gaussian_nb", metric="balanced_accuracy",
                               status="success", score=1.5, seconds=0.1, origin="cross_eval") for d in kb.datasets()])
     assert seeding._pooled_top_configs(kb_path, protocol, "classification") == pool
-    # --pool-size grows the pool with the next best of each dataset, never dropping the top ones
+    # --pool-size grows the pool with the next best of each dataset, never dropping the top ones, up to every
+    # configuration the searches ran (a search's trial can repeat a library default, so there may be none to add)
+    searched = set(kb.performance("balanced_accuracy", searched_only=True)["configuration_id"]) | defaults
     bigger = seeding._pooled_top_configs(kb_path, replace(protocol, pool_size=len(pool) + 1), "classification")
-    assert len(bigger) == len(pool) + 1 and set(pool) < set(bigger)
+    assert set(pool) <= set(bigger) <= searched and len(bigger) == min(len(pool) + 1, len(searched))
+    everything = seeding._pooled_top_configs(kb_path, replace(protocol, pool_size=10_000), "classification")
+    assert set(everything) == searched
 
 
 def test_seed_from_recorded_openml_cache(openml_cache: Path, tmp_path: Path) -> None:

@@ -9,10 +9,14 @@ from typing import Annotated
 
 import typer
 
-from metalearn.cli.common import app, user_errors
+from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
+from metalearn.benchmark.equal_time import EqualTimeConfig, run_equal_time
+from metalearn.cli.common import user_errors
+
+commands = typer.Typer()
 
 
-@app.command()
+@commands.command()
 @user_errors
 def benchmark(
     suite: Annotated[str, typer.Option("--suite", help="OpenML suite id or alias, or a directory holding a "
@@ -66,8 +70,6 @@ def benchmark(
 ) -> None:
     """Offline benchmark of warm vs cold vs random search (and FLAML); see benchmarks/README.md."""
     if time_budgets is not None:
-        from metalearn.benchmark.equal_time import EqualTimeConfig, run_equal_time
-
         run_equal_time(EqualTimeConfig(
             suite=suite, systems=tuple(systems.split(",")), budgets=tuple(time_budgets.split(",")), seeds=seeds,
             cores=cores, jobs=jobs, output=str(output) if output else None, db=db, task=task,
@@ -75,8 +77,6 @@ def benchmark(
             cache_dir=str(cache_dir) if cache_dir else None), echo=lambda text: typer.echo(text, err=True),
             report_only=report_only)
         return
-    from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
-
     config = BenchmarkConfig(
         suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
         jobs=jobs, output=str(output) if output else None, db=db, max_rows=max_rows, folds=folds,

@@ -1,20 +1,18 @@
-"""Shared parts of the ``metalearn`` command line: the apps, options, error decorators and small helpers."""
+"""Shared parts of the ``metalearn`` command line: options, error decorators and small helpers."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from metalearn.errors import KnowledgeBaseError, MetalearnError
-
-app = typer.Typer(help="Meta-learning AutoML for tabular classification and regression.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-kb_app = typer.Typer(help="Manage the knowledge base (METALEARN_DB).", no_args_is_help=True)
-app.add_typer(kb_app, name="kb")
+from metalearn.knowledge_base.snapshot import open_kb
+from metalearn.protocol import dumps_json
+from metalearn.settings import redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +27,10 @@ MetricOption = Annotated[str | None, typer.Option("--metric", help="balanced_acc
                                                                     "reported negated: higher is better). Default: "
                                                                     "balanced_accuracy or r2.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+TrustOption = Annotated[bool, typer.Option("--trust-unsigned", help="Load a model file without a valid signature "
+                                                                    "(an unsigned file from an older version, or one "
+                                                                    "signed with another key). Loading a model runs "
+                                                                    "code from it: only for files you trust.")]
 
 
 def user_errors(func: F) -> F:
@@ -54,8 +56,6 @@ def kb_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             return func(*args, **kwargs)
         except SQLAlchemyError as exc:
@@ -67,31 +67,15 @@ def kb_errors(func: F) -> F:
 
 def _shown(url: str) -> str:
     """A database URL as printed: the password hidden."""
-    from metalearn.settings import redact_url
-
     return redact_url(url)
 
 
 def _print_json(data: Any) -> None:
-    from metalearn.protocol import dumps_json
-
     typer.echo(dumps_json(data, indent=2))
 
 
 def _kb(db: str | None) -> Any:
-    from metalearn.service import open_kb
-
     return open_kb(db)
-
-
-def _load(file: Path, target: str, name: str | None, task: str | None = None) -> Any:
-    from metalearn.datasets import detect_task
-    from metalearn.service import load_dataset
-
-    dataset = load_dataset(file, target, name, task=task)
-    reason = "forced with --task" if task else detect_task(dataset.y)[1]
-    typer.echo(f"task: {dataset.task} ({reason})", err=True)  # standard error: --json output stays clean
-    return dataset
 
 
 # ---------------------------------------------------------------------------------------------- commands

@@ -7,8 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from metalearn.cli.common import JsonOption, _print_json, app, user_errors
-from metalearn.cli.search import TrustOption
+from metalearn.cli.common import JsonOption, TrustOption, _print_json, user_errors
+from metalearn.datasets import read_table
+from metalearn.drift import compare
+from metalearn.model_io import ModelBundle
+
+commands = typer.Typer()
 
 
 def _number(value: Any, digits: int = 3) -> str:
@@ -40,7 +44,7 @@ def print_drift(report: dict[str, Any], top: int) -> None:
     typer.echo(f"{prefix}: {report['retrain']['command']}")
 
 
-@app.command()
+@commands.command()
 @user_errors
 def monitor(model: Path, data: Annotated[Path, typer.Argument(metavar="NEWDATA", help="New rows (CSV / parquet / "
                                                                                        "ARFF); with the target "
@@ -50,10 +54,6 @@ def monitor(model: Path, data: Annotated[Path, typer.Argument(metavar="NEWDATA",
             trust_unsigned: TrustOption = False) -> None:
     """Drift of new data against the model's training data: per-column PSI and KS / chi-squared tests, unseen
     categories, missing rates, meta-feature distance and score drop; verdict ok / watch / retrain."""
-    from metalearn.datasets import read_table
-    from metalearn.drift import compare
-    from metalearn.model_io import ModelBundle
-
     bundle = ModelBundle.load(model, trust_unsigned=trust_unsigned)
     report = compare(bundle, read_table(data), data_name=str(data))
     if json_:

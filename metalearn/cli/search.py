@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import psutil
 import typer
 
+from metalearn import console, service
 from metalearn.cli.common import (
     DbOption,
     JsonOption,
@@ -17,35 +18,47 @@ from metalearn.cli.common import (
     NameOption,
     TargetOption,
     TaskOption,
+    TrustOption,
     _kb,
-    _load,
     _print_json,
-    app,
     user_errors,
 )
+from metalearn.datasets import detect_task
 from metalearn.errors import MetalearnError
+from metalearn.mitigation import FairnessRequest, check_request
 from metalearn.protocol import DEFAULTS, STRATEGIES
+from metalearn.report import render_report
+from metalearn.settings import mlflow_uri
+from metalearn.tracking import MlflowTracker
+from metalearn.warmstart.continued import record_fairness, stored_fairness
+from metalearn.warmstart.grid import load_grid
+from metalearn.warmstart.search import SearchSettings
+
+commands = typer.Typer()
 
 #: when this process started (epoch seconds): ``--time-budget`` counts from here, the imports included
 STARTED_AT = psutil.Process().create_time()
 
 
-@app.command()
+def _load(file: Path, target: str, name: str | None, task: str | None = None) -> Any:
+    dataset = service.load_dataset(file, target, name, task=task)
+    reason = "forced with --task" if task else detect_task(dataset.y)[1]
+    typer.echo(f"task: {dataset.task} ({reason})", err=True)  # standard error: --json output stays clean
+    return dataset
+
+
+@commands.command()
 @user_errors
 def metafeatures(file: Path, target: TargetOption, name: NameOption = None, task: TaskOption = None,
                  json_: JsonOption = False,
                  seed: int = 0) -> None:
     """Extract the meta-feature vector of a dataset."""
-    from metalearn import service
-
     dataset = _load(file, target, name, task)
     mf = service.metafeatures(dataset, seed=seed)
     if json_:
         _print_json(mf.to_json())
         return
-    from metalearn.console import print_metafeatures
-
-    print_metafeatures(dataset, mf)
+    console.print_metafeatures(dataset, mf)
 
 
 IncludeOption = Annotated[list[str] | None, typer.Option(
@@ -58,7 +71,7 @@ InterpretableOption = Annotated[bool, typer.Option(
                             "on the original features (feature selection, no PCA / polynomial features).")]
 
 
-@app.command()
+@commands.command()
 @user_errors
 def recommend(file: Path, target: TargetOption, name: NameOption = None,
               top: Annotated[int, typer.Option(min=1, max=100)] = DEFAULTS.top,
@@ -67,20 +80,16 @@ def recommend(file: Path, target: TargetOption, name: NameOption = None,
               exclude: ExcludeOption = None, interpretable: InterpretableOption = False, db: DbOption = None,
               json_: JsonOption = False) -> None:
     """Recommend pipelines for a dataset, with the evidence behind each one."""
-    from metalearn import service
-
     dataset = _load(file, target, name, task)
     report = service.recommend(_kb(db), dataset, top=top, k=k, metric=metric, include=include or [],
                                exclude=exclude or [], interpretable=interpretable)
     if json_:
         _print_json(report.to_json())
         return
-    from metalearn.console import print_recommendations
-
-    print_recommendations(dataset, report)
+    console.print_recommendations(dataset, report)
 
 
-@app.command()
+@commands.command()
 @user_errors
 def search(file: Path, target: TargetOption, name: NameOption = None,
            trials: Annotated[int | None, typer.Option("--trials", min=1, help=f"Number of trials (default "
@@ -127,9 +136,6 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
                                                         "mitigation too).")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
-    from metalearn import console, service
-    from metalearn.warmstart.search import SearchSettings
-
     dataset = _load(file, target, name, task)
     trials = trials if trials is not None or strategy == "grid" or continue_ is not None else DEFAULTS.n_trials
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
@@ -149,8 +155,6 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
             result = console.search_with_progress(kb, dataset, settings, stopped, output, search_id=continue_,
                                                   started_at=STARTED_AT)
     if new_fairness and result.search_id is not None:  # stored with the search: continuing it mitigates again
-        from metalearn.warmstart.continued import record_fairness
-
         record_fairness(kb, result.search_id, vars(extras["fairness"]))
     if stopped.is_set() and result.status == "cancelled":
         result.status = "interrupted"
@@ -177,15 +181,11 @@ def _failure(result: Any, settings: Any) -> str:
 
 
 def _grid(path: Path | None) -> dict[str, list[Any]] | None:
-    from metalearn.warmstart.grid import load_grid
-
     return None if path is None else load_grid(path)
 
 
 def _plan(kb: Any, dataset: Any, settings: Any, continue_: int | None) -> Any:
     """The settings to run: a continued search's own (reopened), or these, with a grid's size printed first."""
-    from metalearn import service
-
     if continue_ is not None:
         settings = service.continuation(kb, continue_, dataset, n_trials=settings.n_trials,
                                         time_budget=settings.time_budget)
@@ -204,9 +204,6 @@ def _fairness(kb: Any, dataset: Any, continue_: int | None, extras: dict[str, An
     new final model is made fair again; a different request on the command line is an error). Returns whether
     the request is new, to be stored with the search once it exists (``search --continue`` and the API's
     continue then mitigate again)."""
-    from metalearn.mitigation import FairnessRequest, check_request
-    from metalearn.warmstart.continued import stored_fairness
-
     given = extras["fairness"]
     stored = stored_fairness(kb.search(continue_)["settings"]) if continue_ is not None else None
     if stored is not None:
@@ -225,16 +222,11 @@ def _fairness(kb: Any, dataset: Any, continue_: int | None, extras: dict[str, An
 def _mlops(sensitive: str | None, fairness: str | None, mlflow: bool, experiment: str,
            register: str | None) -> dict[str, Any]:
     """The fairness request and MLflow tracker of ``search`` (None when not asked for)."""
-    from metalearn.mitigation import FairnessRequest
-    from metalearn.settings import mlflow_uri
-
     if (sensitive is None) != (fairness is None):
         raise MetalearnError("fairness mitigation needs both --sensitive COLUMN and --fairness "
                              "demographic_parity|equalized_odds")
     tracker = None
     if mlflow or register or mlflow_uri():
-        from metalearn.tracking import MlflowTracker
-
         tracker = MlflowTracker(experiment=experiment, register=register)
     request = FairnessRequest(sensitive, fairness) if sensitive is not None and fairness is not None else None
     return {"fairness": request, "tracker": tracker}
@@ -258,10 +250,6 @@ def _print_mlops(extra: dict[str, Any]) -> None:
                                                    else ""))
 
 
-TrustOption = Annotated[bool, typer.Option("--trust-unsigned", help="Load a model file without a valid signature "
-                                                                    "(an unsigned file from an older version, or one "
-                                                                    "signed with another key). Loading a model runs "
-                                                                    "code from it: only for files you trust.")]
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -281,7 +269,7 @@ def _csv_safe(frame: Any) -> Any:
     return safe
 
 
-@app.command()
+@commands.command()
 @user_errors
 def predict(model: Path, file: Path,
             output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV to write.")] = None,
@@ -290,8 +278,6 @@ def predict(model: Path, file: Path,
 
     Text cells that a spreadsheet would read as a formula are written with a leading ' (CSV injection).
     """
-    from metalearn import service
-
     predictions = _csv_safe(service.predict(model, file, trust_unsigned=trust_unsigned))
     if output is None:
         typer.echo(predictions.to_csv(index=False), nl=False)
@@ -300,7 +286,7 @@ def predict(model: Path, file: Path,
         typer.echo(f"wrote {len(predictions)} predictions to {output}")
 
 
-@app.command()
+@commands.command()
 @user_errors
 def report(
     source: Annotated[str, typer.Argument(metavar="SEARCH_ID_OR_MODEL", help="A model file written by `search "
@@ -326,9 +312,6 @@ def report(
 
     SEARCH_ID_OR_MODEL: a saved model file, or a search id (its best configuration is refitted on --data).
     """
-    from metalearn import service
-    from metalearn.report import render_report
-
     if data is None:
         raise MetalearnError("give the data to evaluate on with --data FILE (the knowledge base and the model file "
                              "hold no raw data)")

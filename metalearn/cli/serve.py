@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from typing import Annotated
 
 import typer
+import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from metalearn.cli.common import DbOption, app, user_errors
+from metalearn import service
+from metalearn.api.app import create_app
+from metalearn.cli.common import DbOption, user_errors
 from metalearn.errors import MetalearnError
+from metalearn.knowledge_base.snapshot import open_kb
+from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
+
+commands = typer.Typer()
 
 
 def tcp_listener(sock: socket.socket) -> socket.socket:
@@ -22,7 +31,7 @@ def tcp_listener(sock: socket.socket) -> socket.socket:
     return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
 
 
-@app.command()
+@commands.command()
 @user_errors
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
@@ -30,14 +39,6 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           db: DbOption = None,
           log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug.")] = "info") -> None:
     """Run the HTTP API with uvicorn (docs at /docs); settings from METALEARN_DB and METALEARN_API_*."""
-    import os
-
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    from metalearn.api.app import create_app
-    from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
-
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
     settings = ServerSettings.from_env(db_url=database_url(db))  # bad settings: one line and exit 2, before uvicorn
@@ -52,9 +53,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         return
     # several processes: uvicorn imports the app factory in each; seed and recover once here, and hand the
     # knowledge base to the workers through the one variable they read it from
-    from metalearn import service
-
-    kb = service.open_kb(settings.db_url, seed=settings.seed_kb)
+    kb = open_kb(settings.db_url, seed=settings.seed_kb)
     if settings.recover:
         service.recover_searches(kb)
     kb.dispose()
