@@ -46,7 +46,7 @@ from metalearn.preprocessors import POLYNOMIAL_MAX_INPUT_FEATURES, PREPROCESSORS
 from metalearn.registry import BuildContext
 from metalearn.regressors import REGRESSORS
 from metalearn.space import ALGORITHM_KEYS, config_from_dict, task_of_config
-from metalearn.target import with_target_transform
+from metalearn.target import RangeClippedRegressor, with_target_transform
 
 __all__ = [
     "KNN_IMPUTER_MAX_REFERENCE_ROWS",
@@ -140,9 +140,11 @@ def build_classifier(config: Mapping[str, Any], random_state: int = 0) -> Any:
 
 
 def build_regressor(config: Mapping[str, Any], random_state: int = 0) -> Any:
-    """The unfitted regressor of a validated regression configuration, wrapped by its ``target_transform``."""
+    """The unfitted regressor of a validated regression configuration, wrapped by its ``target_transform``, its
+    predictions clipped near the training target's range (:class:`~metalearn.target.RangeClippedRegressor`)."""
     regressor = REGRESSORS.build(config, BuildContext(random_state=random_state))
-    return with_target_transform(regressor, str(config.get("target_transform", "none")), random_state)
+    return RangeClippedRegressor(with_target_transform(regressor, str(config.get("target_transform", "none")),
+                                                       random_state))
 
 
 def build_estimator(config: Mapping[str, Any], random_state: int = 0) -> Any:

@@ -36,7 +36,12 @@ from metalearn.space import (
     default_configuration,
     task_of_config,
 )
-from metalearn.target import Log1pIfNonNegative, TargetQuantileTransformer, with_target_transform
+from metalearn.target import (
+    Log1pIfNonNegative,
+    RangeClippedRegressor,
+    TargetQuantileTransformer,
+    with_target_transform,
+)
 
 TASK = "regression"
 pytestmark = [pytest.mark.filterwarnings(warning) for warning in FIT_WARNINGS]
@@ -155,7 +160,7 @@ def test_scikit_learn_regressors_default_to_library_defaults() -> None:
     n_jobs, AdaBoost's tree) is the library's default (LightGBM, XGBoost, CatBoost share the classifiers' spaces)."""
     for algorithm in REGRESSION_ALGORITHMS:
         estimator = build_pipeline(default_configuration(algorithm, task=TASK), ["a"], []).named_steps["regressor"]
-        while isinstance(estimator, TransformedTargetRegressor):
+        while isinstance(estimator, TransformedTargetRegressor | RangeClippedRegressor):
             estimator = estimator.regressor
         if not type(estimator).__module__.startswith(("sklearn", "metalearn")):
             continue
@@ -337,7 +342,7 @@ def test_log1p_falls_back_to_identity_on_negative_targets() -> None:
     plain = build_pipeline(config, mixed.numeric, mixed.categorical).fit(mixed.X_train, mixed.y_train)
     logged = build_pipeline(config | {"target_transform": "log1p"}, mixed.numeric, mixed.categorical)
     logged.fit(mixed.X_train, mixed.y_train)
-    assert logged.named_steps["regressor"].transformer_.identity_
+    assert logged.named_steps["regressor"].regressor_.transformer_.identity_
     np.testing.assert_allclose(logged.predict(mixed.X_test), plain.predict(mixed.X_test))
 
 
@@ -348,12 +353,13 @@ def test_log1p_and_quantile_predict_in_the_original_scale() -> None:
     train, test = slice(0, 200), slice(200, None)
     base = default_configuration("ridge", task=TASK)
     logged = build_pipeline(base | {"target_transform": "log1p"}, list("abc"), []).fit(X[train], y[train])
-    wrapper = logged.named_steps["regressor"]
+    wrapper = logged.named_steps["regressor"].regressor_  # inside the range clipping
     assert isinstance(wrapper, TransformedTargetRegressor) and not wrapper.transformer_.identity_
     inner = wrapper.regressor_.predict(logged[:-1].transform(X[test]))
     assert inner.max() < np.log1p(y.max()) + 1  # the ridge learnt log(y)...
     pred = logged.predict(X[test])
-    np.testing.assert_allclose(pred, np.expm1(inner))  # ...and predictions come back in the original scale
+    # ...and predictions come back in the original scale (the clipping allows 10 % beyond the training range)
+    np.testing.assert_allclose(pred, np.clip(np.expm1(inner), None, 1.1 * y[train].max()))
     assert r2_score(np.log(y[test]), np.log(pred)) > 0.95
     plain = build_pipeline(base, list("abc"), []).fit(X[train], y[train])
     assert r2_score(np.log(y[test]), np.log(np.clip(plain.predict(X[test]), 1, None))) < 0.9
@@ -382,7 +388,7 @@ def test_svr_and_mlp_learn_a_standardized_target(algorithm: str) -> None:
     diabetes = _table("diabetes")
     config = default_configuration(algorithm, task=TASK)
     pipe = build_pipeline(config, diabetes.numeric, [], random_state=0)
-    wrapper = pipe.named_steps["regressor"]
+    wrapper = pipe.named_steps["regressor"].regressor
     assert isinstance(wrapper, TransformedTargetRegressor) and isinstance(wrapper.transformer, StandardScaler)
     unit = pipe.fit(diabetes.X_train, diabetes.y_train).predict(diabetes.X_test)
     scaled = clone(pipe).fit(diabetes.X_train, diabetes.y_train * 1e6).predict(diabetes.X_test)
@@ -460,7 +466,7 @@ def test_k_neighbors_works_with_fewer_rows_than_neighbours() -> None:
     diabetes = _table("diabetes")
     config = default_configuration("k_neighbors", task=TASK) | {"k_neighbors:n_neighbors": 50}
     pipe = build_pipeline(config, diabetes.numeric, []).fit(diabetes.X_train.iloc[:20], diabetes.y_train[:20])
-    assert pipe.named_steps["regressor"].estimator_.n_neighbors == 20
+    assert pipe.named_steps["regressor"].regressor_.estimator_.n_neighbors == 20
     assert pipe.predict(diabetes.X_test).shape == (len(diabetes.X_test),)
 
 
@@ -476,3 +482,17 @@ def test_friedman_mse_is_built_as_its_squared_error_equivalent(algorithm: str) -
     estimator = pipeline.steps[-1][1]
     estimator = getattr(estimator, "regressor_", estimator)
     assert estimator.criterion == "squared_error"
+
+
+def test_predictions_stay_near_the_training_target_range() -> None:
+    """A linear model extrapolates from a feature far beyond the training rows; the pipeline clips its prediction to
+    the training target's range widened by 10 % of it, and leaves predictions inside that band unchanged."""
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"a": rng.uniform(0, 10, 200), "b": rng.normal(size=200)})
+    y = 3.0 * X["a"].to_numpy() + rng.normal(scale=0.1, size=200)
+    pipe = build_pipeline(default_configuration("ridge", task=TASK), ["a", "b"], []).fit(X, y)
+    far = pd.DataFrame({"a": [1_000.0, -1_000.0, 5.0], "b": [0.0, 0.0, 0.0]})
+    inner = pipe.named_steps["regressor"].regressor_.predict(pipe[:-1].transform(far))
+    low, high = y.min() - 0.1 * np.ptp(y), y.max() + 0.1 * np.ptp(y)
+    assert inner[0] > 50 * high and inner[1] < -50 * abs(low)  # what the ridge alone would say
+    np.testing.assert_allclose(pipe.predict(far), [high, low, inner[2]])
