@@ -1,6 +1,6 @@
 """How good are the first n warm-start configurations? An offline replay on the cross-evaluated KB.
 
-    python benchmarks/bench_recommendation.py --db KB [--output benchmarks/results]
+    python benchmarks/bench_recommendation.py --db KB [--task classification|regression] [--output benchmarks/results]
 
 After the seed cross-evaluation, a set S of configurations (every dataset's best, the library
 defaults, the shared Sobol design) is evaluated on (almost) every dataset. For each query dataset
@@ -10,6 +10,8 @@ score (score - min_S(d)) / (max_S(d) - min_S(d)) after n = 1, 2, 5, 10 trials, a
 queries. Rules: the Recommender (neighbours + portfolio) for both rankings and several k, the global portfolio
 alone, each library default alone, and a random order of S (the no-meta-learning baseline).
 No model is fitted: this isolates the ranking rule from SMAC and from test-set noise.
+``--task`` picks the task's datasets, default metric, space versions and library defaults
+(``recommendation_replay.json`` for classification, ``recommendation_replay_<task>.json`` otherwise).
 For reference, each dataset's own cold SMAC search of the seed build (``seed:`` run keys, in trial
 order) is scored on the same normalisation after 1..50 trials, and the share of datasets whose
 first 10 recommended configurations reach that search's 50-trial score is reported per rule.
@@ -28,9 +30,8 @@ import numpy as np
 import pandas as pd
 
 from metalearn.knowledge_base import KnowledgeBase
-from metalearn.protocol import DEFAULT_METRIC
-from metalearn.seeding import DEFAULT_POOL
-from metalearn.space import SPACE_VERSION, default_configuration
+from metalearn.protocol import DEFAULT_TASK, TASKS, metric_for
+from metalearn.space import SPACE_VERSIONS, algorithms, default_configuration
 from metalearn.warmstart import Recommender
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,18 +39,24 @@ BUDGETS = (1, 2, 5, 10)
 COLD_BUDGETS = (1, 2, 5, 10, 20, 50)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)
+    parser.add_argument("--task", choices=TASKS, default=DEFAULT_TASK)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--coverage", type=float, default=0.9, help="min share of datasets a config in S covers")
     parser.add_argument("--ks", default="1,3,5,10,20")
     parser.add_argument("--global-weights", default="0.25,0.5,0.75,1",
                         help="greedy ranking: share of the dataset weight spread over all datasets")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
+    task, metric = args.task, metric_for(args.task)
     kb = KnowledgeBase(args.db)
-    rec = Recommender(kb, DEFAULT_METRIC)
+    rec = Recommender(kb, metric)  # only the datasets of the metric's task
     scores = rec.scores
     shared = scores.loc[:, scores.notna().mean() >= args.coverage]
     S = set(int(c) for c in shared.columns)
@@ -57,7 +64,9 @@ def main() -> None:
     normalised = shared.sub(low, axis=0).div((high - low).replace(0, np.nan), axis=0)
     features = kb.metafeature_matrix(rec.extractor)
     ids = [int(i) for i in shared.index if i in features.index and i in rec.info]
-    defaults = {a: kb.register_configuration(default_configuration(a), a, SPACE_VERSION) for a in DEFAULT_POOL}
+    # the library defaults the seed build cross-evaluates (as in seeding._pooled_top_configs)
+    defaults = {a: kb.register_configuration(default_configuration(a, task=task), a, SPACE_VERSIONS[task])
+                for a in algorithms(task)}
 
     base_hidden = rec.hidden_configurations
     outside = frozenset(int(c) for c in scores.columns) - S
@@ -100,11 +109,12 @@ def main() -> None:
 
     summary = {name: {str(n): round(float(np.mean([r[i] for r in rows])), 4) for i, n in enumerate(BUDGETS)}
                for name, rows in results.items()}
-    cold = cold_search_curves(kb, low, high, ids, DEFAULT_METRIC)
+    cold = cold_search_curves(kb, low, high, ids, metric)
     reach = {name: round(float(np.mean([r[BUDGETS.index(10)] >= cold.at[q, 50] - 1e-9
                                         for q, r in zip(ids, rows, strict=True)])), 4)
              for name, rows in results.items()}
     out = {"command": "python " + " ".join(sys.argv), "generated": datetime.now(UTC).isoformat(),
+           **({} if task == DEFAULT_TASK else {"task": task, "metric": metric}),
            "n_datasets": len(ids), "n_shared_configurations": len(S),
            "mean_best_so_far_normalised_score": summary,
            "cold_smac_search": {
@@ -116,7 +126,8 @@ def main() -> None:
            "share_of_datasets_where_first_10_reach_cold_at_50": reach}
     print(json.dumps(out, indent=2))
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "recommendation_replay.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "recommendation_replay.json" if task == DEFAULT_TASK else f"recommendation_replay_{task}.json"
+    (args.output / name).write_text(json.dumps(out, indent=2) + "\n")
 
 
 def cold_search_curves(kb: object, low: pd.Series, high: pd.Series, ids: list[int],
