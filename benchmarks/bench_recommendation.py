@@ -31,7 +31,7 @@ import pandas as pd
 
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.protocol import DEFAULT_TASK, TASKS, metric_for
-from metalearn.space import SPACE_VERSIONS, algorithms, default_configuration
+from metalearn.seeding import library_defaults
 from metalearn.warmstart import Recommender
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,9 +64,7 @@ def main() -> None:
     normalised = shared.sub(low, axis=0).div((high - low).replace(0, np.nan), axis=0)
     features = kb.metafeature_matrix(rec.extractor)
     ids = [int(i) for i in shared.index if i in features.index and i in rec.info]
-    # the library defaults the seed build cross-evaluates (as in seeding._pooled_top_configs)
-    defaults = {a: kb.register_configuration(default_configuration(a, task=task), a, SPACE_VERSIONS[task])
-                for a in algorithms(task)}
+    defaults = library_defaults(kb, task)  # the library defaults the seed build cross-evaluates
 
     base_hidden = rec.hidden_configurations
     outside = frozenset(int(c) for c in scores.columns) - S

@@ -173,6 +173,13 @@ def cross_evaluate_one(source: DatasetSource, db: str, protocol: SeedProtocol, c
                 "seconds": time.perf_counter() - start}
 
 
+def library_defaults(kb: KnowledgeBase, task: str) -> dict[str, int]:
+    """Configuration id of the library default of every family of ``task``'s space (registered if new): the
+    defaults every cross-evaluation pool holds."""
+    return {a: kb.register_configuration(default_configuration(a, task=task), a, SPACE_VERSIONS[task])
+            for a in algorithms(task)}
+
+
 def _pooled_top_configs(db: str, protocol: SeedProtocol, task: str) -> list[int]:
     """The ``cross_evaluate`` best configurations of every dataset of ``task``, plus the library defaults of every
     family of that task's space, then the next best of every dataset in turn until there are ``pool_size``.
@@ -186,8 +193,7 @@ def _pooled_top_configs(db: str, protocol: SeedProtocol, task: str) -> list[int]
             return []
         ranked = perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
         ranked["rank"] = ranked.groupby("dataset_id").cumcount()
-        defaults = [kb.register_configuration(default_configuration(a, task=task), a, SPACE_VERSIONS[task])
-                    for a in algorithms(task)]
+        defaults = list(library_defaults(kb, task).values())
     finally:
         kb.dispose()
     pool = set(int(c) for c in ranked.loc[ranked["rank"] < protocol.cross_evaluate, "configuration_id"]) | set(defaults)

@@ -331,10 +331,10 @@ class Recommender:
                 break
         # the evidence is gathered only for what is shown
         distances = cache(lambda: self.index.distance_map(features) if self.index is not None else {})
-        cells = self._neighbor_cells([c.configuration_id for c in chosen], neighbors)
+        scores = self._neighbor_scores([c.configuration_id for c in chosen], neighbors)[2].T.tolist()
         configs = self._configurations([c.configuration_id for c in chosen])
         recommendations = [self._scored(c, rank, configs[c.configuration_id], neighbors, found, distances, excluded)
-                           for rank, (c, found) in enumerate(zip(chosen, cells, strict=True), start=1)]
+                           for rank, (c, found) in enumerate(zip(chosen, scores, strict=True), start=1)]
         return RecommendationReport(dict(dataset or {}), dict(features), neighbors, recommendations, bool(far),
                                     self.metric, filtered=filtered)
 
@@ -403,21 +403,17 @@ class Recommender:
             keep &= ~np.isin(self._row_ids, list(excluded))
         return self._row_ids[keep], values[keep]
 
-    def _neighbor_cells(self, config_ids: list[int], neighbors: list[Neighbor]) -> list[list[tuple[float, float]]]:
-        """``(score, percentile)`` of each configuration on each neighbour (NaN where it was not run), read
-        from the matrices in one lookup."""
+    def _neighbor_scores(self, config_ids: list[int], neighbors: list[Neighbor]
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Matrix rows of the neighbours and columns of the configurations (0 where absent), and the score of each
+        configuration on each neighbour (neighbours x configurations; NaN where it was not run), in one lookup."""
         rows = np.asarray([self._row.get(n.dataset_id, -1) for n in neighbors], dtype=int)
         cols = np.asarray([self._col.get(c, -1) for c in config_ids], dtype=int)
-        if not len(cols):
-            return []
-        if self._score_array.size == 0 or not len(rows):
-            return [[(math.nan, math.nan)] * len(rows) for _ in cols]
-        cell = np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))
-        missing = (rows < 0)[:, None] | (cols < 0)[None, :]
-        scores = np.where(missing, np.nan, self._score_array[cell]).T.tolist()
-        pct_rows = np.stack([self._percentile_row(int(r)) for r in np.maximum(rows, 0)])
-        pct = np.where(missing, np.nan, pct_rows[:, np.maximum(cols, 0)]).T.tolist()
-        return [list(zip(s, p, strict=True)) for s, p in zip(scores, pct, strict=True)]
+        if self._score_array.size == 0:
+            return np.zeros_like(rows), np.zeros_like(cols), np.full((len(rows), len(cols)), np.nan)
+        scores = self._score_array[np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))]  # a copy
+        scores[(rows < 0)[:, None] | (cols < 0)[None, :]] = np.nan
+        return np.maximum(rows, 0), np.maximum(cols, 0), scores
 
     def _ranked_row(self, row: int) -> list[int]:
         """The configuration ids one dataset ran, best first (ties by column order), computed the first time a
@@ -440,30 +436,24 @@ class Recommender:
     def _utilities(self, config_ids: list[int], neighbors: list[Neighbor]) -> list[float]:
         """Each configuration's utility: the similarity-weighted mean of its percentile ranks on the neighbours
         (0.5 where it was not run)."""
-        if not config_ids:
-            return []
-        weights = [1.0 / (n.distance + WEIGHT_EPS) for n in neighbors]
-        total = sum(weights)
-        rows = np.asarray([self._row.get(n.dataset_id, -1) for n in neighbors], dtype=int)
-        cols = np.asarray([self._col.get(c, -1) for c in config_ids], dtype=int)
-        if self._score_array.size == 0:
+        if self._score_array.size == 0 or not config_ids:
             return [0.5] * len(config_ids)
-        pct = np.stack([self._percentile_row(int(r)) for r in np.maximum(rows, 0)])[:, np.maximum(cols, 0)]
-        run = np.isfinite(self._score_array[np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))])
-        run &= (rows >= 0)[:, None] & (cols >= 0)[None, :]
+        rows, cols, scores = self._neighbor_scores(config_ids, neighbors)
+        pct = np.stack([self._percentile_row(int(r)) for r in rows])[:, cols]
+        weights = [1.0 / (n.distance + WEIGHT_EPS) for n in neighbors]
         weighted = np.zeros(len(config_ids))
-        for weight, row_run, row_pct in zip(weights, run, pct, strict=True):  # neighbour by neighbour, in order
-            weighted += weight * np.where(row_run, row_pct, 0.5)
-        return (weighted / total).tolist()
+        for weight, row_scores, row_pct in zip(weights, scores, pct, strict=True):  # neighbour by neighbour, in order
+            weighted += weight * np.where(np.isfinite(row_scores), row_pct, 0.5)
+        return (weighted / sum(weights)).tolist()
 
     def _scored(self, candidate: _Candidate, rank: int, configuration: dict[str, Any], neighbors: list[Neighbor],
-                cells: list[tuple[float, float]], distances: Callable[[], Mapping[int, float]],
+                scores: list[float], distances: Callable[[], Mapping[int, float]],
                 excluded: Collection[int]) -> Recommendation:
         """The recommendation shown for ``candidate``: its expected score and range on the neighbours that ran it
-        (``cells``), or else on every dataset that is not excluded."""
+        (its ``scores`` there, NaN where not run), or else on every dataset that is not excluded."""
         config_id = candidate.configuration_id
         evidence = [Evidence(n.name, n.dataset_id, n.distance, score)
-                    for n, (score, _) in zip(neighbors, cells, strict=True) if math.isfinite(score)]
+                    for n, score in zip(neighbors, scores, strict=True) if math.isfinite(score)]
         expected: float | None
         span: tuple[float, float] | None
         if evidence:

@@ -79,12 +79,12 @@ _LISTING = "metalearn.cli.listing"  # set in ctx.meta while a group formats its 
 class LazyGroup(TyperGroup):
     """A group whose commands come from a table: ``list_commands`` returns its names, ``get_command`` imports the
     command's module. The group's own help lists the table's short help and imports nothing; :attr:`commands`
-    holds those placeholders, so typer's "Did you mean ...?" knows every name."""
+    holds placeholders of every name, so typer's "Did you mean ...?" knows them."""
 
     def __init__(self, *, table: dict[str, CommandSpec | GroupSpec] = COMMANDS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.table = table
-        self.commands.update({name: TyperCommand(name, short_help=spec.help) for name, spec in table.items()})
+        self.commands.update({name: TyperCommand(name) for name in table})  # short help filled in when listed
         self._loaded: dict[str, TyperCommand | TyperGroup] = {}
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
@@ -96,8 +96,10 @@ class LazyGroup(TyperGroup):
         spec = self.table.get(cmd_name)
         if spec is None:
             return None
-        if ctx.meta.get(_LISTING):
-            return self.commands[cmd_name]
+        if ctx.meta.get(_LISTING):  # the docstrings are parsed only here, not on every start-up
+            placeholder = self.commands[cmd_name]
+            placeholder.short_help = spec.help
+            return placeholder
         if cmd_name not in self._loaded:
             self._loaded[cmd_name] = self._load(cmd_name, spec)
         return self._loaded[cmd_name]
