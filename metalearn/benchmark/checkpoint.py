@@ -11,7 +11,10 @@ import datetime as dt
 import fcntl
 import json
 import os
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from metalearn.errors import MetalearnError
 from metalearn.protocol import dumps_json
 
 Done = set[tuple[str, int, str, int]]
+#: Longest pause between two result rows still counted as compute by :func:`hours_from_rows`.
+ROW_GAP_LIMIT = 3600.0
 
 
 def now() -> str:
@@ -97,3 +102,39 @@ def save_state(output: Path, state: dict[str, Any]) -> None:
     tmp = output / "state.json.tmp"
     tmp.write_text(json.dumps(state, indent=1))
     tmp.replace(output / "state.json")
+
+
+@contextmanager
+def compute_clock(output: Path, state: dict[str, Any], command: str, every: float = 60.0) -> Iterator[None]:
+    """Record an invocation in ``state.json`` when it starts and keep its compute up to date every ``every``
+    seconds (and at the end), so a run killed without warning (the end of a session) loses at most that."""
+    base, start, lock, stop = float(state.get("seconds", 0.0)), time.perf_counter(), threading.Lock(), threading.Event()
+    state.setdefault("invocations", []).append({"started": now(), "seconds": 0.0, "command": command})
+
+    def record() -> None:
+        with lock:
+            spent = time.perf_counter() - start
+            state["seconds"], state["invocations"][-1]["seconds"] = base + spent, spent
+            save_state(output, state)
+
+    def beat() -> None:
+        while not stop.wait(every):
+            record()
+
+    record()
+    thread = threading.Thread(target=beat, name="compute-clock", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        record()
+
+
+def hours_from_rows(records: Iterable[dict[str, Any]]) -> float:
+    """Wall-clock hours a run's rows span, from their ``created`` times, not counting pauses longer than
+    :data:`ROW_GAP_LIMIT` (the run was stopped): the compute of runs that predate :func:`compute_clock`."""
+    times = sorted(dt.datetime.fromisoformat(r["created"]).timestamp() for r in records if r.get("created"))
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return sum(g for g in gaps if g <= ROW_GAP_LIMIT) / 3600

@@ -24,7 +24,6 @@ import shutil
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metalearn.benchmark.checkpoint import append_jsonl, now, read_jsonl, save_state
+from metalearn.benchmark.checkpoint import append_jsonl, compute_clock, hours_from_rows, now, read_jsonl, save_state
 from metalearn.benchmark.equal_time_config import DEFAULT_BUDGETS, DEFAULT_OUTPUT, EqualTimeConfig
 from metalearn.benchmark.equal_time_report import finalize
 from metalearn.benchmark.jobs import dummy_scores, score_predictions
@@ -371,22 +370,22 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
     echo(f"equal-time benchmark {config.suite} ({config.task}, test {config.metric}): {len(sources)} datasets x "
          f"{config.seeds} seeds x {len(config.budgets)} budgets x {len(config.systems)} systems ({done}/{total} "
          f"done); output {output}")
-    new_rows, start, started = 0, time.perf_counter(), now()
+    new_rows = 0
     if not report_only and todo:
         previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
             else None
         try:
-            new_rows = _execute(config, sources, todo, output, kb, echo)
+            with compute_clock(output, state, config.command()):
+                new_rows = _execute(config, sources, todo, output, kb, echo)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-            spent = time.perf_counter() - start
-            state["seconds"] = float(state.get("seconds", 0.0)) + spent
-            state["invocations"].append({"started": started, "seconds": spent, "command": config.command()})
-            save_state(output, state)
     save_state(output, state)
-    summary = finalize(output, config.setup(), [s.key for s in sources],
-                       extra={"new_rows": new_rows, "hours": state["seconds"] / 3600, "report_only": report_only})
+    extra = {"new_rows": new_rows, "hours": float(state.get("seconds", 0.0)) / 3600, "report_only": report_only}
+    rows = read_jsonl(output / "results.jsonl")
+    if not extra["hours"] and rows:  # killed before its compute was recorded (runs older than compute_clock)
+        extra |= {"hours": hours_from_rows(rows), "hours_estimated": True}
+    summary = finalize(output, config.setup(), [s.key for s in sources], extra=extra)
     echo(f"wrote {output / 'summary.json'} and report.md ({summary['n_datasets']} complete datasets, "
          f"{new_rows} new rows)")
     return summary

@@ -121,6 +121,14 @@ def banner(summary: dict[str, Any]) -> Lines:
     return lines
 
 
+def _hours(summary: dict[str, Any]) -> str:
+    """The compute spent, said to be an estimate when it is one."""
+    if summary.get("hours_estimated"):
+        return f"about {summary['hours']:.2f} h (estimated from the rows' times: the run was killed before it " \
+               "recorded its compute)"
+    return f"{summary['hours']:.2f} h"
+
+
 def _head(summary: dict[str, Any]) -> Lines:
     """Title, protocol, command, compute, the targets table and the shortfalls."""
     budgets = summary["budgets"]
@@ -130,7 +138,7 @@ def _head(summary: dict[str, Any]) -> Lines:
         f"{summary['n_datasets']} {summary.get('task', 'classification')} datasets ({summary['families']} families) "
         f"x {summary['n_seeds']} seeds; strategies {', '.join(summary['strategies'])}; budgets (trials) "
         f"{', '.join(map(str, budgets))}; metric: test {summary['metric']}. Protocol: `benchmarks/README.md`.", "",
-        f"Command: `{summary['command']}`  ", f"Compute: {summary['hours']:.2f} h on "
+        f"Command: `{summary['command']}`  ", f"Compute: {_hours(summary)} on "
         f"{summary['machine']['cpus']} CPUs ({summary['machine']['platform']}), {summary['machine']['jobs']} jobs.",
         "", "## Targets", "", "| target | result | value |", "|---|---|---|",
     ]

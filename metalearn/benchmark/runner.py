@@ -24,7 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from metalearn.benchmark.analysis import machine_info
 from metalearn.benchmark.checkpoint import (
     append_jsonl,
+    compute_clock,
     done_combinations,
+    hours_from_rows,
     is_done,
     load_state,
     now,
@@ -244,18 +246,14 @@ def _jobs(config: BenchmarkConfig, sources: list[DatasetSource], output: Path, k
 
 def _run_all(config: BenchmarkConfig, jobs: list[DatasetJob], state: dict[str, Any], output: Path,
              counts: tuple[int, int], progress: bool) -> list[dict[str, Any]]:
-    """Run the jobs, adding the compute spent and the invocation to ``state.json`` however they end."""
-    started, start = now(), time.perf_counter()
+    """Run the jobs, keeping the compute spent and the invocation in ``state.json`` however they end."""
     previous = _stop_on_sigterm()
     try:
-        return execute(jobs, config.jobs, counts[0], counts[1], progress)
+        with compute_clock(output, state, config.command()):
+            return execute(jobs, config.jobs, counts[0], counts[1], progress)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        state["seconds"] = float(state.get("seconds", 0.0)) + time.perf_counter() - start
-        state.setdefault("invocations", []).append({"started": started, "seconds": time.perf_counter() - start,
-                                                     "command": config.command()})
-        save_state(output, state)
 
 
 def _report_only(config: BenchmarkConfig, sources: list[DatasetSource], output: Path, state: dict[str, Any],
@@ -263,7 +261,8 @@ def _report_only(config: BenchmarkConfig, sources: list[DatasetSource], output: 
     """Summary, report and plots of the datasets whose every strategy and seed has finished, with how many
     have started but not finished and how many of the suite have no result; runs nothing and reads no
     knowledge base (``kb.json`` and ``state.json`` stay as the run left them)."""
-    done = done_combinations(read_jsonl(output / "results.jsonl"))
+    records = read_jsonl(output / "results.jsonl")
+    done = done_combinations(records)
     runs = {(s, st) for s in range(config.seeds) for st in config.strategies_for(s)}
     started = {key for key, seed, strategy, _ in done if (seed, strategy) in runs}
     keys = [s.key for s in sources]
@@ -278,7 +277,10 @@ def _report_only(config: BenchmarkConfig, sources: list[DatasetSource], output: 
     previous = output / "summary.json"
     if previous.is_file():  # and the machine it ran on
         extra["machine"] = json.loads(previous.read_text()).get("machine") or machine_info(config.jobs)
-    summary = finalize(output, config, complete, hours=float(state.get("seconds", 0.0)) / 3600, extra=extra)
+    hours = float(state.get("seconds", 0.0)) / 3600
+    if not hours and records:  # killed before its compute was recorded (runs older than compute_clock)
+        hours, extra["hours_estimated"] = hours_from_rows(records), True
+    summary = finalize(output, config, complete, hours=hours, extra=extra)
     echo(f"wrote summary.json, report.md and plots from the {len(complete)} complete datasets "
          f"({len(unfinished)} unfinished, {extra['datasets_without_results']} without results)")
     return summary
