@@ -40,7 +40,13 @@ def create_kb_engine(url: str, *, immediate: bool = False) -> Engine:
         return engine
     database = parsed.database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, read-only disk
+            where = exc.filename if isinstance(exc, FileExistsError) else None
+            reason = f"{where} is a file, not a folder" if where else exc.strerror or str(exc)
+            raise KnowledgeBaseError(f"cannot create the folder of knowledge base {redact_url(url)}: {reason}") \
+                from None
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
     _report_open_errors(engine, url)
 

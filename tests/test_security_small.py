@@ -91,6 +91,18 @@ def test_a_file_that_is_not_sqlite_is_one_error_line(tmp_path: Path) -> None:
             "(is it a SQLite knowledge base?)"], result.output
 
 
+def test_a_knowledge_base_under_a_file_is_one_error_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder\n")
+    for command in (["kb", "stats"], ["kb", "init"]):
+        result = runner.invoke(app, [*command, "--db", str(blocker / "kb.sqlite")])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stderr.strip().splitlines() == [
+            f"error: cannot create the folder of knowledge base sqlite:///{blocker}/kb.sqlite: {blocker} is a file, "
+            "not a folder"], result.output
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
 def test_duplicate_column_names_are_refused(tmp_path: Path) -> None:
     csv = tmp_path / "dup.csv"
     csv.write_text("a,b,a,y\n" + "".join(f"{i},{i},{i},{i % 2}\n" for i in range(20)))

@@ -1,5 +1,8 @@
 """``metalearn benchmark``: the offline trial study, or with ``--time-budgets`` the equal wall-clock comparison
-with FLAML and AutoGluon (see benchmarks/README.md); classification or regression, one task per run."""
+with FLAML and AutoGluon (see benchmarks/README.md); classification or regression, one task per run.
+
+The benchmark package is imported when the command runs, not for its ``--help`` (importing even
+:mod:`metalearn.benchmark.config` runs the package's ``__init__``, which loads the whole search stack)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ from typing import Annotated
 
 import typer
 
-from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
-from metalearn.benchmark.equal_time import EqualTimeConfig, run_equal_time
 from metalearn.cli.common import user_errors
 
 commands = typer.Typer()
@@ -69,6 +70,9 @@ def benchmark(
                                                           "(benchmarks/peers/setup.sh).")] = None,
 ) -> None:
     """Offline benchmark of warm vs cold vs random search (and FLAML); see benchmarks/README.md."""
+    from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
+    from metalearn.benchmark.equal_time import EqualTimeConfig, run_equal_time
+
     if time_budgets is not None:
         run_equal_time(EqualTimeConfig(
             suite=suite, systems=tuple(systems.split(",")), budgets=tuple(time_budgets.split(",")), seeds=seeds,

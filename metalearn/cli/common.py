@@ -1,4 +1,8 @@
-"""Shared parts of the ``metalearn`` command line: options, error decorators and small helpers."""
+"""Shared parts of the ``metalearn`` command line: options, error decorators and small helpers.
+
+Light on purpose (a command's ``--help`` imports this module): the helpers import the knowledge base, the settings
+and the JSON encoder when they are called.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,8 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from metalearn.errors import KnowledgeBaseError, MetalearnError
-from metalearn.knowledge_base.snapshot import open_kb
-from metalearn.protocol import dumps_json
-from metalearn.settings import redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,10 +52,13 @@ def user_errors(func: F) -> F:
 
 def kb_errors(func: F) -> F:
     """For the ``kb`` commands: a database error is one ``error:`` line (under :func:`user_errors`), never a
-    traceback; the knowledge base's own errors already hide the URL's password."""
+    traceback; the knowledge base's own errors already hide the URL's password. SQLAlchemy is imported when the
+    command runs, not for its ``--help``."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return func(*args, **kwargs)
         except SQLAlchemyError as exc:
@@ -67,15 +70,20 @@ def kb_errors(func: F) -> F:
 
 def _shown(url: str) -> str:
     """A database URL as printed: the password hidden."""
+    from metalearn.settings import redact_url
+
     return redact_url(url)
 
 
 def _print_json(data: Any) -> None:
+    """``data`` as indented JSON on standard output."""
+    from metalearn.protocol import dumps_json
+
     typer.echo(dumps_json(data, indent=2))
 
 
 def _kb(db: str | None) -> Any:
+    """The knowledge base ``db`` (default METALEARN_DB), with the shipped seed loaded when empty."""
+    from metalearn.knowledge_base.snapshot import open_kb
+
     return open_kb(db)
-
-
-# ---------------------------------------------------------------------------------------------- commands

@@ -1,5 +1,6 @@
 """``metalearn kb ...``: create, inspect, upgrade, export and import the knowledge base (``kb seed`` is in
-:mod:`metalearn.cli.seed`: it loads the whole search stack)."""
+:mod:`metalearn.cli.seed`: it loads the whole search stack). Each command imports the knowledge base when it runs,
+not for its ``--help``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from typing import Annotated
 import typer
 
 from metalearn.cli.common import DbOption, JsonOption, _kb, _print_json, _shown, kb_errors, user_errors
-from metalearn.knowledge_base import KnowledgeBase
-from metalearn.knowledge_base.snapshot import ensure_seeded, export_snapshot, import_snapshot
 
 commands = typer.Typer()
 
@@ -21,6 +20,9 @@ commands = typer.Typer()
 def kb_init(db: DbOption = None,
             seed: Annotated[bool, typer.Option(help="Load the shipped seed knowledge base.")] = True) -> None:
     """Create the knowledge base (and load the shipped seed into it when it is empty)."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import ensure_seeded
+
     kb = KnowledgeBase(db)
     loaded = ensure_seeded(kb) if seed else None
     stats = kb.stats()
@@ -49,6 +51,8 @@ def kb_stats(db: DbOption = None, json_: JsonOption = False) -> None:
 @kb_errors
 def kb_upgrade(db: DbOption = None) -> None:
     """Apply pending schema migrations (Alembic) to the knowledge base, keeping its data."""
+    from metalearn.knowledge_base import KnowledgeBase
+
     kb = KnowledgeBase(db, create=False)
     before, after = kb.upgrade()
     typer.echo(f"knowledge base at {_shown(kb.url)}: schema {before or 'empty'} -> {after}")
@@ -59,6 +63,9 @@ def kb_upgrade(db: DbOption = None) -> None:
 @kb_errors
 def kb_export(output: Path, db: DbOption = None) -> None:
     """Write a portable snapshot (meta-features, configurations, runs; no raw data)."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import export_snapshot
+
     counts = export_snapshot(KnowledgeBase(db), output)
     typer.echo(f"wrote {output}: {counts['datasets']} datasets, {counts['configurations']} configurations, "
                f"{counts['runs']} runs, {counts['bytes'] / 2**20:.2f} MiB")
@@ -69,5 +76,8 @@ def kb_export(output: Path, db: DbOption = None) -> None:
 @kb_errors
 def kb_import(snapshot: Path, db: DbOption = None) -> None:
     """Merge a snapshot into the knowledge base (idempotent)."""
+    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn.knowledge_base.snapshot import import_snapshot
+
     counts = import_snapshot(KnowledgeBase(db), snapshot)
     typer.echo(f"imported {counts['runs']} new runs from {snapshot}")

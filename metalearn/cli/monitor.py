@@ -1,4 +1,5 @@
-"""``metalearn monitor MODEL NEWDATA``: drift of new data against the training profile in a model file."""
+"""``metalearn monitor MODEL NEWDATA``: drift of new data against the training profile in a model file (the
+drift module and the model file's loader are imported when the command runs, not for its ``--help``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from metalearn.cli.common import JsonOption, TrustOption, _print_json, user_errors
-from metalearn.datasets import read_table
-from metalearn.drift import compare
-from metalearn.model_io import ModelBundle
 
 commands = typer.Typer()
 
@@ -54,6 +52,10 @@ def monitor(model: Path, data: Annotated[Path, typer.Argument(metavar="NEWDATA",
             trust_unsigned: TrustOption = False) -> None:
     """Drift of new data against the model's training data: per-column PSI and KS / chi-squared tests, unseen
     categories, missing rates, meta-feature distance and score drop; verdict ok / watch / retrain."""
+    from metalearn.datasets import read_table
+    from metalearn.drift import compare
+    from metalearn.model_io import ModelBundle
+
     bundle = ModelBundle.load(model, trust_unsigned=trust_unsigned)
     report = compare(bundle, read_table(data), data_name=str(data))
     if json_:

@@ -1,16 +1,18 @@
-"""Commands on one dataset: meta-features, recommendations, search, predict, report."""
+"""Commands on one dataset: meta-features, recommendations, search, predict, report.
+
+Only their options are defined here (a command's ``--help`` loads this module): each command imports what it runs
+from :mod:`metalearn.cli.searching` (the service, the console, the search stack) when it runs.
+"""
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import psutil
 import typer
 
-from metalearn import console, service
 from metalearn.cli.common import (
     DbOption,
     JsonOption,
@@ -23,28 +25,13 @@ from metalearn.cli.common import (
     _print_json,
     user_errors,
 )
-from metalearn.datasets import detect_task
 from metalearn.errors import MetalearnError
-from metalearn.mitigation import FairnessRequest, check_request
 from metalearn.protocol import DEFAULTS, STRATEGIES
-from metalearn.report import render_report
-from metalearn.settings import mlflow_uri
-from metalearn.tracking import MlflowTracker
-from metalearn.warmstart.continued import record_fairness, stored_fairness
-from metalearn.warmstart.grid import load_grid
-from metalearn.warmstart.search import SearchSettings
 
 commands = typer.Typer()
 
 #: when this process started (epoch seconds): ``--time-budget`` counts from here, the imports included
 STARTED_AT = psutil.Process().create_time()
-
-
-def _load(file: Path, target: str, name: str | None, task: str | None = None) -> Any:
-    dataset = service.load_dataset(file, target, name, task=task)
-    reason = "forced with --task" if task else detect_task(dataset.y)[1]
-    typer.echo(f"task: {dataset.task} ({reason})", err=True)  # standard error: --json output stays clean
-    return dataset
 
 
 @commands.command()
@@ -53,7 +40,9 @@ def metafeatures(file: Path, target: TargetOption, name: NameOption = None, task
                  json_: JsonOption = False,
                  seed: int = 0) -> None:
     """Extract the meta-feature vector of a dataset."""
-    dataset = _load(file, target, name, task)
+    from metalearn.cli.searching import console, load, service
+
+    dataset = load(file, target, name, task)
     mf = service.metafeatures(dataset, seed=seed)
     if json_:
         _print_json(mf.to_json())
@@ -80,7 +69,9 @@ def recommend(file: Path, target: TargetOption, name: NameOption = None,
               exclude: ExcludeOption = None, interpretable: InterpretableOption = False, db: DbOption = None,
               json_: JsonOption = False) -> None:
     """Recommend pipelines for a dataset, with the evidence behind each one."""
-    dataset = _load(file, target, name, task)
+    from metalearn.cli.searching import console, load, service
+
+    dataset = load(file, target, name, task)
     report = service.recommend(_kb(db), dataset, top=top, k=k, metric=metric, include=include or [],
                                exclude=exclude or [], interpretable=interpretable)
     if json_:
@@ -136,17 +127,30 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
                                                         "mitigation too).")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
-    dataset = _load(file, target, name, task)
+    from metalearn.cli.searching import (
+        SearchSettings,
+        check_fairness,
+        console,
+        load,
+        mlops,
+        read_grid,
+        record_fairness,
+        service,
+        settings_to_run,
+        show_result,
+    )
+
+    dataset = load(file, target, name, task)
     trials = trials if trials is not None or strategy == "grid" or continue_ is not None else DEFAULTS.n_trials
     settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
                               trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
                               max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size,
                               ensemble_size=ensemble_size, include=include or [], exclude=exclude or [],
-                              interpretable=interpretable, grid=_grid(grid), max_grid_size=max_grid_size)
-    extras = _mlops(sensitive, fairness, mlflow, mlflow_experiment, mlflow_register)
+                              interpretable=interpretable, grid=read_grid(grid), max_grid_size=max_grid_size)
+    extras = mlops(sensitive, fairness, mlflow, mlflow_experiment, mlflow_register)
     kb = _kb(db)
-    new_fairness = _fairness(kb, dataset, continue_, extras)  # before _plan reopens a continued search
-    settings = _plan(kb, dataset, settings, continue_)
+    new_fairness = check_fairness(kb, dataset, continue_, extras)  # before settings_to_run reopens a continued search
+    settings = settings_to_run(kb, dataset, settings, continue_)
     with console.first_ctrl_c_stops() as stopped:
         if json_ or not sys.stderr.isatty() or any(extras.values()):
             result = service.search(kb, dataset, settings, should_stop=stopped.is_set, output=output,
@@ -156,117 +160,7 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
                                                   started_at=STARTED_AT)
     if new_fairness and result.search_id is not None:  # stored with the search: continuing it mitigates again
         record_fairness(kb, result.search_id, vars(extras["fairness"]))
-    if stopped.is_set() and result.status == "cancelled":
-        result.status = "interrupted"
-    if json_:
-        _print_json(result.to_json() | {k: result.extra[k] for k in ("fairness", "mlflow") if k in result.extra})
-    else:
-        console.print_leaderboard(result, output if result.model is not None else None)
-        _print_mlops(result.extra)
-    if result.status == "failed":  # no model: say why, and exit non-zero
-        typer.echo(f"error: {_failure(result, settings)}", err=True)
-        raise typer.Exit(1)
-
-
-def _failure(result: Any, settings: Any) -> str:
-    """Why a search ended without a model, and what to change."""
-    if not result.trials:
-        if settings.time_budget:
-            return (f"no trial finished within the time budget of {settings.time_budget:g} s (it counts start-up "
-                    "and meta-features too): give a larger --time-budget")
-        return "no trial finished"
-    kinds = sorted({t.status for t in result.trials})
-    return (f"all {len(result.trials)} trials failed ({', '.join(kinds)}); the errors are in the trials "
-            "(--json) and the knowledge base")
-
-
-def _grid(path: Path | None) -> dict[str, list[Any]] | None:
-    return None if path is None else load_grid(path)
-
-
-def _plan(kb: Any, dataset: Any, settings: Any, continue_: int | None) -> Any:
-    """The settings to run: a continued search's own (reopened), or these, with a grid's size printed first."""
-    if continue_ is not None:
-        settings = service.continuation(kb, continue_, dataset, n_trials=settings.n_trials,
-                                        time_budget=settings.time_budget)
-        typer.echo(f"continuing search {continue_} ({settings.strategy}, {settings.metric})", err=True)
-    elif settings.strategy == "grid":
-        plan = service.plan_grid(kb, dataset, settings)
-        dropped = f", {plan.dropped} invalid combinations dropped" if plan.dropped else ""
-        runs = "" if settings.n_trials is None or settings.n_trials >= plan.size else \
-            f"; the first {settings.n_trials} run (--trials)"
-        typer.echo(f"grid: {plan.size} configurations ({plan.source}{dropped}){runs}", err=True)
-    return settings
-
-
-def _fairness(kb: Any, dataset: Any, continue_: int | None, extras: dict[str, Any]) -> bool:
-    """Check the fairness request of ``extras``; a continued search's stored request goes into ``extras`` (its
-    new final model is made fair again; a different request on the command line is an error). Returns whether
-    the request is new, to be stored with the search once it exists (``search --continue`` and the API's
-    continue then mitigate again)."""
-    given = extras["fairness"]
-    stored = stored_fairness(kb.search(continue_)["settings"]) if continue_ is not None else None
-    if stored is not None:
-        request = FairnessRequest(**stored)
-        if given is not None and given != request:
-            raise MetalearnError(f"search {continue_} is made fair for {request.sensitive!r} ({request.constraint}); "
-                                 "a continued search keeps its own fairness request: leave out --sensitive and "
-                                 "--fairness")
-        extras["fairness"] = request
-        typer.echo(f"its final model is made fair again for {request.sensitive!r} ({request.constraint})", err=True)
-    if extras["fairness"] is not None:
-        check_request(extras["fairness"], dataset)  # a bad request fails before a continued search is reopened
-    return given is not None and stored is None
-
-
-def _mlops(sensitive: str | None, fairness: str | None, mlflow: bool, experiment: str,
-           register: str | None) -> dict[str, Any]:
-    """The fairness request and MLflow tracker of ``search`` (None when not asked for)."""
-    if (sensitive is None) != (fairness is None):
-        raise MetalearnError("fairness mitigation needs both --sensitive COLUMN and --fairness "
-                             "demographic_parity|equalized_odds")
-    tracker = None
-    if mlflow or register or mlflow_uri():
-        tracker = MlflowTracker(experiment=experiment, register=register)
-    request = FairnessRequest(sensitive, fairness) if sensitive is not None and fairness is not None else None
-    return {"fairness": request, "tracker": tracker}
-
-
-def _print_mlops(extra: dict[str, Any]) -> None:
-    """The fairness figures before / after mitigation and where MLflow has the search."""
-    fair = extra.get("fairness")
-    if fair:
-        typer.echo(f"fairness ({fair['constraint']} on {fair['sensitive']!r}, {fair['evaluated_on']}):")
-        for side in ("before", "after"):
-            f = fair[side]
-            groups = ", ".join(f"{g['group']} {g.get('selection_rate', float('nan')):.2f}" for g in f["groups"])
-            typer.echo(f"  {side:6} balanced accuracy {f['balanced_accuracy']:.3f}, demographic parity difference "
-                       f"{f['demographic_parity_difference']:.3f}, equalized odds difference "
-                       f"{f['equalized_odds_difference']:.3f}; selection rate by group: {groups}")
-    tracked = extra.get("mlflow")
-    if tracked:
-        typer.echo(f"mlflow: run {tracked['run_id']} in experiment {tracked['experiment']!r} at "
-                   f"{tracked['tracking_uri']}" + (f", model {tracked['model_uri']}" if tracked.get("model_uri")
-                                                   else ""))
-
-
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_safe(frame: Any) -> Any:
-    """``frame`` with text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first)
-    prefixed with ``'`` (OWASP CSV injection); numbers, and text that is a plain number such as ``-1.5``, stay."""
-    def cell(value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
-            return "'" + value
-        return value
-
-    safe = frame.copy()
-    for column in safe.columns:
-        if safe[column].dtype.kind not in "biufcmM":  # text, object or categorical
-            safe[column] = safe[column].map(cell)
-    return safe
+    show_result(result, settings, output, json_, stopped=stopped.is_set())
 
 
 @commands.command()
@@ -278,7 +172,9 @@ def predict(model: Path, file: Path,
 
     Text cells that a spreadsheet would read as a formula are written with a leading ' (CSV injection).
     """
-    predictions = _csv_safe(service.predict(model, file, trust_unsigned=trust_unsigned))
+    from metalearn.cli.searching import csv_safe, service
+
+    predictions = csv_safe(service.predict(model, file, trust_unsigned=trust_unsigned))
     if output is None:
         typer.echo(predictions.to_csv(index=False), nl=False)
     else:
@@ -312,6 +208,8 @@ def report(
 
     SEARCH_ID_OR_MODEL: a saved model file, or a search id (its best configuration is refitted on --data).
     """
+    from metalearn.cli.searching import render_report, service
+
     if data is None:
         raise MetalearnError("give the data to evaluate on with --data FILE (the knowledge base and the model file "
                              "hold no raw data)")

@@ -1,5 +1,5 @@
 """``metalearn kb seed``: seed the knowledge base (its own module: it imports the whole search stack, which the
-other ``kb`` commands do not need)."""
+other ``kb`` commands do not need; when it runs, not for its ``--help``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Annotated
 
 import typer
 
-from metalearn import seeding
 from metalearn.cli.common import DbOption, _shown, kb_errors, user_errors
 from metalearn.errors import MetalearnError
-from metalearn.knowledge_base import KnowledgeBase
 
 commands = typer.Typer()
 
@@ -38,6 +36,9 @@ def kb_seed(
     db: DbOption = None,
 ) -> None:
     """Seed the knowledge base from OpenML or a manifest directory (resumable, parallel)."""
+    from metalearn import seeding
+    from metalearn.knowledge_base import KnowledgeBase
+
     sources: list[seeding.DatasetSource] = []
     cache = str(cache_dir) if cache_dir else None
     if manifest is not None:

@@ -1,4 +1,5 @@
-"""``metalearn serve``: the HTTP API and the studio under uvicorn."""
+"""``metalearn serve``: the HTTP API and the studio under uvicorn (imported when the command runs, with the API and
+the settings, not for its ``--help``)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,9 @@ import socket
 from typing import Annotated
 
 import typer
-import uvicorn
-from uvicorn.supervisors import Multiprocess
 
-from metalearn import service
-from metalearn.api.app import create_app
 from metalearn.cli.common import DbOption, user_errors
 from metalearn.errors import MetalearnError
-from metalearn.knowledge_base.snapshot import open_kb
-from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
 
 commands = typer.Typer()
 
@@ -39,6 +34,14 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           db: DbOption = None,
           log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug.")] = "info") -> None:
     """Run the HTTP API with uvicorn (docs at /docs); settings from METALEARN_DB and METALEARN_API_*."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from metalearn import service
+    from metalearn.api.app import create_app
+    from metalearn.knowledge_base.snapshot import open_kb
+    from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
+
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
     settings = ServerSettings.from_env(db_url=database_url(db))  # bad settings: one line and exit 2, before uvicorn
