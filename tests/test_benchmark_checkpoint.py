@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from metalearn.benchmark.checkpoint import compute_clock, hours_from_rows, save_state
+from metalearn.benchmark.checkpoint import compute_clock, compute_hours, hours_from_rows, save_state
 from metalearn.benchmark.report import _hours
 
 
@@ -44,6 +44,9 @@ def test_hours_from_rows_skips_the_pauses_between_sessions() -> None:
                                      "2026-11-30T18:15:00+00:00")] + [{"dataset": "no time"}]
     assert hours_from_rows(rows) == pytest.approx(1.25)
     assert hours_from_rows([]) == 0.0
+    assert compute_hours({"seconds": 0.0}, rows) == (pytest.approx(1.25), True)  # killed before recording
+    assert compute_hours({"seconds": 0.5 * 3600}, rows) == (pytest.approx(1.25), True)  # one invocation lost
+    assert compute_hours({"seconds": 2 * 3600}, rows) == (2.0, False)  # recorded, larger than the rows' span
 
 
 def test_the_report_says_when_the_compute_is_an_estimate() -> None:

@@ -137,7 +137,7 @@ def test_summary_report_and_paired_stats(run: tuple[EqualTimeConfig, dict, float
         assert (output / "score_vs_budget.png").is_file() and (output / "overrun.png").is_file()
 
 
-def test_resume_adds_nothing(run: tuple[EqualTimeConfig, dict, float]) -> None:
+def test_resume_adds_nothing(run: tuple[EqualTimeConfig, dict, float], tmp_path: Path) -> None:
     config, summary, seconds = run
     assert seconds < 120
     before = (Path(config.output) / "results.jsonl").read_text()
@@ -157,6 +157,9 @@ def test_resume_adds_nothing(run: tuple[EqualTimeConfig, dict, float]) -> None:
     bad = CliRunner().invoke(app, ["benchmark", "--suite", config.suite, "--time-budgets", "soon", "--output",
                                    config.output])
     assert bad.exit_code == 2 and "whole numbers of seconds" in bad.output
+    pinned = CliRunner().invoke(app, ["benchmark", "--suite", config.suite, "--time-budgets", str(BUDGET), "--systems",
+                                      "hgb", "--jobs", "4096", "--pin-cpus", "--output", str(tmp_path / "pinned")])
+    assert pinned.exit_code == 2 and "--pin-cpus: 4096 jobs x 1 cores need 4096 CPUs" in pinned.output
 
 
 @pytest.mark.skipif(find_spec("flaml") is None, reason="flaml is not installed")

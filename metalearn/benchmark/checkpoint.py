@@ -138,3 +138,11 @@ def hours_from_rows(records: Iterable[dict[str, Any]]) -> float:
     times = sorted(dt.datetime.fromisoformat(r["created"]).timestamp() for r in records if r.get("created"))
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     return sum(g for g in gaps if g <= ROW_GAP_LIMIT) / 3600
+
+
+def compute_hours(state: dict[str, Any], records: Iterable[dict[str, Any]]) -> tuple[float, bool]:
+    """The compute of a run in hours, and whether it is an estimate: what ``state.json`` recorded, or the rows'
+    span (:func:`hours_from_rows`) when that is larger (invocations killed before :func:`compute_clock`
+    existed recorded nothing)."""
+    recorded, spanned = float(state.get("seconds", 0.0)) / 3600, hours_from_rows(records)
+    return (spanned, True) if spanned > recorded else (recorded, False)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metalearn.benchmark.checkpoint import append_jsonl, compute_clock, hours_from_rows, now, read_jsonl, save_state
+from metalearn.benchmark.checkpoint import append_jsonl, compute_clock, compute_hours, now, read_jsonl, save_state
 from metalearn.benchmark.equal_time_config import DEFAULT_BUDGETS, DEFAULT_OUTPUT, EqualTimeConfig
 from metalearn.benchmark.equal_time_report import finalize
 from metalearn.benchmark.jobs import dummy_scores, score_predictions
@@ -381,10 +381,8 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
     save_state(output, state)
-    extra = {"new_rows": new_rows, "hours": float(state.get("seconds", 0.0)) / 3600, "report_only": report_only}
-    rows = read_jsonl(output / "results.jsonl")
-    if not extra["hours"] and rows:  # killed before its compute was recorded (runs older than compute_clock)
-        extra |= {"hours": hours_from_rows(rows), "hours_estimated": True}
+    hours, estimated = compute_hours(state, read_jsonl(output / "results.jsonl"))
+    extra = {"new_rows": new_rows, "hours": hours, "hours_estimated": estimated, "report_only": report_only}
     summary = finalize(output, config.setup(), [s.key for s in sources], extra=extra)
     echo(f"wrote {output / 'summary.json'} and report.md ({summary['n_datasets']} complete datasets, "
          f"{new_rows} new rows)")

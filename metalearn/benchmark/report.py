@@ -124,8 +124,8 @@ def banner(summary: dict[str, Any]) -> Lines:
 def _hours(summary: dict[str, Any]) -> str:
     """The compute spent, said to be an estimate when it is one."""
     if summary.get("hours_estimated"):
-        return f"about {summary['hours']:.2f} h (estimated from the rows' times: the run was killed before it " \
-               "recorded its compute)"
+        return f"about {summary['hours']:.2f} h (estimated from the rows' times: part of the run was killed " \
+               "before it recorded its compute)"
     return f"{summary['hours']:.2f} h"
 
 

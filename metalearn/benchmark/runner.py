@@ -25,8 +25,8 @@ from metalearn.benchmark.analysis import machine_info
 from metalearn.benchmark.checkpoint import (
     append_jsonl,
     compute_clock,
+    compute_hours,
     done_combinations,
-    hours_from_rows,
     is_done,
     load_state,
     now,
@@ -277,9 +277,7 @@ def _report_only(config: BenchmarkConfig, sources: list[DatasetSource], output: 
     previous = output / "summary.json"
     if previous.is_file():  # and the machine it ran on
         extra["machine"] = json.loads(previous.read_text()).get("machine") or machine_info(config.jobs)
-    hours = float(state.get("seconds", 0.0)) / 3600
-    if not hours and records:  # killed before its compute was recorded (runs older than compute_clock)
-        hours, extra["hours_estimated"] = hours_from_rows(records), True
+    hours, extra["hours_estimated"] = compute_hours(state, records)
     summary = finalize(output, config, complete, hours=hours, extra=extra)
     echo(f"wrote summary.json, report.md and plots from the {len(complete)} complete datasets "
          f"({len(unfinished)} unfinished, {extra['datasets_without_results']} without results)")
@@ -317,8 +315,9 @@ def run_benchmark(config: BenchmarkConfig, *, echo: Echo = print, progress: bool
     keys = {s.key for s in sources}
     errors = [e for e in read_jsonl(output / "errors.jsonl") if e.get("dataset_key") in keys]
     skipped = [o for o in outcomes if o.get("status") == "skipped"]
-    summary = finalize(output, config, [s.key for s in sources], hours=state["seconds"] / 3600,
-                       extra={"errors": errors[-200:], "skipped": skipped,
+    hours, estimated = compute_hours(state, read_jsonl(output / "results.jsonl"))
+    summary = finalize(output, config, [s.key for s in sources], hours=hours,
+                       extra={"errors": errors[-200:], "skipped": skipped, "hours_estimated": estimated,
                               "new_rows": int(sum(o.get("new_rows", 0) for o in outcomes))})
     echo(f"wrote {output / 'results.parquet'}, summary.json, report.md and plots "
          f"({summary['n_datasets']} datasets, {summary['n_rows']} rows, {summary['new_rows']} new)")

@@ -68,6 +68,8 @@ def benchmark(
     cores: Annotated[int, typer.Option(min=1, help="With --time-budgets: cores (threads) of every run.")] = 1,
     peers_python: Annotated[str | None, typer.Option(help="With --time-budgets: the python of the peers venv "
                                                           "(benchmarks/peers/setup.sh).")] = None,
+    pin_cpus: Annotated[bool, typer.Option("--pin-cpus", help="With --time-budgets: give every concurrent run its "
+                                                              "own CPUs (taskset).")] = False,
 ) -> None:
     """Offline benchmark of warm vs cold vs random search (and FLAML); see benchmarks/README.md."""
     from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
@@ -78,7 +80,8 @@ def benchmark(
             suite=suite, systems=tuple(systems.split(",")), budgets=tuple(time_budgets.split(",")), seeds=seeds,
             cores=cores, jobs=jobs, output=str(output) if output else None, db=db, task=task,
             peers_python=peers_python, max_rows=max_rows, limit=limit, shuffle=shuffle, datasets=datasets,
-            cache_dir=str(cache_dir) if cache_dir else None), echo=lambda text: typer.echo(text, err=True),
+            cache_dir=str(cache_dir) if cache_dir else None, pin_cpus=pin_cpus),
+            echo=lambda text: typer.echo(text, err=True),
             report_only=report_only)
         return
     config = BenchmarkConfig(
