@@ -266,6 +266,17 @@ def test_hard_cap_kills_and_crash_is_recorded(tmp_path: Path) -> None:
     assert "PYTHONPATH" not in env
 
 
+def test_a_relative_output_reaches_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the worker runs in its own folder: with a relative --output, the path of its arguments once missed
+    monkeypatch.chdir(tmp_path)
+    worker = ("import json, sys; from pathlib import Path; args = json.loads(Path(sys.argv[1]).read_text()); "
+              "Path(args['result']).write_text(json.dumps({'status': 'ok', 'ready_at': args['spawned_at']}))")
+    outcome = Launcher().run([sys.executable, "-c", worker], thread_env(1), {"budget": 5},
+                             Path("results") / "runs" / "one", cap=30.0)
+    assert outcome.status == "ok", outcome.error
+    assert (tmp_path / "results" / "runs" / "one" / "args.json").is_file()
+
+
 def test_rows_of_failed_runs_are_imputed(tmp_path: Path) -> None:
     config = EqualTimeConfig("suite", systems=("hgb",), budgets=(10,)).validate()
     split = Split("k", 0, tmp_path, {"dataset": "d", "family": "d", "n_train": 4, "n_test": 2, "n_classes": 2,

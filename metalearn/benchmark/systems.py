@@ -201,7 +201,9 @@ class Launcher:
     def run(self, command: list[str], env: dict[str, str], args: dict[str, Any], workdir: Path,
             cap: float) -> Outcome:
         """Write ``args.json`` (with ``spawned_at``, the parent's wall-clock at the spawn), run the worker and
-        time it; ``timeout`` when it is still running after ``cap`` seconds, ``crash`` without a result."""
+        time it; ``timeout`` when it is still running after ``cap`` seconds, ``crash`` without a result. The worker
+        runs in ``workdir``, so every path it is given is absolute (a relative ``--output`` made each one miss)."""
+        workdir = workdir.absolute()
         workdir.mkdir(parents=True, exist_ok=True)
         args_path, result_path = workdir / "args.json", workdir / "result.json"
         result_path.unlink(missing_ok=True)
