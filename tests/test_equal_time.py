@@ -266,8 +266,18 @@ def test_hard_cap_kills_and_crash_is_recorded(tmp_path: Path) -> None:
     assert "PYTHONPATH" not in env
 
 
-def test_a_relative_output_reaches_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the worker runs in its own folder: with a relative --output, the path of its arguments once missed
+def test_a_relative_output_and_suite_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # workers run in their own folders: with a relative --output, their arguments, splits and knowledge base missed
+    monkeypatch.chdir(tmp_path)
+    write_suite(tmp_path / "suite")
+    summary = run_equal_time(EqualTimeConfig("suite", systems=("metalearn", "hgb"), budgets=(BUDGET,), limit=1,
+                                             output="results/equal-time"), echo=lambda _: None)
+    rows = [json.loads(line) for line in (tmp_path / "results/equal-time/results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["ok", "ok"], [r.get("error") for r in rows]
+    assert summary["n_datasets"] == 1 and "--output results/equal-time" in summary["command"]
+
+
+def test_a_relative_worker_folder_reaches_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     worker = ("import json, sys; from pathlib import Path; args = json.loads(Path(sys.argv[1]).read_text()); "
               "Path(args['result']).write_text(json.dumps({'status': 'ok', 'ready_at': args['spawned_at']}))")

@@ -359,7 +359,7 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
     if not report_only:
         config = _available(config, echo)
     config, sources = _sources(config, echo)
-    output = Path(config.output_dir)
+    output = Path(config.output_dir).absolute()  # workers run in their own folders: every path they get is absolute
     output.mkdir(parents=True, exist_ok=True)
     state = _load_state(output, config)
     kb = (prepare_knowledge_base(config.db, output, echo, config.task or "classification")
