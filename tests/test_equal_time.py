@@ -170,7 +170,7 @@ def test_one_flaml_run(tmp_path: Path) -> None:
     summary = run_equal_time(config, echo=lambda _: None)
     (row,) = _rows(config)
     assert row["system"] == "flaml" and row["status"] == "ok", row["error"]
-    assert row["test_score"] > 0.85 and row["info"]["time_budget"] <= 5 and row["python"] == sys.executable
+    assert row["test_score"] > 0.85 and row["info"]["time_budget"] <= 5 and row["python"] == "project"
     assert summary["n_datasets"] == 1 and summary["paired"] == {}
 
 
@@ -274,6 +274,7 @@ def test_a_relative_output_and_suite_work(tmp_path: Path, monkeypatch: pytest.Mo
                                              output="results/equal-time"), echo=lambda _: None)
     rows = [json.loads(line) for line in (tmp_path / "results/equal-time/results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in rows] == ["ok", "ok"], [r.get("error") for r in rows]
+    assert {r["python"] for r in rows} == {"project"}  # a label: results name no machine path
     assert summary["n_datasets"] == 1 and "--output results/equal-time" in summary["command"]
 
 

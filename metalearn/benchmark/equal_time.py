@@ -171,7 +171,8 @@ def result_row(task: Task, split: Split, outcome: Outcome, config: EqualTimeConf
             "overrun": outcome.seconds - task.budget, "cap": config.cap(task.budget), "exit_code": outcome.exit_code,
             "error": None if error is None else str(error)[-2000:], "cores": config.cores,
             "n_train": meta["n_train"], "n_test": meta["n_test"], "n_classes": meta["n_classes"],
-            "info": result.get("info") or {}, "versions": result.get("versions") or {}, "python": python,
+            "info": result.get("info") or {}, "versions": result.get("versions") or {},
+            "python": "project" if python == sys.executable else "peers venv",  # which one, not the machine's path
             "created": now()}
 
 
