@@ -370,7 +370,7 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
     done = total - sum(map(len, todo.values()))
     echo(f"equal-time benchmark {config.suite} ({config.task}, test {config.metric}): {len(sources)} datasets x "
          f"{config.seeds} seeds x {len(config.budgets)} budgets x {len(config.systems)} systems ({done}/{total} "
-         f"done); output {output}")
+         f"done); output {config.output_dir}")
     new_rows = 0
     if not report_only and todo:
         previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
@@ -385,7 +385,7 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
     hours, estimated = compute_hours(state, read_jsonl(output / "results.jsonl"))
     extra = {"new_rows": new_rows, "hours": hours, "hours_estimated": estimated, "report_only": report_only}
     summary = finalize(output, config.setup(), [s.key for s in sources], extra=extra)
-    echo(f"wrote {output / 'summary.json'} and report.md ({summary['n_datasets']} complete datasets, "
+    echo(f"wrote {Path(config.output_dir) / 'summary.json'} and report.md ({summary['n_datasets']} complete datasets, "
          f"{new_rows} new rows)")
     return summary
 
