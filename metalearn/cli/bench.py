@@ -17,6 +17,11 @@ from metalearn.cli.common import user_errors
 commands = typer.Typer()
 
 
+def _echo(text: str) -> None:
+    """Progress and messages of a benchmark run, on standard error."""
+    typer.echo(text, err=True)
+
+
 @commands.command()
 @user_errors
 def benchmark(
@@ -72,17 +77,21 @@ def benchmark(
                                                               "own CPUs (taskset).")] = False,
 ) -> None:
     """Offline benchmark of warm vs cold vs random search (and FLAML); see benchmarks/README.md."""
-    from metalearn.benchmark import BenchmarkConfig, parse_budgets, parse_fractions, parse_strategies, run_benchmark
-    from metalearn.benchmark.equal_time import EqualTimeConfig, run_equal_time
+    from metalearn.benchmark import (
+        BenchmarkConfig,
+        equal_time,
+        parse_budgets,
+        parse_fractions,
+        parse_strategies,
+        run_benchmark,
+    )
 
     if time_budgets is not None:
-        run_equal_time(EqualTimeConfig(
+        equal_time.run_equal_time(equal_time.EqualTimeConfig(
             suite=suite, systems=tuple(systems.split(",")), budgets=tuple(time_budgets.split(",")), seeds=seeds,
             cores=cores, jobs=jobs, output=str(output) if output else None, db=db, task=task,
             peers_python=peers_python, max_rows=max_rows, limit=limit, shuffle=shuffle, datasets=datasets,
-            cache_dir=str(cache_dir) if cache_dir else None, pin_cpus=pin_cpus),
-            echo=lambda text: typer.echo(text, err=True),
-            report_only=report_only)
+            cache_dir=str(cache_dir) if cache_dir else None, pin_cpus=pin_cpus), echo=_echo, report_only=report_only)
         return
     config = BenchmarkConfig(
         suite=suite, strategies=parse_strategies(strategies), budgets=parse_budgets(budgets), seeds=seeds,
@@ -90,8 +99,7 @@ def benchmark(
         kb_fractions=parse_fractions(kb_fractions), limit=limit, shuffle=shuffle, trial_time_limit=trial_time_limit,
         cache_dir=str(cache_dir) if cache_dir else None, kb_fraction_seeds=kb_fraction_seeds, task=task,
         datasets=datasets, **({} if ensemble_size is None else {"ensemble_size": ensemble_size}))
-    summary = run_benchmark(config, echo=lambda text: typer.echo(text, err=True),
-                            progress=progress and sys.stderr.isatty(), report_only=report_only)
+    summary = run_benchmark(config, echo=_echo, progress=progress and sys.stderr.isatty(), report_only=report_only)
     typer.echo(f"report: {Path(summary['output']) / 'report.md'}")
     for target in summary["targets"].values():
         state = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]

@@ -1,7 +1,7 @@
 """Shared parts of the ``metalearn`` command line: options, error decorators and small helpers.
 
-Light on purpose (a command's ``--help`` imports this module): the helpers import the knowledge base, the settings
-and the JSON encoder when they are called.
+Light on purpose (a command's ``--help`` imports this module): the helpers import the knowledge base and the settings
+when they are called.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from metalearn.errors import KnowledgeBaseError, MetalearnError
+from metalearn.protocol import dumps_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,8 +78,6 @@ def _shown(url: str) -> str:
 
 def _print_json(data: Any) -> None:
     """``data`` as indented JSON on standard output."""
-    from metalearn.protocol import dumps_json
-
     typer.echo(dumps_json(data, indent=2))
 
 

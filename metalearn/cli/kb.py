@@ -20,11 +20,10 @@ commands = typer.Typer()
 def kb_init(db: DbOption = None,
             seed: Annotated[bool, typer.Option(help="Load the shipped seed knowledge base.")] = True) -> None:
     """Create the knowledge base (and load the shipped seed into it when it is empty)."""
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.knowledge_base.snapshot import ensure_seeded
+    from metalearn.knowledge_base import KnowledgeBase, snapshot
 
     kb = KnowledgeBase(db)
-    loaded = ensure_seeded(kb) if seed else None
+    loaded = snapshot.ensure_seeded(kb) if seed else None
     stats = kb.stats()
     typer.echo(f"knowledge base at {_shown(kb.url)}: {stats['datasets']} datasets, {stats['runs']} runs"
                + (f" (loaded seed {loaded})" if loaded else ""))
@@ -63,10 +62,9 @@ def kb_upgrade(db: DbOption = None) -> None:
 @kb_errors
 def kb_export(output: Path, db: DbOption = None) -> None:
     """Write a portable snapshot (meta-features, configurations, runs; no raw data)."""
-    from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.knowledge_base.snapshot import export_snapshot
+    from metalearn.knowledge_base import KnowledgeBase, snapshot
 
-    counts = export_snapshot(KnowledgeBase(db), output)
+    counts = snapshot.export_snapshot(KnowledgeBase(db), output)
     typer.echo(f"wrote {output}: {counts['datasets']} datasets, {counts['configurations']} configurations, "
                f"{counts['runs']} runs, {counts['bytes'] / 2**20:.2f} MiB")
 
@@ -77,7 +75,7 @@ def kb_export(output: Path, db: DbOption = None) -> None:
 def kb_import(snapshot: Path, db: DbOption = None) -> None:
     """Merge a snapshot into the knowledge base (idempotent)."""
     from metalearn.knowledge_base import KnowledgeBase
-    from metalearn.knowledge_base.snapshot import import_snapshot
+    from metalearn.knowledge_base import snapshot as snapshots
 
-    counts = import_snapshot(KnowledgeBase(db), snapshot)
+    counts = snapshots.import_snapshot(KnowledgeBase(db), snapshot)
     typer.echo(f"imported {counts['runs']} new runs from {snapshot}")

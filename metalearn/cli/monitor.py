@@ -52,12 +52,10 @@ def monitor(model: Path, data: Annotated[Path, typer.Argument(metavar="NEWDATA",
             trust_unsigned: TrustOption = False) -> None:
     """Drift of new data against the model's training data: per-column PSI and KS / chi-squared tests, unseen
     categories, missing rates, meta-feature distance and score drop; verdict ok / watch / retrain."""
-    from metalearn.datasets import read_table
-    from metalearn.drift import compare
-    from metalearn.model_io import ModelBundle
+    from metalearn import datasets, drift, model_io
 
-    bundle = ModelBundle.load(model, trust_unsigned=trust_unsigned)
-    report = compare(bundle, read_table(data), data_name=str(data))
+    bundle = model_io.ModelBundle.load(model, trust_unsigned=trust_unsigned)
+    report = drift.compare(bundle, datasets.read_table(data), data_name=str(data))
     if json_:
         _print_json(report)
         return

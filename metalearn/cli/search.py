@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import psutil
@@ -30,6 +31,14 @@ from metalearn.protocol import DEFAULTS, STRATEGIES
 
 commands = typer.Typer()
 
+
+def _runner() -> ModuleType:
+    """:mod:`metalearn.cli.searching`, what the commands run (the service, the console, the search stack): imported
+    when a command runs, not for its ``--help``."""
+    from metalearn.cli import searching
+
+    return searching
+
 #: when this process started (epoch seconds): ``--time-budget`` counts from here, the imports included
 STARTED_AT = psutil.Process().create_time()
 
@@ -40,14 +49,14 @@ def metafeatures(file: Path, target: TargetOption, name: NameOption = None, task
                  json_: JsonOption = False,
                  seed: int = 0) -> None:
     """Extract the meta-feature vector of a dataset."""
-    from metalearn.cli.searching import console, load, service
+    run = _runner()
 
-    dataset = load(file, target, name, task)
-    mf = service.metafeatures(dataset, seed=seed)
+    dataset = run.load(file, target, name, task)
+    mf = run.service.metafeatures(dataset, seed=seed)
     if json_:
         _print_json(mf.to_json())
         return
-    console.print_metafeatures(dataset, mf)
+    run.console.print_metafeatures(dataset, mf)
 
 
 IncludeOption = Annotated[list[str] | None, typer.Option(
@@ -69,15 +78,15 @@ def recommend(file: Path, target: TargetOption, name: NameOption = None,
               exclude: ExcludeOption = None, interpretable: InterpretableOption = False, db: DbOption = None,
               json_: JsonOption = False) -> None:
     """Recommend pipelines for a dataset, with the evidence behind each one."""
-    from metalearn.cli.searching import console, load, service
+    run = _runner()
 
-    dataset = load(file, target, name, task)
-    report = service.recommend(_kb(db), dataset, top=top, k=k, metric=metric, include=include or [],
-                               exclude=exclude or [], interpretable=interpretable)
+    dataset = run.load(file, target, name, task)
+    report = run.service.recommend(_kb(db), dataset, top=top, k=k, metric=metric, include=include or [],
+                                   exclude=exclude or [], interpretable=interpretable)
     if json_:
         _print_json(report.to_json())
         return
-    console.print_recommendations(dataset, report)
+    run.console.print_recommendations(dataset, report)
 
 
 @commands.command()
@@ -127,40 +136,30 @@ def search(file: Path, target: TargetOption, name: NameOption = None,
                                                         "mitigation too).")] = None,
            db: DbOption = None, json_: JsonOption = False) -> None:
     """Run a (warm-started) search; every trial is stored in the knowledge base."""
-    from metalearn.cli.searching import (
-        SearchSettings,
-        check_fairness,
-        console,
-        load,
-        mlops,
-        read_grid,
-        record_fairness,
-        service,
-        settings_to_run,
-        show_result,
-    )
+    run = _runner()
 
-    dataset = load(file, target, name, task)
+    dataset = run.load(file, target, name, task)
     trials = trials if trials is not None or strategy == "grid" or continue_ is not None else DEFAULTS.n_trials
-    settings = SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
-                              trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
-                              max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler, test_size=test_size,
-                              ensemble_size=ensemble_size, include=include or [], exclude=exclude or [],
-                              interpretable=interpretable, grid=read_grid(grid), max_grid_size=max_grid_size)
-    extras = mlops(sensitive, fairness, mlflow, mlflow_experiment, mlflow_register)
+    settings = run.SearchSettings(strategy=strategy, n_trials=trials, time_budget=time_budget,
+                                  trial_time_limit=trial_time_limit, metric=metric, seed=seed, folds=folds,
+                                  max_rows=max_rows, workers=workers, dask_scheduler=dask_scheduler,
+                                  test_size=test_size,
+                                  ensemble_size=ensemble_size, include=include or [], exclude=exclude or [],
+                                  interpretable=interpretable, grid=run.read_grid(grid), max_grid_size=max_grid_size)
+    extras = run.mlops(sensitive, fairness, mlflow, mlflow_experiment, mlflow_register)
     kb = _kb(db)
-    new_fairness = check_fairness(kb, dataset, continue_, extras)  # before settings_to_run reopens a continued search
-    settings = settings_to_run(kb, dataset, settings, continue_)
-    with console.first_ctrl_c_stops() as stopped:
+    new_fairness = run.check_fairness(kb, dataset, continue_, extras)  # before a continued search is reopened
+    settings = run.settings_to_run(kb, dataset, settings, continue_)
+    with run.console.first_ctrl_c_stops() as stopped:
         if json_ or not sys.stderr.isatty() or any(extras.values()):
-            result = service.search(kb, dataset, settings, should_stop=stopped.is_set, output=output,
-                                    search_id=continue_, started_at=STARTED_AT, **extras)
+            result = run.service.search(kb, dataset, settings, should_stop=stopped.is_set, output=output,
+                                        search_id=continue_, started_at=STARTED_AT, **extras)
         else:
-            result = console.search_with_progress(kb, dataset, settings, stopped, output, search_id=continue_,
-                                                  started_at=STARTED_AT)
+            result = run.console.search_with_progress(kb, dataset, settings, stopped, output, search_id=continue_,
+                                                      started_at=STARTED_AT)
     if new_fairness and result.search_id is not None:  # stored with the search: continuing it mitigates again
-        record_fairness(kb, result.search_id, vars(extras["fairness"]))
-    show_result(result, settings, output, json_, stopped=stopped.is_set())
+        run.record_fairness(kb, result.search_id, vars(extras["fairness"]))
+    run.show_result(result, settings, output, json_, stopped=stopped.is_set())
 
 
 @commands.command()
@@ -172,9 +171,9 @@ def predict(model: Path, file: Path,
 
     Text cells that a spreadsheet would read as a formula are written with a leading ' (CSV injection).
     """
-    from metalearn.cli.searching import csv_safe, service
+    run = _runner()
 
-    predictions = csv_safe(service.predict(model, file, trust_unsigned=trust_unsigned))
+    predictions = run.csv_safe(run.service.predict(model, file, trust_unsigned=trust_unsigned))
     if output is None:
         typer.echo(predictions.to_csv(index=False), nl=False)
     else:
@@ -208,18 +207,18 @@ def report(
 
     SEARCH_ID_OR_MODEL: a saved model file, or a search id (its best configuration is refitted on --data).
     """
-    from metalearn.cli.searching import render_report, service
+    run = _runner()
 
     if data is None:
         raise MetalearnError("give the data to evaluate on with --data FILE (the knowledge base and the model file "
                              "hold no raw data)")
     columns = [c.strip() for item in sensitive or [] for c in item.split(",") if c.strip()]
-    result = service.report(source, data, target=target, db=db, sensitive=columns, sample_size=sample_size, seed=seed,
-                            shap_seconds=shap_seconds, trust_unsigned=trust_unsigned)
+    result = run.service.report(source, data, target=target, db=db, sensitive=columns, sample_size=sample_size,
+                                seed=seed, shap_seconds=shap_seconds, trust_unsigned=trust_unsigned)
     for message in result.warnings:
         typer.echo(f"warning: {message}", err=True)
     if json_ and output is None:
-        typer.echo(render_report(result, "json"))
+        typer.echo(run.render_report(result, "json"))
         return
     written = result.save(output or Path("report.html"), "json" if json_ else "html")
     typer.echo(f"wrote {written} ({len(result.sections)} sections, {result.data['meta']['seconds']:.1f} s)")

@@ -36,8 +36,7 @@ def kb_seed(
     db: DbOption = None,
 ) -> None:
     """Seed the knowledge base from OpenML or a manifest directory (resumable, parallel)."""
-    from metalearn import seeding
-    from metalearn.knowledge_base import KnowledgeBase
+    from metalearn import knowledge_base, seeding
 
     sources: list[seeding.DatasetSource] = []
     cache = str(cache_dir) if cache_dir else None
@@ -53,7 +52,7 @@ def kb_seed(
     protocol = seeding.SeedProtocol(n_trials=trials, folds=folds, max_rows=max_rows,
                                     trial_time_limit=trial_time_limit, seed=seed, cross_evaluate=cross_evaluate,
                                     pool_size=pool_size)
-    kb = KnowledgeBase(db)  # creates the schema; closed before any worker starts (see seeding._map)
+    kb = knowledge_base.KnowledgeBase(db)  # creates the schema; closed before any worker starts (see seeding._map)
     url = kb.url
     kb.dispose()
 

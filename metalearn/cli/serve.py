@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from metalearn.cli.common import DbOption, user_errors
+from metalearn.cli.common import DbOption, _shown, user_errors
 from metalearn.errors import MetalearnError
 
 commands = typer.Typer()
@@ -37,30 +37,30 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from metalearn import service
+    from metalearn import service, settings
     from metalearn.api.app import create_app
     from metalearn.knowledge_base.snapshot import open_kb
-    from metalearn.settings import ServerSettings, database_url, model_key, model_key_path, redact_url
 
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
-    settings = ServerSettings.from_env(db_url=database_url(db))  # bad settings: one line and exit 2, before uvicorn
+    # bad settings: one line and exit 2, before uvicorn
+    server = settings.ServerSettings.from_env(db_url=settings.database_url(db))
     if not os.environ.get("METALEARN_MODEL_KEY", "").strip():
         # the key follows the environment, not --db: pin it for the worker processes (METALEARN_DB may change below)
-        os.environ["METALEARN_MODEL_KEY_FILE"] = str(model_key_path())
-    key = model_key()  # generated now if missing; a bad key is one line and exit 2
-    typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {redact_url(settings.db_url)}, "
-               f"data in {settings.data_dir}, models signed with the key in {key.source}", err=True)
+        os.environ["METALEARN_MODEL_KEY_FILE"] = str(settings.model_key_path())
+    key = settings.model_key()  # generated now if missing; a bad key is one line and exit 2
+    typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {_shown(server.db_url)}, "
+               f"data in {server.data_dir}, models signed with the key in {key.source}", err=True)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(server), host=host, port=port, log_level=log_level)
         return
     # several processes: uvicorn imports the app factory in each; seed and recover once here, and hand the
     # knowledge base to the workers through the one variable they read it from
-    kb = open_kb(settings.db_url, seed=settings.seed_kb)
-    if settings.recover:
+    kb = open_kb(server.db_url, seed=server.seed_kb)
+    if server.recover:
         service.recover_searches(kb)
     kb.dispose()
-    os.environ.update(METALEARN_DB=settings.db_url, METALEARN_API_SEED="0", METALEARN_API_RECOVER="0")
+    os.environ.update(METALEARN_DB=server.db_url, METALEARN_API_SEED="0", METALEARN_API_RECOVER="0")
     # what uvicorn.run(..., workers=n) does, but on a socket that says TCP (see tcp_listener)
     config = uvicorn.Config("metalearn.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                             log_level=log_level)
