@@ -33,6 +33,7 @@ from metalearn.benchmark.equal_time import (
     run_equal_time,
 )
 from metalearn.benchmark.equal_time_report import (
+    _paired_cell,
     bootstrap_ci,
     cells,
     complete_keys,
@@ -229,6 +230,10 @@ def test_summary_of_hand_made_table() -> None:
     assert part["n_datasets"] == 3 and part["partial_datasets"] == ["d4"]
     assert complete_keys(frame, ["metalearn", "b"], [10, 20], 1) == []
     assert set(paired(cells(frame), ["b", "c"])) == set()  # no reference system: nothing to pair
+    # p-values read as in the trial study's report: a tiny one is "p<0.001", not a rounded "p 0"
+    assert _paired_cell({"wins": 36, "ties": 0, "losses": 4, "wilcoxon_p": 2e-7}) == "36/0/4 (p<0.001)"
+    assert _paired_cell({"wins": 2, "ties": 2, "losses": 0, "wilcoxon_p": None}) == "2/2/0 (p —)"
+    assert _paired_cell({"wins": 7, "ties": 1, "losses": 4, "wilcoxon_p": 0.6377}) == "7/1/4 (p=0.638)"
 
 
 def test_regression_normalised_error_floors_each_seed() -> None:

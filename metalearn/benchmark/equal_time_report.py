@@ -27,7 +27,7 @@ from metalearn import figures
 from metalearn.benchmark.analysis import bootstrap_ci, machine_info, normalized_error, paired_comparison
 from metalearn.benchmark.checkpoint import now, read_jsonl
 from metalearn.benchmark.config import R2_FLOOR
-from metalearn.benchmark.report import ci_cell
+from metalearn.benchmark.report import ci_cell, p_value_text
 from metalearn.benchmark.systems import REFERENCE, STATUSES
 from metalearn.protocol import dumps_json
 
@@ -208,7 +208,7 @@ def _paired_cell(value: dict[str, Any] | None) -> str:
     if not value:
         return "—"
     p = value.get("wilcoxon_p")
-    return f"{value['wins']}/{value['ties']}/{value['losses']} (p {'—' if p is None else f'{p:.3g}'})"
+    return f"{value['wins']}/{value['ties']}/{value['losses']} ({p_value_text(p)})"
 
 
 def _time_cell(value: dict[str, Any] | None) -> str:

@@ -29,7 +29,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _p_value(p: float | None) -> str:
+def p_value_text(p: float | None) -> str:
     return "p —" if p is None else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
 
 
@@ -247,7 +247,7 @@ def _objective_section(summary: dict[str, Any]) -> Lines:
             for value in values:
                 c = by_value.get(value, {}).get(str(b))
                 cells.append("—" if c is None else f"{c['wins']} / {c['ties']} / {c['losses']}, "
-                             f"{c['median_difference']:+.4f}, {_p_value(c['wilcoxon_p'])}")
+                             f"{c['median_difference']:+.4f}, {p_value_text(c['wilcoxon_p'])}")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
     return lines
 
@@ -267,7 +267,7 @@ def _distance_section(summary: dict[str, Any]) -> Lines:
     for b in summary["budgets"]:
         c = by_distance.get(str(b))
         if c:
-            rho = "—" if c["spearman_rho"] is None else f"{c['spearman_rho']:+.3f} ({_p_value(c['p'])})"
+            rho = "—" if c["spearman_rho"] is None else f"{c['spearman_rho']:+.3f} ({p_value_text(c['p'])})"
             lines.append(f"| {b} | {c['datasets']} | {rho} | {c['far_datasets']}, {_fmt(c['mean_gain_far'], 4)} "
                          f"| {_fmt(c['mean_gain_near'], 4)} |")
     return lines
