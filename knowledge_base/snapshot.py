@@ -21,6 +21,7 @@ from metalearn.knowledge_base import seed_cache
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
 from metalearn.knowledge_base.repository import KnowledgeBase
 from metalearn.knowledge_base.run_keys import convert_legacy_key, snapshot_key
+from metalearn.space import canonical_json
 
 FORMAT = "metalearn-kb/1"
 SEED_NAME = "seed-kb.json.gz"
@@ -108,7 +109,7 @@ def import_snapshot(kb: KnowledgeBase, path: str | Path) -> dict:
             session.execute(insert(ConfigurationRow), [
                 {"space_version": c["space_version"], "algorithm": c["algorithm"],
                  "task": c.get("task", "classification"),
-                 "config_json": json.dumps(c["config"], sort_keys=True, separators=(",", ":")),
+                 "config_json": canonical_json(c["config"]),
                  "config_hash": c["hash"]} for c in new_configs])
             chash = dict(session.execute(select(ConfigurationRow.config_hash, ConfigurationRow.id)).all())
         config_ids = [chash[c["hash"]] for c in payload["configurations"]]

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 from metalearn.errors import DatasetError
 from metalearn.settings import Limits, cache_dir
 from metalearn.tables import TableBudget, read_arff, read_parquet
-from metalearn.tasks import check_task, detect_task, strata, stratified_subsample, validate_target
+from metalearn.tasks import check_task, detect_task, is_numeric, strata, stratified_subsample, validate_target
 
 __all__ = [
     "SUPPORTED_SUFFIXES", "Dataset", "FeatureSchema", "ManifestEntry", "as_text", "configure_openml",
@@ -133,7 +133,7 @@ def as_text(values: pd.Series) -> pd.Series:
 
 
 def _is_categorical(series: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+    return not is_numeric(series)
 
 
 def from_frame(

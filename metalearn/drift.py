@@ -41,13 +41,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import get_scorer
 
 from metalearn.datasets import as_text
 from metalearn.errors import MetalearnError
+from metalearn.evaluation import score_model
 from metalearn.metafeatures import extract_metafeatures
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import METRICS, to_jsonable
+from metalearn.protocol import METRICS, task_of, to_jsonable
 
 PROFILE_FORMAT = "metalearn-profile/1"
 BINS = 10
@@ -214,7 +214,7 @@ def _score(bundle: ModelBundle, frame: pd.DataFrame, target: str, metric: str) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return float(get_scorer(METRICS[metric])(bundle.model, bundle.features(labelled), y))
+            return score_model(bundle.model, bundle.features(labelled), y, metric)
         except ValueError:
             return None  # e.g. labels the model never saw with a probability metric
 
@@ -249,8 +249,9 @@ def retrain_command(bundle: ModelBundle, data_name: str) -> str:
     """The command that retrains on the new data, warm-started from the old search's runs."""
     meta = bundle.metadata
     parts = ["metalearn", "search", data_name, "--target", str(meta.get("target") or "TARGET")]
-    if meta.get("task"):
-        parts += ["--task", str(meta["task"])]
+    task = task_of(meta)
+    if task:
+        parts += ["--task", task]
     if meta.get("metric"):
         parts += ["--metric", str(meta["metric"])]
     parts += ["--strategy", "warm"]
@@ -284,7 +285,7 @@ def compare(bundle: ModelBundle, frame: pd.DataFrame, *, data_name: str = "NEWDA
         categorical = [c for c, p in profile["columns"].items() if p["kind"] == "categorical" and c in X.columns]
         try:
             new_mf = extract_metafeatures(X, labelled[target], categorical, seed=seed,
-                                          task=meta.get("task")).features
+                                          task=task_of(meta)).features
             distance = metafeature_distance(profile["metafeatures"], new_mf)
         except (MetalearnError, ValueError) as exc:
             new_mf = {"error": str(exc)}

@@ -43,7 +43,15 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
 
 from metalearn.pipeline import build_pipeline
-from metalearn.protocol import DEFAULT_METRIC, METRICS, REGRESSION_METRICS, check_choice, task_of_metric
+from metalearn.protocol import (
+    DEFAULT_METRIC,
+    DEFAULTS,
+    METRICS,
+    NEGATED_METRICS,
+    REGRESSION_METRICS,
+    check_choice,
+    task_of_metric,
+)
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -57,6 +65,7 @@ __all__ = [
     "die_with_parent",
     "evaluate_config",
     "evaluate_pipeline",
+    "score_model",
     "score_proba",
     "worst_score",
 ]
@@ -85,9 +94,18 @@ def check_metric(metric: str) -> str:
     return check_choice("metric", metric, METRICS)
 
 
+#: failed-trial scores of the metrics with a natural floor (the other error metrics are unbounded: -1e6)
+_WORST_SCORES: dict[str, float] = {"log_loss": -10.0, "r2": -1.0, "mape": -10.0}
+
+
 def worst_score(metric: str) -> float:
     """Score used for the optimiser's cost when a trial fails (below what a useful model scores)."""
-    return {"log_loss": -10.0, "r2": -1.0, "mape": -10.0}.get(metric, -1e6 if metric in ("rmse", "mae") else 0.0)
+    return _WORST_SCORES.get(metric, -1e6 if metric in NEGATED_METRICS else 0.0)
+
+
+def score_model(model: Any, X: pd.DataFrame, y: Any, metric: str) -> float:
+    """``metric`` (higher is better, see :data:`METRICS`) of the fitted ``model`` on ``(X, y)``."""
+    return float(get_scorer(METRICS[check_metric(metric)])(model, X, y))
 
 
 def _splits(y: pd.Series, folds: int, holdout: float | None, seed: int,
@@ -133,7 +151,7 @@ def cross_validate(
     X: pd.DataFrame,
     y: pd.Series,
     metric: str = DEFAULT_METRIC,
-    folds: int = 5,
+    folds: int = DEFAULTS.folds,
     holdout: float | None = None,
     seed: int = 0,
     budget: float = 1.0,
@@ -146,8 +164,7 @@ def cross_validate(
 def _cross_validate(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int, holdout: float | None,
                     seed: int, budget: float, keep: bool = False) -> tuple[list[float], np.ndarray | None]:
     """Fold scores and, with ``keep`` (full CV at the full budget), the out-of-fold probabilities."""
-    scorer = get_scorer(METRICS[check_metric(metric)])
-    regression = task_of_metric(metric) == "regression"
+    regression = task_of_metric(metric) == "regression"  # checks the metric
     labels = None if regression else np.unique(y)
     keep = keep and not holdout and budget >= 1.0
     oof = np.full((len(y), 1 if regression else len(labels)), np.nan, dtype=np.float32) if keep else None
@@ -165,7 +182,7 @@ def _cross_validate(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, f
             if metric in ("roc_auc", "log_loss"):
                 scores.append(score_proba(metric, y.iloc[test], proba, labels))
             else:
-                scores.append(float(scorer(model, X.iloc[test], y.iloc[test])))
+                scores.append(score_model(model, X.iloc[test], y.iloc[test], metric))
     return scores, oof
 
 
@@ -368,7 +385,7 @@ def evaluate_pipeline(
     X: pd.DataFrame,
     y: pd.Series,
     metric: str = DEFAULT_METRIC,
-    folds: int = 5,
+    folds: int = DEFAULTS.folds,
     holdout: float | None = None,
     seed: int = 0,
     time_limit: float | None = None,
@@ -413,7 +430,7 @@ def evaluate_config(
     y: pd.Series,
     categorical: list[str],
     metric: str = DEFAULT_METRIC,
-    folds: int = 5,
+    folds: int = DEFAULTS.folds,
     holdout: float | None = None,
     seed: int = 0,
     time_limit: float | None = None,

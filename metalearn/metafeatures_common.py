@@ -19,6 +19,7 @@ from pymfe.mfe import MFE
 from threadpoolctl import threadpool_limits
 
 from metalearn.errors import DatasetError
+from metalearn.tasks import is_numeric
 
 MAX_ROWS: int = 2000
 """Default cap on the rows handed to pymfe (stratified, seeded subsample)."""
@@ -135,13 +136,8 @@ def checked_input(
     if not labelled.all():
         X, y = X.loc[labelled], y.loc[labelled]
     declared = set(categorical)
-    is_cat = [X.columns[j] in declared or not is_numeric_dtype(X.dtypes.iloc[j]) for j in range(X.shape[1])]
+    is_cat = [X.columns[j] in declared or not is_numeric(X.dtypes.iloc[j]) for j in range(X.shape[1])]
     return X, y, is_cat
-
-
-def is_numeric_dtype(dtype: Any) -> bool:
-    """Numeric dtypes are numeric; bool, object, string and category are categorical (as in datasets.py)."""
-    return bool(pd.api.types.is_numeric_dtype(dtype)) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def table_features(X: pd.DataFrame, is_cat: Sequence[bool]) -> dict[str, float]:

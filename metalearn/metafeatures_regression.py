@@ -60,7 +60,7 @@ from metalearn.metafeatures_common import (
     stratified_rows,
     table_features,
 )
-from metalearn.tasks import QUANTILE_BINS, is_numeric_target, quantile_bins
+from metalearn.tasks import QUANTILE_BINS, is_numeric, quantile_bins
 
 REGRESSION_PYMFE_FEATURES: dict[str, tuple[str, ...]] = {
     "general": ("nr_attr", "nr_bin", "nr_cat", "nr_num"),
@@ -132,7 +132,7 @@ def regression_features(
 
 def _target_values(y: pd.Series) -> np.ndarray:
     """The target as finite floats with at least two distinct values, else a :class:`DatasetError`."""
-    if not is_numeric_target(y):
+    if not is_numeric(y):
         raise DatasetError(f"the target is not numeric (dtype {y.dtype}); regression needs a numeric target")
     values = y.to_numpy(dtype=float)
     if len(values) == 0:

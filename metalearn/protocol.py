@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metalearn.defaults import TRIAL_TIME_LIMIT
 from metalearn.errors import MetalearnError
 
 TASKS: tuple[str, ...] = ("classification", "regression")
@@ -46,8 +47,9 @@ REGRESSION_METRICS: dict[str, str] = {
     "mape": "neg_mean_absolute_percentage_error",
 }
 METRICS: dict[str, str] = CLASSIFICATION_METRICS | REGRESSION_METRICS
-#: the metrics reported negated (lower error is better, so higher stored score is better)
-NEGATED_METRICS: tuple[str, ...] = ("log_loss", "rmse", "mae", "mape")
+#: the metrics reported negated (lower error is better, so higher stored score is better): those whose scorer is a
+#: scikit-learn ``neg_*`` one
+NEGATED_METRICS: tuple[str, ...] = tuple(m for m, scorer in METRICS.items() if scorer.startswith("neg_"))
 DEFAULT_METRICS: dict[str, str] = {"classification": "balanced_accuracy", "regression": "r2"}
 DEFAULT_METRIC = DEFAULT_METRICS["classification"]
 DEFAULT_TASK = "classification"
@@ -57,6 +59,15 @@ def task_of_metric(metric: str) -> str:
     """The task a metric belongs to (a :class:`MetalearnError` for an unknown one)."""
     check_choice("metric", metric, METRICS)
     return "regression" if metric in REGRESSION_METRICS else "classification"
+
+
+def task_of(meta: Mapping[str, Any]) -> str | None:
+    """The task of a saved model or a stored search from its metadata (or settings): its ``task``, else its
+    ``metric``'s task; None when neither tells (a :class:`MetalearnError` for an unknown task)."""
+    if meta.get("task"):
+        return check_choice("task", str(meta["task"]), TASKS)
+    metric = meta.get("metric")
+    return task_of_metric(str(metric)) if metric in METRICS else None
 
 
 def metric_for(task: str, metric: str | None = None) -> str:
@@ -93,7 +104,7 @@ class Defaults:
 
     strategy: str = "warm"
     n_trials: int = 30
-    trial_time_limit: float = 120.0
+    trial_time_limit: float = TRIAL_TIME_LIMIT
     metric: str = DEFAULT_METRIC
     folds: int = 5
     seed: int = 0

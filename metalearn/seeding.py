@@ -35,6 +35,14 @@ from metalearn.datasets import (
     read_manifest,
     stratified_subsample,
 )
+from metalearn.defaults import (
+    SEED_CROSS_EVALUATE,
+    SEED_FOLDS,
+    SEED_MAX_ROWS,
+    SEED_POOL_SIZE,
+    SEED_TRIAL_TIME_LIMIT,
+    SEED_TRIALS,
+)
 from metalearn.errors import MetalearnError
 from metalearn.evaluation import evaluate_config
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
@@ -56,16 +64,16 @@ DEFAULT_POOL: tuple[str, ...] = ALGORITHMS
 
 @dataclass(frozen=True)
 class SeedProtocol:
-    n_trials: int = 60
-    folds: int = 3
-    max_rows: int = 2000
-    trial_time_limit: float = 60.0
+    n_trials: int = SEED_TRIALS
+    folds: int = SEED_FOLDS
+    max_rows: int = SEED_MAX_ROWS
+    trial_time_limit: float = SEED_TRIAL_TIME_LIMIT
     seed: int = 0
     #: None: the task's default metric (balanced accuracy or R^2)
     metric: str | None = None
-    cross_evaluate: int = 0
+    cross_evaluate: int = SEED_CROSS_EVALUATE
     #: the pool grows past the top ``cross_evaluate`` of every dataset (next ranks, dataset by dataset) to this size
-    pool_size: int = 0
+    pool_size: int = SEED_POOL_SIZE
 
     def metric_for(self, task: str) -> str:
         return metric_for(task, self.metric)

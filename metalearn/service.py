@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.metrics import get_scorer
 
 from metalearn.datasets import Dataset, load_file, read_table
 from metalearn.drift import profile_of
 from metalearn.errors import MetalearnError, NotFound
+from metalearn.evaluation import score_model
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSIONS, MetaFeatures, extract_metafeatures
 from metalearn.mitigation import FairnessRequest, check_request, mitigate
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import DEFAULTS, METRICS
+from metalearn.protocol import DEFAULTS
 from metalearn.report import ModelReport, report_for_model, report_for_search
 from metalearn.tracking import MlflowTracker
 from metalearn.warmstart.grid import GridPlan
@@ -115,7 +115,7 @@ def apply_fairness(result: SearchResult, train: Dataset, fairness: FairnessReque
                                                       seed=result.settings.seed)
     if test is not None:
         result.extra["test_score_unmitigated"] = result.extra.get("test_score")
-        result.extra["test_score"] = float(get_scorer(METRICS[result.settings.metric])(result.model, test.X, test.y))
+        result.extra["test_score"] = score_model(result.model, test.X, test.y, result.settings.metric)
 
 
 def _reference_score(result: SearchResult) -> dict[str, Any]:

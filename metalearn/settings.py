@@ -29,7 +29,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import platformdirs
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from metalearn.defaults import TRIAL_TIME_LIMIT
 from metalearn.errors import MetalearnError
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
@@ -297,7 +298,7 @@ class ServerSettings:
     max_predict_rows: int = 10_000
     search_workers: int = 1
     search_queue: int = 8
-    trial_time_limit: float = 120.0
+    trial_time_limit: float = TRIAL_TIME_LIMIT
     worker_niceness: int = 10
     cancel_grace: float = 30.0
     seed_kb: bool = True
@@ -420,6 +421,15 @@ def model_key(env: Mapping[str, str] | None = None, *, create: bool = True) -> M
     if len(text) < MIN_MODEL_KEY_CHARS:
         raise MetalearnError(f"the model key {path} is shorter than {MIN_MODEL_KEY_CHARS} characters")
     return ModelKey(text.encode("utf-8"), str(path))
+
+
+def pin_model_key_file(env: MutableMapping[str, str] | None = None) -> None:
+    """Unless ``METALEARN_MODEL_KEY`` is set, set ``METALEARN_MODEL_KEY_FILE`` in ``env`` (default ``os.environ``)
+    to the key file :func:`model_key_path` finds now: the key then stays put when ``METALEARN_DB`` changes later
+    (``metalearn serve`` hands its worker processes the knowledge base through it)."""
+    environ = os.environ if env is None else env
+    if not _raw("METALEARN_MODEL_KEY", environ):
+        environ["METALEARN_MODEL_KEY_FILE"] = str(model_key_path(environ))
 
 
 def _create_key_file(path: Path) -> None:

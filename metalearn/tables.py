@@ -62,10 +62,10 @@ class TableBudget:
     quoted in error messages.
     """
 
-    max_rows: int = 1_000_000
-    max_columns: int = 5_000
+    max_rows: int = Limits.max_rows
+    max_columns: int = Limits.max_columns
     max_cells: int = 2**62
-    max_bytes: int = MEMORY_PER_FILE_BYTE * 1024 * MiB
+    max_bytes: int = MEMORY_PER_FILE_BYTE * Limits.max_file_bytes
     max_cell_bytes: int = MAX_CELL_BYTES
     settings: Mapping[str, str] = field(default_factory=dict)
 

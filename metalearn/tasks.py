@@ -12,6 +12,8 @@ bins of their values (plain random sampling when the bins are too small).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -29,16 +31,17 @@ QUANTILE_BINS: int = 10
 """Quantile bins of a regression target used as strata (fewer when the data are small)."""
 
 
-def is_numeric_target(y: pd.Series) -> bool:
-    """A numeric dtype; bool, text, and category dtypes are not numeric here."""
-    return bool(pd.api.types.is_numeric_dtype(y)) and not pd.api.types.is_bool_dtype(y)
+def is_numeric(values: Any) -> bool:
+    """A numeric dtype (of a series, or a dtype): bool, text and category dtypes are not numeric here. The one rule
+    for targets and feature columns alike."""
+    return bool(pd.api.types.is_numeric_dtype(values)) and not pd.api.types.is_bool_dtype(values)
 
 
 def detect_task(y: pd.Series) -> tuple[str, str]:
     """``(task, reason)`` for target values ``y`` (missing values ignored), e.g.
     ``("regression", "numeric target with 412 distinct values -> regression")``."""
     y = pd.Series(y)
-    if not is_numeric_target(y):
+    if not is_numeric(y):
         kind = "boolean" if pd.api.types.is_bool_dtype(y) else f"non-numeric ({y.dtype})"
         return "classification", f"{kind} target -> classification"
     values = y.dropna().to_numpy(dtype=float)
@@ -79,7 +82,7 @@ def validate_target(y: pd.Series, task: str, target: str, name: str) -> pd.Serie
 
 
 def _regression_target(y: pd.Series, target: str, name: str) -> pd.Series:
-    if not is_numeric_target(y):
+    if not is_numeric(y):
         raise DatasetError(
             f"target {target!r} of {name!r} is not numeric (dtype {y.dtype}); regression needs a numeric target"
         )
@@ -109,7 +112,10 @@ def class_labels(y: pd.Series) -> pd.Series:
 
 
 def task_of_target(y: pd.Series, task: str | None = None) -> str:
-    """``task`` when given; else regression for a float target (how :func:`validate_target` leaves it)."""
+    """``task`` when given; else regression for a float target (how :func:`validate_target` leaves it).
+
+    Not :func:`detect_task`: this reads the task already decided for a validated target from its dtype, while
+    detection looks at raw values (a float regression target of a few integer values would become classes)."""
     if task is not None:
         return check_task(task)
     return "regression" if pd.api.types.is_float_dtype(y) else "classification"

@@ -14,6 +14,7 @@ from metalearn.ensemble import EnsembleClassifier, ensemble_selection
 from metalearn.evaluation import score_proba
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.model_io import ModelBundle
+from metalearn.service import save_search_model
 from metalearn.warmstart.result import stored_ensemble, trials_from_runs
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
 
@@ -85,7 +86,7 @@ def test_search_ends_with_a_recorded_ensemble_that_saves_loads_and_predicts(kb: 
     body = result.to_json()["ensemble"]
     assert body["oof_score"] == pytest.approx(report.oof_score) and len(body["members"]) == len(report.members)
     # one model file, read back by ModelBundle, predicts as the in-memory ensemble does
-    bundle = ModelBundle.load(result.save_model(tmp_path / "model.joblib"))
+    bundle = ModelBundle.load(save_search_model(result, dataset, tmp_path / "model.joblib", kb))
     test = result.extra["test"]
     np.testing.assert_array_equal(bundle.predict(test.X), result.model.predict(test.X))
     np.testing.assert_allclose(bundle.predict_proba(test.X), result.model.predict_proba(test.X))

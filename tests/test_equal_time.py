@@ -22,6 +22,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 from typer.testing import CliRunner
 
+from metalearn.benchmark.config import parse_budgets as parse_trial_budgets
 from metalearn.benchmark.equal_time import (
     EqualTimeConfig,
     Split,
@@ -328,6 +329,18 @@ def test_plain_dtypes_labels_and_parsing(tmp_path: Path) -> None:
         run_equal_time(EqualTimeConfig("suite", systems=("autogluon",), output=str(tmp_path / "out")),
                        echo=skipped.append)
     assert "peers virtualenv" in skipped[0] and not (tmp_path / "out").exists()
+
+
+def test_budgets_parse_as_positive_whole_numbers_of_their_unit() -> None:
+    assert parse_budgets([180, "60", " 60 "]) == (60, 180) and parse_trial_budgets(" 5,1,,5") == (1, 5)
+    with pytest.raises(MetalearnError, match=r"^time budgets must be whole numbers of seconds, got '1.5'$"):
+        parse_budgets("1.5")
+    with pytest.raises(MetalearnError, match=r"^time budgets must be positive numbers of seconds, got '0,60'$"):
+        parse_budgets("0,60")
+    with pytest.raises(MetalearnError, match=r"^budgets must be whole numbers of trials, got 'x'$"):
+        parse_trial_budgets("x")
+    with pytest.raises(MetalearnError, match=r"^budgets must be positive numbers of trials, got ''$"):
+        parse_trial_budgets("")
 
 
 def _peer_worker() -> object:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from metalearn.cli import app
 from metalearn.errors import MetalearnError
 from metalearn.model_io import FORMAT, ModelBundle, load_model, save_model
-from metalearn.settings import model_key, model_key_path
+from metalearn.settings import model_key, model_key_path, pin_model_key_file
 
 runner = CliRunner()
 
@@ -168,3 +168,14 @@ def test_prediction_csv_escapes_formulas_but_not_numbers(tmp_path: Path) -> None
     numbers = _predict(ModelBundle(regressor, {}).save(tmp_path / "reg.joblib"), tmp_path / "rows.csv")
     values = pd.read_csv(io.StringIO(numbers.stdout))["prediction"]
     assert values.dtype == float and np.allclose(values, -frame["a"] - 0.5)
+
+
+def test_pinning_the_key_file_keeps_the_key_when_the_database_moves(tmp_path: Path) -> None:
+    env = {"METALEARN_DB": str(tmp_path / "a" / "kb.sqlite")}
+    pin_model_key_file(env)
+    assert env["METALEARN_MODEL_KEY_FILE"] == str(tmp_path / "a" / "model.key")
+    env["METALEARN_DB"] = str(tmp_path / "b" / "kb.sqlite")
+    assert model_key_path(env) == tmp_path / "a" / "model.key"
+    given = {"METALEARN_MODEL_KEY": "k" * 16, "METALEARN_DB": str(tmp_path / "kb.sqlite")}
+    pin_model_key_file(given)  # a key in the environment needs no file
+    assert "METALEARN_MODEL_KEY_FILE" not in given

@@ -27,6 +27,7 @@ from metalearn.cli import app
 from metalearn.datasets import from_frame
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.report import SECTIONS, ModelReport, build_report, render_report, report_for_result
+from metalearn.service import save_search_model
 from metalearn.space import default_configuration
 from metalearn.warmstart import SearchSettings, WarmStartSearch
 
@@ -230,7 +231,7 @@ def iris_search(tmp_path_factory: pytest.TempPathFactory):
     dataset = from_frame(train, "target", "iris-train")
     settings = SearchSettings(strategy="cold", n_trials=3, folds=3, max_rows=300)
     result = WarmStartSearch(kb, settings).run(dataset)
-    result.save_model(root / "model.joblib")
+    save_search_model(result, dataset, root / "model.joblib", kb)
     train.to_csv(root / "train.csv", index=False)
     yield {"root": root, "kb": kb, "result": result, "dataset": dataset,
            "test": from_frame(test, "target", "iris-test")}

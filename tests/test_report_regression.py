@@ -43,6 +43,7 @@ from metalearn.report import (
     report_for_search,
 )
 from metalearn.report.regression import POINTS_LIMIT, regression_metrics_section, residuals_section
+from metalearn.service import save_search_model
 from metalearn.space import default_configuration
 from metalearn.warmstart import SearchSettings, WarmStartSearch
 
@@ -315,7 +316,7 @@ def diabetes_search(tmp_path_factory: pytest.TempPathFactory):
     dataset = from_frame(frame, "target", "diabetes")
     settings = SearchSettings(strategy="cold", n_trials=3, folds=3, metric="rmse", ensemble_size=0)
     result = WarmStartSearch(kb, settings).run(dataset)
-    result.save_model(root / "model.joblib")
+    save_search_model(result, dataset, root / "model.joblib", kb)
     frame.to_csv(root / "train.csv", index=False)
     yield {"root": root, "kb": kb, "result": result, "dataset": dataset, "frame": frame}
     kb.dispose()

@@ -10,12 +10,11 @@ otherwise (a model on fewer rows rather than a late one).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from metalearn.warmstart.result import Trial
+from metalearn.warmstart.result import Trial, ranked
 
 #: the estimate of a refit is multiplied by this (the fit on all rows, the predictions it skips, noise)
 REFIT_SAFETY = 1.25
@@ -71,7 +70,7 @@ def rows_within(n_rows: int, estimate: float, remaining: float, floor: int) -> i
 def final_model_reserve(trials: Sequence[Trial], folds: int, scale: float, members: int, budget: float) -> float:
     """Seconds to keep back from the trials for the final model: the refits of the ``members`` best
     successful trials plus :data:`FIXED_RESERVE`, at most :data:`MAX_RESERVE_SHARE` of ``budget``."""
-    done = sorted((t for t in trials if t.ok and t.budget >= 1.0), key=lambda t: -(t.score or -math.inf))
+    done = ranked(t for t in trials if t.budget >= 1.0)
     refits = sum(refit_seconds(t, folds, scale) for t in done[:max(members, 1)])
     return min(FIXED_RESERVE + refits, MAX_RESERVE_SHARE * budget)
 

@@ -29,10 +29,14 @@ FAIRNESS = "fairness"
 
 
 def prior_configs(space: Any, trials: list[Trial]) -> list[Any]:
-    """The configurations of a search's finished trials, best first, as configurations of ``space``."""
+    """The configurations of a search's finished trials, best first, as configurations of ``space``.
+
+    Successes by score alone, whatever their budget (not :func:`~metalearn.warmstart.result.ranked`, which puts
+    the highest budget first: SMAC's initial design would differ for a multi-fidelity search), then the failures
+    (SMAC learns from them too)."""
     configs, seen = [], set()
-    ranked = sorted((t for t in trials if t.status != "cancelled"), key=lambda t: (not t.ok, -(t.score or 0.0)))
-    for trial in ranked:
+    order = sorted((t for t in trials if t.status != "cancelled"), key=lambda t: (not t.ok, -(t.score or 0.0)))
+    for trial in order:
         key = canonical_json(trial.configuration)
         if key in seen:
             continue

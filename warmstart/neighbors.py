@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from metalearn.protocol import DEFAULTS
+
 CLIP = 5.0
 
 
@@ -112,7 +114,7 @@ class NeighborIndex:
     def query(
         self,
         features: Mapping[str, float | None],
-        k: int = 5,
+        k: int = DEFAULTS.k,
         *,
         exclude_ids: Collection[int] = (),
         exclude_families: Collection[str] = (),

@@ -38,7 +38,7 @@ from scipy.stats import rankdata
 
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSIONS
-from metalearn.protocol import DEFAULT_METRIC, task_of_metric
+from metalearn.protocol import DEFAULT_METRIC, DEFAULTS, task_of_metric
 from metalearn.space import compatible_space_versions, default_configuration
 from metalearn.warmstart.neighbors import Neighbor, NeighborIndex
 from metalearn.warmstart.portfolio import greedy_selection, normalize_rows, portfolio_columns
@@ -202,7 +202,7 @@ class Recommender:
                 ids.add(dataset_id)
         return ids
 
-    def neighbors(self, features: Mapping[str, float | None], k: int = 5, *, exclude_ids: Collection[int] = (),
+    def neighbors(self, features: Mapping[str, float | None], k: int = DEFAULTS.k, *, exclude_ids: Collection[int] = (),
                   exclude_families: Collection[str] = (), exclude_hashes: Collection[str] = ()) -> list[Neighbor]:
         if self.index is None:
             return []
@@ -278,8 +278,8 @@ class Recommender:
     def recommend(
         self,
         features: Mapping[str, float | None],
-        top: int = 5,
-        k: int = 5,
+        top: int = DEFAULTS.top,
+        k: int = DEFAULTS.k,
         *,
         dataset: Mapping[str, Any] | None = None,
         exclude_ids: Collection[int] = (),

@@ -2,7 +2,7 @@
 
 This module is THE definition of a search's trial numbering, incumbent and trajectory. The CLI,
 the API, the report and the benchmark read trials back through :func:`trials_from_runs` and ask
-:func:`incumbent` / :func:`trajectory`, so they all name the same best trial.
+:func:`incumbent` / :func:`ranked` / :func:`trajectory`, so they all name the same best trial.
 
 * Trial numbers start at 1 in the order the trials finished (the order they were stored).
 * The incumbent after ``n`` trials is the best successful trial among the first ``n`` at the highest
@@ -13,9 +13,8 @@ the API, the report and the benchmark read trials back through :func:`trials_fro
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ import pandas as pd
 from metalearn.datasets import FeatureSchema
 from metalearn.errors import MetalearnError
 from metalearn.model_io import ModelBundle
-from metalearn.protocol import ENSEMBLE_ORIGIN, task_of_metric, to_jsonable
+from metalearn.protocol import ENSEMBLE_ORIGIN, task_of, to_jsonable
 
 
 @dataclass
@@ -52,13 +51,15 @@ class Trial:
         return asdict(self)
 
 
+def ranked(trials: Iterable[Trial]) -> list[Trial]:
+    """The successful trials, best first: highest budget, then highest score, then the earlier trial."""
+    return sorted((t for t in trials if t.ok), key=lambda t: (-t.budget, -t.score, t.number))
+
+
 def incumbent(trials: Sequence[Trial], n_trials: int | None = None) -> Trial | None:
     """Best successful trial among the first ``n_trials`` (all by default), at the highest budget evaluated."""
-    ok = [t for t in (trials if n_trials is None else trials[:n_trials]) if t.ok]
-    if not ok:
-        return None
-    top = max(t.budget for t in ok)
-    return max((t for t in ok if t.budget == top), key=lambda t: (t.score, -t.number))
+    best = ranked(trials if n_trials is None else trials[:n_trials])
+    return best[0] if best else None
 
 
 def trajectory(trials: Sequence[Trial]) -> list[dict[str, Any]]:
@@ -175,16 +176,13 @@ class SearchResult:
             raise MetalearnError("this search has no fitted model (no successful trial, or refit=False)")
         return ModelBundle(self.model, self.model_metadata())
 
-    def save_model(self, path: str | Path) -> Path:
-        return self.bundle().save(path)
-
     def model_metadata(self) -> dict[str, Any]:
         best = self.best
         schema = self.schema.to_json() if self.schema is not None else {
             "columns": self.extra.get("columns"), "categorical": self.extra.get("categorical")}
         metric = getattr(self.settings, "metric", None)
         return to_jsonable({"search_id": self.search_id, "dataset": self.dataset.get("name"), "metric": metric,
-                            "task": self.dataset.get("task") or (task_of_metric(metric) if metric else None),
+                            "task": task_of({"task": self.dataset.get("task"), "metric": metric}),
                             "cv_score": best.score if best else None,
                             "algorithm": best.algorithm if best else None, "trial": best.number if best else None,
                             "configuration": best.configuration if best else None,

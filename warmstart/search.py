@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import get_scorer
 from smac import HyperparameterOptimizationFacade, MultiFidelityFacade, RandomFacade, Scenario
 from smac.initial_design import SobolInitialDesign
 from smac.intensifier import Hyperband, SuccessiveHalving
@@ -45,14 +44,13 @@ from threadpoolctl import threadpool_limits
 
 from metalearn.datasets import Dataset, FeatureSchema, stratified_subsample
 from metalearn.errors import MetalearnError
-from metalearn.evaluation import TrialResult, check_metric, evaluate_config
+from metalearn.evaluation import TrialResult, check_metric, evaluate_config, score_model
 from metalearn.knowledge_base import KnowledgeBase, RunRecord
 from metalearn.metafeatures import EXTRACTOR_VERSIONS, extract_metafeatures
 from metalearn.pipeline import build_pipeline
 from metalearn.protocol import (
     DEFAULT_METRIC,
     DEFAULTS,
-    METRICS,
     MULTI_FIDELITY,
     STRATEGIES,
     WARM_STRATEGIES,
@@ -467,8 +465,7 @@ class WarmStartSearch:
                     dataset_id, result.search_id, s.metric, result.ensemble.oof_score, 0.0, members, s.seed)
         test = result.extra.get("test")
         if test is not None:
-            scorer = get_scorer(METRICS[s.metric])
-            result.extra["test_score"] = float(scorer(result.model, test.X, test.y))
+            result.extra["test_score"] = score_model(result.model, test.X, test.y, s.metric)
 
     def _budget_spent(self, result: SearchResult, in_flight: int) -> bool:
         s = self.settings

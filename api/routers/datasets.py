@@ -50,6 +50,7 @@ from metalearn.errors import DatasetError, NotFound, http_status
 from metalearn.knowledge_base import DatasetInfo, KnowledgeBase
 from metalearn.metafeatures import EXTRACTOR_VERSIONS, extract_metafeatures
 from metalearn.protocol import to_jsonable
+from metalearn.restriction import split_names
 from metalearn.settings import Limits, ServerSettings
 from metalearn.tables import TableBudget
 
@@ -193,7 +194,7 @@ def upload_dataset(
     state.quotas.count_upload(user)  # 429 beyond the uploads per hour, before anything is read
     size = _upload_size(file)
     frame = read_upload(filename, file.file, size, settings)
-    columns = [c.strip() for c in (categorical or "").split(",") if c.strip()]
+    columns = split_names(categorical)
     dataset_name = (name or "").strip() or Path(filename).stem or "dataset"
     dataset = from_frame(frame, target, dataset_name, columns, task=task, limits=_limits(settings))  # 400 if bad
     state.quotas.check_storage(user, size, dataset.content_hash)  # before the meta-features are computed

@@ -37,6 +37,7 @@ from metalearn.errors import Conflict, DatasetError, KnowledgeBaseError, Metalea
 from metalearn.mitigation import check_request, fairness_request
 from metalearn.protocol import ACTIVE_STATUSES, SEARCH_STATUSES, metric_for, to_jsonable
 from metalearn.report import MEDIA_TYPES, render_report
+from metalearn.restriction import split_names
 from metalearn.service import report_sensitive
 from metalearn.warmstart.result import Trial, incumbent, stored_ensemble, trajectory, trials_from_runs
 from metalearn.warmstart.search import SearchSettings, WarmStartSearch
@@ -310,7 +311,7 @@ def _report_columns(state: AppState, search_id: int, sensitive: list[str] | None
     table lacks): those asked for, else its mitigation's (:func:`metalearn.service.report_sensitive`)."""
     _model_path(state, search_id)
     search = search_or_404(state, search_id)
-    asked = [name.strip() for item in sensitive or [] for name in item.split(",") if name.strip()]
+    asked = split_names(sensitive)
     columns = report_sensitive(asked, (search["settings"] or {}).get("fairness")) or []
     if len(columns) > MAX_SENSITIVE:
         raise MetalearnError(f"{len(columns)} sensitive columns; a report shows at most {MAX_SENSITIVE}")

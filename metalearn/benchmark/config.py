@@ -15,6 +15,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from metalearn.defaults import (
+    BENCHMARK_BUDGETS,
+    BENCHMARK_FOLDS,
+    BENCHMARK_FRACTIONS,
+    BENCHMARK_MAX_ROWS,
+    BENCHMARK_SEEDS,
+    BENCHMARK_STRATEGIES,
+    BENCHMARK_TRIAL_TIME_LIMIT,
+)
 from metalearn.errors import MetalearnError
 from metalearn.protocol import DEFAULT_METRICS, DEFAULT_TASK, DEFAULTS, STRATEGIES, TASKS, check_choice
 
@@ -28,9 +37,9 @@ DEFAULT_OUTPUTS = {"classification": "benchmarks/results/warmstart",
                    "regression": "benchmarks/results/warmstart-regression"}
 PEER_STRATEGIES = ("flaml", "flaml-zeroshot")
 MAIN_STRATEGIES = STRATEGIES + PEER_STRATEGIES
-DEFAULT_STRATEGIES = ("warm", "cold", "random", "flaml", "flaml-zeroshot")
-DEFAULT_BUDGETS = (1, 2, 5, 10, 20, 50)
-DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+DEFAULT_STRATEGIES = BENCHMARK_STRATEGIES  # the defaults live in metalearn.defaults (the CLI's --help reads them)
+DEFAULT_BUDGETS = BENCHMARK_BUDGETS
+DEFAULT_FRACTIONS = BENCHMARK_FRACTIONS
 MATCH_BUDGET = 50
 #: issue #22: warm's ensemble after this many trials against its best single pipeline after MATCH_BUDGET
 ENSEMBLE_BUDGET = 10
@@ -94,16 +103,22 @@ def parse_strategies(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse_budgets(text: str | Sequence[int]) -> tuple[int, ...]:
-    """Comma-separated (or listed) positive numbers of trials, sorted and deduplicated."""
+def parse_positive_ints(text: str | Sequence[float], unit: str, name: str = "budgets") -> tuple[int, ...]:
+    """Comma-separated (or listed) positive whole numbers (of ``unit``), sorted and deduplicated; the errors call
+    them ``name``."""
     raw = text.split(",") if isinstance(text, str) else list(text)
     try:
         values = sorted({int(str(v).strip()) for v in raw if str(v).strip()})
     except ValueError:
-        raise MetalearnError(f"budgets must be whole numbers of trials, got {text!r}") from None
+        raise MetalearnError(f"{name} must be whole numbers of {unit}, got {text!r}") from None
     if not values or values[0] < 1:
-        raise MetalearnError(f"budgets must be positive numbers of trials, got {text!r}")
+        raise MetalearnError(f"{name} must be positive numbers of {unit}, got {text!r}")
     return tuple(values)
+
+
+def parse_budgets(text: str | Sequence[int]) -> tuple[int, ...]:
+    """Comma-separated (or listed) positive numbers of trials, sorted and deduplicated."""
+    return parse_positive_ints(text, "trials")
 
 
 def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -125,19 +140,19 @@ class BenchmarkConfig:
     suite: str
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     budgets: tuple[int, ...] = DEFAULT_BUDGETS
-    seeds: int = 3
+    seeds: int = BENCHMARK_SEEDS
     jobs: int = 1
     output: str | None = None  # None: DEFAULT_OUTPUTS of the task
     db: str | None = None
-    max_rows: int = 2000
-    folds: int = 3
+    max_rows: int = BENCHMARK_MAX_ROWS
+    folds: int = BENCHMARK_FOLDS
     kb_fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     limit: int | None = None
     shuffle: bool = False  # a fixed (seed 0) random order of the datasets, so --limit takes a random sample
     datasets: str | None = None  # a file naming the datasets to run (benchmarks/selections/)
     test_size: float = 1 / 3
     test_max_rows: int = 10_000
-    trial_time_limit: float | None = 60.0
+    trial_time_limit: float | None = BENCHMARK_TRIAL_TIME_LIMIT
     cache_dir: str | None = None
     k: int = 5
     n_warm: int = 10

@@ -14,7 +14,6 @@ higher is better): mean with CI, median and paired.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from metalearn import figures
 from metalearn.benchmark.analysis import bootstrap_ci, machine_info, normalized_error, paired_comparison
 from metalearn.benchmark.checkpoint import now, read_jsonl
 from metalearn.benchmark.config import R2_FLOOR
-from metalearn.benchmark.report import ci_cell, p_value_text
+from metalearn.benchmark.report import ci_cell, fmt_number, p_value_text
 from metalearn.benchmark.systems import REFERENCE, STATUSES
 from metalearn.protocol import dumps_json
 
@@ -191,13 +190,7 @@ def summarize(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | 
 # --------------------------------------------------------------------------- report.md
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def _table(data: Nested, budgets: Sequence[int], cell: Any = _fmt, first: str = "system") -> list[str]:
+def _table(data: Nested, budgets: Sequence[int], cell: Any = fmt_number, first: str = "system") -> list[str]:
     lines = [f"| {first} | " + " | ".join(f"{b} s" for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
     for system, values in data.items():
         lines.append(f"| {system} | " + " | ".join(cell(values.get(str(b))) for b in budgets) + " |")
@@ -235,7 +228,7 @@ def _per_dataset(frame: pd.DataFrame, systems: Sequence[str], metric: str) -> li
     lines = [f"## Per dataset (test {metric}, seeds averaged)", "",
              "| dataset | budget | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for (dataset, budget), row in table.iterrows():
-        lines.append(f"| {dataset} | {budget} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+        lines.append(f"| {dataset} | {budget} | " + " | ".join(fmt_number(row.get(c)) for c in cols) + " |")
     return lines + [""]
 
 
@@ -251,15 +244,16 @@ def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, 
     if summary["partial_datasets"]:
         lines += [f"Partial (not in the statistics): {len(summary['partial_datasets'])} datasets.", ""]
     sections = [(f"Mean test {metric} [95 % bootstrap CI]", summary["test_score_ci"], ci_cell),
-                (f"Median test {metric}", summary.get("median_test_score", {}), _fmt),
-                ("Average rank (1 = best)", summary["average_rank"], _fmt),
-                ("Normalised error (TabRepo: 0 = best system, 1 = median system)", summary["normalized_error"], _fmt),
+                (f"Median test {metric}", summary.get("median_test_score", {}), fmt_number),
+                ("Average rank (1 = best)", summary["average_rank"], fmt_number),
+                ("Normalised error (TabRepo: 0 = best system, 1 = median system)", summary["normalized_error"],
+                 fmt_number),
                 (f"{summary['reference']} vs each system: wins / ties / losses (Wilcoxon p)", summary["paired"],
                  _paired_cell)]
     if "test_rmse_ci" in summary:
         sections += [("Mean test RMSE, negated (higher is better; each dataset in its target's units) [95 % "
                       "bootstrap CI]", summary["test_rmse_ci"], ci_cell),
-                     ("Median test RMSE, negated", summary.get("median_test_rmse", {}), _fmt),
+                     ("Median test RMSE, negated", summary.get("median_test_rmse", {}), fmt_number),
                      (f"{summary['reference']} vs each system on the test RMSE: wins / ties / losses (Wilcoxon p)",
                       summary.get("paired_rmse", {}), _paired_cell)]
     sections += [("Actual seconds, spawn to model ready: median / p90 / max", summary["seconds"], _time_cell),

@@ -23,7 +23,7 @@ from metalearn.protocol import dumps_json
 Lines = list[str]
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def fmt_number(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
@@ -37,7 +37,7 @@ def _table(data: dict[str, dict[str, Any]], budgets: Sequence[int], digits: int 
            cell: Any = None) -> list[str]:
     lines = [f"| {first} | " + " | ".join(str(b) for b in budgets) + " |",
              "|---|" + "---:|" * len(budgets)]
-    show = cell or (lambda value: _fmt(value, digits))
+    show = cell or (lambda value: fmt_number(value, digits))
     for strategy, values in data.items():
         lines.append(f"| {strategy} | " + " | ".join(show(values.get(str(b))) for b in budgets) + " |")
     return lines
@@ -216,8 +216,8 @@ def _rank_sections(summary: dict[str, Any], plots: dict[str, str]) -> Lines:
     lines += _plot(plots, "rank_vs_budget", "average rank vs budget")
     lines += ["", "## Trials to match", "",
               f"Smallest budget at which warm's median normalised error is at most cold's (random's) at "
-              f"{summary['match_budget']} trials: cold {_fmt(summary['warm_trials_to_match_cold_at_50'])}, "
-              f"random {_fmt(summary['warm_trials_to_match_random_at_50'])}.", ""]
+              f"{summary['match_budget']} trials: cold {fmt_number(summary['warm_trials_to_match_cold_at_50'])}, "
+              f"random {fmt_number(summary['warm_trials_to_match_random_at_50'])}.", ""]
     return lines
 
 
@@ -232,8 +232,8 @@ def _objective_section(summary: dict[str, Any]) -> Lines:
     lines += ["Median over datasets:", ""] + _table(summary["median_normalized_cv_error"], budgets)
     lines += ["", "Mean over datasets:", ""] + _table(summary.get("mean_normalized_cv_error", {}), budgets)
     lines += ["", f"On this view warm reaches cold's (random's) {summary['match_budget']}-trial median after "
-              f"{_fmt(summary['cv_warm_trials_to_match_cold_at_50'])} "
-              f"({_fmt(summary['cv_warm_trials_to_match_random_at_50'])}) trials."]
+              f"{fmt_number(summary['cv_warm_trials_to_match_cold_at_50'])} "
+              f"({fmt_number(summary['cv_warm_trials_to_match_random_at_50'])}) trials."]
     for name, by_value in summary["paired"].items():
         values = [v for v in ("test_score", "test_rmse", "cv_score") if v in by_value]
         heads = {"test_score": "test", "test_rmse": "test RMSE", "cv_score": "CV"}
@@ -268,8 +268,8 @@ def _distance_section(summary: dict[str, Any]) -> Lines:
         c = by_distance.get(str(b))
         if c:
             rho = "—" if c["spearman_rho"] is None else f"{c['spearman_rho']:+.3f} ({p_value_text(c['p'])})"
-            lines.append(f"| {b} | {c['datasets']} | {rho} | {c['far_datasets']}, {_fmt(c['mean_gain_far'], 4)} "
-                         f"| {_fmt(c['mean_gain_near'], 4)} |")
+            lines.append(f"| {b} | {c['datasets']} | {rho} | {c['far_datasets']}, {fmt_number(c['mean_gain_far'], 4)} "
+                         f"| {fmt_number(c['mean_gain_near'], 4)} |")
     return lines
 
 
@@ -305,7 +305,7 @@ def _per_dataset_section(frame: pd.DataFrame, summary: dict[str, Any]) -> Lines:
     cols = [s for s in main if s in table.columns]
     lines += ["| dataset | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, row in table.iterrows():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt_number(row.get(c)) for c in cols) + " |")
     return lines
 
 

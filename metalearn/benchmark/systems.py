@@ -29,6 +29,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from metalearn.benchmark.config import parse_positive_ints
 from metalearn.errors import MetalearnError
 from metalearn.protocol import TASKS
 
@@ -87,14 +88,7 @@ def parse_systems(text: str | Sequence[str]) -> tuple[str, ...]:
 
 def parse_budgets(text: str | Sequence[float]) -> tuple[int, ...]:
     """Comma-separated (or listed) positive whole numbers of seconds, sorted and deduplicated."""
-    raw = text.split(",") if isinstance(text, str) else list(text)
-    try:
-        values = sorted({int(str(v).strip()) for v in raw if str(v).strip()})
-    except ValueError:
-        raise MetalearnError(f"time budgets must be whole numbers of seconds, got {text!r}") from None
-    if not values or values[0] < 1:
-        raise MetalearnError(f"time budgets must be positive numbers of seconds, got {text!r}")
-    return tuple(values)
+    return parse_positive_ints(text, "seconds", "time budgets")
 
 
 # --------------------------------------------------------------------------- the worker's environment

@@ -2,19 +2,35 @@
 with FLAML and AutoGluon (see benchmarks/README.md); classification or regression, one task per run.
 
 The benchmark package is imported when the command runs, not for its ``--help`` (importing even
-:mod:`metalearn.benchmark.config` runs the package's ``__init__``, which loads the whole search stack)."""
+:mod:`metalearn.benchmark.config` runs the package's ``__init__``, which loads the whole search stack): the
+defaults of its options are read from :mod:`metalearn.defaults`, which :class:`BenchmarkConfig` reads too."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from metalearn.cli.common import user_errors
+from metalearn.defaults import (
+    BENCHMARK_BUDGETS,
+    BENCHMARK_FOLDS,
+    BENCHMARK_FRACTIONS,
+    BENCHMARK_MAX_ROWS,
+    BENCHMARK_SEEDS,
+    BENCHMARK_STRATEGIES,
+    BENCHMARK_TRIAL_TIME_LIMIT,
+)
 
 commands = typer.Typer()
+
+
+def _listed(values: Iterable[object]) -> str:
+    """``values`` as the comma-separated text of an option's default."""
+    return ",".join(map(str, values))
 
 
 def _echo(text: str) -> None:
@@ -33,9 +49,9 @@ def benchmark(
                                                            "tasks needs it).")] = None,
     strategies: Annotated[str, typer.Option(help="Comma-separated: warm, cold, random, hyperband, "
                                                  "successive-halving, flaml, flaml-zeroshot, "
-                                                 "warm@<fraction>.")] = "warm,cold,random,flaml,flaml-zeroshot",
-    budgets: Annotated[str, typer.Option(help="Comma-separated budgets in trials.")] = "1,2,5,10,20,50",
-    seeds: Annotated[int, typer.Option(min=1, help="Outer splits (and search seeds) per dataset.")] = 3,
+                                                 "warm@<fraction>.")] = _listed(BENCHMARK_STRATEGIES),
+    budgets: Annotated[str, typer.Option(help="Comma-separated budgets in trials.")] = _listed(BENCHMARK_BUDGETS),
+    seeds: Annotated[int, typer.Option(min=1, help="Outer splits (and search seeds) per dataset.")] = BENCHMARK_SEEDS,
     jobs: Annotated[int, typer.Option(min=1, help="Datasets run in parallel (processes).")] = 1,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory (resumable; default "
                                                                      "benchmarks/results/warmstart, or "
@@ -44,16 +60,16 @@ def benchmark(
                                                                      "regression).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Knowledge base to benchmark against; it is copied, never "
                                                         "written (default: the shipped seed snapshot).")] = None,
-    max_rows: Annotated[int, typer.Option(min=20, help="Stratified row cap of the train part.")] = 2000,
-    folds: Annotated[int, typer.Option(min=2, help="CV folds inside the train part.")] = 3,
+    max_rows: Annotated[int, typer.Option(min=20, help="Stratified row cap of the train part.")] = BENCHMARK_MAX_ROWS,
+    folds: Annotated[int, typer.Option(min=2, help="CV folds inside the train part.")] = BENCHMARK_FOLDS,
     kb_fractions: Annotated[str, typer.Option(help="Knowledge-base fractions for the size curve (warm@f); "
-                                                   "empty for none.")] = "0.1,0.25,0.5,1.0",
+                                                   "empty for none.")] = _listed(BENCHMARK_FRACTIONS),
     kb_fraction_seeds: Annotated[int | None, typer.Option(min=1, help="Run the size curve on the first N seeds "
                                                                       "only (default: every seed).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N datasets.")] = None,
     shuffle: Annotated[bool, typer.Option(help="Fixed random dataset order, so --limit N is a random "
                                                "sample (growing N keeps the earlier ones).")] = False,
-    trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = 60.0,
+    trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = BENCHMARK_TRIAL_TIME_LIMIT,
     datasets: Annotated[str | None, typer.Option(help="Only the datasets named in this file (a JSON list, "
                                                    "{\"datasets\": [...]}, or one name per line).")] = None,
     ensemble_size: Annotated[int | None, typer.Option(min=0, help="Greedy ensemble rounds of each budget's model "

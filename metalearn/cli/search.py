@@ -26,6 +26,7 @@ from metalearn.cli.common import (
     _print_json,
     user_errors,
 )
+from metalearn.defaults import REPORT_SAMPLE_SIZE, REPORT_SHAP_SECONDS
 from metalearn.errors import MetalearnError
 from metalearn.protocol import DEFAULTS, STRATEGIES
 
@@ -197,9 +198,10 @@ def report(
         "--sensitive", help="Sensitive column for the fairness section (repeat, or separate with commas).")] = None,
     db: DbOption = None,
     sample_size: Annotated[int, typer.Option(min=10, help="Rows for permutation importance, partial dependence "
-                                                          "and SHAP.")] = 500,
-    shap_seconds: Annotated[float, typer.Option(min=0.1, help="Time budget of the SHAP step (fewer rows and "
-                                                              "permutations are explained to fit it).")] = 20.0,
+                                                          "and SHAP.")] = REPORT_SAMPLE_SIZE,
+    shap_seconds: Annotated[float, typer.Option(
+        min=0.1, help="Time budget of the SHAP step (fewer rows and permutations are explained to fit it).")
+    ] = REPORT_SHAP_SECONDS,
     seed: int = 0,
     trust_unsigned: TrustOption = False,
 ) -> None:
@@ -212,7 +214,7 @@ def report(
     if data is None:
         raise MetalearnError("give the data to evaluate on with --data FILE (the knowledge base and the model file "
                              "hold no raw data)")
-    columns = [c.strip() for item in sensitive or [] for c in item.split(",") if c.strip()]
+    columns = run.split_names(sensitive)
     result = run.service.report(source, data, target=target, db=db, sensitive=columns, sample_size=sample_size,
                                 seed=seed, shap_seconds=shap_seconds, trust_unsigned=trust_unsigned)
     for message in result.warnings:

@@ -18,6 +18,7 @@ from metalearn.datasets import detect_task
 from metalearn.errors import MetalearnError
 from metalearn.mitigation import FairnessRequest, check_request
 from metalearn.report import render_report
+from metalearn.restriction import split_names
 from metalearn.settings import mlflow_uri
 from metalearn.tracking import MlflowTracker
 from metalearn.warmstart.continued import record_fairness, stored_fairness
@@ -25,7 +26,7 @@ from metalearn.warmstart.grid import load_grid
 from metalearn.warmstart.search import SearchSettings
 
 __all__ = ["SearchSettings", "check_fairness", "console", "csv_safe", "load", "mlops", "read_grid", "record_fairness",
-           "render_report", "service", "settings_to_run", "show_result"]
+           "render_report", "service", "settings_to_run", "show_result", "split_names"]
 
 
 def load(file: Path, target: str, name: str | None, task: str | None = None) -> Any:

@@ -9,6 +9,14 @@ from typing import Annotated
 import typer
 
 from metalearn.cli.common import DbOption, _shown, kb_errors, user_errors
+from metalearn.defaults import (
+    SEED_CROSS_EVALUATE,
+    SEED_FOLDS,
+    SEED_MAX_ROWS,
+    SEED_POOL_SIZE,
+    SEED_TRIAL_TIME_LIMIT,
+    SEED_TRIALS,
+)
 from metalearn.errors import MetalearnError
 
 commands = typer.Typer()
@@ -21,15 +29,15 @@ def kb_seed(
     manifest: Annotated[Path | None, typer.Option(help="A manifest.json (or its directory).")] = None,
     openml_suite: Annotated[str | None, typer.Option(help="OpenML suite id or alias.")] = None,
     openml_datasets: Annotated[list[int] | None, typer.Option(help="OpenML dataset ids (repeat the option).")] = None,
-    trials: Annotated[int, typer.Option(min=1, help="Cold SMAC trials per dataset.")] = 60,
-    folds: Annotated[int, typer.Option(min=2)] = 3,
-    max_rows: Annotated[int, typer.Option(min=50, help="Stratified row cap for the trials.")] = 2000,
-    trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = 60.0,
+    trials: Annotated[int, typer.Option(min=1, help="Cold SMAC trials per dataset.")] = SEED_TRIALS,
+    folds: Annotated[int, typer.Option(min=2)] = SEED_FOLDS,
+    max_rows: Annotated[int, typer.Option(min=50, help="Stratified row cap for the trials.")] = SEED_MAX_ROWS,
+    trial_time_limit: Annotated[float, typer.Option(help="Seconds allowed per trial.")] = SEED_TRIAL_TIME_LIMIT,
     seed: int = 0,
     cross_evaluate: Annotated[int, typer.Option(min=0, help="Top configurations per dataset to evaluate on "
-                                                             "every other dataset.")] = 0,
+                                                             "every other dataset.")] = SEED_CROSS_EVALUATE,
     pool_size: Annotated[int, typer.Option(min=0, help="Grow the cross-evaluation pool with the datasets' next "
-                                                        "best configurations to this many.")] = 0,
+                                                        "best configurations to this many.")] = SEED_POOL_SIZE,
     jobs: Annotated[int, typer.Option(min=1, help="Datasets seeded in parallel.")] = 1,
     cache_dir: Annotated[Path | None, typer.Option(help="OpenML cache directory.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N datasets.")] = None,

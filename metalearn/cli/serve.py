@@ -45,9 +45,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         raise MetalearnError(f"unknown log level {log_level!r}; use critical, error, warning, info or debug")
     # bad settings: one line and exit 2, before uvicorn
     server = settings.ServerSettings.from_env(db_url=settings.database_url(db))
-    if not os.environ.get("METALEARN_MODEL_KEY", "").strip():
-        # the key follows the environment, not --db: pin it for the worker processes (METALEARN_DB may change below)
-        os.environ["METALEARN_MODEL_KEY_FILE"] = str(settings.model_key_path())
+    # the key follows the environment, not --db: pin it for the worker processes (METALEARN_DB may change below)
+    settings.pin_model_key_file()
     key = settings.model_key()  # generated now if missing; a bad key is one line and exit 2
     typer.echo(f"metalearn API on http://{host}:{port} (docs at /docs), knowledge base {_shown(server.db_url)}, "
                f"data in {server.data_dir}, models signed with the key in {key.source}", err=True)

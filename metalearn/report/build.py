@@ -22,7 +22,7 @@ from metalearn.errors import MetalearnError
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.model_io import ModelBundle
 from metalearn.pipeline import build_pipeline
-from metalearn.protocol import METRICS, TASKS, check_choice, metric_for, task_of_metric, to_jsonable
+from metalearn.protocol import metric_for, task_of, to_jsonable
 from metalearn.report.attributions import Codec, TooSlow, local_rows, regression_local_rows, shap_section
 from metalearn.report.common import SectionTimer, align_proba, column_roles, error_text, is_fitted
 from metalearn.report.evaluate import Evaluation, evaluate, positive_class
@@ -323,10 +323,9 @@ def report_for_result(result: SearchResult, dataset: Dataset, **kwargs: Any) -> 
 def _model_task(model: Any, metadata: Mapping[str, Any]) -> str | None:
     """The task of a saved model: from its metadata (``task``, else its metric), else from the estimator's
     type; None when nothing tells (the task is then detected from the target)."""
-    if metadata.get("task"):
-        return check_choice("task", str(metadata["task"]), TASKS)
-    if metadata.get("metric") in METRICS:
-        return task_of_metric(str(metadata["metric"]))
+    task = task_of(metadata)
+    if task is not None:
+        return task
     if is_regressor(model):
         return "regression"
     return "classification" if is_classifier(model) else None
@@ -376,14 +375,6 @@ def report_for_model(model: Any, metadata: Mapping[str, Any], frame: pd.DataFram
     return report
 
 
-def _search_task(settings: Mapping[str, Any]) -> str | None:
-    """The task of a stored search: its settings' ``task``, else its metric's (None: detected from the data)."""
-    if settings.get("task"):
-        return check_choice("task", str(settings["task"]), TASKS)
-    metric = settings.get("metric")
-    return task_of_metric(str(metric)) if metric in METRICS else None
-
-
 def report_for_search(kb: KnowledgeBase, search_id: int, frame: pd.DataFrame, *, target: str | None = None,
                       name: str | None = None, **kwargs: Any) -> ModelReport:
     """Refit a stored search's best configuration on ``frame`` (the knowledge base keeps no raw data) and report.
@@ -401,7 +392,7 @@ def report_for_search(kb: KnowledgeBase, search_id: int, frame: pd.DataFrame, *,
         raise MetalearnError(f"target column {target!r} not found in the data")
     frame = frame[frame[target].notna()].reset_index(drop=True)
     settings = search.get("settings") or {}
-    dataset = from_frame(frame, target, name or info.name, task=_search_task(settings))
+    dataset = from_frame(frame, target, name or info.name, task=task_of(settings))  # None: detected from the data
     configuration = best_configuration(kb, search_id)
     pipeline = build_pipeline(configuration, dataset.numeric, dataset.categorical, n_features=dataset.n_features,
                               random_state=int(settings.get("seed") or 0))

@@ -14,6 +14,10 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from metalearn.errors import MetalearnError
 from metalearn.report.common import MISSING, as_label
+from metalearn.tasks import is_numeric
+
+#: groups with fewer rows than this are listed as small: their rates and errors are noisy
+MIN_GROUP_ROWS: int = 30
 
 
 def sensitive_frame(sensitive: Any, eval_X: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -46,7 +50,7 @@ def sensitive_frame(sensitive: Any, eval_X: pd.DataFrame, extra: pd.DataFrame | 
 
 def _groups(values: pd.Series) -> tuple[np.ndarray, str | None]:
     """Group names of the rows: numeric columns with more than 10 values in quartiles; missing is a group."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and values.nunique() > 10:
+    if is_numeric(values) and values.nunique() > 10:
         cut = pd.qcut(values, 4, duplicates="drop")
         out = cut.astype(object).where(cut.notna(), MISSING).map(str).to_numpy(dtype=object)
         return out, "numeric column cut into quartiles"
@@ -117,7 +121,7 @@ def _attribute(column: Any, values: pd.Series, y_true: np.ndarray, y_pred: np.nd
         "attribute": str(column), "binning": binning, "groups": list(table.values()),
         "demographic_parity_difference": dpd, "equalized_odds_difference": eod,
         "per_class": per_class, "warning": bool(flagged),
-        "small_groups": [g for g, row in table.items() if row["count"] < 30],
+        "small_groups": [g for g, row in table.items() if row["count"] < MIN_GROUP_ROWS],
         "method": (f"binary: positive class {positive!r}" if binary else
                    "multiclass: one-vs-rest per class (predicted == k against y == k); summary = largest "
                    "difference over the classes"),
@@ -174,7 +178,7 @@ def _error_attribute(column: Any, values: pd.Series, y_true: np.ndarray, y_pred:
     attribute = {
         "attribute": str(column), "binning": binning, "groups": table, "gaps": gaps, "relative_gaps": relative,
         "largest_gap": largest, "warning": bool(flagged),
-        "small_groups": [g["group"] for g in table if g["count"] < 30],
+        "small_groups": [g["group"] for g in table if g["count"] < MIN_GROUP_ROWS],
         "method": "regression: per-group errors of the evaluation predictions; gap = largest minus smallest group "
                   "value; relative gap = gap / overall MAE (MAE, mean residual) or / overall RMSE (RMSE)",
     }

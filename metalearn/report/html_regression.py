@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from metalearn.report.fairness import MIN_GROUP_ROWS
 from metalearn.report.html_explanations import lime_section, shap_section, surrogate_section
 from metalearn.report.html_parts import PALETTE, esc, figure, fmt, img, kv_table, note, short, table, unavailable
 
@@ -141,7 +142,7 @@ def render_regression_fairness(d: Mapping[str, Any], meta: Mapping[str, Any]) ->
                          [(k.replace("_", " "), v, attr["relative_gaps"].get(k)) for k, v in attr["gaps"].items()]))
         out.append(note(attr["method"] + (f"; {attr['binning']}" if attr.get("binning") else "")))
         if attr.get("small_groups"):
-            out.append(note(f"Groups with fewer than 30 rows (gaps are noisy): "
+            out.append(note(f"Groups with fewer than {MIN_GROUP_ROWS} rows (gaps are noisy): "
                             f"{', '.join(map(str, attr['small_groups'][:10]))}"))
         groups = attr["groups"]
         keys = [k for k in groups[0] if k != "group"] if groups else []

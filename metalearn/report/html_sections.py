@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from metalearn.report.fairness import MIN_GROUP_ROWS
 from metalearn.report.html_parts import ORIGIN_COLOURS, PALETTE, esc, figure, fmt, img, note, short, table, unavailable
 
 
@@ -157,7 +158,7 @@ def render_fairness(d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             "</td></tr>" for k, v in summary) + "</table>")
         out.append(note(attr["method"] + (f"; {attr['binning']}" if attr.get("binning") else "")))
         if attr.get("small_groups"):
-            out.append(note(f"Groups with fewer than 30 rows (differences are noisy): "
+            out.append(note(f"Groups with fewer than {MIN_GROUP_ROWS} rows (differences are noisy): "
                             f"{', '.join(map(str, attr['small_groups'][:10]))}"))
         groups = attr["groups"]
         keys = [k for k in groups[0] if k != "group"] if groups else []

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metalearn.defaults import REPORT_SAMPLE_SIZE, REPORT_SHAP_SECONDS
 from metalearn.errors import MetalearnError
 from metalearn.protocol import dumps_json, to_jsonable
 from metalearn.report.html import REGRESSION_SECTIONS, SECTIONS, render_html
@@ -23,7 +24,7 @@ REPORT_FORMAT = "metalearn-report/1"
 class ReportOptions:
     """Sizes and budgets of a report (defaults keep 10k rows x 50 columns under a minute)."""
 
-    sample_size: int = 500  # rows for permutation importance, partial dependence, SHAP background pool
+    sample_size: int = REPORT_SAMPLE_SIZE  # rows for permutation importance, partial dependence, SHAP background pool
     folds: int | None = None  # folds of cross_val_predict without a test split; None: 5, or 3 above 5,000 rows
     seed: int = 0
     permutation_repeats: int = 5
@@ -33,7 +34,8 @@ class ReportOptions:
     shap_rows: int = 100  # at most this many rows are explained
     shap_background: int = 50
     shap_max_permutations: int = 10
-    shap_seconds: float | None = 20.0  # time budget of the SHAP step, compilation included (None: no reduction)
+    #: time budget of the SHAP step, compilation included (None: no reduction)
+    shap_seconds: float | None = REPORT_SHAP_SECONDS
     n_local: int = 3  # individual predictions explained (SHAP and/or LIME)
     lime: bool | str = "auto"  # "auto": only where SHAP does not fit; True: always; False: never
     lime_samples: int = 1000
