@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from metalearn.api.services import RecommendationService
-from metalearn.knowledge_base import DatasetInfo
+from metalearn.knowledge_base import DatasetInfo, rank_configurations
 from metalearn.protocol import DEFAULT_METRICS, TASKS, to_jsonable
 from metalearn.warmstart.recommend import Recommender
 
@@ -50,16 +50,14 @@ class BestRuns:
 
 
 def best_runs(recommender: Recommender) -> BestRuns:
-    """Per dataset of the recommender's performance matrix: the best mean score and its configuration."""
-    scores = recommender.scores
-    if scores.empty:
-        return BestRuns(recommender.metric, {}, {}, {})
-    filled = scores.fillna(-np.inf)
-    best_cols = filled.idxmax(axis=1)
-    best = filled.max(axis=1)
-    score = {int(d): float(s) for d, s in best.items() if np.isfinite(s)}
-    configuration = {int(d): int(c) for d, c in best_cols.items() if int(d) in score}
-    algorithm = {d: str(recommender.algorithms.get(c, "?")) for d, c in configuration.items()}
+    """Per dataset of the recommender's performance matrix: the best mean score (rank 0 of
+    :func:`~metalearn.knowledge_base.rank_configurations`) and its configuration; datasets without a finite
+    best score are left out."""
+    ranked = rank_configurations(recommender.performance)
+    best = ranked[(ranked["rank"] == 0) & np.isfinite(ranked["score"].astype(float))]
+    score = {int(d): float(s) for d, s in zip(best["dataset_id"], best["score"], strict=True)}
+    configuration = {int(d): int(c) for d, c in zip(best["dataset_id"], best["configuration_id"], strict=True)}
+    algorithm = {int(d): str(a) for d, a in zip(best["dataset_id"], best["algorithm"], strict=True)}
     return BestRuns(recommender.metric, score, configuration, algorithm)
 
 

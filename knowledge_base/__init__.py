@@ -6,7 +6,7 @@ writer of a search's status), ``snapshot`` (portable export / import, the shippe
 (Alembic). It imports only core modules (space, settings, protocol, errors), never warmstart or above.
 """
 
-from metalearn.knowledge_base.queries import ScoredConfiguration
+from metalearn.knowledge_base.queries import ScoredConfiguration, rank_configurations
 from metalearn.knowledge_base.repository import (
     DatasetInfo,
     KnowledgeBase,
@@ -15,4 +15,5 @@ from metalearn.knowledge_base.repository import (
     config_hash,
 )
 
-__all__ = ["DatasetInfo", "KnowledgeBase", "RunRecord", "ScoredConfiguration", "canonical_json", "config_hash"]
+__all__ = ["DatasetInfo", "KnowledgeBase", "RunRecord", "ScoredConfiguration", "canonical_json", "config_hash",
+           "rank_configurations"]

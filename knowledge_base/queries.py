@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from metalearn.knowledge_base.models import ConfigurationRow, DatasetRow, MetaFeatureRow, RunRow, SearchRow
@@ -28,6 +27,25 @@ class ScoredConfiguration:
     n_runs: int
 
 
+#: columns of :meth:`EvidenceQueries.performance` (plus ``std`` when asked for)
+PERFORMANCE_COLUMNS = ["dataset_id", "configuration_id", "algorithm", "score", "n_runs"]
+
+
+def _frame(rows: list[Any], with_std: bool) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS + (["std"] if with_std else []))
+
+
+def rank_configurations(performance: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a performance table (``dataset_id``, ``configuration_id``, ``score``, ...) ordered by dataset
+    and, within a dataset, best first, with their 0-based ``rank`` there: the higher mean score first, ties broken
+    by the lower configuration id, an undefined score (NaN) last. The one definition of a dataset's best
+    configurations (the recommender's pooling reasons, the seed's cross-evaluation pool, the studio)."""
+    ranked = performance.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True],
+                                     na_position="last")
+    ranked["rank"] = ranked.groupby("dataset_id").cumcount()
+    return ranked
+
+
 class EvidenceQueries:
     """Mixin of :class:`~metalearn.knowledge_base.KnowledgeBase`: the performance matrix, where configurations
     were found, why they were pooled, the best configurations of a dataset and the statistics."""
@@ -36,13 +54,31 @@ class EvidenceQueries:
 
     def performance(self, metric: str, space_version: str | Collection[str] | None = None,
                     budget: float = 1.0, dataset_ids: Collection[int] | None = None,
-                    searched_only: bool = False) -> pd.DataFrame:
+                    searched_only: bool = False, with_std: bool = False) -> pd.DataFrame:
         """Mean score of every (dataset, configuration) pair with successful full-budget runs (ensemble runs,
         which are not points of the search space, left out); only of ``dataset_ids`` when given, and only of
-        the searches' own runs (no cross-evaluation) when ``searched_only``."""
+        the searches' own runs (no cross-evaluation) when ``searched_only``. ``with_std`` adds a ``std`` column:
+        the largest stored fold standard deviation of the pair's runs."""
+        query = self._performance_query(metric, space_version, budget, dataset_ids, searched_only, with_std)
+        with self.reading() as session:
+            return _frame(session.execute(query).all(), with_std)
+
+    def ranked_configurations(self, metric: str, space_version: str | Collection[str] | None = None,
+                              budget: float = 1.0, dataset_ids: Collection[int] | None = None,
+                              searched_only: bool = False, with_std: bool = False) -> pd.DataFrame:
+        """:meth:`performance` (same arguments) with each dataset's configurations best first and a 0-based
+        ``rank`` column (see :func:`rank_configurations`)."""
+        return rank_configurations(self.performance(metric, space_version, budget, dataset_ids, searched_only,
+                                                    with_std))
+
+    @staticmethod
+    def _performance_query(metric: str, space_version: str | Collection[str] | None, budget: float,
+                           dataset_ids: Collection[int] | None, searched_only: bool, with_std: bool) -> Select:
+        """The query of :meth:`performance`."""
         excluded = (ENSEMBLE_ORIGIN, CROSS_EVAL_ORIGIN) if searched_only else (ENSEMBLE_ORIGIN,)
-        query = (select(RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
-                        func.avg(RunRow.score).label("score"), func.count().label("n_runs"))
+        columns = [RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
+                   func.avg(RunRow.score).label("score"), func.count().label("n_runs")]
+        query = (select(*columns, *([func.max(RunRow.score_std).label("std")] if with_std else []))
                  .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
                  .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == budget,
                         RunRow.origin.not_in(excluded))
@@ -52,9 +88,7 @@ class EvidenceQueries:
             query = query.where(ConfigurationRow.space_version.in_(versions))
         if dataset_ids is not None:
             query = query.where(RunRow.dataset_id.in_(list(dataset_ids)))
-        with self.reading() as session:
-            return pd.DataFrame(session.execute(query).all(),
-                                columns=["dataset_id", "configuration_id", "algorithm", "score", "n_runs"])
+        return query
 
     def discovery(self, dataset_ids: Collection[int] | None = None) -> pd.DataFrame:
         """Distinct (configuration_id, dataset_id) pairs where a search proposed the configuration (on
@@ -71,24 +105,19 @@ class EvidenceQueries:
             return pd.DataFrame(session.execute(query).all(), columns=["configuration_id", "dataset_id"])
 
     def pooled_by(self, metric: str, dataset_ids: Collection[int] | None = None) -> dict[int, frozenset[int]]:
-        """For each cross-evaluated configuration, the datasets whose own searches found it best: the reason it
-        was pooled for cross-evaluation (library defaults, pooled for every dataset, have none). Only the
-        winners among ``dataset_ids`` when given."""
-        searched = (select(RunRow.dataset_id, RunRow.configuration_id, func.avg(RunRow.score).label("score"))
-                    .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == 1.0,
-                           RunRow.origin.not_in((CROSS_EVAL_ORIGIN, ENSEMBLE_ORIGIN)))
-                    .group_by(RunRow.dataset_id, RunRow.configuration_id))
-        if dataset_ids is not None:
-            searched = searched.where(RunRow.dataset_id.in_(list(dataset_ids)))
+        """For each cross-evaluated configuration, the datasets whose own searches found it best (rank 0 of
+        :func:`rank_configurations` over the searches' own runs): the reason it was pooled for cross-evaluation
+        (library defaults, pooled for every dataset, have none). Only the winners among ``dataset_ids`` when
+        given."""
+        searched = self._performance_query(metric, None, 1.0, dataset_ids, searched_only=True, with_std=False)
         pooled = select(RunRow.configuration_id).where(RunRow.origin == CROSS_EVAL_ORIGIN).distinct()
-        with self.reading() as session:
-            scores = pd.DataFrame(session.execute(searched).all(), columns=["dataset_id", "configuration_id", "score"])
+        with self.reading() as session:  # one read: the scores and the pool as of the same moment
+            scores = _frame(session.execute(searched).all(), with_std=False)
             crossed = set(session.scalars(pooled))
         if scores.empty:
             return {}
-        best = scores.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
-        winners = best.groupby("dataset_id").head(1)
-        winners = winners[winners["configuration_id"].isin(crossed)]
+        ranked = rank_configurations(scores)
+        winners = ranked[(ranked["rank"] == 0) & ranked["configuration_id"].isin(crossed)]
         grouped = winners.groupby("configuration_id")["dataset_id"]
         return {int(c): frozenset(int(d) for d in group) for c, group in grouped}
 
@@ -113,22 +142,13 @@ class EvidenceQueries:
     def best_configurations(self, dataset_id: int, metric: str, limit: int = 10,
                             space_version: str | Collection[str] | None = None,
                             budget: float = 1.0) -> list[ScoredConfiguration]:
-        """The best configurations seen on a dataset, by mean score over their runs."""
-        score = func.avg(RunRow.score)
-        query = (select(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json,
-                        score.label("score"), func.max(RunRow.score_std).label("std"),
-                        func.count().label("n"))
-                 .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
-                 .where(RunRow.dataset_id == dataset_id, RunRow.metric == metric, RunRow.status == "success",
-                        RunRow.budget == budget, RunRow.origin != ENSEMBLE_ORIGIN)
-                 .group_by(RunRow.configuration_id, ConfigurationRow.algorithm, ConfigurationRow.config_json)
-                 .order_by(score.desc(), RunRow.configuration_id).limit(limit))
-        if space_version is not None:
-            versions = [space_version] if isinstance(space_version, str) else list(space_version)
-            query = query.where(ConfigurationRow.space_version.in_(versions))
-        with self.reading() as session:
-            return [ScoredConfiguration(r.configuration_id, r.algorithm, json.loads(r.config_json), float(r.score),
-                                        r.std, int(r.n)) for r in session.execute(query)]
+        """The ``limit`` best configurations seen on a dataset (cross-evaluation included), in the order of
+        :func:`rank_configurations`."""
+        top = self.ranked_configurations(metric, space_version, budget, [dataset_id], with_std=True).head(limit)
+        configs = self.configurations(int(c) for c in top["configuration_id"])
+        return [ScoredConfiguration(int(r.configuration_id), r.algorithm, configs[int(r.configuration_id)],
+                                    float(r.score), None if pd.isna(r.std) else float(r.std), int(r.n_runs))
+                for r in top.itertuples(index=False)]
 
     def _counts_by(self, session: Session, column: Any) -> dict[str, dict[str, int]]:
         """Datasets and runs per value of a dataset column (source, task)."""

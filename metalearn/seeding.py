@@ -196,11 +196,9 @@ def _pooled_top_configs(db: str, protocol: SeedProtocol, task: str) -> list[int]
     versions = compatible_space_versions(task)
     kb = KnowledgeBase(db)
     try:
-        perf = kb.performance(protocol.metric_for(task), versions, searched_only=True)
-        if perf.empty:
+        ranked = kb.ranked_configurations(protocol.metric_for(task), versions, searched_only=True)
+        if ranked.empty:
             return []
-        ranked = perf.sort_values(["dataset_id", "score", "configuration_id"], ascending=[True, False, True])
-        ranked["rank"] = ranked.groupby("dataset_id").cumcount()
         defaults = list(library_defaults(kb, task).values())
     finally:
         kb.dispose()
