@@ -264,6 +264,11 @@ def test_peer_worker_regression() -> None:
     model, info = worker.fit_hgb({"task": "regression", "categorical": ["group"], "seed": 0}, X, y, 10.0)
     assert type(model[-1]).__name__ == "HistGradientBoostingRegressor" and info["native_categorical"] == 1
     assert model.predict(X).dtype == np.float64
+    # a column with no value in the training rows (anneal's split crashed scikit-learn's binning): dropped
+    empty = X.assign(blank=np.nan, blank_group=pd.Series([None] * len(X), dtype=object))
+    args = {"task": "regression", "categorical": ["group", "blank_group"], "seed": 0}
+    model, info = worker.fit_hgb(args, empty, y, 10.0)
+    assert np.isfinite(model.predict(empty.assign(blank=1.0))).all() and info["native_categorical"] == 1
     if flaml_available():
         automl, info = worker.fit_flaml({"task": "regression", "cores": 1, "seed": 0}, X.astype(
             {"group": "category"}), y, 2.0)

@@ -126,9 +126,10 @@ def fit_autogluon(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remainin
 def fit_hgb(args: dict[str, Any], X: pd.DataFrame, y: np.ndarray, remaining: float) -> tuple[Any, dict]:
     """``HistGradientBoostingClassifier`` (``...Regressor`` for regression) defaults; categoricals ordinal-encoded
     and native categorical features (one with more than 255 categories stays an ordinal number); no class
-    weights."""
-    categorical = [c for c in X.columns if c in set(args.get("categorical") or [])]
-    numeric = [c for c in X.columns if c not in set(categorical)]
+    weights. Columns with no value in the training rows are dropped (scikit-learn's binning fails on them)."""
+    present = [c for c in X.columns if X[c].notna().any()]
+    categorical = [c for c in present if c in set(args.get("categorical") or [])]
+    numeric = [c for c in present if c not in set(categorical)]
     native = [X[c].nunique(dropna=True) <= MAX_NATIVE_CATEGORIES for c in categorical]
     encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
                              encoded_missing_value=np.nan)
