@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.feature_selection import RFE, SelectFromModel, SelectPercentile
 from sklearn.impute import KNNImputer
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.preprocessing import PolynomialFeatures
+from sklearn.utils.class_weight import compute_sample_weight
 
 __all__ = [
     "CappedKNNImputer",
@@ -27,6 +29,8 @@ __all__ = [
     "CappedKNeighborsRegressor",
     "FractionRFE",
     "FractionRidgeRFE",
+    "LabelSafeExtraTreesClassifier",
+    "LabelSafeRandomForestClassifier",
     "PolynomialIfCheap",
     "RelativeLasso",
     "SelectFromModelAtLeastOne",
@@ -195,6 +199,37 @@ class CappedKNeighborsClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return self.estimator_.predict_proba(X)
+
+
+class _BalancedAsSampleWeights:
+    """Forest mixin: ``class_weight="balanced"`` applied as the equal sample weights.
+
+    scikit-learn 1.9's forests turn "balanced" into a dict keyed by the labels, then look each label up as
+    ``int(label)``: string labels such as ``"0"`` or ``"1"`` are never found and the fit fails ("The classes,
+    [0, 1], are not in class_weight"). :func:`~sklearn.utils.class_weight.compute_sample_weight` gives the same
+    weights without that lookup, and a forest multiplies its class weights into the sample weights anyway."""
+
+    class_weight: Any
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        if not isinstance(self.class_weight, str) or self.class_weight != "balanced":
+            return super().fit(X, y, sample_weight=sample_weight)  # type: ignore[misc]
+        weights = compute_sample_weight("balanced", y)
+        if sample_weight is not None:
+            weights = weights * np.asarray(sample_weight, dtype=float)
+        self.class_weight = None
+        try:
+            return super().fit(X, y, sample_weight=weights)  # type: ignore[misc]
+        finally:
+            self.class_weight = "balanced"
+
+
+class LabelSafeRandomForestClassifier(_BalancedAsSampleWeights, RandomForestClassifier):
+    """RandomForestClassifier whose ``class_weight="balanced"`` works with any labels (see the mixin)."""
+
+
+class LabelSafeExtraTreesClassifier(_BalancedAsSampleWeights, ExtraTreesClassifier):
+    """ExtraTreesClassifier whose ``class_weight="balanced"`` works with any labels (see the mixin)."""
 
 
 class FractionRidgeRFE(FractionRFE):

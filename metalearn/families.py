@@ -23,12 +23,7 @@ from ConfigSpace import Categorical, Float, Integer
 from ConfigSpace.hyperparameters import Hyperparameter
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-from sklearn.ensemble import (
-    AdaBoostClassifier,
-    ExtraTreesClassifier,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-)
+from sklearn.ensemble import AdaBoostClassifier, HistGradientBoostingClassifier
 from sklearn.linear_model import SGDClassifier
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neural_network import MLPClassifier
@@ -36,7 +31,12 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from metalearn.boosting import BOOSTING_FAMILIES
-from metalearn.components import CappedKNeighborsClassifier, logistic_regression
+from metalearn.components import (
+    CappedKNeighborsClassifier,
+    LabelSafeExtraTreesClassifier,
+    LabelSafeRandomForestClassifier,
+    logistic_regression,
+)
 from metalearn.registry import BuildContext, Component, Params, Registry, When, boolean
 
 __all__ = [
@@ -402,14 +402,14 @@ FAMILIES = Registry(
     components=(
         Component(
             "random_forest",
-            functools.partial(_forest, RandomForestClassifier),
+            functools.partial(_forest, LabelSafeRandomForestClassifier),
             functools.partial(forest_space, bootstrap_default=True),
             conditions=FOREST_CONDITIONS,
             class_weight=True,
         ),
         Component(
             "extra_trees",
-            functools.partial(_forest, ExtraTreesClassifier),
+            functools.partial(_forest, LabelSafeExtraTreesClassifier),
             functools.partial(forest_space, bootstrap_default=False),
             conditions=FOREST_CONDITIONS,
             class_weight=True,
