@@ -164,7 +164,7 @@ def cross_validate(
 def _cross_validate(pipeline: Any, X: pd.DataFrame, y: pd.Series, metric: str, folds: int, holdout: float | None,
                     seed: int, budget: float, keep: bool = False) -> tuple[list[float], np.ndarray | None]:
     """Fold scores and, with ``keep`` (full CV at the full budget), the out-of-fold probabilities."""
-    regression = task_of_metric(metric) == "regression"  # checks the metric
+    regression = task_of_metric(check_metric(metric)) == "regression"  # an unknown metric fails before any fit
     labels = None if regression else np.unique(y)
     keep = keep and not holdout and budget >= 1.0
     oof = np.full((len(y), 1 if regression else len(labels)), np.nan, dtype=np.float32) if keep else None
