@@ -41,7 +41,9 @@ from metalearn.benchmark.equal_time_report import (
     normalized_errors,
     paired,
     ranked,
+    select,
     summarize,
+    write_report,
 )
 from metalearn.benchmark.systems import SYSTEMS as REGISTRY
 from metalearn.benchmark.systems import Launcher, Outcome, label_text, parse_budgets, parse_systems, thread_env
@@ -235,6 +237,39 @@ def test_summary_of_hand_made_table() -> None:
     assert _paired_cell({"wins": 36, "ties": 0, "losses": 4, "wilcoxon_p": 2e-7}) == "36/0/4 (p<0.001)"
     assert _paired_cell({"wins": 2, "ties": 2, "losses": 0, "wilcoxon_p": None}) == "2/2/0 (p —)"
     assert _paired_cell({"wins": 7, "ties": 1, "losses": 4, "wilcoxon_p": 0.6377}) == "7/1/4 (p=0.638)"
+
+
+def test_budgets_with_their_own_grids(tmp_path: Path) -> None:
+    """60 s on every dataset with every system and 2 seeds, 180 s on a selection with two systems and 1 seed: each
+    budget's statistics use its own complete datasets, and the pairs across budgets the datasets both ran."""
+    short = pd.concat([_table().assign(seed=seed) for seed in (0, 1)])
+    short.loc[short["system"] == "a", "system"] = "metalearn"
+    long = pd.DataFrame([{"dataset_key": d, "dataset": d, "seed": 0, "system": s, "budget": 30, "test_score": v,
+                          "seconds": 29.0, "overrun": -1.0, "status": "ok"}
+                         for d, s, v in [("d1", "metalearn", 0.95), ("d1", "c", 0.8), ("d2", "metalearn", 0.5),
+                                         ("d2", "c", 0.7), ("d3", "metalearn", 0.9)]])
+    frame = pd.concat([short, long], ignore_index=True)
+    setup = {"systems": ["metalearn", "b", "c"], "budgets": [10, 30], "seeds": 2, "command": "cmd",
+             "protocol": {"cores": 1}, "cap": {"factor": 2, "extra_seconds": 60}}
+    summary = summarize(frame, setup)
+    grid = summary["coverage"]
+    assert grid["10"] == {"systems": ["metalearn", "b", "c"], "n_seeds": 2, "n_datasets": 4, "partial": []}
+    assert grid["30"] == {"systems": ["metalearn", "c"], "n_seeds": 1, "n_datasets": 2, "partial": ["d3"]}
+    assert summary["n_datasets"] == 4 and summary["n_seeds"] == 2 and summary["partial_datasets"] == ["d3"]
+    assert summary["mean_test_score"]["metalearn"] == {"10": pytest.approx(0.75), "30": pytest.approx(0.725)}
+    assert "30" not in summary["mean_test_score"]["b"] and summary["average_rank"]["c"]["30"] == 1.5
+    assert summary["paired"]["c"]["30"]["wins"] == 1 and summary["paired"]["c"]["30"]["losses"] == 1
+    pairs = {(c["system"], c["versus"]): c for c in summary["cross_budget"]}
+    assert set(pairs) == {("metalearn@30", "metalearn@10"), ("metalearn@10", "c@30")}
+    # on d1 and d2, seed 0 only: metalearn 0.9 and 0.6 at 10 s, 0.95 and 0.5 at 30 s; c 0.8 and 0.7 at 30 s
+    itself = pairs["metalearn@30", "metalearn@10"]
+    assert (itself["n_datasets"], itself["n_seeds"], itself["wins"], itself["losses"]) == (2, 1, 1, 1)
+    assert itself["mean"] == pytest.approx(0.725) and itself["versus_mean"] == pytest.approx(0.75)
+    versus = pairs["metalearn@10", "c@30"]
+    assert (versus["wins"], versus["losses"], versus["versus_mean"]) == (1, 1, pytest.approx(0.75))
+    report = write_report(summary, select(frame, setup)[0], {}, tmp_path).read_text()
+    assert "* 30 s: 2 datasets x 1 seeds, metalearn, c" in report and "1 at 30 s" in report
+    assert "| metalearn@30 | metalearn@10 | 2 x 1 | 0.725 | 0.750 | 1/0/1 (p —) |" in report
 
 
 def test_regression_normalised_error_floors_each_seed() -> None:

@@ -1,7 +1,9 @@
 """Summary, report and plots of the equal wall-clock benchmark (``summary.json``, ``report.md``, PNGs).
 
-Reads the rows of ``results.jsonl``; the statistics use the datasets on which every system has a row
-at every budget and seed (``complete``). Per dataset the test scores are averaged over seeds; then:
+Reads the rows of ``results.jsonl``; the statistics of a budget use the datasets on which every system run at
+that budget has a row at every seed (``complete``; the grids may differ by budget, as 60 s on every dataset and
+180 s on a selection, and pairs across budgets use the datasets and seeds both ran). Per dataset the test scores
+are averaged over seeds; then:
 mean test score (balanced accuracy, or R^2 for regression) with a 95 % bootstrap CI over datasets and the
 median, the average rank (1 = best, ties averaged), TabRepo's normalised error
 (:func:`metalearn.benchmark.analysis.normalized_error`, the trial study's too: per dataset and budget,
@@ -144,30 +146,88 @@ def paired(frame: pd.DataFrame, systems: Sequence[str], reference: str = REFEREN
     return {peer: paired_comparison(renamed, reference, peer, value) for peer in systems if peer != reference}
 
 
+def coverage(frame: pd.DataFrame, setup: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per budget: the systems run at it (the run's systems with a row there), its seeds (the run's, fewer when no
+    row has the later ones yet), and the datasets with a row for every such system and seed (``datasets``) or for
+    some (``partial``). Grids may differ by budget (60 s on every dataset, 180 s on a selection)."""
+    out: dict[str, dict[str, Any]] = {}
+    for budget in (int(b) for b in setup["budgets"]):
+        part = frame[(frame["budget"] == budget) & frame["system"].isin(setup["systems"])]
+        if part.empty:
+            continue
+        systems = [s for s in setup["systems"] if (part["system"] == s).any()]
+        seeds = min(int(setup["seeds"]), int(part["seed"].max()) + 1)
+        complete = complete_keys(part, systems, [budget], seeds)
+        out[str(budget)] = {"systems": systems, "n_seeds": seeds, "n_datasets": len(complete), "datasets": complete,
+                            "partial": sorted(set(part["dataset_key"]) - set(complete))}
+    return out
+
+
 def select(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | None = None
-           ) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The rows of the run's systems, budgets and seeds on its complete datasets, those datasets' keys, and
-    the keys of the partial ones."""
-    systems, budgets, seeds = list(setup["systems"]), [int(b) for b in setup["budgets"]], int(setup["seeds"])
-    frame = frame[frame["system"].isin(systems) & frame["budget"].isin(budgets) & (frame["seed"] < seeds)]
+           ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The rows of the run's systems, budgets and seeds on each budget's complete datasets, and the
+    :func:`coverage` of every budget."""
+    frame = frame[frame["system"].isin(setup["systems"]) & frame["budget"].isin([int(b) for b in setup["budgets"]])
+                  & (frame["seed"] < int(setup["seeds"]))]
     if keys is not None:
         frame = frame[frame["dataset_key"].isin(set(keys))]
-    complete = complete_keys(frame, systems, budgets, seeds)
-    partial = sorted(set(frame["dataset_key"]) - set(complete))
-    return frame[frame["dataset_key"].isin(complete)].reset_index(drop=True), complete, partial
+    grid = coverage(frame, setup)
+    parts = [frame[(frame["budget"] == int(b)) & frame["system"].isin(c["systems"]) & (frame["seed"] < c["n_seeds"])
+                   & frame["dataset_key"].isin(c["datasets"])] for b, c in grid.items()]
+    rows = pd.concat(parts) if parts else frame.iloc[:0]
+    return rows.reset_index(drop=True), grid
+
+
+def cross_budget(rows: pd.DataFrame, grid: dict[str, dict[str, Any]], reference: str = REFERENCE
+                 ) -> list[dict[str, Any]]:
+    """For every two budgets, on the datasets complete at both and their common seeds (the same outer splits):
+    the reference at the longer budget against itself at the shorter one, and the reference at the shorter budget
+    against every other system at the longer one (mean test scores, wins / ties / losses, Wilcoxon p)."""
+    out = []
+    budgets = sorted(int(b) for b in grid)
+    for i, short in enumerate(budgets):
+        for long in budgets[i + 1:]:
+            a, b = grid[str(short)], grid[str(long)]
+            keys = sorted(set(a["datasets"]) & set(b["datasets"]))
+            seeds = min(a["n_seeds"], b["n_seeds"])
+            if reference not in a["systems"] or not keys:
+                continue
+            pairs = [((reference, long), (reference, short))] if reference in b["systems"] else []
+            pairs += [((reference, short), (peer, long)) for peer in b["systems"] if peer != reference]
+            for one, other in pairs:
+                out.append(_versus(rows, keys, seeds, one, other))
+    return out
+
+
+def _versus(rows: pd.DataFrame, keys: list[str], seeds: int, one: tuple[str, int], other: tuple[str, int]
+            ) -> dict[str, Any]:
+    """``one`` against ``other`` (each a system and budget) on ``keys`` and seeds below ``seeds``."""
+    names = {one: f"{one[0]}@{one[1]}", other: f"{other[0]}@{other[1]}"}
+    part = rows[rows["dataset_key"].isin(keys) & (rows["seed"] < seeds)]
+    picked = pd.concat([part[(part["system"] == s) & (part["budget"] == b)].assign(strategy=names[(s, b)], budget=0)
+                        for s, b in (one, other)])
+    means = picked.groupby(["strategy", "dataset_key"])["test_score"].mean().groupby("strategy").mean()
+    cell = paired_comparison(picked, names[one], names[other]).get("0", {})
+    return {"system": names[one], "versus": names[other], "n_datasets": len(keys), "n_seeds": seeds,
+            "mean": float(means[names[one]]) if names[one] in means.index else None,
+            "versus_mean": float(means[names[other]]) if names[other] in means.index else None,
+            **cell}
 
 
 def summarize(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | None = None) -> dict[str, Any]:
     """The summary (``summary.json``) of the rows ``frame`` of a run described by ``setup``
-    (:meth:`EqualTimeConfig.setup`)."""
-    systems, budgets, seeds = list(setup["systems"]), [int(b) for b in setup["budgets"]], int(setup["seeds"])
-    rows, complete, partial = select(frame, setup, keys)
+    (:meth:`EqualTimeConfig.setup`). ``n_datasets`` counts the datasets in the statistics at any budget and
+    ``n_seeds`` is the most seeds of a budget; ``coverage`` gives both per budget."""
+    systems, budgets = list(setup["systems"]), [int(b) for b in setup["budgets"]]
+    rows, grid = select(frame, setup, keys)
     floor = R2_FLOOR if setup.get("task") == "regression" else None
     table = normalized_errors(ranked(cells(rows, floor)))
+    complete = sorted({k for c in grid.values() for k in c["datasets"]})
     summary: dict[str, Any] = {
-        "n_datasets": len(complete), "n_seeds": seeds, "budgets": budgets, "systems": systems,
-        "reference": REFERENCE, "task": setup.get("task", "classification"),
+        "n_datasets": len(complete), "n_seeds": max((c["n_seeds"] for c in grid.values()), default=0),
+        "budgets": budgets, "systems": systems, "reference": REFERENCE, "task": setup.get("task", "classification"),
         "metric": setup.get("metric", "balanced_accuracy"),
+        "coverage": {b: {k: v for k, v in c.items() if k != "datasets"} for b, c in grid.items()},
         "average_rank": _nested(table, "rank", systems),
         "normalized_error": _nested(table, "normalized_error", systems),
     }
@@ -179,10 +239,12 @@ def summarize(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | 
                         f"median_{column}": _nested(scored, column, systems, "median"),
                         f"{column}_ci": _per_budget(scored, systems, lambda g, c=column: bootstrap_ci(g[c].tolist())),
                         "paired" if suffix == "score" else f"paired_{suffix}": paired(rows, systems, value=column)})
+    summary["cross_budget"] = cross_budget(rows, grid)
     summary.update(time_stats(rows, systems))
     summary.update({
         "n_rows": int(len(rows)), "datasets": sorted(rows["dataset"].unique().tolist()) if len(rows) else [],
-        "partial_datasets": partial, "command": setup.get("command"), "protocol": setup.get("protocol"),
+        "partial_datasets": sorted({k for c in grid.values() for k in c["partial"]}),
+        "command": setup.get("command"), "protocol": setup.get("protocol"),
         "cap": setup.get("cap"), "machine": machine_info(int(setup.get("jobs", 1))), "created": now()})
     return summary
 
@@ -232,6 +294,31 @@ def _per_dataset(frame: pd.DataFrame, systems: Sequence[str], metric: str) -> li
     return lines + [""]
 
 
+def _coverage_lines(summary: dict[str, Any]) -> list[str]:
+    """Per budget: its datasets, seeds and systems (when the grids differ by budget) and its partial datasets."""
+    grid = summary.get("coverage", {})
+    lines = []
+    if len({(c["n_datasets"], c["n_seeds"], tuple(c["systems"])) for c in grid.values()}) > 1:
+        lines += [f"* {b} s: {c['n_datasets']} datasets x {c['n_seeds']} seeds, {', '.join(c['systems'])}"
+                  for b, c in grid.items()] + [""]
+    partial = [f"{len(c['partial'])} at {b} s" for b, c in grid.items() if c["partial"]]
+    return lines + ([f"Partial (not in the statistics): {', '.join(partial)}.", ""] if partial else [])
+
+
+def _cross_budget_lines(summary: dict[str, Any]) -> list[str]:
+    """The across-budgets table: each pair on the datasets and outer splits both budgets ran."""
+    pairs = summary.get("cross_budget", [])
+    if not pairs:
+        return []
+    lines = ["## Across budgets (datasets and outer splits both budgets ran)", "",
+             "| system | versus | datasets x seeds | mean | versus mean | wins / ties / losses (Wilcoxon p) |",
+             "|---|---|---:|---:|---:|---|"]
+    for c in pairs:
+        lines.append(f"| {c['system']} | {c['versus']} | {c['n_datasets']} x {c['n_seeds']} | {fmt_number(c['mean'])} "
+                     f"| {fmt_number(c['versus_mean'])} | {_paired_cell(c if 'wins' in c else None)} |")
+    return lines + [""]
+
+
 def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, str], output: Path) -> Path:
     """``report.md``: how it was run, the tables, the plots and the per-dataset scores."""
     budgets, metric, task = summary["budgets"], summary.get("metric", "balanced_accuracy"), summary.get("task")
@@ -240,9 +327,8 @@ def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, 
              f"{summary['n_datasets']} complete {task or 'classification'} datasets x {summary['n_seeds']} seeds; "
              f"whole-process wall-clock per run (spawn to model ready), {summary['protocol'].get('cores')} core(s) "
              f"per run, hard cap {summary['cap']['factor']:g} x budget + {summary['cap']['extra_seconds']:g} s. "
-             f"Timeouts and crashes score as {dummy}.", "", "```bash", str(summary["command"]), "```", ""]
-    if summary["partial_datasets"]:
-        lines += [f"Partial (not in the statistics): {len(summary['partial_datasets'])} datasets.", ""]
+             f"Timeouts and crashes score as {dummy}.", "", "```bash", str(summary["command"]), "```", "",
+             *_coverage_lines(summary)]
     sections = [(f"Mean test {metric} [95 % bootstrap CI]", summary["test_score_ci"], ci_cell),
                 (f"Median test {metric}", summary.get("median_test_score", {}), fmt_number),
                 ("Average rank (1 = best)", summary["average_rank"], fmt_number),
@@ -261,6 +347,7 @@ def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, 
                  ("Runs ok / timeout / crash", summary["status"], _status_cell)]
     for title, data, cell in sections:
         lines += [f"## {title}", "", *_table(data, budgets, cell)]
+    lines += _cross_budget_lines(summary)
     lines += [f"![{name}]({file})" for name, file in plots.items()] + [""]
     lines += _per_dataset(frame, summary["systems"], metric)
     errors = frame[frame["status"] != "ok"] if "status" in frame.columns else frame.iloc[:0]
@@ -305,8 +392,8 @@ def _overrun_plot(frame: pd.DataFrame, systems: Sequence[str], output: Path) -> 
     axes = fig.subplots(1, len(budgets), squeeze=False)
     for ax, budget in zip(axes[0], budgets, strict=True):
         part = frame[frame["budget"] == budget]
-        data = [part.loc[part["system"] == s, "overrun"].dropna().to_numpy() for s in systems]
-        ax.boxplot(data, tick_labels=list(systems))
+        names = [s for s in systems if (part["system"] == s).any()]
+        ax.boxplot([part.loc[part["system"] == s, "overrun"].dropna().to_numpy() for s in names], tick_labels=names)
         ax.axhline(0.0, color="black", lw=0.8)
         ax.set_title(f"budget {budget} s")
         ax.tick_params(axis="x", rotation=45, labelsize=8)
