@@ -146,13 +146,14 @@ def paired(frame: pd.DataFrame, systems: Sequence[str], reference: str = REFEREN
     return {peer: paired_comparison(renamed, reference, peer, value) for peer in systems if peer != reference}
 
 
-def coverage(frame: pd.DataFrame, setup: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per budget: the systems run at it (the run's systems with a row there), its seeds (the run's, fewer when no
-    row has the later ones yet), and the datasets with a row for every such system and seed (``datasets``) or for
-    some (``partial``). Grids may differ by budget (60 s on every dataset, 180 s on a selection)."""
+def _coverage(frame: pd.DataFrame, setup: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per budget, of the rows :func:`select` kept: the systems run at it (the run's systems with a row there), its
+    seeds (the run's, fewer when no row has the later ones yet), and the datasets with a row for every such system
+    and seed (``datasets``) or for some (``partial``). Grids may differ by budget (60 s on every dataset, 180 s on a
+    selection)."""
     out: dict[str, dict[str, Any]] = {}
     for budget in (int(b) for b in setup["budgets"]):
-        part = frame[(frame["budget"] == budget) & frame["system"].isin(setup["systems"])]
+        part = frame[frame["budget"] == budget]
         if part.empty:
             continue
         systems = [s for s in setup["systems"] if (part["system"] == s).any()]
@@ -166,12 +167,12 @@ def coverage(frame: pd.DataFrame, setup: dict[str, Any]) -> dict[str, dict[str, 
 def select(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | None = None
            ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The rows of the run's systems, budgets and seeds on each budget's complete datasets, and the
-    :func:`coverage` of every budget."""
+    coverage of every budget (``_coverage``)."""
     frame = frame[frame["system"].isin(setup["systems"]) & frame["budget"].isin([int(b) for b in setup["budgets"]])
                   & (frame["seed"] < int(setup["seeds"]))]
     if keys is not None:
         frame = frame[frame["dataset_key"].isin(set(keys))]
-    grid = coverage(frame, setup)
+    grid = _coverage(frame, setup)
     parts = [frame[(frame["budget"] == int(b)) & frame["system"].isin(c["systems"]) & (frame["seed"] < c["n_seeds"])
                    & frame["dataset_key"].isin(c["datasets"])] for b, c in grid.items()]
     rows = pd.concat(parts) if parts else frame.iloc[:0]
@@ -218,8 +219,12 @@ def summarize(frame: pd.DataFrame, setup: dict[str, Any], keys: Iterable[str] | 
     """The summary (``summary.json``) of the rows ``frame`` of a run described by ``setup``
     (:meth:`EqualTimeConfig.setup`). ``n_datasets`` counts the datasets in the statistics at any budget and
     ``n_seeds`` is the most seeds of a budget; ``coverage`` gives both per budget."""
+    return _summary(*select(frame, setup, keys), setup)
+
+
+def _summary(rows: pd.DataFrame, grid: dict[str, dict[str, Any]], setup: dict[str, Any]) -> dict[str, Any]:
+    """:func:`summarize` of the rows and coverage :func:`select` gave."""
     systems, budgets = list(setup["systems"]), [int(b) for b in setup["budgets"]]
-    rows, grid = select(frame, setup, keys)
     floor = R2_FLOOR if setup.get("task") == "regression" else None
     table = normalized_errors(ranked(cells(rows, floor)))
     complete = sorted({k for c in grid.values() for k in c["datasets"]})
@@ -422,8 +427,8 @@ def finalize(output: Path, setup: dict[str, Any], keys: Iterable[str] | None = N
              extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Summarise ``output/results.jsonl``; write ``summary.json``, ``report.md`` and the plots."""
     frame = load_rows(output, keys)
-    summary = summarize(frame, setup, keys)
-    complete = select(frame, setup, keys)[0]
+    complete, grid = select(frame, setup, keys)
+    summary = _summary(complete, grid, setup)
     summary.update(extra or {})
     plots = make_plots(summary, complete, output)
     summary["plots"] = list(plots.values())
