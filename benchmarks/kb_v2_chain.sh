@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Resume issue #22's compute from the committed checkpoints, one heavy job at a time (2 cores), from a frozen
+# worktree so that every session runs the same code. Every step resumes where the last session stopped:
+#   1. the classification cross-evaluation of knowledge base v2 (scratch/kb-v2.sqlite, rebuilt from
+#      knowledge_base/seed/build/kb-v2-checkpoint.json.gz when missing; the checkpoint is refreshed every 20 min);
+#   2. the equal-time benchmark at 60 s, every classification dataset, seed 0 then seed 1;
+#   3. the 180 s comparison (metalearn, AutoGluon best_quality) on benchmarks/selections/equal-time-180.json;
+#   4. the classification trial study on knowledge base v2 with ensembles (benchmarks/results/warmstart-v2).
+# Commit the checkpoint and the results folders before a session ends (nothing under scratch/ survives it).
+#
+#   nohup bash benchmarks/kb_v2_chain.sh [SUITE] > /dev/null 2>&1 &     (SUITE: ../shared/datasets)
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+suite="${1:-../shared/datasets}"
+rev="${CHAIN_REV:-00d7945}"  # the code every session of this build runs
+s=scratch
+db="$s/kb-v2.sqlite"
+checkpoint=knowledge_base/seed/build/kb-v2-checkpoint.json.gz
+mkdir -p "$s"
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+log() { echo "$(date -u '+%F %T') $*" >> "$s/chain.log"; }
+export_checkpoint() {  # written aside, then renamed: a commit never takes a half-written file
+    nice -n 10 "$ml" kb export "$s/checkpoint.json.gz" --db "$db" > /dev/null 2>&1 && mv "$s/checkpoint.json.gz" "$checkpoint"
+}
+
+[ -d "$s/wt" ] || git worktree add --detach "$s/wt" "$rev"
+if [ ! -x "$s/venv/bin/metalearn" ]; then
+    python -m venv --system-site-packages "$s/venv"
+    (cd / && "$OLDPWD/$s/venv/bin/pip" install -q --no-deps -e "$OLDPWD/$s/wt")
+fi
+ml="$s/venv/bin/metalearn"
+[ -f "$db" ] || "$ml" kb import "$checkpoint" --db "$db"
+
+log "1. cross-evaluation"
+( while sleep 1200; do export_checkpoint; done ) &
+exporter=$!
+"$ml" kb seed --manifest "$suite" --trials 60 --folds 3 --max-rows 2000 --trial-time-limit 60 --seed 0 \
+    --cross-evaluate 1 --pool-size 200 --jobs 2 --db "$db" >> "$s/seed-v2.log" 2>&1
+status=$?
+kill "$exporter"
+export_checkpoint
+log "cross-evaluation exit $status"
+[ "$status" -eq 0 ] || exit "$status"
+
+[ -x .venv-peers/bin/python ] || bash benchmarks/peers/setup.sh .venv-peers >> "$s/chain.log" 2>&1
+equal_time() {
+    "$s/venv/bin/python" -m metalearn.benchmark.equal_time --suite "$suite" --db "$db" --jobs 2 --cores 1 \
+        --pin-cpus --peers-python .venv-peers/bin/python --output benchmarks/results/equal-time "$@" \
+        >> "$s/bench-cls.log" 2>&1
+}
+for seeds in 1 2; do
+    log "2. equal time 60 s, --seeds $seeds"
+    equal_time --budgets 60 --seeds "$seeds" \
+        --systems metalearn,metalearn-cold,flaml,hgb,autogluon,autogluon-balanced || exit 1
+done
+log "3. equal time 180 s"
+equal_time --budgets 180 --seeds 1 --systems metalearn,autogluon-best \
+    --datasets benchmarks/selections/equal-time-180.json || exit 1
+log "4. trial study"
+"$ml" benchmark --suite "$suite" --db "$db" --datasets benchmarks/selections/equal-time-180.json \
+    --strategies warm,cold,random,flaml,flaml-zeroshot --seeds 2 --jobs 2 --kb-fractions 1 --shuffle \
+    --output benchmarks/results/warmstart-v2 >> "$s/trials-v2.log" 2>&1
+log "trial study exit $?"
