@@ -2,7 +2,8 @@
 # Resume issue #22's compute from the committed checkpoints, one heavy job at a time (2 cores), from a frozen
 # worktree so that every session runs the same code. Every step resumes where the last session stopped:
 #   1. the classification cross-evaluation of knowledge base v2 (scratch/kb-v2.sqlite, rebuilt from
-#      knowledge_base/seed/build/kb-v2-checkpoint.json.gz when missing; the checkpoint is refreshed every 20 min);
+#      knowledge_base/seed/build/kb-v2-checkpoint.json.gz when missing; the checkpoint is refreshed every 20 min),
+#      then the shipped seed re-merged from it;
 #   2. the equal-time benchmark at 60 s, every classification dataset, seed 0 then seed 1;
 #   3. the 180 s comparison (metalearn, AutoGluon best_quality) on benchmarks/selections/equal-time-180.json;
 #   4. the classification trial study on knowledge base v2 with ensembles (benchmarks/results/warmstart-v2).
@@ -41,6 +42,13 @@ kill "$exporter"
 export_checkpoint
 log "cross-evaluation exit $status"
 [ "$status" -eq 0 ] || exit "$status"
+if [ ! -f "$s/merged.done" ]; then  # the shipped seed: the v1 snapshot (e8f2de5) and this build merged
+    git show e8f2de5:knowledge_base/seed/seed-kb.json.gz > "$s/seed-kb-v1.json.gz"
+    rm -f "$s"/merged.sqlite*
+    "$ml" kb import "$s/seed-kb-v1.json.gz" --db "$s/merged.sqlite" && "$ml" kb import "$checkpoint" --db "$s/merged.sqlite" \
+        && "$ml" kb export knowledge_base/seed/seed-kb.json.gz --db "$s/merged.sqlite" && touch "$s/merged.done"
+    log "shipped seed re-merged: $(ls -l knowledge_base/seed/seed-kb.json.gz)"
+fi
 
 [ -x .venv-peers/bin/python ] || bash benchmarks/peers/setup.sh .venv-peers >> "$s/chain.log" 2>&1
 equal_time() {
