@@ -24,7 +24,7 @@ export_checkpoint() {  # written aside, then renamed: a commit never takes a hal
     nice -n 10 "$ml" kb export "$s/checkpoint.json.gz" --db "$db" > /dev/null 2>&1 && mv "$s/checkpoint.json.gz" "$checkpoint"
 }
 
-[ -d "$s/wt" ] || git worktree add --detach "$s/wt" "$rev"
+[ -d "$s/wt" ] || { git worktree prune && git worktree add --detach "$s/wt" "$rev"; } || exit 1
 if [ ! -x "$s/venv/bin/metalearn" ]; then
     python -m venv --system-site-packages "$s/venv"
     (cd / && "$OLDPWD/$s/venv/bin/pip" install -q --no-deps -e "$OLDPWD/$s/wt")
