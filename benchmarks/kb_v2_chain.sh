@@ -38,7 +38,7 @@ exporter=$!
 "$ml" kb seed --manifest "$suite" --trials 60 --folds 3 --max-rows 2000 --trial-time-limit 60 --seed 0 \
     --cross-evaluate 1 --pool-size 200 --jobs 2 --db "$db" >> "$s/seed-v2.log" 2>&1
 status=$?
-kill "$exporter"
+pkill -P "$exporter"; kill "$exporter"  # its running export first: it must not rename an older file last
 export_checkpoint
 log "cross-evaluation exit $status"
 [ "$status" -eq 0 ] || exit "$status"
