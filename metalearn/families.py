@@ -31,6 +31,7 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from metalearn.boosting import BOOSTING_FAMILIES
+from metalearn.calibration import RareClassFolds
 from metalearn.components import (
     CappedKNeighborsClassifier,
     LabelSafeExtraTreesClassifier,
@@ -69,13 +70,13 @@ MLP_MAX_ITER = 200
 
 
 def calibrated(svm: Any) -> CalibratedClassifierCV:
-    """Sigmoid calibration on ``CALIBRATION_CV`` folds, giving SVMs a ``predict_proba``.
+    """Sigmoid calibration on ``CALIBRATION_CV`` folds (fewer for a rarer class), giving SVMs a ``predict_proba``.
 
     ``ensemble=True`` fits one SVM per fold on 2/3 of the rows: for libsvm (superlinear in n) this is
     cheaper than ``SVC(probability=True)`` (internal 5-fold CV plus a full fit, deprecated in
     scikit-learn 1.9) or ``ensemble=False`` (CV fits plus a full fit).
     """
-    return CalibratedClassifierCV(svm, method="sigmoid", cv=CALIBRATION_CV, ensemble=True, n_jobs=1)
+    return CalibratedClassifierCV(svm, method="sigmoid", cv=RareClassFolds(CALIBRATION_CV), ensemble=True, n_jobs=1)
 
 
 # --------------------------------------------------------------------------------------------------
