@@ -9,11 +9,18 @@ scikit-learn's calibration gives it probability 0 in the members trained without
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
+
+
+def stratified_fold_count(smallest: int, folds: int) -> int:
+    """How many stratified folds a target whose rarest class has ``smallest`` rows gets: ``folds``, fewer for
+    a rarer class, never under 2 (the one rule of the search's CV and of the SVMs' calibration)."""
+    return max(2, min(folds, smallest))
 
 
 class RareClassFolds:
@@ -27,11 +34,14 @@ class RareClassFolds:
 
     def _splitter(self, y: Any) -> StratifiedKFold:
         smallest = int(np.unique(np.asarray(y), return_counts=True)[1].min())
-        return StratifiedKFold(n_splits=max(2, min(self.folds, smallest)))
+        return StratifiedKFold(n_splits=stratified_fold_count(smallest, self.folds))
 
     def split(self, X: Any, y: Any, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The (train, test) index pairs of ``y``'s folds."""
-        yield from self._splitter(y).split(X, y)
+        with warnings.catch_warnings():  # "the least populated class has only 1 member": expected here
+            warnings.simplefilter("ignore")
+            splits = list(self._splitter(y).split(X, y))
+        yield from splits
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         """How many folds ``y`` gets (``folds`` when ``y`` is not given)."""

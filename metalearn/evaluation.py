@@ -42,6 +42,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
 
+from metalearn.calibration import stratified_fold_count
 from metalearn.pipeline import build_pipeline
 from metalearn.protocol import (
     DEFAULT_METRIC,
@@ -121,8 +122,7 @@ def _splits(y: pd.Series, folds: int, holdout: float | None, seed: int,
         stratify = y if min_count >= 2 else None
         train, test = train_test_split(index, test_size=holdout, stratify=stratify, random_state=seed)
         return [(train, test)]
-    n_splits = max(2, min(folds, min_count)) if min_count >= 2 else 2
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    splitter = StratifiedKFold(n_splits=stratified_fold_count(min_count, folds), shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return list(splitter.split(index, y))
