@@ -19,6 +19,7 @@ db="$s/kb-v2.sqlite"
 checkpoint=knowledge_base/seed/build/kb-v2-checkpoint.json.gz
 mkdir -p "$s"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+export PYTHONSAFEPATH=1  # `python -m` from the repo root must import the frozen worktree, not this checkout
 log() { echo "$(date -u '+%F %T') $*" >> "$s/chain.log"; }
 export_checkpoint() {  # written aside, then renamed: a commit never takes a half-written file
     nice -n 10 "$ml" kb export "$s/checkpoint.json.gz" --db "$db" > /dev/null 2>&1 && mv "$s/checkpoint.json.gz" "$checkpoint"
