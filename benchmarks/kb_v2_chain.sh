@@ -4,9 +4,10 @@
 #   1. the classification cross-evaluation of knowledge base v2 (scratch/kb-v2.sqlite, rebuilt from
 #      knowledge_base/seed/build/kb-v2-checkpoint.json.gz when missing; the checkpoint is refreshed every 20 min),
 #      then the shipped seed re-merged from it;
-#   2. the equal-time benchmark at 60 s, every classification dataset, seed 0 then seed 1;
+#   2. the equal-time benchmark at 60 s, every classification dataset, seed 0 (seed 1 comes last, step 5);
 #   3. the 180 s comparison (metalearn, AutoGluon best_quality) on benchmarks/selections/equal-time-180.json;
-#   4. the classification trial study on knowledge base v2 with ensembles (benchmarks/results/warmstart-v2).
+#   4. the classification trial study on knowledge base v2 with ensembles (benchmarks/results/warmstart-v2);
+#   5. the equal-time benchmark at 60 s, seed 1 (resumes: the runs of seed 0 are kept).
 # Commit the checkpoint and the results folders before a session ends (nothing under scratch/ survives it).
 #
 #   nohup bash benchmarks/kb_v2_chain.sh [SUITE] > /dev/null 2>&1 &     (SUITE: ../shared/datasets)
@@ -57,11 +58,12 @@ equal_time() {
         --pin-cpus --peers-python .venv-peers/bin/python --output benchmarks/results/equal-time "$@" \
         >> "$s/bench-cls.log" 2>&1
 }
-for seeds in 1 2; do
-    log "2. equal time 60 s, --seeds $seeds"
-    equal_time --budgets 60 --seeds "$seeds" \
+equal_time_60() {
+    log "2. equal time 60 s, --seeds $1"
+    equal_time --budgets 60 --seeds "$1" \
         --systems metalearn,metalearn-cold,flaml,hgb,autogluon,autogluon-balanced || exit 1
-done
+}
+equal_time_60 1  # every target has a first figure before the second seed: 60 s seed 0, 180 s, trial study
 log "3. equal time 180 s"
 equal_time --budgets 180 --seeds 1 --systems metalearn,autogluon-best \
     --datasets benchmarks/selections/equal-time-180.json || exit 1
@@ -70,3 +72,5 @@ log "4. trial study"
     --strategies warm,cold,random,flaml,flaml-zeroshot --seeds 2 --jobs 2 --kb-fractions 1 --shuffle \
     --output benchmarks/results/warmstart-v2 >> "$s/trials-v2.log" 2>&1
 log "trial study exit $?"
+equal_time_60 2
+log "done"
