@@ -22,10 +22,13 @@ ALICE = {"Authorization": "Bearer kb-alice-key"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     root = tmp_path_factory.mktemp("studio-kb")
+    # the session's cache dir (conftest): the shipped seed is loaded once per run, then copied
     env = {"METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
-           "METALEARN_CACHE_DIR": str(root / "cache"), "METALEARN_API_ADMIN_KEYS": "admin:kb-admin-key",
+           "METALEARN_API_ADMIN_KEYS": "admin:kb-admin-key",
            "METALEARN_API_KEYS": "alice:kb-alice-key", "METALEARN_API_SEARCH_WORKERS": "1", "OMP_NUM_THREADS": "1"}
     with running_server(root, env) as running:
+        # the first answer waits for the server's warm-up of the recommenders (seconds on a busy machine)
+        assert httpx.get(f"{running.url}/v1/knowledge-base/datasets", headers=ADMIN, timeout=120).status_code == 200
         yield running
 
 

@@ -43,7 +43,7 @@ TIMEOUT_MS = 120_000
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     root = tmp_path_factory.mktemp("studio")
     env = {"METALEARN_DB": str(root / "kb.sqlite"), "METALEARN_DATA_DIR": str(root / "data"),
-           "METALEARN_CACHE_DIR": str(root / "cache"), "METALEARN_API_ADMIN_KEYS": f"analyst:{ADMIN_KEY}",
+           "METALEARN_API_ADMIN_KEYS": f"analyst:{ADMIN_KEY}",  # the session's cache: the seed is copied
            "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1", "METALEARN_API_TRIAL_TIME_LIMIT": "30",
            "METALEARN_API_WORKER_NICE": "0", "METALEARN_API_REPORT_SHAP": "0",  # the report: in seconds, not ten
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
