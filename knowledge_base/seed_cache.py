@@ -1,6 +1,6 @@
 """A cache of the seeded SQLite knowledge base: seeding an empty SQLite file a second time is a file copy.
 
-Loading the shipped snapshot (about 19,000 runs) takes seconds. What it produces depends only on the snapshot's
+Loading the shipped snapshot (tens of thousands of runs) takes 10-20 s. What it produces depends only on the snapshot's
 bytes and the schema revision, so the first load keeps a copy in ``<cache dir>/seed/<sha256>-<revision>.sqlite``
 (``METALEARN_CACHE_DIR``); later, an empty SQLite knowledge base is filled from it with SQLite's online backup,
 after ``PRAGMA quick_check`` of the copy (a damaged copy is deleted and the snapshot loaded instead).
