@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC, LinearSVC
 
-from metalearn.calibration import RareClassFolds
+from metalearn.calibration import RareClassFolds, stratified_fold_count
 from metalearn.families import CALIBRATION_CV, calibrated
 
 
@@ -20,7 +20,7 @@ def test_a_calibrated_svm_fits_with_a_rare_class(rare: int, svm: object) -> None
     proba = model.predict_proba(X)
     assert proba.shape == (len(y), 3) and np.allclose(proba.sum(axis=1), 1.0)
     assert set(model.predict(X)) <= {"a", "b", "c"}
-    assert len(model.calibrated_classifiers_) == max(2, min(CALIBRATION_CV, rare))
+    assert len(model.calibrated_classifiers_) == stratified_fold_count(rare, CALIBRATION_CV) == {1: 2, 2: 2, 3: 3}[rare]
 
 
 def test_the_folds_stay_stratified_when_every_class_is_large() -> None:
