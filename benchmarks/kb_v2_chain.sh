@@ -9,6 +9,7 @@
 #   4. the classification trial study on knowledge base v2 with ensembles (benchmarks/results/warmstart-v2);
 #   5. the equal-time benchmark at 60 s, seed 1 (resumes: the runs of seed 0 are kept).
 # Commit the checkpoint and the results folders before a session ends (nothing under scratch/ survives it).
+# `touch scratch/hold` holds the chain before its next step (a step already running goes on); `rm` releases it.
 #
 #   nohup bash benchmarks/kb_v2_chain.sh [SUITE] > /dev/null 2>&1 &     (SUITE: ../shared/datasets)
 set -u
@@ -22,6 +23,10 @@ mkdir -p "$s"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 export PYTHONSAFEPATH=1  # `python -m` from the repo root must import the frozen worktree, not this checkout
 log() { echo "$(date -u '+%F %T') $*" >> "$s/chain.log"; }
+hold() {  # `touch scratch/hold` keeps the next step from starting (the cores free for a full test run)
+    [ -f "$s/hold" ] && log "held before: $*"
+    while [ -f "$s/hold" ]; do sleep 20; done
+}
 export_checkpoint() {  # written aside, then renamed: a commit never takes a half-written file
     nice -n 10 "$ml" kb export "$s/checkpoint.json.gz" --db "$db" > /dev/null 2>&1 && mv "$s/checkpoint.json.gz" "$checkpoint"
 }
@@ -59,14 +64,17 @@ equal_time() {
         >> "$s/bench-cls.log" 2>&1
 }
 equal_time_60() {
+    hold "equal time 60 s, --seeds $1"
     log "2. equal time 60 s, --seeds $1"
     equal_time --budgets 60 --seeds "$1" \
         --systems metalearn,metalearn-cold,flaml,hgb,autogluon,autogluon-balanced || exit 1
 }
 equal_time_60 1  # every target has a first figure before the second seed: 60 s seed 0, 180 s, trial study
+hold "equal time 180 s"
 log "3. equal time 180 s"
 equal_time --budgets 180 --seeds 1 --systems metalearn,autogluon-best \
     --datasets benchmarks/selections/equal-time-180.json || exit 1
+hold "trial study"
 log "4. trial study"
 "$ml" benchmark --suite "$suite" --db "$db" --datasets benchmarks/selections/equal-time-180.json \
     --strategies warm,cold,random,flaml,flaml-zeroshot --seeds 2 --jobs 2 --kb-fractions 1 --shuffle \
