@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from servers import running_server
-from test_user_control import _json, cli, iris_csv, iris_frame  # noqa: F401  (iris_csv is a fixture)
+from conftest import run_cli
+from test_user_control import _json, iris_csv, iris_frame  # noqa: F401  (iris_csv is a fixture)
 
 from metalearn import service
 from metalearn.client import APIError, Client
@@ -41,11 +42,11 @@ def test_reopen_is_the_one_backward_transition(tmp_path: Path) -> None:
 
 def test_cli_continue_adds_numbered_trials_to_the_same_search(iris_csv: Path, tmp_path: Path) -> None:  # noqa: F811
     db = str(tmp_path / "kb.sqlite")
-    first = cli("search", str(iris_csv), "--target", "target", "--trials", "3", "--folds", "2", "--ensemble-size",
+    first = run_cli("search", str(iris_csv), "--target", "target", "--trials", "3", "--folds", "2", "--ensemble-size",
                 "5", "--include", "logistic_regression,decision_tree", "--json", "--db", db)
     assert first.returncode == 0, first.stderr
     search_id = _json(first.stdout)["search_id"]
-    more = cli("search", str(iris_csv), "--target", "target", "--continue", str(search_id), "--trials", "2",
+    more = run_cli("search", str(iris_csv), "--target", "target", "--continue", str(search_id), "--trials", "2",
                "--json", "--db", db, "--output", str(tmp_path / "model.joblib"))
     assert more.returncode == 0, more.stderr
     result = _json(more.stdout)
@@ -64,10 +65,10 @@ def test_cli_continue_adds_numbered_trials_to_the_same_search(iris_csv: Path, tm
 
     other = tmp_path / "other.csv"
     iris_frame().head(120).to_csv(other, index=False)
-    refused = cli("search", str(other), "--target", "target", "--continue", str(search_id), "--trials", "1",
+    refused = run_cli("search", str(other), "--target", "target", "--continue", str(search_id), "--trials", "1",
                   "--db", db)
     assert refused.returncode == 2 and f"not the data search {search_id} ran on" in refused.stderr
-    missing = cli("search", str(iris_csv), "--target", "target", "--continue", "999", "--trials", "1", "--db", db)
+    missing = run_cli("search", str(iris_csv), "--target", "target", "--continue", "999", "--trials", "1", "--db", db)
     assert missing.returncode == 2 and "no search with id 999" in missing.stderr
     assert KnowledgeBase(db).search(search_id)["status"] == "succeeded"
 
@@ -83,7 +84,7 @@ def test_interrupted_search_can_be_continued(iris_csv: Path, tmp_path: Path) -> 
                             should_stop=lambda: "interrupted" if len(done) >= 2 else False)
     assert result.status == "interrupted" and kb.search(result.search_id)["status"] == "interrupted"
     assert len(kb.runs_frame(search_id=result.search_id)) == 2
-    more = cli("search", str(iris_csv), "--target", "target", "--continue", str(result.search_id), "--trials", "2",
+    more = run_cli("search", str(iris_csv), "--target", "target", "--continue", str(result.search_id), "--trials", "2",
                "--json", "--db", db)
     assert more.returncode == 0, more.stderr
     continued = _json(more.stdout)
@@ -95,16 +96,16 @@ def test_cli_continue_makes_a_fair_search_fair_again(tmp_path: Path) -> None:
     db, model = str(tmp_path / "kb.sqlite"), tmp_path / "fair.joblib"
     args = ("search", str(TITANIC), "--target", "survived", "--strategy", "random", "--folds", "2", "--ensemble-size",
             "0", "--include", "logistic_regression,gaussian_nb", "--json", "--db", db)
-    first = cli(*args, "--trials", "2", "--sensitive", "sex", "--fairness", "demographic_parity")
+    first = run_cli(*args, "--trials", "2", "--sensitive", "sex", "--fairness", "demographic_parity")
     assert first.returncode == 0, first.stderr
     search_id = _json(first.stdout)["search_id"]
     request = {"sensitive": "sex", "constraint": "demographic_parity"}
     assert KnowledgeBase(db).search(search_id)["settings"]["fairness"] == request  # stored, as the API stores it
-    other = cli(*args, "--continue", str(search_id), "--trials", "1", "--sensitive", "sex", "--fairness",
+    other = run_cli(*args, "--continue", str(search_id), "--trials", "1", "--sensitive", "sex", "--fairness",
                 "equalized_odds")
     assert other.returncode == 2 and "keeps its own fairness request" in other.stderr
     assert KnowledgeBase(db).search(search_id)["status"] == "succeeded"  # refused before it was reopened
-    more = cli(*args, "--continue", str(search_id), "--trials", "1", "--output", str(model))
+    more = run_cli(*args, "--continue", str(search_id), "--trials", "1", "--output", str(model))
     assert more.returncode == 0, more.stderr
     result = _json(more.stdout)
     assert [t["trial"] for t in result["trials"]] == [1, 2, 3] and "made fair again for 'sex'" in more.stderr
@@ -113,10 +114,8 @@ def test_cli_continue_makes_a_fair_search_fair_again(tmp_path: Path) -> None:
     assert isinstance(bundle.model, FairClassifier) and bundle.metadata["fairness"]["sensitive"] == "sex"
 
 
-def test_api_continue(tmp_path: Path) -> None:
-    env = {"METALEARN_DB": str(tmp_path / "kb.sqlite"), "METALEARN_DATA_DIR": str(tmp_path / "data"),
-           "METALEARN_API_KEYS": "", "METALEARN_API_SEARCH_WORKERS": "1", "OMP_NUM_THREADS": "1"}
-    with running_server(tmp_path, env) as server, Client(server.url, timeout=120) as client:
+def test_api_continue(open_server: SimpleNamespace) -> None:
+    with Client(open_server.url, timeout=120) as client:
         dataset = client.upload_dataset(iris_frame(), target="target", name="iris")
         search = client.start_search(dataset["id"], n_trials=2, folds=2, ensemble_size=3,
                                      include=["logistic_regression", "gaussian_nb"])

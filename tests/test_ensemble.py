@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from conftest import breast_cancer_frame, messy_iris_frame
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
 from sklearn.tree import DecisionTreeClassifier
 
 from metalearn.datasets import from_frame
 from metalearn.ensemble import EnsembleClassifier, ensemble_selection
-from metalearn.evaluation import score_proba
+from metalearn.evaluation import balanced_accuracy, score_proba
 from metalearn.knowledge_base import KnowledgeBase
 from metalearn.model_io import ModelBundle
 from metalearn.service import save_search_model
@@ -39,6 +40,21 @@ def test_selection_combines_complementary_candidates_and_never_loses_to_the_best
     assert score == pytest.approx(score_proba("balanced_accuracy", y, mixed, labels))
     _, best = ensemble_selection([weak, a], y, labels, "log_loss", size=5)
     assert best >= max(score_proba("log_loss", y, p, labels) for p in (weak, a))
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_balanced_accuracy_is_scikit_learns() -> None:
+    """The fast balanced accuracy ensemble selection uses equals scikit-learn's, also when a class is never
+    predicted, when a predicted class is not in ``y``, and for string labels."""
+    rng = np.random.default_rng(1)
+    for n_classes, n in ((2, 7), (3, 50), (5, 400)):
+        y = rng.integers(0, n_classes, n)
+        predicted = np.where(rng.random(n) < 0.6, y, rng.integers(0, n_classes + 1, n))  # class n_classes: unseen
+        assert balanced_accuracy(y, predicted) == pytest.approx(balanced_accuracy_score(y, predicted))
+        names = np.array(list("abcdef"), dtype=object)
+        assert balanced_accuracy(names[y], names[predicted]) == pytest.approx(
+            balanced_accuracy_score(names[y], names[predicted]))
+    assert balanced_accuracy([1, 1, 2], [2, 2, 2]) == 0.5
 
 
 def test_ensemble_classifier_averages_members_over_all_classes() -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from conftest import run_cli
 from sklearn.datasets import make_classification
 
 from metalearn.knowledge_base import KnowledgeBase
@@ -22,9 +20,8 @@ def test_a_budget_too_small_for_any_trial_is_an_error_with_the_reason(tmp_path: 
     kb = KnowledgeBase(db)  # holds a dataset already: the search does not spend its budget loading the seed
     kb.register_dataset(name="placeholder", content_hash="0" * 64, n_rows=2, n_features=1, n_classes=2)
     kb.dispose()
-    done = subprocess.run([sys.executable, "-m", "metalearn.cli", "search", str(csv), "--target", "target",
-                           "--strategy", "random", "--db", db, "--json", "--time-budget", "0.5"],
-                          capture_output=True, text=True, timeout=120, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    done = run_cli("search", str(csv), "--target", "target", "--strategy", "random", "--db", db, "--json",
+                   "--time-budget", "0.5")
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["status"] == "failed"
     assert "no trial finished within the time budget of 0.5 s" in done.stderr
