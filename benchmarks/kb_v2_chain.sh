@@ -27,8 +27,15 @@ hold() {  # `touch scratch/hold` keeps the next step from starting (the cores fr
     [ -f "$s/hold" ] && log "held before: $*"
     while [ -f "$s/hold" ]; do sleep 20; done
 }
-export_checkpoint() {  # written aside, then renamed: a commit never takes a half-written file
-    nice -n 10 "$ml" kb export "$s/checkpoint.json.gz" --db "$db" > /dev/null 2>&1 && mv "$s/checkpoint.json.gz" "$checkpoint"
+export_checkpoint() {  # written aside, then renamed (a commit never takes a half-written file); unless only its
+    nice -n 10 "$ml" kb export "$s/checkpoint.json.gz" --db "$db" > /dev/null 2>&1 || return  # date changed
+    if "$s/venv/bin/python" -c 'import gzip, json, sys
+a, b = ({k: v for k, v in json.load(gzip.open(p)).items() if k != "created"} for p in sys.argv[1:])
+sys.exit(a != b)' "$s/checkpoint.json.gz" "$checkpoint" 2> /dev/null; then
+        rm "$s/checkpoint.json.gz"
+    else
+        mv "$s/checkpoint.json.gz" "$checkpoint"
+    fi
 }
 
 [ -d "$s/wt" ] || { git worktree prune && git worktree add --detach "$s/wt" "$rev"; } || exit 1
