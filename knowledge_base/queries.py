@@ -28,7 +28,7 @@ class ScoredConfiguration:
 
 
 #: columns of :meth:`EvidenceQueries.performance` (plus ``std`` when asked for)
-PERFORMANCE_COLUMNS = ["dataset_id", "configuration_id", "algorithm", "score", "n_runs"]
+PERFORMANCE_COLUMNS = ["dataset_id", "configuration_id", "algorithm", "score", "n_runs", "seconds"]
 
 
 def _frame(rows: list[Any], with_std: bool) -> pd.DataFrame:
@@ -55,10 +55,10 @@ class EvidenceQueries:
     def performance(self, metric: str, space_version: str | Collection[str] | None = None,
                     budget: float = 1.0, dataset_ids: Collection[int] | None = None,
                     searched_only: bool = False, with_std: bool = False) -> pd.DataFrame:
-        """Mean score of every (dataset, configuration) pair with successful full-budget runs (ensemble runs,
-        which are not points of the search space, left out); only of ``dataset_ids`` when given, and only of
-        the searches' own runs (no cross-evaluation) when ``searched_only``. ``with_std`` adds a ``std`` column:
-        the largest stored fold standard deviation of the pair's runs."""
+        """Mean score and mean seconds of every (dataset, configuration) pair with successful full-budget runs
+        (ensemble runs, which are not points of the search space, left out); only of ``dataset_ids`` when given,
+        and only of the searches' own runs (no cross-evaluation) when ``searched_only``. ``with_std`` adds a
+        ``std`` column: the largest stored fold standard deviation of the pair's runs."""
         query = self._performance_query(metric, space_version, budget, dataset_ids, searched_only, with_std)
         with self.reading() as session:
             return _frame(session.execute(query).all(), with_std)
@@ -77,7 +77,8 @@ class EvidenceQueries:
         """The query of :meth:`performance`."""
         excluded = (ENSEMBLE_ORIGIN, CROSS_EVAL_ORIGIN) if searched_only else (ENSEMBLE_ORIGIN,)
         columns = [RunRow.dataset_id, RunRow.configuration_id, ConfigurationRow.algorithm,
-                   func.avg(RunRow.score).label("score"), func.count().label("n_runs")]
+                   func.avg(RunRow.score).label("score"), func.count().label("n_runs"),
+                   func.avg(RunRow.seconds).label("seconds")]
         query = (select(*columns, *([func.max(RunRow.score_std).label("std")] if with_std else []))
                  .join(ConfigurationRow, ConfigurationRow.id == RunRow.configuration_id)
                  .where(RunRow.metric == metric, RunRow.status == "success", RunRow.budget == budget,

@@ -134,6 +134,15 @@ class Recommender:
         self._portfolios: dict[frozenset[int], list[tuple[int, float]]] = {}
         self._hidden_cache: dict[frozenset[int], frozenset[int]] = {}
         self._hiding: tuple[frozenset[int], dict[int, set[int]]] | None = None
+        self._seconds: dict[tuple[int, int], float] | None = None
+
+    def recorded_seconds(self) -> dict[tuple[int, int], float]:
+        """Mean seconds of the trials of each (dataset id, configuration id), built the first time it is asked."""
+        if self._seconds is None:
+            frame = self.performance
+            keys = zip(frame["dataset_id"].astype(int), frame["configuration_id"].astype(int), strict=True)
+            self._seconds = dict(zip(keys, frame["seconds"].astype(float), strict=True))
+        return self._seconds
 
     def updated(self) -> Recommender:
         """This recommender with what the knowledge base gained since it was built, as a copy (queries in

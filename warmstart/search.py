@@ -62,6 +62,7 @@ from metalearn.restriction import Restriction, restriction, split_names
 from metalearn.space import allows, build_space, config_from_dict
 from metalearn.warmstart.budget import JobBudget, JobClock
 from metalearn.warmstart.continued import prior_configs, replay_candidates
+from metalearn.warmstart.cost import affordable
 from metalearn.warmstart.ensemble import CandidatePool, build_ensemble
 from metalearn.warmstart.executors import make_executor
 from metalearn.warmstart.grid import GRID_VERSION, GridOptimizer, GridPlan, grid_plan
@@ -274,10 +275,18 @@ class WarmStartSearch:
         return strategy.facade(scenario, None, initial_design=design, intensifier=intensifier, overwrite=True,
                                logging_level=40)
 
-    def initial_configs(self, space: Any, report: RecommendationReport | None) -> tuple[list[Any], WarmStartReport]:
-        """The recommendations as configurations of ``space``, and a note of those that could not be used."""
-        configs, note = [], WarmStartReport(requested=len(report.recommendations) if report else 0)
-        for rec in report.recommendations if report else []:
+    def initial_configs(self, space: Any, report: RecommendationReport | None,
+                        n_rows: int | None = None) -> tuple[list[Any], WarmStartReport]:
+        """The recommendations as configurations of ``space``, and a note of those that could not be used (with a
+        time budget and ``n_rows``, also those too slow for it: :func:`~metalearn.warmstart.cost.affordable`)."""
+        s, recommendations = self.settings, list(report.recommendations) if report else []
+        configs, note = [], WarmStartReport(requested=len(recommendations))
+        if report is not None and s.time_budget is not None and n_rows:
+            recommendations, slow = affordable(recommendations, report.neighbors, self.recommender.recorded_seconds(),
+                                               lambda d: self.kb.dataset(d).n_rows, n_rows, s.folds, s.max_rows,
+                                               s.time_budget)
+            note.dropped.extend(slow)
+        for rec in recommendations:
             try:
                 config = config_from_dict(rec.configuration, space)
             except MetalearnError as exc:
@@ -287,8 +296,8 @@ class WarmStartSearch:
             configs.append(config)
         note.used = len(configs)
         if note.dropped:
-            log.warning("%d of %d recommended configurations cannot be used in this search space%s",
-                        len(note.dropped), note.requested, "; the search runs cold" if note.ran_cold else "")
+            log.warning("%d of %d recommended configurations cannot be used in this search (space or time "
+                        "budget)%s", len(note.dropped), note.requested, "; it runs cold" if note.ran_cold else "")
         return configs, note
 
     def refit(self, configuration: dict[str, Any], dataset: Dataset, max_rows: int | None = None) -> Any:
@@ -414,7 +423,7 @@ class WarmStartSearch:
               callback: TrialCallback | None, run_key_prefix: str | None, pool: CandidatePool) -> TrialLoop:
         s = self.settings
         space = self.space(task_of_metric(s.metric))
-        initial, result.warm_start = self.initial_configs(space, result.recommendations)
+        initial, result.warm_start = self.initial_configs(space, result.recommendations, result.dataset.get("n_rows"))
         if not STRATEGY_TABLE[s.strategy].warm or self.prior:
             result.warm_start = None
         if self.prior:  # a continued search: SMAC is told its trials first (the loop knows their results)
