@@ -11,6 +11,7 @@ protocol (:data:`~metalearn.defaults.SEED_FOLDS` folds on at most :data:`~metale
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 
@@ -50,7 +51,7 @@ def affordable(recommendations: Sequence[Recommendation], neighbors: Sequence[Ne
     """The ``recommendations`` expected to take at most :data:`MAX_TRIAL_SHARE` of ``budget`` seconds (and those
     without an estimate), in order; and a note for each one left out."""
     kept, notes = [], []
-    limit = MAX_TRIAL_SHARE * budget
+    limit, rows_of = MAX_TRIAL_SHARE * budget, functools.cache(rows_of)  # one lookup per neighbour
     for rec in recommendations:
         seconds = expected_seconds(rec.configuration_id, neighbors, recorded, rows_of, n_rows, folds, max_rows)
         if seconds is not None and seconds > limit:
