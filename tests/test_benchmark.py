@@ -338,8 +338,8 @@ def test_paired_comparison_and_cv_normalisation() -> None:
     frame = pd.DataFrame(rows)
     paired = paired_comparison(frame, "warm", "cold")["1"]
     assert (paired["wins"], paired["ties"], paired["losses"]) == (6, 1, 1)
-    assert paired["median_difference"] == pytest.approx(0.05) and paired["wilcoxon_p"] < 0.1
-    assert paired_comparison(frame[frame["dataset_key"].isin(["d0", "d1"])], "warm", "cold")["1"]["wilcoxon_p"] is None
+    assert paired["median_difference"] == pytest.approx(0.05) and paired["p"] < 0.1
+    assert paired_comparison(frame[frame["dataset_key"].isin(["d0", "d1"])], "warm", "cold")["1"]["p"] is None
     cv = cv_cells(frame)
     assert set(cv["strategy"]) == {"warm", "cold"}
     assert (cv.loc[cv["strategy"] == "warm", "normalized_error"] == 0.0).all()

@@ -128,7 +128,7 @@ def test_summary_report_and_paired_stats(run: tuple[EqualTimeConfig, dict, float
     assert ci["low"] <= ci["mean"] <= ci["high"]
     assert set(summary["paired"]) == {"metalearn-cold", "hgb"}
     cell = summary["paired"]["hgb"][str(BUDGET)]
-    assert cell["wins"] + cell["ties"] + cell["losses"] == 2 and cell["wilcoxon_p"] is None  # < 6 pairs
+    assert cell["wins"] + cell["ties"] + cell["losses"] == 2 and cell["p"] is None  # < 6 pairs
     assert summary["status"]["hgb"][str(BUDGET)] == {"ok": 2, "timeout": 0, "crash": 0}
     assert summary["seconds"]["metalearn"][str(BUDGET)]["median"] > 0
     assert "share_over" in summary["overrun"]["metalearn"][str(BUDGET)]
@@ -223,7 +223,7 @@ def test_summary_of_hand_made_table() -> None:
     assert summary["average_rank"]["metalearn"]["10"] == pytest.approx((1 + 2.5 + 1 + 2) / 4)
     assert summary["normalized_error"]["metalearn"]["10"] == pytest.approx(0.25)
     versus_b = summary["paired"]["b"]["10"]
-    assert (versus_b["wins"], versus_b["ties"], versus_b["losses"], versus_b["wilcoxon_p"]) == (2, 2, 0, None)
+    assert (versus_b["wins"], versus_b["ties"], versus_b["losses"], versus_b["p"]) == (2, 2, 0, None)
     assert versus_b["median_difference"] == pytest.approx(0.05)
     assert summary["paired"]["c"]["10"]["wins"] == 2 and summary["paired"]["c"]["10"]["losses"] == 1
     assert summary["overrun"]["c"]["10"]["median"] == 2.0 and summary["overrun"]["c"]["10"]["share_over"] == 1.0
@@ -234,9 +234,9 @@ def test_summary_of_hand_made_table() -> None:
     assert complete_keys(frame, ["metalearn", "b"], [10, 20], 1) == []
     assert set(paired(cells(frame), ["b", "c"])) == set()  # no reference system: nothing to pair
     # p-values read as in the trial study's report: a tiny one is "p<0.001", not a rounded "p 0"
-    assert _paired_cell({"wins": 36, "ties": 0, "losses": 4, "wilcoxon_p": 2e-7}) == "36/0/4 (p<0.001)"
-    assert _paired_cell({"wins": 2, "ties": 2, "losses": 0, "wilcoxon_p": None}) == "2/2/0 (p —)"
-    assert _paired_cell({"wins": 7, "ties": 1, "losses": 4, "wilcoxon_p": 0.6377}) == "7/1/4 (p=0.638)"
+    assert _paired_cell({"wins": 36, "ties": 0, "losses": 4, "p": 2e-7}) == "36/0/4 (p<0.001)"
+    assert _paired_cell({"wins": 2, "ties": 2, "losses": 0, "p": None}) == "2/2/0 (p —)"
+    assert _paired_cell({"wins": 7, "ties": 1, "losses": 4, "p": 0.6377}) == "7/1/4 (p=0.638)"
 
 
 def test_budgets_with_their_own_grids(tmp_path: Path) -> None:

@@ -267,7 +267,7 @@ def _table(data: Nested, budgets: Sequence[int], cell: Any = fmt_number, first: 
 def _paired_cell(value: dict[str, Any] | None) -> str:
     if not value:
         return "—"
-    p = value.get("wilcoxon_p")
+    p = value.get("p")
     return f"{value['wins']}/{value['ties']}/{value['losses']} ({p_value_text(p)})"
 
 

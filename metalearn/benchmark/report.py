@@ -247,7 +247,7 @@ def _objective_section(summary: dict[str, Any]) -> Lines:
             for value in values:
                 c = by_value.get(value, {}).get(str(b))
                 cells.append("—" if c is None else f"{c['wins']} / {c['ties']} / {c['losses']}, "
-                             f"{c['median_difference']:+.4f}, {p_value_text(c['wilcoxon_p'])}")
+                             f"{c['median_difference']:+.4f}, {p_value_text(c['p'])}")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
     return lines
 
