@@ -36,6 +36,7 @@ from metalearn.benchmark.equal_time import (
 from metalearn.benchmark.equal_time_report import (
     _paired_cell,
     bootstrap_ci,
+    by_family,
     cells,
     complete_keys,
     normalized_errors,
@@ -224,7 +225,10 @@ def test_summary_of_hand_made_table() -> None:
     assert summary["normalized_error"]["metalearn"]["10"] == pytest.approx(0.25)
     versus_b = summary["paired"]["b"]["10"]
     assert (versus_b["wins"], versus_b["ties"], versus_b["losses"], versus_b["p"]) == (2, 2, 0, None)
-    assert versus_b["median_difference"] == pytest.approx(0.05)
+    assert versus_b["median_difference"] == pytest.approx(0.05) and versus_b["mean_difference"] == pytest.approx(0.1)
+    assert 0.0 <= versus_b["difference_ci"][0] < 0.1 < versus_b["difference_ci"][1] <= 0.3
+    # without a family column every dataset is its own family
+    assert summary["paired_by_family"]["b"]["10"]["wins"] == 2 and summary["n_families"]["b"]["10"] == 4
     assert summary["paired"]["c"]["10"]["wins"] == 2 and summary["paired"]["c"]["10"]["losses"] == 1
     assert summary["overrun"]["c"]["10"]["median"] == 2.0 and summary["overrun"]["c"]["10"]["share_over"] == 1.0
     assert summary["seconds"]["metalearn"]["10"]["max"] == 10.0
@@ -237,6 +241,27 @@ def test_summary_of_hand_made_table() -> None:
     assert _paired_cell({"wins": 36, "ties": 0, "losses": 4, "p": 2e-7}) == "36/0/4 (p<0.001)"
     assert _paired_cell({"wins": 2, "ties": 2, "losses": 0, "p": None}) == "2/2/0 (p —)"
     assert _paired_cell({"wins": 7, "ties": 1, "losses": 4, "p": 0.6377}) == "7/1/4 (p=0.638)"
+    assert (_paired_cell({"wins": 7, "ties": 1, "losses": 4, "p": 0.6377, "mean_difference": 0.0241,
+                          "difference_ci": [0.0138, 0.0342]}) == "7/1/4 (p=0.638), +0.024 [+0.014, +0.034]")
+
+
+def test_families_count_once(tmp_path: Path) -> None:
+    """Averaged per family first: two datasets of one family weigh as much as one dataset of another."""
+    frame = _table().assign(family=lambda f: f["dataset_key"].map({"d1": "f1", "d2": "f1", "d3": "f2", "d4": "f3"}))
+    frame = pd.concat([frame, frame.assign(seed=1, test_score=frame["test_score"] - 0.1)])  # seeds average first
+    frame.loc[frame["system"] == "a", "system"] = "metalearn"
+    families = by_family(frame).set_index(["dataset_key", "system"])["test_score"]
+    assert families["f1", "metalearn"] == pytest.approx((0.9 + 0.6) / 2 - 0.05) and len(families) == 9
+    setup = {"systems": ["metalearn", "b", "c"], "budgets": [10], "seeds": 2, "command": "cmd",
+             "protocol": {"cores": 1}, "cap": {"factor": 2, "extra_seconds": 60}}
+    summary = summarize(frame, setup)
+    versus_b = summary["paired_by_family"]["b"]["10"]  # f1 +0.05, f2 +0.3, f3 0
+    assert (versus_b["wins"], versus_b["ties"], versus_b["losses"]) == (2, 1, 0)
+    assert versus_b["mean_difference"] == pytest.approx(0.35 / 3)
+    assert summary["n_families"]["metalearn"]["10"] == 3
+    assert summary["family_test_score_ci"]["metalearn"]["10"]["mean"] == pytest.approx((0.7 + 0.75 + 0.65) / 3)
+    report = write_report(summary | {"plots": []}, select(frame, setup)[0], {}, tmp_path).read_text()
+    assert "per family" in report and "2/1/0 (p —), +0.117" in report
 
 
 def test_budgets_with_their_own_grids(tmp_path: Path) -> None:
@@ -269,7 +294,7 @@ def test_budgets_with_their_own_grids(tmp_path: Path) -> None:
     assert (versus["wins"], versus["losses"], versus["versus_mean"]) == (1, 1, pytest.approx(0.75))
     report = write_report(summary, select(frame, setup)[0], {}, tmp_path).read_text()
     assert "* 30 s: 2 datasets x 1 seeds, metalearn, c" in report and "1 at 30 s" in report
-    assert "| metalearn@30 | metalearn@10 | 2 x 1 | 0.725 | 0.750 | 1/0/1 (p —) |" in report
+    assert "| metalearn@30 | metalearn@10 | 2 x 1 | 0.725 | 0.750 | 1/0/1 (p —), -0.025 [" in report
 
 
 def test_regression_normalised_error_floors_each_seed() -> None:

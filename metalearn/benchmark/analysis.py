@@ -204,7 +204,8 @@ def cv_cells(frame: pd.DataFrame, floor: float | None = None) -> pd.DataFrame:
 def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value: str = "test_score"
                       ) -> dict[str, dict[str, Any]]:
     """Per budget, over datasets (seeds averaged): how often ``strategy`` beats, ties or loses to ``reference``
-    on ``value``, the median difference, and the two-sided Wilcoxon signed-rank p-value ``p`` (None if < 6 pairs)."""
+    on ``value``, the median and mean difference (with its 95 % bootstrap CI over datasets, ``difference_ci``),
+    and the two-sided Wilcoxon signed-rank p-value ``p`` (None if < 6 pairs)."""
     if value not in frame.columns:
         return {}
     pick = frame[frame["strategy"].isin([strategy, reference])].dropna(subset=[value])
@@ -220,8 +221,10 @@ def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value:
         p_value = None
         if len(nonzero) >= 6:
             p_value = float(f"{wilcoxon(nonzero).pvalue:.3g}")  # 3 significant digits: 1e-12 is not 0
+        ci = bootstrap_ci(diff.tolist())
         out[str(int(budget))] = {"wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
                                  "losses": int((diff < 0).sum()), "median_difference": float(np.median(diff)),
+                                 "mean_difference": ci["mean"], "difference_ci": [ci["low"], ci["high"]],
                                  "p": p_value}
     return out
 

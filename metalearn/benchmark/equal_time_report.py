@@ -10,8 +10,9 @@ median, the average rank (1 = best, ties averaged), TabRepo's normalised error
 error = 1 - score, 0 = the best system, 1 = the median system, clipped to [0, 1]; for R^2 the error is the
 relative squared error, each seed's R^2 floored at :data:`~metalearn.benchmark.config.R2_FLOOR` first),
 paired comparisons of the reference (``metalearn``) with every other system (wins / ties / losses, Wilcoxon
-signed-rank p), and the distribution of actual seconds and overruns. Regression adds the test RMSE (negated,
-higher is better): mean with CI, median and paired.
+signed-rank p, mean difference with a bootstrap CI), the same averaged per family first (datasets derived
+from the same data count once), and the distribution of actual seconds and overruns. Regression adds the test
+RMSE (negated, higher is better): mean with CI, median and paired.
 """
 
 from __future__ import annotations
@@ -146,6 +147,18 @@ def paired(frame: pd.DataFrame, systems: Sequence[str], reference: str = REFEREN
     return {peer: paired_comparison(renamed, reference, peer, value) for peer in systems if peer != reference}
 
 
+def by_family(frame: pd.DataFrame) -> pd.DataFrame:
+    """Test scores averaged per family (seeds first per dataset, then the family's datasets), ``dataset_key``
+    naming the family: families derived from the same data count once."""
+    if frame.empty:
+        return pd.DataFrame(columns=["dataset_key", "system", "budget", "test_score"])
+    family = frame["family"].fillna(frame["dataset_key"]) if "family" in frame.columns else frame["dataset_key"]
+    per_dataset = frame.assign(family=family).groupby(["family", "dataset_key", "system", "budget"],
+                                                      as_index=False)["test_score"].mean()
+    per_family = per_dataset.groupby(["family", "system", "budget"], as_index=False)["test_score"].mean()
+    return per_family.rename(columns={"family": "dataset_key"})
+
+
 def _coverage(frame: pd.DataFrame, setup: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per budget, of the rows :func:`select` kept: the systems run at it (the run's systems with a row there), its
     seeds (the run's, fewer when no row has the later ones yet), and the datasets with a row for every such system
@@ -244,6 +257,10 @@ def _summary(rows: pd.DataFrame, grid: dict[str, dict[str, Any]], setup: dict[st
                         f"median_{column}": _nested(scored, column, systems, "median"),
                         f"{column}_ci": _per_budget(scored, systems, lambda g, c=column: bootstrap_ci(g[c].tolist())),
                         "paired" if suffix == "score" else f"paired_{suffix}": paired(rows, systems, value=column)})
+    families = by_family(rows)
+    summary.update({"n_families": _per_budget(families, systems, len),
+                    "family_test_score_ci": _per_budget(families, systems, lambda g: bootstrap_ci(g["test_score"])),
+                    "paired_by_family": paired(families, systems)})
     summary["cross_budget"] = cross_budget(rows, grid)
     summary.update(time_stats(rows, systems))
     summary.update({
@@ -267,8 +284,11 @@ def _table(data: Nested, budgets: Sequence[int], cell: Any = fmt_number, first: 
 def _paired_cell(value: dict[str, Any] | None) -> str:
     if not value:
         return "—"
-    p = value.get("p")
-    return f"{value['wins']}/{value['ties']}/{value['losses']} ({p_value_text(p)})"
+    text = f"{value['wins']}/{value['ties']}/{value['losses']} ({p_value_text(value.get('p'))})"
+    low, high = value.get("difference_ci") or (None, None)
+    if value.get("mean_difference") is None or low is None:
+        return text
+    return f"{text}, {value['mean_difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def _time_cell(value: dict[str, Any] | None) -> str:
@@ -339,8 +359,13 @@ def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, 
                 ("Average rank (1 = best)", summary["average_rank"], fmt_number),
                 ("Normalised error (TabRepo: 0 = best system, 1 = median system)", summary["normalized_error"],
                  fmt_number),
-                (f"{summary['reference']} vs each system: wins / ties / losses (Wilcoxon p)", summary["paired"],
-                 _paired_cell)]
+                (f"{summary['reference']} vs each system: wins / ties / losses (Wilcoxon p), mean difference "
+                 "[95 % CI]", summary["paired"], _paired_cell)]
+    if summary.get("paired_by_family"):
+        sections += [("Averaged per family first (each family once): mean test score [95 % bootstrap CI over "
+                      "families]", summary["family_test_score_ci"], ci_cell),
+                     (f"{summary['reference']} vs each system per family: wins / ties / losses over families "
+                      "(Wilcoxon p), mean difference [95 % CI]", summary["paired_by_family"], _paired_cell)]
     if "test_rmse_ci" in summary:
         sections += [("Mean test RMSE, negated (higher is better; each dataset in its target's units) [95 % "
                       "bootstrap CI]", summary["test_rmse_ci"], ci_cell),
