@@ -154,6 +154,11 @@ def test_resume_adds_nothing(run: tuple[EqualTimeConfig, dict, float], tmp_path:
                                        max_rows=100), echo=lambda _: None)
     assert main(["--suite", config.suite, "--systems", ",".join(SYSTEMS), "--budgets", str(BUDGET), "--jobs", "2",
                  "--output", config.output, "--report-only"]) == 0
+    written = json.loads((Path(config.output) / "summary.json").read_text())
+    (produced,) = written["runs"]  # the fixture's run made every row; the report-only call adds no invocation
+    assert produced["invocations"] == 1 and produced["hours"] >= 0 and written["report_only"]
+    assert produced["command"].startswith("python -m metalearn.benchmark.equal_time --suite ")
+    assert f"* `{produced['command']}` (1 x, " in (Path(config.output) / "report.md").read_text()
     # the same through `metalearn benchmark --time-budgets` (resumes: nothing new)
     cli = CliRunner().invoke(app, ["benchmark", "--suite", config.suite, "--time-budgets", str(BUDGET), "--systems",
                                    ",".join(SYSTEMS), "--seeds", "1", "--jobs", "2", "--output", config.output])

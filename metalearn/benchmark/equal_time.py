@@ -349,6 +349,17 @@ def _todo(config: EqualTimeConfig, sources: list[DatasetSource], output: Path) -
     return todo
 
 
+def runs_of(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The distinct commands that produced the rows (``state.json``'s invocations), in order of first use, each
+    with how often it ran and its hours: the report's record of how the rows were made."""
+    runs: dict[str, dict[str, Any]] = {}
+    for item in state.get("invocations", []):
+        run = runs.setdefault(item["command"], {"command": item["command"], "invocations": 0, "hours": 0.0})
+        run["invocations"] += 1
+        run["hours"] = round(run["hours"] + float(item.get("seconds", 0.0)) / 3600, 2)
+    return list(runs.values())
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -383,7 +394,8 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
                 signal.signal(signal.SIGTERM, previous)
     save_state(output, state)
     hours, estimated = compute_hours(state, read_jsonl(output / "results.jsonl"))
-    extra = {"new_rows": new_rows, "hours": hours, "hours_estimated": estimated, "report_only": report_only}
+    extra = {"new_rows": new_rows, "hours": hours, "hours_estimated": estimated, "report_only": report_only,
+             "runs": runs_of(state)}
     summary = finalize(output, config.setup(), [s.key for s in sources], extra=extra)
     echo(f"wrote {Path(config.output_dir) / 'summary.json'} and report.md ({summary['n_datasets']} complete datasets, "
          f"{new_rows} new rows)")

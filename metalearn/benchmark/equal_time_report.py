@@ -319,6 +319,15 @@ def _per_dataset(frame: pd.DataFrame, systems: Sequence[str], metric: str) -> li
     return lines + [""]
 
 
+def _runs_lines(summary: dict[str, Any]) -> list[str]:
+    """The commands that produced the rows (from ``state.json``; a report-only call is not one of them)."""
+    runs = summary.get("runs", [])
+    if not runs:
+        return []
+    return (["The rows come from these commands (invocations, hours):", ""]
+            + [f"* `{r['command']}` ({r['invocations']} x, {r['hours']:.2f} h)" for r in runs] + [""])
+
+
 def _coverage_lines(summary: dict[str, Any]) -> list[str]:
     """Per budget: its datasets, seeds and systems (when the grids differ by budget) and its partial datasets."""
     grid = summary.get("coverage", {})
@@ -352,8 +361,9 @@ def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, 
              f"{summary['n_datasets']} complete {task or 'classification'} datasets x {summary['n_seeds']} seeds; "
              f"whole-process wall-clock per run (spawn to model ready), {summary['protocol'].get('cores')} core(s) "
              f"per run, hard cap {summary['cap']['factor']:g} x budget + {summary['cap']['extra_seconds']:g} s. "
-             f"Timeouts and crashes score as {dummy}.", "", "```bash", str(summary["command"]), "```", "",
-             *_coverage_lines(summary)]
+             f"Timeouts and crashes score as {dummy}. Report written by:", "", "```bash", str(summary["command"]),
+             "```", "",
+             *_runs_lines(summary), *_coverage_lines(summary)]
     sections = [(f"Mean test {metric} [95 % bootstrap CI]", summary["test_score_ci"], ci_cell),
                 (f"Median test {metric}", summary.get("median_test_score", {}), fmt_number),
                 ("Average rank (1 = best)", summary["average_rank"], fmt_number),
