@@ -152,8 +152,13 @@ def test_resume_adds_nothing(run: tuple[EqualTimeConfig, dict, float], tmp_path:
     with pytest.raises(MetalearnError, match="different protocol"):
         run_equal_time(EqualTimeConfig(config.suite, systems=SYSTEMS, budgets=(BUDGET,), output=config.output,
                                        max_rows=100), echo=lambda _: None)
+    kb_record = (Path(config.output) / "kb.json").read_text() + "\n"  # marked: any rewrite shows
+    (Path(config.output) / "kb.json").write_text(kb_record)
+    for scratch in Path(config.output).glob("kb.sqlite*"):  # a report needs the rows only, not the scratch KB
+        scratch.unlink()
     assert main(["--suite", config.suite, "--systems", ",".join(SYSTEMS), "--budgets", str(BUDGET), "--jobs", "2",
                  "--output", config.output, "--report-only"]) == 0
+    assert (Path(config.output) / "kb.json").read_text() == kb_record  # a report leaves the rows' KB record alone
     written = json.loads((Path(config.output) / "summary.json").read_text())
     (produced,) = written["runs"]  # the fixture's run made every row; the report-only call adds no invocation
     assert produced["invocations"] == 1 and produced["hours"] >= 0 and written["report_only"]
@@ -233,7 +238,7 @@ def test_summary_of_hand_made_table() -> None:
     assert versus_b["median_difference"] == pytest.approx(0.05) and versus_b["mean_difference"] == pytest.approx(0.1)
     assert 0.0 <= versus_b["difference_ci"][0] < 0.1 < versus_b["difference_ci"][1] <= 0.3
     # without a family column every dataset is its own family
-    assert summary["paired_by_family"]["b"]["10"]["wins"] == 2 and summary["n_families"]["b"]["10"] == 4
+    assert summary["paired_by_family"]["b"]["10"]["wins"] == 2 and summary["coverage"]["10"]["n_families"] == 4
     assert summary["paired"]["c"]["10"]["wins"] == 2 and summary["paired"]["c"]["10"]["losses"] == 1
     assert summary["overrun"]["c"]["10"]["median"] == 2.0 and summary["overrun"]["c"]["10"]["share_over"] == 1.0
     assert summary["seconds"]["metalearn"]["10"]["max"] == 10.0
@@ -263,7 +268,7 @@ def test_families_count_once(tmp_path: Path) -> None:
     versus_b = summary["paired_by_family"]["b"]["10"]  # f1 +0.05, f2 +0.3, f3 0
     assert (versus_b["wins"], versus_b["ties"], versus_b["losses"]) == (2, 1, 0)
     assert versus_b["mean_difference"] == pytest.approx(0.35 / 3)
-    assert summary["n_families"]["metalearn"]["10"] == 3
+    assert summary["coverage"]["10"]["n_families"] == 3 and summary["coverage"]["10"]["n_datasets"] == 4
     assert summary["family_test_score_ci"]["metalearn"]["10"]["mean"] == pytest.approx((0.7 + 0.75 + 0.65) / 3)
     report = write_report(summary | {"plots": []}, select(frame, setup)[0], {}, tmp_path).read_text()
     assert "per family" in report and "2/1/0 (p —), +0.117" in report
@@ -283,8 +288,10 @@ def test_budgets_with_their_own_grids(tmp_path: Path) -> None:
              "protocol": {"cores": 1}, "cap": {"factor": 2, "extra_seconds": 60}}
     summary = summarize(frame, setup)
     grid = summary["coverage"]
-    assert grid["10"] == {"systems": ["metalearn", "b", "c"], "n_seeds": 2, "n_datasets": 4, "partial": []}
-    assert grid["30"] == {"systems": ["metalearn", "c"], "n_seeds": 1, "n_datasets": 2, "partial": ["d3"]}
+    assert grid["10"] == {"systems": ["metalearn", "b", "c"], "n_seeds": 2, "n_datasets": 4, "partial": [],
+                          "n_families": 4}
+    assert grid["30"] == {"systems": ["metalearn", "c"], "n_seeds": 1, "n_datasets": 2,
+                          "partial": ["d3"], "n_families": 2}
     assert summary["n_datasets"] == 4 and summary["n_seeds"] == 2 and summary["partial_datasets"] == ["d3"]
     assert summary["mean_test_score"]["metalearn"] == {"10": pytest.approx(0.75), "30": pytest.approx(0.725)}
     assert "30" not in summary["mean_test_score"]["b"] and summary["average_rank"]["c"]["30"] == 1.5
@@ -315,6 +322,9 @@ def test_regression_normalised_error_floors_each_seed() -> None:
     assert summary["normalized_error"]["metalearn"]["10"] == pytest.approx(0.45 / 0.475)
     assert summary["normalized_error"]["b"]["10"] == 0.0 and summary["normalized_error"]["d"]["10"] == 1.0  # clipped
     assert summary["mean_test_score"]["metalearn"]["10"] < -1e5  # the raw mean keeps it
+    # R^2 differences average over datasets; RMSEs in each dataset's units do not: no mean difference for them
+    versus_b = summary["paired"]["b"]["10"], summary["paired_rmse"]["b"]["10"]
+    assert "mean_difference" in versus_b[0] and "mean_difference" not in versus_b[1]
     assert summarize(frame, setup)["normalized_error"]["metalearn"]["10"] == 1.0  # classification: no floor
 
 

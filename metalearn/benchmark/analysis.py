@@ -72,6 +72,7 @@ NORMALIZATION = ("TabRepo normalised error per dataset: error = 1 - score (seeds
 #: the seed-averaged columns of :func:`cell_scores` besides ``test_score`` and ``seconds``, when a row has them
 CELL_COLUMNS = ("test_rmse", "single_test_score", "single_test_rmse")
 EPS = 1e-12
+COMMON_SCALE = ("test_score", "cv_score", "single_test_score")  # a mean difference over datasets means something
 
 
 def normalized_error(table: pd.DataFrame, by: Sequence[str] = ("dataset_key",), score: str = "test_score",
@@ -204,8 +205,9 @@ def cv_cells(frame: pd.DataFrame, floor: float | None = None) -> pd.DataFrame:
 def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value: str = "test_score"
                       ) -> dict[str, dict[str, Any]]:
     """Per budget, over datasets (seeds averaged): how often ``strategy`` beats, ties or loses to ``reference``
-    on ``value``, the median and mean difference (with its 95 % bootstrap CI over datasets, ``difference_ci``),
-    and the two-sided Wilcoxon signed-rank p-value ``p`` (None if < 6 pairs)."""
+    on ``value``, the median difference, the two-sided Wilcoxon signed-rank p-value ``p`` (None if < 6 pairs) and,
+    for the scores on one scale (:data:`COMMON_SCALE`; not an RMSE in each dataset's units), the mean difference
+    with its 95 % bootstrap CI over datasets (``difference_ci``)."""
     if value not in frame.columns:
         return {}
     pick = frame[frame["strategy"].isin([strategy, reference])].dropna(subset=[value])
@@ -221,11 +223,12 @@ def paired_comparison(frame: pd.DataFrame, strategy: str, reference: str, value:
         p_value = None
         if len(nonzero) >= 6:
             p_value = float(f"{wilcoxon(nonzero).pvalue:.3g}")  # 3 significant digits: 1e-12 is not 0
-        ci = bootstrap_ci(diff.tolist())
-        out[str(int(budget))] = {"wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
-                                 "losses": int((diff < 0).sum()), "median_difference": float(np.median(diff)),
-                                 "mean_difference": ci["mean"], "difference_ci": [ci["low"], ci["high"]],
-                                 "p": p_value}
+        cell = {"wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()), "losses": int((diff < 0).sum()),
+                "median_difference": float(np.median(diff)), "p": p_value}
+        if value in COMMON_SCALE:
+            ci = bootstrap_ci(diff.tolist())
+            cell.update(mean_difference=ci["mean"], difference_ci=[ci["low"], ci["high"]])
+        out[str(int(budget))] = cell
     return out
 
 

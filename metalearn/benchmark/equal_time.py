@@ -374,8 +374,8 @@ def run_equal_time(config: EqualTimeConfig, *, echo: Echo = print, report_only: 
     output = Path(config.output_dir).absolute()  # workers run in their own folders: every path they get is absolute
     output.mkdir(parents=True, exist_ok=True)
     state = _load_state(output, config)
-    kb = (prepare_knowledge_base(config.db, output, echo, config.task or "classification")
-          if any(SYSTEMS[s].kind == "metalearn" for s in config.systems) else ("", []))
+    kb = (prepare_knowledge_base(config.db, output, echo, config.task or "classification")  # kb.json: the rows' KB
+          if not report_only and any(SYSTEMS[s].kind == "metalearn" for s in config.systems) else ("", []))
     todo = _todo(config, sources, output)
     total = len(sources) * config.seeds * len(config.budgets) * len(config.systems)
     done = total - sum(map(len, todo.values()))

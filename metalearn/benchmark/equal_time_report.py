@@ -140,7 +140,8 @@ def time_stats(frame: pd.DataFrame, systems: Sequence[str]) -> dict[str, Nested]
 def paired(frame: pd.DataFrame, systems: Sequence[str], reference: str = REFERENCE, value: str = "test_score"
            ) -> Nested:
     """Per other system and budget: the reference's wins / ties / losses on ``value`` over datasets (seeds
-    averaged), median difference and Wilcoxon p (None with fewer than 6 untied pairs)."""
+    averaged), median difference and Wilcoxon p (None with fewer than 6 untied pairs), and for scores the mean
+    difference with its CI (:func:`~metalearn.benchmark.analysis.paired_comparison`)."""
     if reference not in systems:
         return {}
     renamed = frame.rename(columns={"system": "strategy"})
@@ -258,8 +259,9 @@ def _summary(rows: pd.DataFrame, grid: dict[str, dict[str, Any]], setup: dict[st
                         f"{column}_ci": _per_budget(scored, systems, lambda g, c=column: bootstrap_ci(g[c].tolist())),
                         "paired" if suffix == "score" else f"paired_{suffix}": paired(rows, systems, value=column)})
     families = by_family(rows)
-    summary.update({"n_families": _per_budget(families, systems, len),
-                    "family_test_score_ci": _per_budget(families, systems, lambda g: bootstrap_ci(g["test_score"])),
+    for budget, part in families.groupby("budget"):
+        summary["coverage"][str(int(budget))]["n_families"] = int(part["dataset_key"].nunique())
+    summary.update({"family_test_score_ci": _per_budget(families, systems, lambda g: bootstrap_ci(g["test_score"])),
                     "paired_by_family": paired(families, systems)})
     summary["cross_budget"] = cross_budget(rows, grid)
     summary.update(time_stats(rows, systems))
@@ -371,7 +373,7 @@ def write_report(summary: dict[str, Any], frame: pd.DataFrame, plots: dict[str, 
                  fmt_number),
                 (f"{summary['reference']} vs each system: wins / ties / losses (Wilcoxon p), mean difference "
                  "[95 % CI]", summary["paired"], _paired_cell)]
-    if summary.get("paired_by_family"):
+    if any(c.get("n_families", c["n_datasets"]) < c["n_datasets"] for c in summary["coverage"].values()):
         sections += [("Averaged per family first (each family once): mean test score [95 % bootstrap CI over "
                       "families]", summary["family_test_score_ci"], ci_cell),
                      (f"{summary['reference']} vs each system per family: wins / ties / losses over families "
