@@ -354,10 +354,11 @@ def runs_of(state: dict[str, Any]) -> list[dict[str, Any]]:
     with how often it ran and its hours: the report's record of how the rows were made."""
     runs: dict[str, dict[str, Any]] = {}
     for item in state.get("invocations", []):
-        run = runs.setdefault(item["command"], {"command": item["command"], "invocations": 0, "hours": 0.0})
+        run = runs.setdefault(item["command"], {"command": item["command"], "invocations": 0, "seconds": 0.0})
         run["invocations"] += 1
-        run["hours"] = round(run["hours"] + float(item.get("seconds", 0.0)) / 3600, 2)
-    return list(runs.values())
+        run["seconds"] += float(item.get("seconds", 0.0))
+    return [{"command": r["command"], "invocations": r["invocations"], "hours": round(r["seconds"] / 3600, 2)}
+            for r in runs.values()]
 
 
 def _interrupt(signum: int, frame: Any) -> None:
