@@ -10,6 +10,8 @@
 #   5. the equal-time benchmark at 60 s, seed 1 (resumes: the runs of seed 0 are kept).
 # Commit the checkpoint and the results folders before a session ends (nothing under scratch/ survives it).
 # `touch scratch/hold` holds the chain before its next step (a step already running goes on); `rm` releases it.
+# A finished benchmark step leaves scratch/done-<step> and is skipped from then on: run again, it would find
+# nothing to do but still rewrite its report with the frozen code (older than the report code on main).
 #
 #   nohup bash benchmarks/kb_v2_chain.sh [SUITE] > /dev/null 2>&1 &     (SUITE: ../shared/datasets)
 set -u
@@ -23,6 +25,7 @@ mkdir -p "$s"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 export PYTHONSAFEPATH=1  # `python -m` from the repo root must import the frozen worktree, not this checkout
 log() { echo "$(date -u '+%F %T') $*" >> "$s/chain.log"; }
+done_step() { [ -f "$s/done-$1" ] && log "skipped (done): $1"; }
 hold() {  # `touch scratch/hold` keeps the next step from starting (the cores free for a full test run)
     [ -f "$s/hold" ] && log "held before: $*"
     while [ -f "$s/hold" ]; do sleep 20; done
@@ -71,21 +74,30 @@ equal_time() {
         >> "$s/bench-cls.log" 2>&1
 }
 equal_time_60() {
+    done_step "et60-$1" && return
     hold "equal time 60 s, --seeds $1"
     log "2. equal time 60 s, --seeds $1"
     equal_time --budgets 60 --seeds "$1" \
         --systems metalearn,metalearn-cold,flaml,hgb,autogluon,autogluon-balanced || exit 1
+    touch "$s/done-et60-$1"
 }
 equal_time_60 1  # every target has a first figure before the second seed: 60 s seed 0, 180 s, trial study
-hold "equal time 180 s"
-log "3. equal time 180 s"
-equal_time --budgets 180 --seeds 1 --systems metalearn,autogluon-best \
-    --datasets benchmarks/selections/equal-time-180.json || exit 1
-hold "trial study"
-log "4. trial study"
-"$ml" benchmark --suite "$suite" --db "$db" --datasets benchmarks/selections/equal-time-180.json \
-    --strategies warm,cold,random,flaml,flaml-zeroshot --seeds 2 --jobs 2 --kb-fractions 1 --shuffle \
-    --output benchmarks/results/warmstart-v2 >> "$s/trials-v2.log" 2>&1
-log "trial study exit $?"
+if ! done_step et180; then
+    hold "equal time 180 s"
+    log "3. equal time 180 s"
+    equal_time --budgets 180 --seeds 1 --systems metalearn,autogluon-best \
+        --datasets benchmarks/selections/equal-time-180.json || exit 1
+    touch "$s/done-et180"
+fi
+if ! done_step trials; then
+    hold "trial study"
+    log "4. trial study"
+    "$ml" benchmark --suite "$suite" --db "$db" --datasets benchmarks/selections/equal-time-180.json \
+        --strategies warm,cold,random,flaml,flaml-zeroshot --seeds 2 --jobs 2 --kb-fractions 1 --shuffle \
+        --output benchmarks/results/warmstart-v2 >> "$s/trials-v2.log" 2>&1
+    status=$?
+    log "trial study exit $status"
+    [ "$status" -eq 0 ] && touch "$s/done-trials"
+fi
 equal_time_60 2
 log "done"
