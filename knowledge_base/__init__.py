@@ -6,7 +6,7 @@ writer of a search's status), ``snapshot`` (portable export / import, the shippe
 (Alembic). It imports only core modules (space, settings, protocol, errors), never warmstart or above.
 """
 
-from metalearn.knowledge_base.queries import ScoredConfiguration, rank_configurations
+from metalearn.knowledge_base.queries import ScoredConfiguration, rank_configurations, sets_by
 from metalearn.knowledge_base.repository import (
     DatasetInfo,
     KnowledgeBase,
@@ -16,4 +16,4 @@ from metalearn.knowledge_base.repository import (
 )
 
 __all__ = ["DatasetInfo", "KnowledgeBase", "RunRecord", "ScoredConfiguration", "canonical_json", "config_hash",
-           "rank_configurations"]
+           "rank_configurations", "sets_by"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +31,23 @@ class ScoredConfiguration:
 PERFORMANCE_COLUMNS = ["dataset_id", "configuration_id", "algorithm", "score", "n_runs", "seconds"]
 
 
-def _frame(rows: list[Any], with_std: bool) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS + (["std"] if with_std else []))
+def rows_frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
+    """A frame of query result rows, made from plain tuples: pandas probes every SQLAlchemy ``Row`` for
+    attributes (about 0.5 s for the 65,000 rows of the shipped seed's performance table, 5x the tuples)."""
+    return pd.DataFrame([tuple(row) for row in rows], columns=columns)
+
+
+def _frame(rows: Iterable[Any], with_std: bool) -> pd.DataFrame:
+    return rows_frame(rows, PERFORMANCE_COLUMNS + (["std"] if with_std else []))
+
+
+def sets_by(frame: pd.DataFrame, key: str, value: str) -> dict[int, frozenset[int]]:
+    """``{key: frozenset of its values}`` of two integer columns, in one pass over plain ints (a pandas group per
+    key took 0.4 s for the thousands of configurations of the shipped seed's discovery table)."""
+    groups: dict[int, list[int]] = {}
+    for k, v in zip(frame[key].astype("int64").tolist(), frame[value].astype("int64").tolist(), strict=True):
+        groups.setdefault(k, []).append(v)
+    return {k: frozenset(vs) for k, vs in groups.items()}
 
 
 def rank_configurations(performance: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +76,7 @@ class EvidenceQueries:
         ``std`` column: the largest stored fold standard deviation of the pair's runs."""
         query = self._performance_query(metric, space_version, budget, dataset_ids, searched_only, with_std)
         with self.reading() as session:
-            return _frame(session.execute(query).all(), with_std)
+            return _frame(session.execute(query), with_std)
 
     def ranked_configurations(self, metric: str, space_version: str | Collection[str] | None = None,
                               budget: float = 1.0, dataset_ids: Collection[int] | None = None,
@@ -103,7 +118,7 @@ class EvidenceQueries:
         if dataset_ids is not None:
             query = query.where(RunRow.dataset_id.in_(list(dataset_ids)))
         with self.reading() as session:
-            return pd.DataFrame(session.execute(query).all(), columns=["configuration_id", "dataset_id"])
+            return rows_frame(session.execute(query), ["configuration_id", "dataset_id"])
 
     def pooled_by(self, metric: str, dataset_ids: Collection[int] | None = None) -> dict[int, frozenset[int]]:
         """For each cross-evaluated configuration, the datasets whose own searches found it best (rank 0 of
@@ -113,14 +128,13 @@ class EvidenceQueries:
         searched = self._performance_query(metric, None, 1.0, dataset_ids, searched_only=True, with_std=False)
         pooled = select(RunRow.configuration_id).where(RunRow.origin == CROSS_EVAL_ORIGIN).distinct()
         with self.reading() as session:  # one read: the scores and the pool as of the same moment
-            scores = _frame(session.execute(searched).all(), with_std=False)
+            scores = _frame(session.execute(searched), with_std=False)
             crossed = set(session.scalars(pooled))
         if scores.empty:
             return {}
         ranked = rank_configurations(scores)
         winners = ranked[(ranked["rank"] == 0) & ranked["configuration_id"].isin(crossed)]
-        grouped = winners.groupby("configuration_id")["dataset_id"]
-        return {int(c): frozenset(int(d) for d in group) for c, group in grouped}
+        return sets_by(winners, "configuration_id", "dataset_id")
 
     def latest_ids(self) -> tuple[int, int]:
         """The largest run id and meta-feature id (0 when empty)."""

@@ -27,7 +27,7 @@ from metalearn.knowledge_base.models import (
     SearchRow,
     utcnow,
 )
-from metalearn.knowledge_base.queries import EvidenceQueries
+from metalearn.knowledge_base.queries import EvidenceQueries, rows_frame
 from metalearn.knowledge_base.searches import SearchRecords, this_host
 from metalearn.protocol import ACTIVE_STATUSES, CONTINUABLE_STATUSES, DEFAULT_TASK, ENSEMBLE_ORIGIN, RUN_STATUSES
 from metalearn.settings import database_url, redact_url
@@ -419,7 +419,7 @@ class KnowledgeBase(SearchRecords, EnsembleRecords, EvidenceQueries):
         if not ensembles:
             query = query.where(RunRow.origin != ENSEMBLE_ORIGIN)
         with self.reading() as session:
-            return pd.DataFrame(session.execute(query).all(), columns=[
+            return rows_frame(session.execute(query), [
                 "id", "dataset_id", "configuration_id", "search_id", "metric", "score", "score_std", "seconds",
                 "status", "budget", "origin", "seed", "error", "created_at", "run_key", "algorithm", "config_json"])
 

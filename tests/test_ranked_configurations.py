@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from metalearn.api.studio_services import best_runs
-from metalearn.knowledge_base import KnowledgeBase, RunRecord
+from metalearn.knowledge_base import KnowledgeBase, RunRecord, sets_by
 from metalearn.protocol import CROSS_EVAL_ORIGIN, ENSEMBLE_ORIGIN
 from metalearn.space import SPACE_VERSIONS
 from metalearn.warmstart.recommend import Recommender
@@ -80,3 +81,12 @@ def test_tie_in_the_studio_goes_to_the_lower_id(ranked_kb: RankedKB) -> None:
     assert best_runs(Recommender(kb, METRIC)).configuration[datasets["a"]] == ids["low"]
     assert [s.configuration_id for s in kb.best_configurations(datasets["a"], METRIC, 3)] == [
         ids["low"], ids["high"], ids["x"]]
+
+
+def test_sets_by_is_the_groupby_of_its_two_columns() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"configuration_id": rng.integers(0, 300, 5000), "dataset_id": rng.integers(0, 40, 5000)})
+    expected = {int(c): frozenset(int(d) for d in group)
+                for c, group in frame.groupby("configuration_id")["dataset_id"]}
+    assert sets_by(frame, "configuration_id", "dataset_id") == expected and len(expected) == 300
+    assert sets_by(frame.iloc[:0], "configuration_id", "dataset_id") == {}

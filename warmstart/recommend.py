@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from metalearn.knowledge_base import KnowledgeBase
+from metalearn.knowledge_base import KnowledgeBase, sets_by
 from metalearn.metafeatures import EXTRACTOR_VERSIONS
 from metalearn.protocol import DEFAULT_METRIC, DEFAULTS, task_of_metric
 from metalearn.space import compatible_space_versions, default_configuration
@@ -96,9 +96,7 @@ class Recommender:
         self._last_run, self._last_metafeature = self.kb.latest_ids()  # before reading: nothing is missed
         self._configs: dict[int, dict[str, Any]] = {}  # configurations never change: shared by updated copies
         self._derive(self.kb.performance(self.metric, self.space_version))
-        found = self.kb.discovery()
-        self._found_on = {int(c): frozenset(int(d) for d in group)
-                          for c, group in found.groupby("configuration_id")["dataset_id"]}
+        self._found_on = sets_by(self.kb.discovery(), "configuration_id", "dataset_id")
         self._pooled_by = self.kb.pooled_by(self.metric)
         matrix = self.kb.metafeature_matrix(self.extractor)
         matrix = matrix[matrix.index.isin(self.scores.index)]
@@ -163,8 +161,8 @@ class Recommender:
             kept = self.performance[~self.performance["dataset_id"].isin(list(runs))]
             new._derive(pd.concat([kept, delta], ignore_index=True) if len(kept) else delta)
             new._found_on = dict(self._found_on)
-            for c, group in self.kb.discovery(runs).groupby("configuration_id")["dataset_id"]:
-                new._found_on[int(c)] = new._found_on.get(int(c), frozenset()) | frozenset(int(d) for d in group)
+            for c, found in sets_by(self.kb.discovery(runs), "configuration_id", "dataset_id").items():
+                new._found_on[c] = new._found_on.get(c, frozenset()) | found
             pooled = {c: winners - runs for c, winners in self._pooled_by.items()}
             for c, winners in self.kb.pooled_by(self.metric, runs).items():
                 pooled[c] = pooled.get(c, frozenset()) | winners
