@@ -16,10 +16,12 @@ The model is serialised with cloudpickle: MLflow's default for scikit-learn, sko
 metalearn's pipelines (its own transformers, gradient-boosting libraries). Loading a pickle runs its code, as
 with metalearn's own model files: load logged models only from a tracking store you trust.
 
-The tracking URI is the one given, else ``METALEARN_MLFLOW_URI``, else MLflow's own (``MLFLOW_TRACKING_URI``
-or its default). A tracking server that fails in the middle of a search does not stop the search: a warning is
-logged and tracking stops. The logged model needs the ``metalearn`` package to be loaded (its pipelines use
-metalearn's classes); the run's ``metalearn_version`` tag says which.
+The tracking URI is the one given, else ``METALEARN_MLFLOW_URI``, else MLflow's own (``MLFLOW_TRACKING_URI`` or its
+default). With a local SQLite store, the experiment's artifacts go to ``mlartifacts`` beside the file
+(:func:`artifact_location`), not to ``./mlruns`` under the process's current directory. A tracking server that fails
+in the middle of a search does not stop the search: a warning is logged and tracking stops. The logged model needs
+the ``metalearn`` package to be loaded (its pipelines use metalearn's classes); the run's ``metalearn_version`` tag
+says which.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sklearn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from metalearn import __version__
 from metalearn.datasets import Dataset
@@ -44,6 +49,20 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "metalearn"
 _BAD_KEY = re.compile(r"[^/\w.\- :]")
 INPUT_EXAMPLE_ROWS = 5
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts (the logged models) when the store is a local SQLite file: the
+    folder ``mlartifacts`` beside that file. MLflow's own default there is ``./mlruns`` under whatever the current
+    directory of the process is (a server's working directory, a repository checkout). ``None`` for any other
+    store: a tracking server or a database server decides. An existing experiment keeps its location."""
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return None
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return (Path(url.database).expanduser().resolve().parent / "mlartifacts").as_uri()
 
 
 def _key(name: Any) -> str:
@@ -80,7 +99,8 @@ class MlflowTracker:
         try:
             self.client = mlflow.MlflowClient(tracking_uri=self.uri)
             found = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+            self.experiment_id = found.experiment_id if found else self.client.create_experiment(
+                experiment, artifact_location=artifact_location(self.uri))
         except Exception as exc:  # a refused store is the user's configuration: say so before the search runs
             raise MetalearnError(f"cannot use the MLflow tracking store {self.uri or '(default)'}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

@@ -19,7 +19,7 @@ from servers import running_server
 from metalearn.client import Client
 from metalearn.errors import MetalearnError
 from metalearn.settings import mlflow_uri
-from metalearn.tracking import MlflowTracker
+from metalearn.tracking import MlflowTracker, artifact_location
 
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
@@ -65,7 +65,10 @@ def test_search_is_a_parent_run_with_one_nested_run_per_trial_and_a_registered_m
     versions = client.search_model_versions("name = 'cancer-model'")
     assert len(versions) == 1 and str(versions[0].version) == "1"
     assert tracked["registered_model"] == {"name": "cancer-model", "version": 1}
-    model = mlflow.pyfunc.load_model(client.get_logged_model(tracked["model_uri"].split("/")[-1]).artifact_location)
+    logged = client.get_logged_model(tracked["model_uri"].split("/")[-1])
+    assert logged.artifact_location.startswith((tmp_path / "mlartifacts").as_uri())  # beside the store, not ./mlruns
+    assert not (tmp_path / "mlruns").exists()  # the process's current directory
+    model = mlflow.pyfunc.load_model(logged.artifact_location)
     inputs = model.metadata.get_input_schema().input_names()
     assert inputs == [c for c in frame.columns if c != "target"]  # the signature: the model's feature columns
     predictions = model.predict(frame.drop(columns="target").head(10))
@@ -78,6 +81,10 @@ def test_tracking_settings_and_an_unusable_store(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # MLflow 3 refuses its plain-file store then
     with pytest.raises(MetalearnError, match="cannot use the MLflow tracking store file:"):
         MlflowTracker(f"file:{tmp_path / 'mlruns'}")
+    store = tmp_path / "store"
+    assert artifact_location(f"sqlite:///{store / 'mlflow.db'}") == (store / "mlartifacts").as_uri()
+    assert artifact_location("sqlite://") is None and artifact_location("http://127.0.0.1:5000") is None
+    assert artifact_location("postgresql://u@h/db") is None and artifact_location("databricks") is None
 
 
 def test_api_searches_are_tracked_when_the_server_has_a_tracking_uri(tmp_path: Path) -> None:
@@ -99,3 +106,7 @@ def test_api_searches_are_tracked_when_the_server_has_a_tracking_uri(tmp_path: P
     children = tracking.search_runs([parents[0].info.experiment_id],
                                     filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
     assert len(children) == 2 and {run.data.tags["status"] for run in children} <= {"success", "crashed", "timeout"}
+    # the final model's artifacts beside the store, not under the server's current directory
+    experiment = tracking.get_experiment_by_name("metalearn")
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert any((tmp_path / "mlartifacts").rglob("MLmodel"))
