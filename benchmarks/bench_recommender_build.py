@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,11 +29,11 @@ from metalearn.warmstart import Recommender
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _timed(work: object, repeats: int) -> list[float]:
+def _timed(work: Callable[[], object], repeats: int) -> list[float]:
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        work()  # type: ignore[operator]
+        work()
         seconds.append(time.perf_counter() - start)
     return seconds
 
