@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from servers import running_server
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from typer.testing import CliRunner
 
 from metalearn.cli import app
@@ -60,7 +60,23 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("METALEARN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-POSTGRES_URL = os.environ.get("METALEARN_TEST_POSTGRES_URL")
+def _worker_postgres_url(url: str | None) -> str | None:
+    """The test database of this pytest-xdist worker: ``<database>_<worker>`` on the same server, created on first
+    use, so that two workers never drop each other's tables (``url`` itself without xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _worker_postgres_url(os.environ.get("METALEARN_TEST_POSTGRES_URL"))
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
