@@ -47,8 +47,9 @@ def shortfalls(summary: dict[str, Any]) -> list[str]:
     """One sentence per missed target (and for the CV view of trials-to-match): by how much, and the next lever."""
     targets, median, ranks = summary["targets"], summary["median_normalized_error"], summary["average_rank"]
     at, out = summary["match_budget"], []
-    design = ("the initial design: more neighbours (k), a better meta-feature distance, or a larger cross-evaluated "
-              "portfolio (more seed runs)")
+    design = ("the initial design (more neighbours k, a better meta-feature distance, a larger cross-evaluated "
+              "portfolio: `benchmarks/bench_recommendation.py` replays such orderings offline), or the search after "
+              "the warm start (SMAC's model informed by the neighbours' runs)")
     for view, table, key in (("test", median, "warm_matches_cold_within_10"),
                              ("CV", summary.get("median_normalized_cv_error", {}), None)):
         met = targets[key]["met"] if key else None
